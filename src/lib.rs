@@ -1,0 +1,18 @@
+//! anomalyd: streaming anomaly detection for edge gateways.
+//!
+//! Architecture (data flows top to bottom):
+//!
+//! ```text
+//! broker → ingest (MQTT poll) → payload parse → Reading
+//!        → detector: per-sensor window → normalise → AE score ∥ PCA score → rolling quantile → alert state
+//!        → publisher → broker (alert events + retained state)
+//! side paths: detector ⇄ trainer (training windows out, new models back)
+//!             detector → store (snapshots)      every stage → metrics
+//! ```
+//!
+//! The detector core ([`detector`], [`window`], [`model`], [`threshold`], [`alert`],
+//! [`trainer`]) is sans-IO: the daemon, `replay` and `eval` all drive the same code.
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod model;
+pub mod reading;
