@@ -16,3 +16,8 @@
 
 pub mod model;
 pub mod reading;
+pub mod config;
+pub mod detector;
+pub mod eval;
+pub mod score;
+pub mod trainer;

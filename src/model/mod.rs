@@ -31,3 +31,84 @@ pub enum ModelError {
     #[error("pca fit failed: {0}")]
     Pca(String),
 }
+
+pub mod normalise;
+pub mod pca;
+
+use serde::{Deserialize, Serialize};
+
+use autoencoder::Autoencoder;
+use normalise::Normaliser;
+use pca::PcaModel;
+
+/// One trained model generation for one sensor: normaliser, autoencoder and PCA
+/// baseline, all fitted on the same windows. Immutable once built; a retrain makes a
+/// new one with `version + 1`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Model {
+    /// Generation number, 1 for the first model of a sensor.
+    pub version: u64,
+    /// Channels per reading.
+    pub channels: usize,
+    /// Channel scaling fitted on the training windows.
+    pub normaliser: Normaliser,
+    /// The detector.
+    pub ae: Autoencoder,
+    /// The baseline.
+    pub pca: PcaModel,
+}
+
+/// Reusable buffers for scoring one window without allocating.
+#[derive(Clone, Debug, Default)]
+pub struct Workspace {
+    normalised: Vec<f64>,
+    reconstruction: Vec<f64>,
+    /// Squared error per input of the last autoencoder score.
+    pub squared_error: Vec<f64>,
+    scratch: Vec<f64>,
+}
+
+/// Both scores of one window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WindowScores {
+    /// Autoencoder MSE over the window's inputs (normalised units).
+    pub ae: f64,
+    /// PCA MSE over the same inputs.
+    pub pca: f64,
+}
+
+impl Model {
+    /// Scores a raw flattened window with both models. Leaves the autoencoder's
+    /// per-input squared errors in `ws.squared_error` for [`Self::channel_errors`].
+    pub fn score(&self, raw: &[f64], ws: &mut Workspace) -> WindowScores {
+        let k = raw.len();
+        ws.normalised.resize(k, 0.0);
+        ws.reconstruction.resize(k, 0.0);
+        ws.squared_error.resize(k, 0.0);
+        self.normaliser.apply_into(raw, &mut ws.normalised);
+        self.ae.reconstruct_into(&ws.normalised, &mut ws.reconstruction, &mut ws.scratch);
+        let mut ae = 0.0;
+        for ((e, x), r) in ws.squared_error.iter_mut().zip(&ws.normalised).zip(&ws.reconstruction) {
+            *e = (x - r) * (x - r);
+            ae += *e;
+        }
+        self.pca.reconstruct_into(&ws.normalised, &mut ws.reconstruction, &mut ws.scratch);
+        let pca: f64 = ws.normalised.iter().zip(&ws.reconstruction).map(|(x, r)| (x - r) * (x - r)).sum();
+        WindowScores { ae: ae / k as f64, pca: pca / k as f64 }
+    }
+
+    /// Per-channel mean squared error and share of the total, from the last
+    /// [`Self::score`] call.
+    pub fn channel_errors(&self, ws: &Workspace) -> Vec<(f64, f64)> {
+        let c = self.channels;
+        let mut sums = vec![0.0; c];
+        for (i, e) in ws.squared_error.iter().enumerate() {
+            sums[i % c] += e;
+        }
+        let total: f64 = sums.iter().sum();
+        let per_channel = (ws.squared_error.len() / c).max(1) as f64;
+        sums.iter()
+            .map(|s| (s / per_channel, if total > 0.0 { s / total } else { 1.0 / c as f64 }))
+            .collect()
+    }
+}

@@ -1,0 +1,397 @@
+//! `RawConfig`: the TOML file as written, before any check. Every field documents its
+//! unit and default; `config/anomalyd.toml` shows them all.
+//!
+//! Unknown keys are not rejected here with `deny_unknown_fields`, which would stop at the
+//! first one: [`super::Config::from_toml_str`] reads through `serde_ignored` instead and
+//! reports every unknown key, each with its dotted path.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::autoencoder::Activation;
+
+/// The whole file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawConfig {
+    /// `[mqtt]`: broker connection.
+    pub mqtt: RawMqtt,
+    /// `[[sources]]`: subscriptions and payload formats; one `sensors/+/telemetry` JSON source by default.
+    #[serde(default = "default_sources")]
+    pub sources: Vec<RawSource>,
+    /// `[alerts]`: where alerts go.
+    pub alerts: RawAlerts,
+    /// `[state]`: snapshots.
+    pub state: RawState,
+    /// `[metrics]`: Prometheus endpoint.
+    pub metrics: RawMetrics,
+    /// `[limits]`: protection against bad or hostile input.
+    pub limits: RawLimits,
+    /// `[window]`: how readings become windows.
+    pub window: RawWindow,
+    /// `[model]`: the autoencoder and the PCA baseline.
+    pub model: RawModel,
+    /// `[training]`: warm-up and online retraining.
+    pub training: RawTraining,
+    /// `[threshold]`: the rolling quantile.
+    pub threshold: RawThreshold,
+    /// `[alert]`: the raise/clear lifecycle.
+    pub alert: RawAlert,
+    /// `[score]`: how an error becomes `anomaly_score` in [0, 1].
+    pub score: RawScore,
+}
+
+/// `[mqtt]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawMqtt {
+    /// Broker host name or address. Default `127.0.0.1`.
+    pub host: String,
+    /// Broker TCP port. Default 1883.
+    pub port: u16,
+    /// Client id; must be unique on the broker. Default `anomalyd`.
+    pub client_id: String,
+    /// MQTT keep-alive, seconds. Default 30.
+    pub keep_alive_secs: u64,
+    /// Ask the broker to keep the session (and queue QoS 1 telemetry) while away. Default true.
+    pub persistent_session: bool,
+    /// MQTT protocol version, 3 (3.1.1) or 5. Default 3.
+    pub protocol: u8,
+    /// QoS of the telemetry subscription, 0 or 1. Default 1.
+    pub qos: u8,
+    /// User name, if the broker wants one.
+    pub username: Option<String>,
+    /// File holding the password (first line); keeps secrets out of the config.
+    pub password_file: Option<String>,
+    /// `[mqtt.tls]`: enables TLS when present.
+    pub tls: Option<RawTls>,
+    /// First reconnect delay, milliseconds; doubles up to `reconnect_max_ms`. Default 1000.
+    pub reconnect_min_ms: u64,
+    /// Largest reconnect delay, milliseconds. Default 60000.
+    pub reconnect_max_ms: u64,
+}
+
+/// `[mqtt.tls]`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawTls {
+    /// PEM file with the CA certificates to trust.
+    pub ca_file: String,
+    /// PEM client certificate, for mutual TLS.
+    pub cert_file: Option<String>,
+    /// PEM client key, for mutual TLS.
+    pub key_file: Option<String>,
+}
+
+/// One `[[sources]]` entry.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawSource {
+    /// Topic filter. Default `sensors/+/telemetry`.
+    pub topic: String,
+    /// Topic level (0-based) holding the sensor id. Default: the first `+` level.
+    pub sensor_level: Option<usize>,
+    /// Take the sensor id from this payload field instead of the topic.
+    pub sensor_field: Option<String>,
+    /// Payload format: `json`, `number` or `senml`. Default `json`.
+    pub format: String,
+    /// JSON field with the reading time (unix seconds or RFC 3339). Default `ts`.
+    pub timestamp_field: String,
+    /// Fixed channel list; default every numeric field but the timestamp, by name.
+    pub channels: Option<Vec<String>>,
+    /// Channel name for `format = "number"`. Default `value`.
+    pub number_channel: String,
+}
+
+/// `[alerts]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawAlerts {
+    /// Topic template for alert events; `{sensor}` is replaced. Default `anomalyd/alerts/{sensor}`.
+    pub topic: String,
+    /// Retained per-sensor state topic template. Default `anomalyd/state/{sensor}`.
+    pub state_topic: String,
+    /// Retained instance status topic (`online`/`offline`). Default `anomalyd/status`.
+    pub status_topic: String,
+    /// Alerts kept while the broker is away; older ones are dropped and counted. Default 10000.
+    pub queue: usize,
+}
+
+/// `[state]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawState {
+    /// Directory for snapshots. Default `/var/lib/anomalyd`.
+    pub dir: String,
+    /// Seconds between periodic snapshots; 0 = only at shutdown. Default 300.
+    pub snapshot_every_secs: u64,
+}
+
+/// `[metrics]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawMetrics {
+    /// Address for `/metrics` and `/healthz`; empty disables. Default `127.0.0.1:9464`.
+    pub listen: String,
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawLimits {
+    /// Largest accepted payload, bytes. Default 65536.
+    pub max_payload_bytes: usize,
+    /// Most sensors tracked; readings of further sensors are dropped and counted. Default 10000.
+    pub max_sensors: usize,
+    /// Capacity of the ingest → detector channel, readings. Default 8192.
+    pub channel_capacity: usize,
+    /// Most channels per sensor. Default 64.
+    pub max_channels: usize,
+}
+
+/// `[window]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawWindow {
+    /// Readings per window. Default 32.
+    pub size: usize,
+    /// Readings between scored windows. Default 1.
+    pub stride: usize,
+    /// A gap longer than this (seconds, reading time) resets the window; 0 disables. Default 0.
+    pub max_gap_secs: f64,
+}
+
+/// `[model]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawModel {
+    /// `undercomplete`, `sparse` or `denoising`. Default `undercomplete`.
+    pub kind: String,
+    /// Hidden layer widths of the encoder (mirrored in the decoder). Default `[16]`.
+    pub hidden: Vec<usize>,
+    /// Width of the code. Default 4.
+    pub latent: usize,
+    /// Hidden activation: `relu`, `tanh`, `sigmoid`. Default `tanh`.
+    pub activation: Activation,
+    /// Output activation: `linear` or `sigmoid`. Default `linear`.
+    pub output_activation: Activation,
+    /// `mse` or `bce` (bce needs `output_activation = "sigmoid"`; inputs are then min-max scaled). Default `mse`.
+    pub loss: String,
+    /// Adam step size. Default 0.001.
+    pub learning_rate: f64,
+    /// Mini-batch size, windows. Default 32.
+    pub batch_size: usize,
+    /// Most epochs per (re)train. Default 20.
+    pub epochs: usize,
+    /// Fraction of the training windows held out for early stopping. Default 0.1.
+    pub validation_fraction: f64,
+    /// Epochs without validation improvement before stopping. Default 3.
+    pub patience: usize,
+    /// Seed for initialisation, shuffling and noise. Default 42.
+    pub seed: u64,
+    /// Sparse kind: `l1` or `l2`. Default `l1`.
+    pub penalty: String,
+    /// Sparse kind: penalty weight. Default 0.001.
+    pub penalty_weight: f64,
+    /// Denoising kind: `gaussian` or `masking`. Default `gaussian`.
+    pub noise: String,
+    /// Denoising kind: noise std (gaussian) or drop probability (masking). Default 0.1.
+    pub noise_level: f64,
+    /// PCA components; 0 = same as `latent`. Default 0.
+    pub pca_components: usize,
+}
+
+/// `[training]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawTraining {
+    /// Windows collected before the first model (no scores before). Default 256.
+    pub min_windows: usize,
+    /// Scored windows between retrains; 0 = never retrain. Default 500.
+    pub retrain_every: usize,
+    /// Most recent windows kept for training. Default 3000.
+    pub buffer: usize,
+    /// `skip_flagged` (windows over the threshold are not learned) or `learn_all`. Default `skip_flagged`.
+    pub policy: String,
+}
+
+/// `[threshold]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawThreshold {
+    /// Quantile q in (0, 1] of recent scores. Default 0.995.
+    pub quantile: f64,
+    /// Number of recent scores the quantile is taken over. Default 10000.
+    pub window: usize,
+    /// Scores needed before any alert. Default 100.
+    pub min_scores: usize,
+    /// Which score is thresholded: `ae` or `pca`. Default `ae`.
+    pub score: String,
+    /// Static floor: the threshold is never below this. Default 0.
+    pub floor: f64,
+    /// Per-sensor overrides, keyed by sensor id: `[threshold.sensors.pump-7]`.
+    pub sensors: BTreeMap<String, RawThresholdOverride>,
+}
+
+/// `[threshold.sensors.<id>]`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawThresholdOverride {
+    /// Replaces `threshold.quantile` for this sensor.
+    pub quantile: Option<f64>,
+    /// Replaces `threshold.floor` for this sensor.
+    pub floor: Option<f64>,
+}
+
+/// `[alert]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawAlert {
+    /// Consecutive windows over the threshold that raise an alert. Default 3.
+    pub consecutive: u32,
+    /// Consecutive windows under the threshold that clear it. Default 10.
+    pub clear_after: u32,
+    /// Windows after a clear during which no new alert is raised. Default 100.
+    pub cooldown: u32,
+}
+
+/// `[score]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawScore {
+    /// Past scores the anomaly score is relative to. Default 1000.
+    pub history: usize,
+    /// Quantile of those past scores used as the reference; 1 = their maximum. Default 1.
+    pub quantile: f64,
+    /// Rows after a high anomaly score during which only a higher one counts again
+    /// (onset-only scoring); 0 disables. Default 100.
+    pub onset_rows: usize,
+}
+
+fn default_sources() -> Vec<RawSource> {
+    vec![RawSource::default()]
+}
+
+impl Default for RawMqtt {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            client_id: "anomalyd".into(),
+            keep_alive_secs: 30,
+            persistent_session: true,
+            protocol: 3,
+            qos: 1,
+            username: None,
+            password_file: None,
+            tls: None,
+            reconnect_min_ms: 1000,
+            reconnect_max_ms: 60_000,
+        }
+    }
+}
+
+impl Default for RawSource {
+    fn default() -> Self {
+        Self {
+            topic: "sensors/+/telemetry".into(),
+            sensor_level: None,
+            sensor_field: None,
+            format: "json".into(),
+            timestamp_field: "ts".into(),
+            channels: None,
+            number_channel: "value".into(),
+        }
+    }
+}
+
+impl Default for RawAlerts {
+    fn default() -> Self {
+        Self {
+            topic: "anomalyd/alerts/{sensor}".into(),
+            state_topic: "anomalyd/state/{sensor}".into(),
+            status_topic: "anomalyd/status".into(),
+            queue: 10_000,
+        }
+    }
+}
+
+impl Default for RawState {
+    fn default() -> Self {
+        Self { dir: "/var/lib/anomalyd".into(), snapshot_every_secs: 300 }
+    }
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:9464".into() }
+    }
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self { max_payload_bytes: 65_536, max_sensors: 10_000, channel_capacity: 8192, max_channels: 64 }
+    }
+}
+
+impl Default for RawWindow {
+    fn default() -> Self {
+        Self { size: 32, stride: 1, max_gap_secs: 0.0 }
+    }
+}
+
+impl Default for RawModel {
+    fn default() -> Self {
+        Self {
+            kind: "undercomplete".into(),
+            hidden: vec![16],
+            latent: 4,
+            activation: Activation::Tanh,
+            output_activation: Activation::Linear,
+            loss: "mse".into(),
+            learning_rate: 1e-3,
+            batch_size: 32,
+            epochs: 20,
+            validation_fraction: 0.1,
+            patience: 3,
+            seed: 42,
+            penalty: "l1".into(),
+            penalty_weight: 1e-3,
+            noise: "gaussian".into(),
+            noise_level: 0.1,
+            pca_components: 0,
+        }
+    }
+}
+
+impl Default for RawTraining {
+    fn default() -> Self {
+        Self { min_windows: 256, retrain_every: 500, buffer: 3000, policy: "skip_flagged".into() }
+    }
+}
+
+impl Default for RawThreshold {
+    fn default() -> Self {
+        Self {
+            quantile: 0.995,
+            window: 10_000,
+            min_scores: 100,
+            score: "ae".into(),
+            floor: 0.0,
+            sensors: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for RawAlert {
+    fn default() -> Self {
+        Self { consecutive: 3, clear_after: 10, cooldown: 100 }
+    }
+}
+
+impl Default for RawScore {
+    fn default() -> Self {
+        Self { history: 1000, quantile: 1.0, onset_rows: 100 }
+    }
+}

@@ -1,0 +1,318 @@
+//! The per-sensor pipeline, sans-IO: reading → window → both scores → threshold →
+//! anomaly score → alert state. The daemon, `replay` and `eval` all drive this code;
+//! nothing about scoring exists anywhere else.
+//!
+//! The detector never trains by itself: when a sensor needs a model it returns a
+//! [`TrainJob`] in its [`Step`], and whoever drives it installs the result with
+//! [`Detector::install`] (inline in replay, from a blocking thread in the daemon).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::alert::{AlertEvent, AlertState, ChannelContribution};
+use crate::config::{DetectorConfig, ScoreSource, TrainPolicy};
+use crate::model::{Model, WindowScores, Workspace};
+use crate::reading::SensorId;
+use crate::score::AnomalyScorer;
+use crate::threshold::RollingQuantile;
+use crate::trainer::{TrainJob, TrainingBuffer};
+use crate::window::{Push, Window, WindowParams, WindowReject};
+
+/// Why a reading was not taken.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum DetectError {
+    /// A new sensor arrived while `max_sensors` are already tracked.
+    #[error("sensor limit of {limit} reached, reading of new sensor {sensor} dropped")]
+    TooManySensors {
+        /// The new sensor.
+        sensor: String,
+        /// The configured cap.
+        limit: usize,
+    },
+    /// The window refused the reading (order, duplicate, NaN, channel count).
+    #[error("reading of sensor {sensor} rejected: {reason:?}")]
+    Rejected {
+        /// The sensor.
+        sensor: String,
+        /// Why.
+        reason: WindowReject,
+    },
+}
+
+/// What one scored window produced.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scored {
+    /// Both reconstruction errors.
+    pub scores: WindowScores,
+    /// The threshold in force for this window (from past scores only), once ready.
+    pub threshold: Option<f64>,
+    /// In [0, 1], from past scores only.
+    pub anomaly_score: f64,
+    /// The thresholded score is over the threshold.
+    pub over: bool,
+    /// Model generation that scored it.
+    pub model_version: u64,
+}
+
+/// Everything one reading produced.
+#[derive(Clone, Debug, Default)]
+pub struct Step {
+    /// Present when a window was due and a model exists.
+    pub scored: Option<Scored>,
+    /// A raised or cleared alert.
+    pub event: Option<AlertEvent>,
+    /// A model should be trained and installed.
+    pub train: Option<TrainJob>,
+}
+
+/// One sensor's state.
+#[derive(Debug)]
+pub struct Pipeline {
+    sensor: SensorId,
+    channel_names: Vec<String>,
+    window: Window,
+    raw: Vec<f64>,
+    workspace: Workspace,
+    model: Option<Arc<Model>>,
+    buffer: TrainingBuffer,
+    threshold: RollingQuantile,
+    scorer: AnomalyScorer,
+    alert: AlertState,
+    /// A job is out and its model not yet installed.
+    training: bool,
+    windows_since_job: usize,
+}
+
+impl Pipeline {
+    fn new(sensor: SensorId, channel_names: Vec<String>, config: &DetectorConfig) -> Self {
+        let params = WindowParams { channels: channel_names.len(), ..config.window.clone() };
+        let width = params.size * params.channels;
+        let t = config.threshold.for_sensor(sensor.as_str());
+        Self {
+            window: Window::new(&params),
+            raw: vec![0.0; width],
+            workspace: Workspace::default(),
+            model: None,
+            buffer: TrainingBuffer::new(config.training.buffer, width),
+            threshold: RollingQuantile::new(config.threshold.window, t.quantile.get()),
+            scorer: AnomalyScorer::new(&config.score),
+            alert: AlertState::default(),
+            training: false,
+            windows_since_job: 0,
+            sensor,
+            channel_names,
+        }
+    }
+
+    /// The current model's version, 0 before the first.
+    pub fn model_version(&self) -> u64 {
+        self.model.as_ref().map_or(0, |m| m.version)
+    }
+
+    /// Scores in the threshold window.
+    pub fn threshold_len(&self) -> usize {
+        self.threshold.len()
+    }
+
+    /// Whether an alert is raised.
+    pub fn alert_raised(&self) -> bool {
+        self.alert.is_raised()
+    }
+
+    /// Channel names, in reading order.
+    pub fn channel_names(&self) -> &[String] {
+        &self.channel_names
+    }
+
+    fn push(&mut self, ts: f64, values: &[f64], config: &DetectorConfig) -> Result<Step, WindowReject> {
+        match self.window.push(ts, values) {
+            Push::Rejected(reason) => Err(reason),
+            Push::Filling => Ok(Step::default()),
+            Push::Ready => Ok(self.on_window(ts, config)),
+        }
+    }
+
+    fn on_window(&mut self, ts: f64, config: &DetectorConfig) -> Step {
+        self.window.copy_into(&mut self.raw);
+        let mut step = Step::default();
+        let mut flagged = false;
+        if let Some(model) = self.model.clone() {
+            let scored = self.score(&model, config);
+            flagged = scored.over;
+            step.event = self.advance_alert(&model, &scored, ts, config);
+            step.scored = Some(scored);
+        }
+        if !flagged || config.training.policy == TrainPolicy::LearnAll {
+            self.buffer.push(&self.raw);
+        }
+        self.windows_since_job += 1;
+        step.train = self.maybe_job(config);
+        step
+    }
+
+    fn score(&mut self, model: &Model, config: &DetectorConfig) -> Scored {
+        let scores = model.score(&self.raw, &mut self.workspace);
+        let value = match config.threshold.score {
+            ScoreSource::Ae => scores.ae,
+            ScoreSource::Pca => scores.pca,
+        };
+        let floor = config.threshold.for_sensor(self.sensor.as_str()).floor;
+        // The threshold is read before this score joins the window: past data only.
+        let threshold = (self.threshold.len() >= config.threshold.min_scores)
+            .then(|| self.threshold.quantile().map(|q| q.max(floor)))
+            .flatten();
+        self.threshold.push(value);
+        let anomaly_score = self.scorer.update(value);
+        Scored {
+            scores,
+            threshold,
+            anomaly_score,
+            over: threshold.is_some_and(|t| value > t),
+            model_version: model.version,
+        }
+    }
+
+    fn advance_alert(&mut self, model: &Model, s: &Scored, ts: f64, config: &DetectorConfig) -> Option<AlertEvent> {
+        let threshold = s.threshold?;
+        let kind = self.alert.update(&config.alert, s.over)?;
+        let score = match config.threshold.score {
+            ScoreSource::Ae => s.scores.ae,
+            ScoreSource::Pca => s.scores.pca,
+        };
+        let channels = model
+            .channel_errors(&self.workspace)
+            .into_iter()
+            .zip(&self.channel_names)
+            .map(|((error, share), name)| ChannelContribution { channel: name.clone(), error, share })
+            .collect();
+        Some(AlertEvent {
+            sensor: self.sensor.to_string(),
+            event: kind,
+            ts,
+            ts_rfc3339: crate::alert::rfc3339(ts),
+            score,
+            threshold,
+            quantile: config.threshold.for_sensor(self.sensor.as_str()).quantile.get(),
+            over_by: if threshold > 0.0 { score / threshold } else { f64::INFINITY },
+            pca_score: Some(s.scores.pca),
+            model_version: model.version,
+            channels,
+            window_start: self.window.start_ts(),
+            window_end: self.window.end_ts(),
+        })
+    }
+
+    fn maybe_job(&mut self, config: &DetectorConfig) -> Option<TrainJob> {
+        if self.training {
+            return None;
+        }
+        let due = match &self.model {
+            None => self.buffer.len() >= config.training.min_windows,
+            Some(_) => config.training.retrain_every.is_some_and(|n| self.windows_since_job >= n),
+        };
+        if !due {
+            return None;
+        }
+        self.training = true;
+        self.windows_since_job = 0;
+        Some(TrainJob {
+            sensor: self.sensor.clone(),
+            version: self.model_version() + 1,
+            windows: self.buffer.to_array(),
+            channels: self.channel_names.len(),
+            warm: self.model.clone(),
+        })
+    }
+}
+
+/// All sensors' pipelines.
+#[derive(Debug)]
+pub struct Detector {
+    config: DetectorConfig,
+    max_sensors: usize,
+    pipelines: HashMap<SensorId, Pipeline>,
+}
+
+impl Detector {
+    /// An empty detector tracking at most `max_sensors` sensors.
+    pub fn new(config: DetectorConfig, max_sensors: usize) -> Self {
+        Self { config, max_sensors, pipelines: HashMap::new() }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// Feeds one reading. `channel_names` is called only for a sensor seen for the
+    /// first time; its length fixes the sensor's channel count.
+    ///
+    /// # Errors
+    ///
+    /// [`DetectError`] when the reading is refused; the sensor's state is unchanged.
+    pub fn process(
+        &mut self,
+        sensor: &SensorId,
+        ts: f64,
+        values: &[f64],
+        channel_names: impl FnOnce() -> Vec<String>,
+    ) -> Result<Step, DetectError> {
+        if !self.pipelines.contains_key(sensor) {
+            if self.pipelines.len() >= self.max_sensors {
+                return Err(DetectError::TooManySensors { sensor: sensor.to_string(), limit: self.max_sensors });
+            }
+            let pipeline = Pipeline::new(sensor.clone(), channel_names(), &self.config);
+            self.pipelines.insert(sensor.clone(), pipeline);
+        }
+        // Inserted just above when missing.
+        let pipeline = self.pipelines.get_mut(sensor).expect("pipeline exists");
+        pipeline
+            .push(ts, values, &self.config)
+            .map_err(|reason| DetectError::Rejected { sensor: sensor.to_string(), reason })
+    }
+
+    /// Installs a trained model (or records that training failed, with `None`), so the
+    /// sensor may ask again later.
+    pub fn install(&mut self, sensor: &SensorId, model: Option<Model>) {
+        if let Some(p) = self.pipelines.get_mut(sensor) {
+            p.training = false;
+            if let Some(m) = model {
+                p.model = Some(Arc::new(m));
+            }
+        }
+    }
+
+    /// One sensor's pipeline.
+    pub fn pipeline(&self, sensor: &SensorId) -> Option<&Pipeline> {
+        self.pipelines.get(sensor)
+    }
+
+    /// Number of sensors tracked.
+    pub fn sensors(&self) -> usize {
+        self.pipelines.len()
+    }
+
+    /// Feeds one reading and runs any training job at once, on this thread: the
+    /// deterministic mode used by `replay` and `eval`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::process`].
+    pub fn process_inline(
+        &mut self,
+        sensor: &SensorId,
+        ts: f64,
+        values: &[f64],
+        channel_names: impl FnOnce() -> Vec<String>,
+    ) -> Result<Step, DetectError> {
+        let mut step = self.process(sensor, ts, values, channel_names)?;
+        if let Some(job) = step.train.take() {
+            let model = crate::trainer::train(&job, &self.config.model);
+            if let Err(e) = &model {
+                tracing::warn!(sensor = %sensor, error = %e, "Training failed; keeping the old model.");
+            }
+            self.install(sensor, model.ok());
+        }
+        Ok(step)
+    }
+}

@@ -1,0 +1,160 @@
+//! The PCA baseline: fitted with linfa-reduction on the same training windows as the
+//! autoencoder, scored by projecting onto the components and mapping back.
+//!
+//! linfa fits; scoring uses the extracted mean and component matrix with plain loops so
+//! that a window is scored without allocating (linfa's `predict` allocates per call).
+
+use linfa::Dataset;
+use linfa::traits::Fit;
+use linfa_reduction::Pca;
+use ndarray::{Array1, Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use super::ModelError;
+
+/// A fitted PCA reconstruction model.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PcaModel {
+    /// Per-input mean of the training windows.
+    mean: Array1<f64>,
+    /// `components × inputs`, orthonormal rows.
+    components: Array2<f64>,
+}
+
+impl PcaModel {
+    /// Fits `components` principal components to `data` (`rows × inputs`).
+    ///
+    /// Data without enough variance for the requested components (a flat line, say)
+    /// falls back to as many components as linfa can find, down to zero, in which case
+    /// the reconstruction is the training mean. A degenerate signal is still scored.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::TooFewRows`] for empty data, [`ModelError::InvalidParams`] when
+    /// `components` is not below the number of inputs.
+    pub fn fit(data: ArrayView2<'_, f64>, components: usize) -> Result<Self, ModelError> {
+        let (rows, inputs) = data.dim();
+        if rows < 2 {
+            return Err(ModelError::TooFewRows { needed: 2, got: rows });
+        }
+        if components == 0 || components >= inputs {
+            return Err(ModelError::InvalidParams(format!(
+                "pca components must be in 1..{inputs}, got {components}"
+            )));
+        }
+        let mean = data.mean_axis(ndarray::Axis(0)).expect("rows >= 2");
+        let spread = data.iter().zip(mean.iter().cycle()).map(|(x, m)| (x - m).abs()).fold(0.0, f64::max);
+        if spread < 1e-12 {
+            return Ok(Self::mean_only(mean));
+        }
+        let dataset = Dataset::from(data.to_owned());
+        // LOBPCG inside linfa can fail on rank-deficient data; retry with fewer
+        // components rather than lose the baseline.
+        for k in (1..=components).rev() {
+            if let Ok(pca) = Pca::params(k).fit(&dataset) {
+                let comps = pca.components().clone();
+                if comps.iter().all(|v| v.is_finite()) {
+                    return Ok(Self { mean: pca.mean().clone(), components: comps });
+                }
+            }
+        }
+        Ok(Self::mean_only(mean))
+    }
+
+    fn mean_only(mean: Array1<f64>) -> Self {
+        let inputs = mean.len();
+        Self { mean, components: Array2::zeros((0, inputs)) }
+    }
+
+    /// Number of inputs (window length × channels).
+    pub fn n_inputs(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Number of components actually kept (may be fewer than asked, see [`Self::fit`]).
+    pub fn n_components(&self) -> usize {
+        self.components.nrows()
+    }
+
+    /// Reconstructs one window: `mean + Cᵀ C (x − mean)`. No allocation once
+    /// `scratch` has grown to the number of components.
+    ///
+    /// # Panics
+    ///
+    /// If `x` or `out` is not [`Self::n_inputs`] long (a programming error).
+    pub fn reconstruct_into(&self, x: &[f64], out: &mut [f64], scratch: &mut Vec<f64>) {
+        let n = self.n_inputs();
+        assert!(x.len() == n && out.len() == n, "pca input length mismatch");
+        let mean = self.mean.as_slice().expect("owned arrays are contiguous");
+        scratch.clear();
+        for row in self.components.rows() {
+            let row = row.to_slice().expect("owned arrays are contiguous");
+            let code: f64 = row.iter().zip(x).zip(mean).map(|((c, x), m)| c * (x - m)).sum();
+            scratch.push(code);
+        }
+        out.copy_from_slice(mean);
+        for (row, code) in self.components.rows().into_iter().zip(scratch.iter()) {
+            let row = row.to_slice().expect("owned arrays are contiguous");
+            for (o, c) in out.iter_mut().zip(row) {
+                *o += code * c;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    fn build_rank_k(rows: usize, inputs: usize, k: usize, seed: u64) -> Array2<f64> {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let basis = Array2::from_shape_fn((k, inputs), |_| rng.gen_range(-1.0..1.0));
+        let codes = Array2::from_shape_fn((rows, k), |_| rng.gen_range(-3.0..3.0));
+        codes.dot(&basis) + 5.0
+    }
+
+    fn mse(model: &PcaModel, data: ArrayView2<'_, f64>) -> f64 {
+        let mut out = vec![0.0; model.n_inputs()];
+        let mut scratch = Vec::new();
+        let mut total = 0.0;
+        for row in data.rows() {
+            let x = row.to_vec();
+            model.reconstruct_into(&x, &mut out, &mut scratch);
+            total += x.iter().zip(&out).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / x.len() as f64;
+        }
+        total / data.nrows() as f64
+    }
+
+    #[test]
+    fn rank_k_data_is_reconstructed_exactly_with_k_components() {
+        let data = build_rank_k(200, 12, 3, 7);
+        let model = PcaModel::fit(data.view(), 3).unwrap();
+        assert_eq!(model.n_components(), 3);
+        let err = mse(&model, data.view());
+        assert!(err < 1e-10, "rank-3 data with 3 components left error {err}");
+    }
+
+    #[test]
+    fn fewer_components_than_rank_leave_error() {
+        let data = build_rank_k(200, 12, 3, 7);
+        let model = PcaModel::fit(data.view(), 2).unwrap();
+        assert!(mse(&model, data.view()) > 1e-3);
+    }
+
+    #[test]
+    fn constant_data_falls_back_to_the_mean() {
+        let data = Array2::from_elem((50, 8), 3.5);
+        let model = PcaModel::fit(data.view(), 2).unwrap();
+        assert_eq!(model.n_components(), 0);
+        assert_eq!(mse(&model, data.view()), 0.0);
+    }
+
+    #[test]
+    fn components_must_be_below_inputs() {
+        let data = build_rank_k(20, 4, 2, 1);
+        let err = PcaModel::fit(data.view(), 4).unwrap_err();
+        assert!(err.to_string().contains("pca components must be in 1..4, got 4"), "{err}");
+    }
+}

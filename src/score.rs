@@ -1,0 +1,148 @@
+//! Maps a window's reconstruction error to `anomaly_score` in [0, 1] using past
+//! errors only.
+//!
+//! The raw error is divided by a reference taken from the previous `history` errors
+//! (their q-quantile; q = 1 is their maximum), so a score of 0.5 means "as large as the
+//! reference" whatever the sensor's units. Then only onsets count: a value that does not
+//! beat every value of the previous `onset_rows` windows is reported as 0. NAB charges
+//! every row above its threshold, so a plateau of high scores after one event is paid
+//! for many times; an onset-shaped score is paid for once.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ScoreConfig;
+use crate::threshold::RollingQuantile;
+
+/// Turns scores into anomaly scores; one per sensor.
+#[derive(Clone, Debug)]
+pub struct AnomalyScorer {
+    reference: RollingQuantile,
+    onset_rows: usize,
+    /// Monotone (decreasing) deque of (index, value) over the last `onset_rows` raw values,
+    /// so the recent maximum is the front: O(1) amortised per update.
+    recent: VecDeque<(u64, f64)>,
+    index: u64,
+}
+
+/// Guards the ratio against a reference of exactly zero (a flat signal).
+const MIN_REFERENCE: f64 = 1e-12;
+
+impl AnomalyScorer {
+    /// A scorer with no history.
+    pub fn new(config: &ScoreConfig) -> Self {
+        Self {
+            reference: RollingQuantile::new(config.history, config.quantile.get()),
+            onset_rows: config.onset_rows,
+            recent: VecDeque::new(),
+            index: 0,
+        }
+    }
+
+    /// The anomaly score of `error`, then learns `error` as history.
+    pub fn update(&mut self, error: f64) -> f64 {
+        let raw = match self.reference.quantile() {
+            Some(reference) => {
+                let ratio = error / reference.max(MIN_REFERENCE);
+                ratio / (1.0 + ratio)
+            }
+            None => 0.0,
+        };
+        self.reference.push(error);
+        self.index += 1;
+        if self.onset_rows == 0 {
+            return raw;
+        }
+        let beaten = self.recent.front().is_none_or(|&(_, max)| raw > max);
+        while self.recent.back().is_some_and(|&(_, v)| v <= raw) {
+            self.recent.pop_back();
+        }
+        self.recent.push_back((self.index, raw));
+        while self.recent.front().is_some_and(|&(i, _)| i + self.onset_rows as u64 <= self.index) {
+            self.recent.pop_front();
+        }
+        if beaten { raw } else { 0.0 }
+    }
+
+    /// Past errors, oldest first, for snapshots.
+    pub fn history(&self) -> Vec<f64> {
+        self.reference.values_in_order().collect()
+    }
+
+    /// Rebuilds the reference from a snapshot (onset memory starts empty).
+    pub fn restore(&mut self, history: &[f64]) {
+        for &e in history {
+            self.reference.push(e);
+        }
+    }
+}
+
+/// Snapshot form of an [`AnomalyScorer`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ScorerSnapshot {
+    /// Past errors, oldest first.
+    pub history: Vec<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Quantile;
+
+    fn build(history: usize, onset_rows: usize) -> AnomalyScorer {
+        AnomalyScorer::new(&ScoreConfig {
+            history,
+            quantile: Quantile::try_from(1.0).unwrap(),
+            onset_rows,
+        })
+    }
+
+    #[test]
+    fn first_score_is_zero_without_history() {
+        assert_eq!(build(10, 0).update(5.0), 0.0);
+    }
+
+    #[test]
+    fn score_equal_to_past_max_maps_to_one_half() {
+        let mut s = build(10, 0);
+        s.update(2.0);
+        assert!((s.update(2.0) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn scores_stay_in_unit_interval() {
+        let mut s = build(5, 3);
+        for e in [0.0, 1e-30, 1.0, 1e30, 0.5, 0.0, 7.0] {
+            let a = s.update(e);
+            assert!((0.0..=1.0).contains(&a), "{e} -> {a}");
+        }
+    }
+
+    #[test]
+    fn onset_suppresses_the_plateau_after_a_jump() {
+        let mut s = build(100, 5);
+        for _ in 0..20 {
+            s.update(1.0);
+        }
+        let onset = s.update(10.0);
+        assert!(onset > 0.9, "{onset}");
+        // The same level right after is not a new onset.
+        assert_eq!(s.update(10.0), 0.0);
+        // A bigger jump is.
+        assert!(s.update(1000.0) > 0.0);
+    }
+
+    #[test]
+    fn onset_memory_expires_after_onset_rows() {
+        let mut s = build(3, 2);
+        for _ in 0..3 {
+            s.update(1.0);
+        }
+        assert!(s.update(5.0) > 0.0);
+        s.update(0.1);
+        s.update(0.1);
+        // 5.0 has left both the onset memory and (nearly) the history: 1.0 is new again.
+        assert!(s.update(1.0) > 0.0);
+    }
+}
