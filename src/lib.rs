@@ -21,3 +21,8 @@ pub mod detector;
 pub mod eval;
 pub mod score;
 pub mod trainer;
+pub mod daemon;
+pub mod demo;
+pub mod ingest;
+pub mod publish;
+pub mod ratelimit;

@@ -14,14 +14,57 @@ use anomalyd::config::{Config, ConfigError};
 #[command(name = "anomalyd", version, about = "Streaming anomaly detection for edge gateways")]
 struct Cli {
     /// Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or `anomalyd=debug`.
-    #[arg(long, global = true, default_value = "info", env = "ANOMALYD_LOG")]
-    log: String,
+    /// Default `info` (`warn` for `demo`, whose output is the alerts).
+    #[arg(long, global = true, env = "ANOMALYD_LOG")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon in the foreground (systemd Type=notify).
+    Run {
+        /// The TOML file; SIGHUP re-reads it.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Embedded broker + simulated sensors + daemon; prints alerts as they happen.
+    Demo {
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+    /// Publish synthetic multichannel telemetry with injected anomalies.
+    Simulate {
+        /// Broker host.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Broker port.
+        #[arg(long, default_value_t = 1883)]
+        port: u16,
+        /// Number of sensors.
+        #[arg(long, default_value_t = 3)]
+        sensors: usize,
+        /// Readings per second per sensor.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// RNG seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Mean seconds between injected anomalies per sensor.
+        #[arg(long, default_value_t = 120.0)]
+        anomaly_every: f64,
+        /// Seconds of clean data before the first anomaly.
+        #[arg(long, default_value_t = 300.0)]
+        warmup: f64,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Topics are `<prefix>/<sensor>/telemetry`.
+        #[arg(long, default_value = "sensors")]
+        prefix: String,
+    },
     /// Check a config file: exit 0, or exit 2 listing every problem with its dotted key.
     CheckConfig {
         /// The TOML file.
@@ -50,7 +93,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log);
+    let default_log = if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "info" };
+    init_tracing(cli.log.as_deref().unwrap_or(default_log));
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -68,6 +112,34 @@ fn init_tracing(filter: &str) {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig { config } => Ok(check_config(&config)),
+        Command::Run { config: path } => {
+            let config = load(&path)?;
+            Ok(block_on(async move {
+                match anomalyd::daemon::run(config, Some(path), terminated()).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        ExitCode::from(2)
+                    }
+                }
+            })?)
+        }
+        Command::Demo { seconds } => {
+            block_on(anomalyd::demo::run(seconds, terminated()))??;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate { host, port, sensors, rate, seed, anomaly_every, warmup, seconds, prefix } => {
+            let params = anomalyd::simulate::SimParams { sensors, rate_hz: rate, seed, anomaly_every, warmup };
+            let duration = seconds.map(std::time::Duration::from_secs);
+            let summary = block_on(anomalyd::simulate::run(&host, port, params, duration, &prefix, terminated()))??;
+            eprintln!(
+                "published {} readings ({} dropped), {} anomalies injected",
+                summary.published,
+                summary.dropped,
+                summary.injections.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Replay { config, input, output, columns, timestamp_column } => {
             let config = load(&config)?;
             let series = anomalyd::eval::series::read_series(&input, timestamp_column.as_deref(), columns.as_deref())?;
@@ -91,6 +163,33 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 summary.model_version
             );
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs `fut` on a multi-threaded runtime. Blocking threads (training, snapshots) get
+/// one second after `fut` returns; the daemon has already waited for its own.
+fn block_on<F: std::future::Future>(fut: F) -> anyhow::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let out = rt.block_on(fut);
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(out)
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    match term {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        // Without a SIGTERM handler, Ctrl-C still works.
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

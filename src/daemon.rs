@@ -1,0 +1,191 @@
+//! `anomalyd run`: wires the stages together and owns the shutdown sequence.
+//!
+//! ```text
+//! Ingest ──readings_tx──▶ DetectorTask ──outbound_tx──▶ Publisher
+//!                          │   ▲  (spawn_blocking trainer, snapshots → Store)
+//!                          └───┘
+//! ```
+//! Every task runs on one [`TaskTracker`]. Only ingest and the side tasks (metrics
+//! server, watchdog, SIGHUP) watch the [`CancellationToken`]; the detector ends when
+//! its input closes, writes the final snapshot and drops the publisher's input, which
+//! then flushes, publishes `offline` and disconnects. If that takes longer than
+//! [`SHUTDOWN_TIMEOUT`], the tasks still running are named and `run` fails.
+
+mod detect;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::detector::{Detector, DetectorSnapshot};
+use crate::ingest::mqtt::Ingest;
+use crate::publish::Publisher;
+use crate::store::Store;
+use detect::{DetectorTask, Reload};
+
+/// How long shutdown may take before the stragglers are named and `run` fails.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Capacity of the detector → publisher channel. The publisher moves messages into
+/// its own bounded queue at once, so this only absorbs bursts.
+const OUTBOUND_CAPACITY: usize = 1024;
+
+/// Names of the tasks still running, for the shutdown report.
+#[derive(Clone, Default)]
+struct Running(Arc<Mutex<BTreeSet<&'static str>>>);
+
+impl Running {
+    /// Spawns `fut` on `tracker` under `name`; the name is removed when it ends.
+    fn spawn<F>(&self, tracker: &TaskTracker, name: &'static str, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.lock().insert(name);
+        let running = self.clone();
+        tracker.spawn(async move {
+            fut.await;
+            running.lock().remove(name);
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<&'static str>> {
+        // A poisoned set only means a task panicked while inserting a name; the set
+        // itself is still valid.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Runs the daemon until `shutdown` completes, then stops in order (see module docs).
+/// With `config_path`, SIGHUP reloads thresholds and alert settings from that file.
+///
+/// # Errors
+///
+/// Startup failures (state directory, broker settings, metrics listener) and a
+/// shutdown that overran [`SHUTDOWN_TIMEOUT`].
+pub async fn run(config: Config, config_path: Option<PathBuf>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let store = open_store(&config)?;
+    let mut detector = Detector::new(config.detector.clone(), config.limits.max_sensors);
+    restore(&store, &mut detector);
+
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let running = Running::default();
+    let connected = Arc::new(AtomicBool::new(false));
+
+    let (readings_tx, readings_rx) = mpsc::channel(config.limits.channel_capacity.max(1));
+    let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
+    let (reload_tx, reload_rx) = mpsc::channel(4);
+
+    let ingest = Ingest::new(&config, readings_tx, connected.clone()).context("cannot set up the MQTT subscriber")?;
+    let publisher = Publisher::new(&config).context("cannot set up the MQTT publisher")?;
+    start_metrics(&config, &tracker, &running, &token, connected.clone()).await?;
+
+    let snapshot_every = (config.state.snapshot_every_secs > 0).then(|| Duration::from_secs(config.state.snapshot_every_secs));
+    let task = DetectorTask {
+        detector,
+        readings_rx,
+        reload_rx,
+        outbound_tx,
+        store: Some(Arc::new(store)),
+        snapshot_every,
+        tracker: tracker.clone(),
+    };
+    running.spawn(&tracker, "ingest", ingest.run(token.clone()));
+    running.spawn(&tracker, "detector", task.run());
+    running.spawn(&tracker, "publisher", publisher.run(outbound_rx));
+    if let Some(path) = config_path {
+        running.spawn(&tracker, "reload", reload_loop(path, reload_tx, token.clone()));
+    }
+    running.spawn(&tracker, "watchdog", crate::notify::watchdog_loop(token.clone()));
+    tracker.close();
+    crate::notify::ready();
+    info!(broker = %format!("{}:{}", config.mqtt.host, config.mqtt.port), sources = config.sources.len(), "anomalyd running.");
+
+    shutdown.await;
+    info!("Shutting down.");
+    crate::notify::stopping();
+    token.cancel();
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, tracker.wait()).await.is_err() {
+        let stragglers: Vec<&str> = running.lock().iter().copied().collect();
+        error!(?stragglers, timeout_s = SHUTDOWN_TIMEOUT.as_secs(), "Shutdown deadline passed.");
+        anyhow::bail!("shutdown took longer than {} s; still running: {}", SHUTDOWN_TIMEOUT.as_secs(), stragglers.join(", "));
+    }
+    info!("Stopped.");
+    Ok(())
+}
+
+/// Opens the state directory; a directory that cannot be created is fatal, so systemd
+/// restarts the unit rather than the daemon running without persistence.
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&config.state.dir)
+        .with_context(|| format!("cannot create state directory {}", config.state.dir))?;
+    Store::open(&config.state.dir).with_context(|| format!("cannot open state directory {}", config.state.dir))
+}
+
+/// Restores the last snapshot. A missing one is a first start; a corrupt or foreign
+/// one has been set aside by the store and is reported, never fatal.
+fn restore(store: &Store, detector: &mut Detector) {
+    match store.load::<DetectorSnapshot>() {
+        Ok(Some(snapshot)) => {
+            detector.restore(snapshot);
+            info!(sensors = detector.sensors(), "Snapshot restored; no warm-up for known sensors.");
+        }
+        Ok(None) => info!("No snapshot; every sensor starts with a warm-up."),
+        Err(error) => warn!(%error, "Snapshot unusable; set aside, starting without it."),
+    }
+}
+
+async fn start_metrics(
+    config: &Config,
+    tracker: &TaskTracker,
+    running: &Running,
+    token: &CancellationToken,
+    connected: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let handle = crate::metrics::install().context("cannot install the metrics recorder")?;
+    let Some(addr) = config.metrics_listen else { return Ok(()) };
+    let health = crate::metrics::Health::new(connected);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for metrics"))?;
+    let shutdown = token.clone();
+    running.spawn(tracker, "metrics", async move {
+        if let Err(error) = crate::metrics::serve(listener, handle, health, shutdown.cancelled_owned()).await {
+            error!(%error, "Metrics server failed.");
+        }
+    });
+    Ok(())
+}
+
+/// On SIGHUP, re-reads the config file: a valid one replaces thresholds and alert
+/// settings (models are kept); an invalid one is logged and the old settings stay.
+async fn reload_loop(path: PathBuf, reload_tx: mpsc::Sender<Reload>, token: CancellationToken) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(error) => {
+            warn!(%error, "Cannot watch SIGHUP; reload disabled.");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            _ = hup.recv() => {}
+        }
+        match Config::load(&path) {
+            Ok(c) => {
+                info!(path = %path.display(), "SIGHUP: reloading thresholds and alert settings.");
+                let _ = reload_tx.send(Reload { threshold: c.detector.threshold, alert: c.detector.alert }).await;
+            }
+            Err(error) => error!(path = %path.display(), %error, "SIGHUP: config invalid; old settings kept."),
+        }
+    }
+}

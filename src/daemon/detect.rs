@@ -1,0 +1,279 @@
+//! The detector task: owns the [`Detector`], feeds it readings from ingest, sends
+//! training jobs to blocking threads and installs the models they return, publishes
+//! alert events and per-sensor state, snapshots periodically and once more when its
+//! input closes. It never waits for training: scoring continues with the old model.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::alert::{AlertEventKind, AlertParams};
+use crate::config::{ModelConfig, ThresholdConfig};
+use crate::detector::{DetectError, Detector, Step};
+use crate::ingest::mqtt::Telemetry;
+use crate::metrics::names;
+use crate::model::Model;
+use crate::publish::{Outbound, SensorState, StateKind};
+use crate::ratelimit::LogLimiter;
+use crate::reading::SensorId;
+use crate::store::Store;
+use crate::trainer::TrainJob;
+use crate::window::WindowReject;
+
+/// Per-sensor gauges (model version, threshold readiness) are exported for at most
+/// this many sensors, so a gateway with thousands of sensors cannot blow up the
+/// metrics endpoint; the aggregate counters cover all of them.
+const PER_SENSOR_GAUGES_MAX: usize = 100;
+
+/// A finished training job coming back from a blocking thread.
+#[derive(Debug)]
+pub(crate) struct Trained {
+    sensor: SensorId,
+    /// `None` when training failed (logged on the blocking thread).
+    model: Option<Model>,
+    took: Duration,
+}
+
+/// New threshold and alert settings from a SIGHUP reload.
+#[derive(Debug)]
+pub(crate) struct Reload {
+    pub(crate) threshold: ThresholdConfig,
+    pub(crate) alert: AlertParams,
+}
+
+/// What was last published for a sensor; a change triggers a retained state update.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Published {
+    state: StateKind,
+    model_version: u64,
+    threshold_ready: bool,
+}
+
+/// The detector task's state; see the module docs.
+pub(crate) struct DetectorTask {
+    pub(crate) detector: Detector,
+    pub(crate) readings_rx: mpsc::Receiver<Telemetry>,
+    pub(crate) reload_rx: mpsc::Receiver<Reload>,
+    pub(crate) outbound_tx: mpsc::Sender<Outbound>,
+    pub(crate) store: Option<Arc<Store>>,
+    pub(crate) snapshot_every: Option<Duration>,
+    pub(crate) tracker: TaskTracker,
+}
+
+/// The task's working state, kept apart from its wiring.
+struct Running {
+    detector: Detector,
+    outbound_tx: mpsc::Sender<Outbound>,
+    trained_tx: mpsc::Sender<Trained>,
+    store: Option<Arc<Store>>,
+    tracker: TaskTracker,
+    published: HashMap<SensorId, Published>,
+    /// The one periodic snapshot being written, if any; the next waits for it.
+    saving: Option<JoinHandle<()>>,
+    values: Vec<f64>,
+    limiter: LogLimiter,
+}
+
+impl DetectorTask {
+    /// Runs until `readings_rx` closes (ingest stopped), then writes the final snapshot
+    /// and returns, which closes the publisher's channel.
+    pub(crate) async fn run(self) {
+        let DetectorTask { detector, mut readings_rx, mut reload_rx, outbound_tx, store, snapshot_every, tracker } =
+            self;
+        // One job per sensor is in flight at most (the detector guarantees it), so
+        // this capacity only makes a blocking thread wait if thousands finish at once.
+        let (trained_tx, mut trained_rx) = mpsc::channel(64);
+        let mut run = Running {
+            detector,
+            outbound_tx,
+            trained_tx,
+            store,
+            tracker,
+            published: HashMap::new(),
+            saving: None,
+            values: Vec::new(),
+            limiter: LogLimiter::default(),
+        };
+        let period = snapshot_every.unwrap_or(Duration::from_secs(3600));
+        let mut snapshot_tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                // New models first: installing one is cheap and improves every later score.
+                biased;
+                Some(trained) = trained_rx.recv() => run.on_trained(trained).await,
+                reading = readings_rx.recv() => match reading {
+                    Some(t) => run.on_reading(t).await,
+                    None => break,
+                },
+                // Disabled when snapshots are only taken at shutdown.
+                _ = snapshot_tick.tick(), if snapshot_every.is_some() => run.on_snapshot_tick(),
+                Some(reload) = reload_rx.recv() => run.on_reload(reload),
+            }
+        }
+        run.final_snapshot().await;
+    }
+}
+
+impl Running {
+    async fn on_reading(&mut self, t: Telemetry) {
+        self.values.clear();
+        self.values.extend(t.channels.iter().map(|(_, v)| *v));
+        let started = Instant::now();
+        let result = self.detector.process(&t.sensor, t.ts, &self.values, || {
+            t.channels.iter().map(|(name, _)| name.clone()).collect()
+        });
+        match result {
+            Ok(step) => {
+                metrics::counter!(names::READINGS_PROCESSED).increment(1);
+                if step.scored.is_some() {
+                    metrics::counter!(names::WINDOWS_SCORED).increment(1);
+                    metrics::histogram!(names::SCORE_SECONDS).record(started.elapsed().as_secs_f64());
+                }
+                self.on_step(&t.sensor, t.ts, step).await;
+            }
+            Err(error) => self.on_rejected(&error),
+        }
+    }
+
+    async fn on_step(&mut self, sensor: &SensorId, ts: f64, step: Step) {
+        if let Some(job) = step.train {
+            self.spawn_training(job);
+        }
+        if let Some(event) = step.event {
+            let label = match event.event {
+                AlertEventKind::Raised => "raised",
+                AlertEventKind::Cleared => "cleared",
+            };
+            metrics::counter!(names::ALERTS, "event" => label).increment(1);
+            // The publisher drains its channel into its own queue at once, so this
+            // only waits for a moment under a burst.
+            let _ = self.outbound_tx.send(Outbound::Alert(Box::new(event))).await;
+        }
+        self.publish_state(sensor, ts).await;
+    }
+
+    /// Publishes the sensor's retained state when it changed.
+    async fn publish_state(&mut self, sensor: &SensorId, ts: f64) {
+        let Some(p) = self.detector.pipeline(sensor) else { return };
+        let threshold_ready = p.threshold_len() >= self.detector.config().threshold.min_scores;
+        let model_version = p.model_version();
+        let state = if p.alert_raised() {
+            StateKind::Alert
+        } else if model_version == 0 || !threshold_ready {
+            StateKind::WarmingUp
+        } else {
+            StateKind::Normal
+        };
+        let now = Published { state, model_version, threshold_ready };
+        let labelled = self.published.len() < PER_SENSOR_GAUGES_MAX || self.published.contains_key(sensor);
+        if self.published.insert(sensor.clone(), now) == Some(now) {
+            return;
+        }
+        if labelled {
+            let s = sensor.to_string();
+            metrics::gauge!(names::MODEL_VERSION, "sensor" => s.clone()).set(model_version as f64);
+            metrics::gauge!(names::THRESHOLD_READY, "sensor" => s).set(f64::from(u8::from(threshold_ready)));
+        }
+        let msg = SensorState { sensor: sensor.to_string(), state, model_version, threshold_ready, ts };
+        let _ = self.outbound_tx.send(Outbound::State(msg)).await;
+    }
+
+    fn on_rejected(&mut self, error: &DetectError) {
+        let kind = match error {
+            DetectError::TooManySensors { .. } => "too_many_sensors",
+            DetectError::Rejected { reason, .. } => reject_kind(reason),
+        };
+        metrics::counter!(names::PAYLOAD_ERRORS, "kind" => kind).increment(1);
+        if let Some(suppressed) = self.limiter.check(kind, Instant::now()) {
+            warn!(kind, %error, suppressed, "Dropped reading.");
+        }
+    }
+
+    /// Trains on a blocking thread; the result comes back through `trained_tx`.
+    fn spawn_training(&self, job: TrainJob) {
+        let config: ModelConfig = self.detector.config().model.clone();
+        let trained_tx = self.trained_tx.clone();
+        self.tracker.spawn_blocking(move || {
+            let started = Instant::now();
+            let model = match crate::trainer::train(&job, &config) {
+                Ok(m) => Some(m),
+                Err(error) => {
+                    warn!(sensor = %job.sensor, %error, "Training failed; keeping the old model.");
+                    None
+                }
+            };
+            // Fails only when the detector has stopped: the model is not needed then.
+            let _ = trained_tx.blocking_send(Trained { sensor: job.sensor, model, took: started.elapsed() });
+        });
+    }
+
+    async fn on_trained(&mut self, t: Trained) {
+        let version = t.model.as_ref().map(|m| m.version);
+        if let Some(version) = version {
+            metrics::counter!(names::RETRAINS).increment(1);
+            metrics::histogram!(names::RETRAIN_SECONDS).record(t.took.as_secs_f64());
+            info!(sensor = %t.sensor, version, took_ms = t.took.as_millis() as u64, "Model installed.");
+        }
+        self.detector.install(&t.sensor, t.model);
+        // The reading time of the state update is the wall clock here: no reading caused it.
+        self.publish_state(&t.sensor, unix_now()).await;
+    }
+
+    fn on_reload(&mut self, reload: Reload) {
+        self.detector.reload(reload.threshold, reload.alert);
+        info!("Threshold and alert settings reloaded.");
+    }
+
+    fn on_snapshot_tick(&mut self) {
+        let Some(store) = self.store.clone() else { return };
+        if self.saving.as_ref().is_some_and(|h| !h.is_finished()) {
+            return; // The previous snapshot is still being written: skip this tick.
+        }
+        let snapshot = self.detector.snapshot();
+        self.saving = Some(self.tracker.spawn_blocking(move || save(&store, &snapshot)));
+    }
+
+    async fn final_snapshot(mut self) {
+        let Some(store) = self.store.clone() else { return };
+        if let Some(h) = self.saving.take() {
+            let _ = h.await;
+        }
+        let snapshot = self.detector.snapshot();
+        let sensors = self.detector.sensors();
+        match tokio::task::spawn_blocking(move || save(&store, &snapshot)).await {
+            Ok(()) => info!(sensors, "Final snapshot written."),
+            Err(error) => warn!(%error, "Final snapshot task failed."),
+        }
+    }
+}
+
+fn save(store: &Store, snapshot: &crate::detector::DetectorSnapshot) {
+    let started = Instant::now();
+    match store.save(snapshot) {
+        Ok(()) => metrics::histogram!(names::SNAPSHOT_SECONDS).record(started.elapsed().as_secs_f64()),
+        Err(error) => {
+            metrics::counter!(names::SNAPSHOT_ERRORS).increment(1);
+            warn!(%error, "Snapshot not written.");
+        }
+    }
+}
+
+/// Metric label of a window rejection.
+fn reject_kind(reason: &WindowReject) -> &'static str {
+    match reason {
+        WindowReject::OutOfOrder { .. } => "out_of_order",
+        WindowReject::Duplicate { .. } => "duplicate",
+        WindowReject::WrongChannels { .. } => "wrong_channels",
+        WindowReject::NotFinite { .. } => "not_finite",
+        WindowReject::BadTimestamp { .. } => "bad_timestamp",
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}

@@ -1,0 +1,216 @@
+//! `anomalyd demo`: an embedded MQTT broker (rumqttd) on a free loopback port, the
+//! simulator and the daemon in one process, with alerts printed as they arrive on the
+//! alert topic (the same path an operator's subscriber would see) and a summary at the
+//! end. Small windows and a short warm-up make the first alerts show within ~30 s.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use anyhow::Context;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::simulate::{self, SimParams};
+
+/// Topic prefix the simulator publishes under (`demo/<sensor>/telemetry`).
+const PREFIX: &str = "demo";
+
+/// Alert counts seen by the demo's subscriber.
+#[derive(Debug, Default)]
+struct Seen {
+    raised: u64,
+    cleared: u64,
+}
+
+/// Runs the demo for `seconds` or until `ctrl_c` completes.
+///
+/// # Errors
+///
+/// When the broker cannot start or the daemon fails.
+pub async fn run(seconds: u64, ctrl_c: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let port = free_port().context("no free loopback port for the embedded broker")?;
+    start_broker(port)?;
+    wait_for_port(port).await?;
+    let dir = std::env::temp_dir().join(format!("anomalyd-demo-{}", std::process::id()));
+    let config = Config::from_toml_str(&demo_config(port, &dir.to_string_lossy())).context("demo config")?;
+    println!("anomalyd demo: broker on 127.0.0.1:{port}, 3 simulated sensors at 20 Hz, {seconds} s");
+    println!("warming up (collecting training windows, then the threshold)…");
+
+    let stop = CancellationToken::new();
+    let daemon_stop = CancellationToken::new();
+    let printer = tokio::spawn(print_alerts(port, daemon_stop.clone()));
+    let daemon = tokio::spawn(crate::daemon::run(config, None, daemon_stop.clone().cancelled_owned()));
+    let params = SimParams { sensors: 3, rate_hz: 20.0, seed: 7, anomaly_every: 12.0, warmup: 20.0 };
+    let sim_stop = stop.clone();
+    let sim = tokio::spawn(async move {
+        simulate::run("127.0.0.1", port, params, None, PREFIX, sim_stop.cancelled_owned()).await
+    });
+
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_secs(seconds)) => {}
+        () = ctrl_c => println!("interrupted"),
+    }
+    stop.cancel();
+    let summary = sim.await.context("simulator task")?.context("simulator")?;
+    // Let the last windows reach the detector and their alerts the printer.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    daemon_stop.cancel();
+    let daemon_result = daemon.await.context("daemon task")?;
+    let seen = printer.await.unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!();
+    println!("summary: {} readings published, {} alerts raised, {} cleared, {} anomalies injected", summary.published, seen.raised, seen.cleared, summary.injections.len());
+    for i in &summary.injections {
+        println!("  injected {:<10} {:<18} {:>6.1} s", i.sensor, i.kind.as_str(), i.end - i.start);
+    }
+    daemon_result
+}
+
+/// A free loopback port: bind port 0, read the port, release it. Another process
+/// could take it in between; on a demo machine that is unlikely and merely fails.
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts rumqttd on its own threads; it lives until the process exits.
+#[cfg(feature = "embedded-broker")]
+fn start_broker(port: u16) -> anyhow::Result<()> {
+    let listen: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let config: rumqttd::Config = serde_json::from_value(serde_json::json!({
+        "id": 0,
+        "router": { "max_connections": 100, "max_outgoing_packet_count": 1000,
+                    "max_segment_size": 10_485_760, "max_segment_count": 10 },
+        "v4": { "1": { "name": "v4-1", "listen": listen.to_string(), "next_connection_delay_ms": 1,
+                       "connections": { "connection_timeout_ms": 60_000, "max_payload_size": 1_048_576,
+                                        "max_inflight_count": 500, "dynamic_filters": true } } }
+    }))
+    .context("embedded broker config")?;
+    std::thread::Builder::new().name("rumqttd".into()).spawn(move || {
+        let mut broker = rumqttd::Broker::new(config);
+        if let Err(error) = broker.start() {
+            tracing::error!(%error, "Embedded broker stopped.");
+        }
+    })?;
+    Ok(())
+}
+
+/// Without the embedded broker the demo cannot run.
+#[cfg(not(feature = "embedded-broker"))]
+fn start_broker(_port: u16) -> anyhow::Result<()> {
+    anyhow::bail!("this build has no embedded broker; rebuild with the `embedded-broker` feature")
+}
+
+async fn wait_for_port(port: u16) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("embedded broker did not start listening on port {port}")
+}
+
+/// Subscribes to the alert topic and prints each event on one line until `stop`.
+async fn print_alerts(port: u16, stop: CancellationToken) -> Seen {
+    let mut opts = MqttOptions::new(format!("anomalyd-demo-viewer-{}", std::process::id()), "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(10));
+    let (client, mut eventloop) = AsyncClient::new(opts, 16);
+    let mut seen = Seen::default();
+    loop {
+        let event = tokio::select! {
+            () = stop.cancelled() => break,
+            e = eventloop.poll() => e,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                let _ = client.try_subscribe("anomalyd/alerts/+", QoS::AtLeastOnce);
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => print_alert(&p.payload, &mut seen),
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    seen
+}
+
+fn print_alert(payload: &[u8], seen: &mut Seen) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else { return };
+    let event = v["event"].as_str().unwrap_or("?");
+    match event {
+        "raised" => seen.raised += 1,
+        "cleared" => seen.cleared += 1,
+        _ => {}
+    }
+    let top = v["channels"]
+        .as_array()
+        .and_then(|cs| cs.iter().max_by(|a, b| a["share"].as_f64().partial_cmp(&b["share"].as_f64()).unwrap_or(std::cmp::Ordering::Equal)))
+        .map(|c| format!("{} ({:.0}%)", c["channel"].as_str().unwrap_or("?"), c["share"].as_f64().unwrap_or(0.0) * 100.0))
+        .unwrap_or_default();
+    let time = v["ts_rfc3339"].as_str().unwrap_or("").get(11..19).unwrap_or("");
+    println!(
+        "{time}  {:<8} {:<10} score {:.4} vs threshold {:.4} (×{:.1})  top channel: {top}  model v{}",
+        event.to_uppercase(),
+        v["sensor"].as_str().unwrap_or("?"),
+        v["score"].as_f64().unwrap_or(f64::NAN),
+        v["threshold"].as_f64().unwrap_or(f64::NAN),
+        v["over_by"].as_f64().unwrap_or(f64::NAN),
+        v["model_version"].as_u64().unwrap_or(0),
+    );
+}
+
+/// The demo's daemon config: small windows and warm-up so alerts show quickly.
+fn demo_config(port: u16, state_dir: &str) -> String {
+    format!(
+        r#"
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+client_id = "anomalyd-demo-{pid}"
+persistent_session = false
+reconnect_min_ms = 200
+reconnect_max_ms = 2000
+
+[[sources]]
+topic = "{PREFIX}/+/telemetry"
+
+[state]
+dir = "{state_dir}"
+snapshot_every_secs = 0
+
+[metrics]
+listen = ""
+
+[window]
+size = 16
+
+[model]
+hidden = [16]
+latent = 4
+epochs = 15
+batch_size = 32
+learning_rate = 0.005
+
+[training]
+min_windows = 150
+retrain_every = 0
+buffer = 1000
+
+[threshold]
+quantile = 0.99
+window = 600
+min_scores = 60
+
+[alert]
+consecutive = 3
+clear_after = 20
+cooldown = 60
+
+[score]
+onset_rows = 0
+"#,
+        pid = std::process::id()
+    )
+}

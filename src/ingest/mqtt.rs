@@ -1,0 +1,272 @@
+//! The subscriber: the only poller of the telemetry connection's MQTT event loop.
+//!
+//! [`Ingest::run`] polls rumqttc, (re)subscribes every `[[sources]]` filter after a
+//! ConnAck without a session, routes each Publish to its source, takes the sensor id
+//! from the topic or the payload, parses with [`super::payload::parse`] and hands
+//! [`Telemetry`] to the detector with `try_send`: `poll()` is never blocked, and a full
+//! channel is a counted drop. After a connection error it backs off exponentially in
+//! a `select!` with the cancellation token. It does not window, score or publish.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rumqttc::{AsyncClient, ConnAck, ConnectionError, Event, EventLoop, Packet, Publish, QoS};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::conn::{self, Backoff, ConnError};
+use super::payload::{self, PayloadFormat, PayloadParams};
+use super::route::{Route, SensorFrom};
+use crate::config::Config;
+use crate::metrics::names;
+use crate::ratelimit::LogLimiter;
+use crate::reading::SensorId;
+
+/// Requests rumqttc may buffer between the client handle and the event loop; the
+/// subscriber only sends a handful of subscribes and one disconnect.
+const REQUEST_CAPACITY: usize = 64;
+
+/// One parsed reading on its way to the detector. Channel names travel with it so the
+/// detector can name a new sensor's channels; their order is stable per source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Telemetry {
+    /// The sensor, as received (sanitised only where it enters a topic).
+    pub sensor: SensorId,
+    /// Unix seconds.
+    pub ts: f64,
+    /// `(channel, value)` pairs, values finite.
+    pub channels: Vec<(String, f64)>,
+}
+
+/// Why the subscriber could not be set up. Fatal at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Broker settings.
+    #[error(transparent)]
+    Conn(#[from] ConnError),
+    /// A source has an unknown payload format.
+    #[error("`sources[{index}].format` must be json, number or senml, got {value:?}")]
+    Format {
+        /// Position of the source.
+        index: usize,
+        /// The value given.
+        value: String,
+    },
+}
+
+/// The subscriber task's state; see the module docs.
+pub struct Ingest {
+    client: AsyncClient,
+    eventloop: EventLoop,
+    routes: Vec<Route>,
+    qos: QoS,
+    readings_tx: mpsc::Sender<Telemetry>,
+    backoff: Backoff,
+    limiter: LogLimiter,
+    max_channels: usize,
+    /// Shared with `/healthz`: true between a ConnAck and the next connection error.
+    connected: Arc<AtomicBool>,
+}
+
+impl Ingest {
+    /// Builds the subscriber from the config; connects lazily on the first poll.
+    ///
+    /// # Errors
+    ///
+    /// [`IngestError`] for unreadable credential/TLS files or a bad source format.
+    pub fn new(
+        config: &Config,
+        readings_tx: mpsc::Sender<Telemetry>,
+        connected: Arc<AtomicBool>,
+    ) -> Result<Self, IngestError> {
+        let opts = conn::options(&config.mqtt, &config.mqtt.client_id, None)?;
+        let (client, eventloop) = AsyncClient::new(opts, REQUEST_CAPACITY);
+        let routes = build_routes(config)?;
+        let qos = if config.mqtt.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+        Ok(Self {
+            client,
+            eventloop,
+            routes,
+            qos,
+            readings_tx,
+            backoff: Backoff::new(config.mqtt.reconnect_min, config.mqtt.reconnect_max),
+            limiter: LogLimiter::default(),
+            max_channels: config.limits.max_channels,
+            connected,
+        })
+    }
+
+    /// Polls until `shutdown` is cancelled, then disconnects. Dropping `self` at the
+    /// end closes the readings channel, which tells the detector to drain and stop.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                // Cancellation first: a busy broker must not delay shutdown.
+                biased;
+                () = shutdown.cancelled() => break,
+                event = self.eventloop.poll() => match event {
+                    Ok(event) => self.on_event(event),
+                    Err(error) => {
+                        if !self.on_error(error, &shutdown).await {
+                            break;
+                        }
+                    }
+                },
+            }
+        }
+        self.disconnect().await;
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Incoming(Packet::ConnAck(ack)) => self.on_connack(ack),
+            Event::Incoming(Packet::Publish(publish)) => self.on_publish(&publish),
+            Event::Incoming(Packet::SubAck(ack)) => debug!(pkid = ack.pkid, codes = ?ack.return_codes, "Subscribed."),
+            _ => {}
+        }
+    }
+
+    fn on_connack(&mut self, ack: ConnAck) {
+        info!(session_present = ack.session_present, "Telemetry connection up.");
+        self.backoff.reset();
+        self.connected.store(true, Ordering::Relaxed);
+        metrics::gauge!(names::BROKER_CONNECTED).set(1.0);
+        // With a kept session the broker still has our subscriptions (and queued
+        // telemetry); subscribing again would be harmless but is not needed.
+        if ack.session_present {
+            return;
+        }
+        for route in &self.routes {
+            if let Err(error) = self.client.try_subscribe(route.filter.clone(), self.qos) {
+                warn!(topic = %route.filter, %error, "Cannot queue subscription.");
+            }
+        }
+    }
+
+    /// Logs the error, marks the broker down and waits out the backoff. Returns false
+    /// when cancelled during the wait.
+    async fn on_error(&mut self, error: ConnectionError, shutdown: &CancellationToken) -> bool {
+        let delay = self.backoff.next_delay();
+        warn!(%error, retry_in_ms = delay.as_millis() as u64, "Telemetry connection failed.");
+        self.connected.store(false, Ordering::Relaxed);
+        metrics::gauge!(names::BROKER_CONNECTED).set(0.0);
+        metrics::counter!(names::BROKER_ERRORS, "connection" => "ingest").increment(1);
+        tokio::select! {
+            () = shutdown.cancelled() => false,
+            () = tokio::time::sleep(delay) => true,
+        }
+    }
+
+    fn on_publish(&mut self, publish: &Publish) {
+        let Some(route) = self.routes.iter().find(|r| r.matches(&publish.topic)) else {
+            self.bad_input("no_route", &publish.topic, "topic matches no source");
+            return;
+        };
+        let now = unix_now();
+        let records = match payload::parse(&publish.payload, &route.params, now) {
+            Ok(records) => records,
+            Err(error) => {
+                let kind = error.kind();
+                self.bad_input(kind, &publish.topic, &error.to_string());
+                return;
+            }
+        };
+        let topic_sensor = route.sensor_from_topic(&publish.topic);
+        for record in records {
+            let Some(sensor) = record.sensor.as_deref().or(topic_sensor) else {
+                self.bad_input("missing_sensor", &publish.topic, "no sensor id in topic or payload");
+                continue;
+            };
+            if record.channels.len() > self.max_channels {
+                self.bad_input("too_many_channels", &publish.topic, "more channels than limits.max_channels");
+                continue;
+            }
+            let telemetry = Telemetry { sensor: SensorId::new(sensor), ts: record.ts, channels: record.channels };
+            self.forward(telemetry);
+        }
+    }
+
+    /// Hands one reading over without waiting: the event loop must keep polling
+    /// (keep-alives, acks) even when the detector lags, so a full channel is a drop.
+    fn forward(&mut self, telemetry: Telemetry) {
+        match self.readings_tx.try_send(telemetry) {
+            Ok(()) => metrics::counter!(names::READINGS_RECEIVED).increment(1),
+            Err(mpsc::error::TrySendError::Full(t)) => {
+                metrics::counter!(names::READINGS_DROPPED, "reason" => "detector_lagging").increment(1);
+                if let Some(suppressed) = self.limiter.check("channel_full", Instant::now()) {
+                    warn!(sensor = %t.sensor, suppressed, "Detector lagging; reading dropped.");
+                }
+            }
+            // The detector has stopped: only during shutdown.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn bad_input(&mut self, kind: &'static str, topic: &str, error: &str) {
+        metrics::counter!(names::PAYLOAD_ERRORS, "kind" => kind).increment(1);
+        if let Some(suppressed) = self.limiter.check(kind, Instant::now()) {
+            // The topic comes from the network: log it escaped and bounded.
+            let topic: String = topic.escape_debug().take(200).collect();
+            warn!(kind, %topic, error, suppressed, "Dropped malformed message.");
+        }
+    }
+
+    /// Sends DISCONNECT and polls until it is written (bounded), so the broker keeps
+    /// our session and queues telemetry for the next start instead of firing a will.
+    async fn disconnect(&mut self) {
+        if self.client.try_disconnect().is_err() {
+            return;
+        }
+        let flush = async {
+            loop {
+                match self.eventloop.poll().await {
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(2), flush).await.is_err() {
+            warn!("Telemetry disconnect not confirmed within 2 s.");
+        }
+        self.connected.store(false, Ordering::Relaxed);
+        info!("Telemetry connection closed.");
+    }
+}
+
+/// Builds one [`Route`] per `[[sources]]` entry.
+fn build_routes(config: &Config) -> Result<Vec<Route>, IngestError> {
+    config
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(index, s)| {
+            let format = match s.format.as_str() {
+                "json" => PayloadFormat::Json,
+                "number" => PayloadFormat::Number,
+                "senml" => PayloadFormat::Senml,
+                other => return Err(IngestError::Format { index, value: other.to_string() }),
+            };
+            let params = PayloadParams {
+                format,
+                timestamp_field: s.timestamp_field.clone(),
+                require_timestamp: false,
+                channels: s.channels.clone(),
+                sensor_field: s.sensor_field.clone(),
+                number_channel: s.number_channel.clone(),
+                max_payload_bytes: config.limits.max_payload_bytes,
+            };
+            let sensor = match (&s.sensor_field, s.sensor_level) {
+                (Some(_), _) => SensorFrom::Payload,
+                (None, Some(level)) => SensorFrom::Level(level),
+                (None, None) => SensorFrom::first_wildcard(&s.topic),
+            };
+            Ok(Route::new(&s.topic, sensor, params))
+        })
+        .collect()
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}

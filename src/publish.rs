@@ -1,0 +1,268 @@
+//! The publisher: the only poller of the outgoing MQTT connection.
+//!
+//! It receives [`Outbound`] messages (alert events and per-sensor state) from the
+//! detector over a bounded channel, keeps alerts in a bounded queue (the oldest is
+//! dropped and counted when full) and publishes them with QoS 1 while the broker is
+//! reachable, so alerts raised during an outage go out after the reconnect. Per-sensor
+//! state is retained and only the latest per sensor is kept. This connection owns the
+//! instance status topic: birth `online` on every ConnAck, last will `offline`, and an
+//! explicit `offline` when the daemon stops. Sensor ids are sanitised by
+//! [`crate::alert::render_topic`] before they enter a topic.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Packet, QoS};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::alert::{AlertEvent, AlertEventKind, render_topic};
+use crate::config::Config;
+use crate::ingest::conn::{self, Backoff, ConnError};
+use crate::metrics::names;
+
+/// Requests rumqttc buffers between `try_publish` and the event loop. When it is full
+/// the publisher keeps the message in its own queue and tries again after a poll.
+const REQUEST_CAPACITY: usize = 256;
+
+/// How long the publisher tries to deliver what is queued once the detector is done.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A sensor's retained state, as published on `alerts.state_topic`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SensorState {
+    /// Sensor id as received (the topic level is sanitised).
+    pub sensor: String,
+    /// Where the sensor is in its lifecycle.
+    pub state: StateKind,
+    /// Model generation, 0 before the first model.
+    pub model_version: u64,
+    /// The threshold has `min_scores` scores: alerts are possible.
+    pub threshold_ready: bool,
+    /// Time of the reading that changed the state, unix seconds.
+    pub ts: f64,
+}
+
+/// A sensor's lifecycle state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateKind {
+    /// No model yet, or the threshold is not ready.
+    WarmingUp,
+    /// Scored, no alert.
+    Normal,
+    /// An alert is raised.
+    Alert,
+}
+
+/// What the detector hands to the publisher.
+#[derive(Clone, Debug)]
+pub enum Outbound {
+    /// A raised or cleared alert; QoS 1, queued while the broker is away.
+    Alert(Box<AlertEvent>),
+    /// A state change; retained, only the latest per sensor is kept.
+    State(SensorState),
+}
+
+/// One message ready for the wire.
+#[derive(Clone, Debug)]
+struct Message {
+    topic: String,
+    payload: Vec<u8>,
+}
+
+/// The publisher task's state; see the module docs.
+pub struct Publisher {
+    client: AsyncClient,
+    eventloop: EventLoop,
+    alert_topic: String,
+    state_topic: String,
+    status_topic: String,
+    /// Alerts not yet handed to rumqttc, oldest first, at most `capacity`.
+    alerts: VecDeque<Message>,
+    capacity: usize,
+    /// Latest state per state topic not yet handed to rumqttc.
+    states: BTreeMap<String, Vec<u8>>,
+    connected: bool,
+    backoff: Backoff,
+    /// Set after a connection error: no poll until then (rumqttc would retry at once).
+    retry_at: Option<Instant>,
+}
+
+impl Publisher {
+    /// Builds the publisher (client id `<mqtt.client_id>-pub`); connects lazily.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnError`] for unreadable credential or TLS files.
+    pub fn new(config: &Config) -> Result<Self, ConnError> {
+        let will = conn::offline_will(&config.alerts.status_topic);
+        let client_id = format!("{}-pub", config.mqtt.client_id);
+        let opts = conn::options(&config.mqtt, &client_id, Some(will))?;
+        let (client, eventloop) = AsyncClient::new(opts, REQUEST_CAPACITY);
+        Ok(Self {
+            client,
+            eventloop,
+            alert_topic: config.alerts.topic.clone(),
+            state_topic: config.alerts.state_topic.clone(),
+            status_topic: config.alerts.status_topic.clone(),
+            alerts: VecDeque::new(),
+            capacity: config.alerts.queue.max(1),
+            states: BTreeMap::new(),
+            connected: false,
+            backoff: Backoff::new(config.mqtt.reconnect_min, config.mqtt.reconnect_max),
+            retry_at: None,
+        })
+    }
+
+    /// Publishes until `outbound_rx` closes (the detector has drained), then flushes
+    /// what is queued (bounded by a deadline), publishes `offline` and disconnects.
+    pub async fn run(mut self, mut outbound_rx: mpsc::Receiver<Outbound>) {
+        loop {
+            let retry_at = self.retry_at;
+            tokio::select! {
+                // Only while backing off; poll() is disabled meanwhile.
+                () = sleep_until_opt(retry_at), if retry_at.is_some() => self.retry_at = None,
+                // Not while backing off: polling is what reconnects.
+                event = self.eventloop.poll(), if retry_at.is_none() => self.on_poll(event),
+                msg = outbound_rx.recv() => match msg {
+                    Some(msg) => self.enqueue(msg),
+                    None => break,
+                },
+            }
+            self.flush();
+        }
+        self.finish().await;
+    }
+
+    fn enqueue(&mut self, msg: Outbound) {
+        match msg {
+            Outbound::Alert(event) => {
+                if self.alerts.len() >= self.capacity {
+                    self.alerts.pop_front();
+                    metrics::counter!(names::ALERTS_DROPPED).increment(1);
+                    warn!(capacity = self.capacity, "Alert queue full; oldest alert dropped.");
+                }
+                let kind = match event.event {
+                    AlertEventKind::Raised => "raised",
+                    AlertEventKind::Cleared => "cleared",
+                };
+                info!(sensor = %event.sensor, event = kind, score = event.score, threshold = event.threshold, "Alert.");
+                let topic = render_topic(&self.alert_topic, &event.sensor);
+                self.alerts.push_back(Message { topic, payload: event.to_json().into_bytes() });
+            }
+            Outbound::State(state) => {
+                let topic = render_topic(&self.state_topic, &state.sensor);
+                // serde_json cannot fail on this plain struct of strings and numbers.
+                let payload = serde_json::to_vec(&state).unwrap_or_default();
+                self.states.insert(topic, payload);
+            }
+        }
+    }
+
+    /// Hands queued messages to rumqttc while connected and it has room.
+    fn flush(&mut self) {
+        if !self.connected {
+            return;
+        }
+        while let Some(msg) = self.alerts.front() {
+            if self.client.try_publish(&msg.topic, QoS::AtLeastOnce, false, msg.payload.clone()).is_err() {
+                return; // rumqttc's request buffer is full: retry after the next poll.
+            }
+            self.alerts.pop_front();
+            metrics::counter!(names::ALERTS_PUBLISHED).increment(1);
+        }
+        while let Some((topic, payload)) = self.states.pop_first() {
+            if self.client.try_publish(&topic, QoS::AtLeastOnce, true, payload.clone()).is_err() {
+                self.states.insert(topic, payload);
+                return;
+            }
+        }
+    }
+
+    fn on_poll(&mut self, event: Result<Event, ConnectionError>) {
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                info!(session_present = ack.session_present, queued = self.alerts.len(), "Alert connection up.");
+                self.connected = true;
+                self.backoff.reset();
+                if let Err(error) = self.client.try_publish(&self.status_topic, QoS::AtLeastOnce, true, "online") {
+                    warn!(%error, "Cannot queue birth message.");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                let delay = self.backoff.next_delay();
+                warn!(%error, retry_in_ms = delay.as_millis() as u64, "Alert connection failed.");
+                metrics::counter!(names::BROKER_ERRORS, "connection" => "publish").increment(1);
+                self.connected = false;
+                self.retry_at = Some(Instant::now() + delay);
+            }
+        }
+    }
+
+    /// After the detector is done: deliver what is queued if the broker is reachable
+    /// within [`FLUSH_DEADLINE`], then say `offline` and disconnect cleanly.
+    async fn finish(mut self) {
+        let deadline = Instant::now() + FLUSH_DEADLINE;
+        while (!self.connected || !self.alerts.is_empty() || !self.states.is_empty()) && Instant::now() < deadline {
+            let retry_at = self.retry_at;
+            tokio::select! {
+                () = sleep_until_opt(retry_at), if retry_at.is_some() => self.retry_at = None,
+                event = self.eventloop.poll(), if retry_at.is_none() => self.on_poll(event),
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+            self.flush();
+        }
+        if !self.alerts.is_empty() {
+            warn!(lost = self.alerts.len(), "Broker unreachable at shutdown; queued alerts not delivered.");
+        }
+        if !self.connected {
+            return;
+        }
+        let _ = self.client.try_publish(&self.status_topic, QoS::AtLeastOnce, true, "offline");
+        let _ = self.client.try_disconnect();
+        let drain = async {
+            loop {
+                match self.eventloop.poll().await {
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                    Ok(other) => debug!(?other, "Flushing."),
+                }
+            }
+        };
+        if tokio::time::timeout_at(deadline.max(Instant::now() + Duration::from_secs(1)), drain).await.is_err() {
+            warn!("Alert connection disconnect not confirmed in time.");
+        }
+        info!("Alert connection closed.");
+    }
+}
+
+/// Sleeps until `at`; pending forever for `None` (the `select!` guard disables it then).
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sensor_state_serialises_with_snake_case_state() {
+        let s = SensorState {
+            sensor: "p/1".into(),
+            state: StateKind::WarmingUp,
+            model_version: 0,
+            threshold_ready: false,
+            ts: 1.5,
+        };
+        let v: serde_json::Value = serde_json::from_slice(&serde_json::to_vec(&s).expect("json")).expect("parse");
+        assert_eq!(v["state"], "warming_up");
+        assert_eq!(v["sensor"], "p/1");
+        assert_eq!(v["threshold_ready"], false);
+    }
+}
