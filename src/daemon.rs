@@ -16,7 +16,6 @@ mod detect;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +28,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::detector::{Detector, DetectorSnapshot};
 use crate::ingest::mqtt::Ingest;
+use crate::metrics::Health;
 use crate::publish::Publisher;
 use crate::store::Store;
 use detect::{DetectorTask, Reload};
@@ -80,15 +80,15 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, shutdown: impl Fu
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let running = Running::default();
-    let connected = Arc::new(AtomicBool::new(false));
+    let health = Health::new();
 
     let (readings_tx, readings_rx) = mpsc::channel(config.limits.channel_capacity.max(1));
     let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
     let (reload_tx, reload_rx) = mpsc::channel(4);
 
-    let ingest = Ingest::new(&config, readings_tx, connected.clone()).context("cannot set up the MQTT subscriber")?;
+    let ingest = Ingest::new(&config, readings_tx, health.clone()).context("cannot set up the MQTT subscriber")?;
     let publisher = Publisher::new(&config).context("cannot set up the MQTT publisher")?;
-    start_metrics(&config, &tracker, &running, &token, connected.clone()).await?;
+    start_metrics(&config, &tracker, &running, &token, health.clone()).await?;
 
     let snapshot_every = (config.state.snapshot_every_secs > 0).then(|| Duration::from_secs(config.state.snapshot_every_secs));
     let task = DetectorTask {
@@ -99,6 +99,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, shutdown: impl Fu
         store: Some(Arc::new(store)),
         snapshot_every,
         tracker: tracker.clone(),
+        health: health.clone(),
     };
     running.spawn(&tracker, "ingest", ingest.run(token.clone()));
     running.spawn(&tracker, "detector", task.run());
@@ -106,7 +107,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, shutdown: impl Fu
     if let Some(path) = config_path {
         running.spawn(&tracker, "reload", reload_loop(path, reload_tx, token.clone()));
     }
-    running.spawn(&tracker, "watchdog", crate::notify::watchdog_loop(token.clone()));
+    running.spawn(&tracker, "watchdog", crate::notify::watchdog_loop(health, token.clone().cancelled_owned()));
     tracker.close();
     crate::notify::ready();
     info!(broker = %format!("{}:{}", config.mqtt.host, config.mqtt.port), sources = config.sources.len(), "anomalyd running.");
@@ -127,9 +128,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, shutdown: impl Fu
 /// Opens the state directory; a directory that cannot be created is fatal, so systemd
 /// restarts the unit rather than the daemon running without persistence.
 fn open_store(config: &Config) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&config.state.dir)
-        .with_context(|| format!("cannot create state directory {}", config.state.dir))?;
-    Store::open(&config.state.dir).with_context(|| format!("cannot open state directory {}", config.state.dir))
+    Store::open(std::path::Path::new(&config.state.dir)).with_context(|| format!("cannot open state directory {}", config.state.dir))
 }
 
 /// Restores the last snapshot. A missing one is a first start; a corrupt or foreign
@@ -150,15 +149,14 @@ async fn start_metrics(
     tracker: &TaskTracker,
     running: &Running,
     token: &CancellationToken,
-    connected: Arc<AtomicBool>,
+    health: Health,
 ) -> anyhow::Result<()> {
     let handle = crate::metrics::install().context("cannot install the metrics recorder")?;
     let Some(addr) = config.metrics_listen else { return Ok(()) };
-    let health = crate::metrics::Health::new(connected);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for metrics"))?;
     let shutdown = token.clone();
     running.spawn(tracker, "metrics", async move {
-        if let Err(error) = crate::metrics::serve(listener, handle, health, shutdown.cancelled_owned()).await {
+        if let Err(error) = crate::metrics::serve_on(listener, handle, health, shutdown.cancelled_owned()).await {
             error!(%error, "Metrics server failed.");
         }
     });

@@ -152,6 +152,7 @@ impl Publisher {
                 info!(sensor = %event.sensor, event = kind, score = event.score, threshold = event.threshold, "Alert.");
                 let topic = render_topic(&self.alert_topic, &event.sensor);
                 self.alerts.push_back(Message { topic, payload: event.to_json().into_bytes() });
+                metrics::gauge!(names::ALERTS_QUEUED).set(self.alerts.len() as f64);
             }
             Outbound::State(state) => {
                 let topic = render_topic(&self.state_topic, &state.sensor);
@@ -172,8 +173,8 @@ impl Publisher {
                 return; // rumqttc's request buffer is full: retry after the next poll.
             }
             self.alerts.pop_front();
-            metrics::counter!(names::ALERTS_PUBLISHED).increment(1);
         }
+        metrics::gauge!(names::ALERTS_QUEUED).set(self.alerts.len() as f64);
         while let Some((topic, payload)) = self.states.pop_first() {
             if self.client.try_publish(&topic, QoS::AtLeastOnce, true, payload.clone()).is_err() {
                 self.states.insert(topic, payload);
@@ -196,7 +197,7 @@ impl Publisher {
             Err(error) => {
                 let delay = self.backoff.next_delay();
                 warn!(%error, retry_in_ms = delay.as_millis() as u64, "Alert connection failed.");
-                metrics::counter!(names::BROKER_ERRORS, "connection" => "publish").increment(1);
+                metrics::counter!(names::RECONNECTS).increment(1);
                 self.connected = false;
                 self.retry_at = Some(Instant::now() + delay);
             }

@@ -16,7 +16,7 @@ use crate::alert::{AlertEventKind, AlertParams};
 use crate::config::{ModelConfig, ThresholdConfig};
 use crate::detector::{DetectError, Detector, Step};
 use crate::ingest::mqtt::Telemetry;
-use crate::metrics::names;
+use crate::metrics::{Health, SensorLabels, labels, names};
 use crate::model::Model;
 use crate::publish::{Outbound, SensorState, StateKind};
 use crate::ratelimit::LogLimiter;
@@ -24,11 +24,6 @@ use crate::reading::SensorId;
 use crate::store::Store;
 use crate::trainer::TrainJob;
 use crate::window::WindowReject;
-
-/// Per-sensor gauges (model version, threshold readiness) are exported for at most
-/// this many sensors, so a gateway with thousands of sensors cannot blow up the
-/// metrics endpoint; the aggregate counters cover all of them.
-const PER_SENSOR_GAUGES_MAX: usize = 100;
 
 /// A finished training job coming back from a blocking thread.
 #[derive(Debug)]
@@ -63,6 +58,7 @@ pub(crate) struct DetectorTask {
     pub(crate) store: Option<Arc<Store>>,
     pub(crate) snapshot_every: Option<Duration>,
     pub(crate) tracker: TaskTracker,
+    pub(crate) health: Health,
 }
 
 /// The task's working state, kept apart from its wiring.
@@ -73,6 +69,8 @@ struct Running {
     store: Option<Arc<Store>>,
     tracker: TaskTracker,
     published: HashMap<SensorId, Published>,
+    /// Per-sensor gauge labels, capped so thousands of sensors cannot blow up `/metrics`.
+    sensor_labels: SensorLabels,
     /// The one periodic snapshot being written, if any; the next waits for it.
     saving: Option<JoinHandle<()>>,
     values: Vec<f64>,
@@ -83,8 +81,9 @@ impl DetectorTask {
     /// Runs until `readings_rx` closes (ingest stopped), then writes the final snapshot
     /// and returns, which closes the publisher's channel.
     pub(crate) async fn run(self) {
-        let DetectorTask { detector, mut readings_rx, mut reload_rx, outbound_tx, store, snapshot_every, tracker } =
+        let DetectorTask { detector, mut readings_rx, mut reload_rx, outbound_tx, store, snapshot_every, tracker, health } =
             self;
+        health.set_detector_alive(true);
         // One job per sensor is in flight at most (the detector guarantees it), so
         // this capacity only makes a blocking thread wait if thousands finish at once.
         let (trained_tx, mut trained_rx) = mpsc::channel(64);
@@ -95,6 +94,7 @@ impl DetectorTask {
             store,
             tracker,
             published: HashMap::new(),
+            sensor_labels: SensorLabels::new(crate::metrics::DEFAULT_MAX_TRACKED_SENSORS),
             saving: None,
             values: Vec::new(),
             limiter: LogLimiter::default(),
@@ -115,6 +115,7 @@ impl DetectorTask {
                 Some(reload) = reload_rx.recv() => run.on_reload(reload),
             }
         }
+        health.set_detector_alive(false);
         run.final_snapshot().await;
     }
 }
@@ -129,7 +130,6 @@ impl Running {
         });
         match result {
             Ok(step) => {
-                metrics::counter!(names::READINGS_PROCESSED).increment(1);
                 if step.scored.is_some() {
                     metrics::counter!(names::WINDOWS_SCORED).increment(1);
                     metrics::histogram!(names::SCORE_SECONDS).record(started.elapsed().as_secs_f64());
@@ -149,7 +149,7 @@ impl Running {
                 AlertEventKind::Raised => "raised",
                 AlertEventKind::Cleared => "cleared",
             };
-            metrics::counter!(names::ALERTS, "event" => label).increment(1);
+            metrics::counter!(names::ALERTS, labels::EVENT => label).increment(1);
             // The publisher drains its channel into its own queue at once, so this
             // only waits for a moment under a burst.
             let _ = self.outbound_tx.send(Outbound::Alert(Box::new(event))).await;
@@ -170,25 +170,25 @@ impl Running {
             StateKind::Normal
         };
         let now = Published { state, model_version, threshold_ready };
-        let labelled = self.published.len() < PER_SENSOR_GAUGES_MAX || self.published.contains_key(sensor);
-        if self.published.insert(sensor.clone(), now) == Some(now) {
+        let before = self.published.insert(sensor.clone(), now);
+        if before == Some(now) {
             return;
         }
-        if labelled {
-            let s = sensor.to_string();
-            metrics::gauge!(names::MODEL_VERSION, "sensor" => s.clone()).set(model_version as f64);
-            metrics::gauge!(names::THRESHOLD_READY, "sensor" => s).set(f64::from(u8::from(threshold_ready)));
+        if before.is_none() {
+            metrics::gauge!(names::SENSORS).set(self.detector.sensors() as f64);
         }
+        self.sensor_labels.set_model_version(sensor, model_version);
+        self.sensor_labels.set_threshold_ready(sensor, threshold_ready);
         let msg = SensorState { sensor: sensor.to_string(), state, model_version, threshold_ready, ts };
         let _ = self.outbound_tx.send(Outbound::State(msg)).await;
     }
 
     fn on_rejected(&mut self, error: &DetectError) {
         let kind = match error {
-            DetectError::TooManySensors { .. } => "too_many_sensors",
+            DetectError::TooManySensors { .. } => "sensor_cap",
             DetectError::Rejected { reason, .. } => reject_kind(reason),
         };
-        metrics::counter!(names::PAYLOAD_ERRORS, "kind" => kind).increment(1);
+        metrics::counter!(names::READINGS_DROPPED, labels::REASON => kind).increment(1);
         if let Some(suppressed) = self.limiter.check(kind, Instant::now()) {
             warn!(kind, %error, suppressed, "Dropped reading.");
         }
@@ -214,9 +214,10 @@ impl Running {
 
     async fn on_trained(&mut self, t: Trained) {
         let version = t.model.as_ref().map(|m| m.version);
+        let result = if version.is_some() { "ok" } else { "error" };
+        metrics::counter!(names::RETRAINS, labels::RESULT => result).increment(1);
+        metrics::histogram!(names::RETRAIN_SECONDS).record(t.took.as_secs_f64());
         if let Some(version) = version {
-            metrics::counter!(names::RETRAINS).increment(1);
-            metrics::histogram!(names::RETRAIN_SECONDS).record(t.took.as_secs_f64());
             info!(sensor = %t.sensor, version, took_ms = t.took.as_millis() as u64, "Model installed.");
         }
         self.detector.install(&t.sensor, t.model);
@@ -255,9 +256,13 @@ impl Running {
 fn save(store: &Store, snapshot: &crate::detector::DetectorSnapshot) {
     let started = Instant::now();
     match store.save(snapshot) {
-        Ok(()) => metrics::histogram!(names::SNAPSHOT_SECONDS).record(started.elapsed().as_secs_f64()),
+        Ok(report) => {
+            metrics::counter!(names::SNAPSHOTS, labels::RESULT => "ok").increment(1);
+            metrics::histogram!(names::SNAPSHOT_SECONDS).record(started.elapsed().as_secs_f64());
+            tracing::debug!(path = %report.path.display(), bytes = report.bytes, "Snapshot written.");
+        }
         Err(error) => {
-            metrics::counter!(names::SNAPSHOT_ERRORS).increment(1);
+            metrics::counter!(names::SNAPSHOTS, labels::RESULT => "error").increment(1);
             warn!(%error, "Snapshot not written.");
         }
     }

@@ -7,8 +7,6 @@
 //! channel is a counted drop. After a connection error it backs off exponentially in
 //! a `select!` with the cancellation token. It does not window, score or publish.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rumqttc::{AsyncClient, ConnAck, ConnectionError, Event, EventLoop, Packet, Publish, QoS};
@@ -20,7 +18,7 @@ use super::conn::{self, Backoff, ConnError};
 use super::payload::{self, PayloadFormat, PayloadParams};
 use super::route::{Route, SensorFrom};
 use crate::config::Config;
-use crate::metrics::names;
+use crate::metrics::{Health, labels, names};
 use crate::ratelimit::LogLimiter;
 use crate::reading::SensorId;
 
@@ -66,8 +64,8 @@ pub struct Ingest {
     backoff: Backoff,
     limiter: LogLimiter,
     max_channels: usize,
-    /// Shared with `/healthz`: true between a ConnAck and the next connection error.
-    connected: Arc<AtomicBool>,
+    /// Shared with `/healthz`: connected between a ConnAck and the next error.
+    health: Health,
 }
 
 impl Ingest {
@@ -79,7 +77,7 @@ impl Ingest {
     pub fn new(
         config: &Config,
         readings_tx: mpsc::Sender<Telemetry>,
-        connected: Arc<AtomicBool>,
+        health: Health,
     ) -> Result<Self, IngestError> {
         let opts = conn::options(&config.mqtt, &config.mqtt.client_id, None)?;
         let (client, eventloop) = AsyncClient::new(opts, REQUEST_CAPACITY);
@@ -94,7 +92,7 @@ impl Ingest {
             backoff: Backoff::new(config.mqtt.reconnect_min, config.mqtt.reconnect_max),
             limiter: LogLimiter::default(),
             max_channels: config.limits.max_channels,
-            connected,
+            health,
         })
     }
 
@@ -131,8 +129,7 @@ impl Ingest {
     fn on_connack(&mut self, ack: ConnAck) {
         info!(session_present = ack.session_present, "Telemetry connection up.");
         self.backoff.reset();
-        self.connected.store(true, Ordering::Relaxed);
-        metrics::gauge!(names::BROKER_CONNECTED).set(1.0);
+        self.health.set_broker_connected(true);
         // With a kept session the broker still has our subscriptions (and queued
         // telemetry); subscribing again would be harmless but is not needed.
         if ack.session_present {
@@ -150,9 +147,8 @@ impl Ingest {
     async fn on_error(&mut self, error: ConnectionError, shutdown: &CancellationToken) -> bool {
         let delay = self.backoff.next_delay();
         warn!(%error, retry_in_ms = delay.as_millis() as u64, "Telemetry connection failed.");
-        self.connected.store(false, Ordering::Relaxed);
-        metrics::gauge!(names::BROKER_CONNECTED).set(0.0);
-        metrics::counter!(names::BROKER_ERRORS, "connection" => "ingest").increment(1);
+        self.health.set_broker_connected(false);
+        metrics::counter!(names::RECONNECTS).increment(1);
         tokio::select! {
             () = shutdown.cancelled() => false,
             () = tokio::time::sleep(delay) => true,
@@ -192,9 +188,9 @@ impl Ingest {
     /// (keep-alives, acks) even when the detector lags, so a full channel is a drop.
     fn forward(&mut self, telemetry: Telemetry) {
         match self.readings_tx.try_send(telemetry) {
-            Ok(()) => metrics::counter!(names::READINGS_RECEIVED).increment(1),
+            Ok(()) => metrics::counter!(names::READINGS).increment(1),
             Err(mpsc::error::TrySendError::Full(t)) => {
-                metrics::counter!(names::READINGS_DROPPED, "reason" => "detector_lagging").increment(1);
+                metrics::counter!(names::READINGS_DROPPED, labels::REASON => "queue_full").increment(1);
                 if let Some(suppressed) = self.limiter.check("channel_full", Instant::now()) {
                     warn!(sensor = %t.sensor, suppressed, "Detector lagging; reading dropped.");
                 }
@@ -205,7 +201,7 @@ impl Ingest {
     }
 
     fn bad_input(&mut self, kind: &'static str, topic: &str, error: &str) {
-        metrics::counter!(names::PAYLOAD_ERRORS, "kind" => kind).increment(1);
+        metrics::counter!(names::PAYLOAD_ERRORS, labels::KIND => kind).increment(1);
         if let Some(suppressed) = self.limiter.check(kind, Instant::now()) {
             // The topic comes from the network: log it escaped and bounded.
             let topic: String = topic.escape_debug().take(200).collect();
@@ -230,7 +226,7 @@ impl Ingest {
         if tokio::time::timeout(std::time::Duration::from_secs(2), flush).await.is_err() {
             warn!("Telemetry disconnect not confirmed within 2 s.");
         }
-        self.connected.store(false, Ordering::Relaxed);
+        self.health.set_broker_connected(false);
         info!("Telemetry connection closed.");
     }
 }
