@@ -18,3 +18,4 @@ pub mod model;
 pub mod reading;
 pub mod threshold;
 pub mod window;
+pub mod alert;
