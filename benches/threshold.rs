@@ -13,7 +13,9 @@ const Q: f64 = 0.995;
 fn push_and_quantile(c: &mut Criterion) {
     let mut rng = SmallRng::seed_from_u64(42);
     // Reconstruction errors are positive and right-skewed; exp of a uniform is enough.
-    let data: Vec<f64> = (0..WINDOW * 2).map(|_| rng.r#gen::<f64>().mul_add(4.0, -6.0).exp()).collect();
+    let data: Vec<f64> = (0..WINDOW * 2)
+        .map(|_| rng.r#gen::<f64>().mul_add(4.0, -6.0).exp())
+        .collect();
     let mut rq = RollingQuantile::new(WINDOW, Q);
     for &x in &data[..WINDOW] {
         rq.push(x);

@@ -172,8 +172,16 @@ pub fn channel_contributions<S: AsRef<str>>(
 ) -> Vec<ChannelContribution> {
     let c = names.len();
     assert!(c > 0, "channel_contributions needs at least one channel");
-    assert_eq!(input.len(), recon.len(), "input and reconstruction lengths differ");
-    assert_eq!(input.len() % c, 0, "window length is not a multiple of channels");
+    assert_eq!(
+        input.len(),
+        recon.len(),
+        "input and reconstruction lengths differ"
+    );
+    assert_eq!(
+        input.len() % c,
+        0,
+        "window length is not a multiple of channels"
+    );
     let steps = (input.len() / c).max(1) as f64;
     let mut sums = vec![0.0; c];
     for (i, (x, y)) in input.iter().zip(recon).enumerate() {
@@ -186,7 +194,11 @@ pub fn channel_contributions<S: AsRef<str>>(
         .map(|(name, &s)| ChannelContribution {
             channel: name.as_ref().to_owned(),
             error: s / steps,
-            share: if total > 0.0 { s / total } else { 1.0 / c as f64 },
+            share: if total > 0.0 {
+                s / total
+            } else {
+                1.0 / c as f64
+            },
         })
         .collect()
 }
@@ -266,14 +278,49 @@ mod tests {
     #[test]
     fn lifecycle_follows_the_table() {
         let cases = [
-            ("raises after exactly `consecutive` windows", params(3, 1, 0), "11111", "..R.."),
-            ("an interrupted run does not raise", params(3, 1, 0), "1101101", "......."),
+            (
+                "raises after exactly `consecutive` windows",
+                params(3, 1, 0),
+                "11111",
+                "..R..",
+            ),
+            (
+                "an interrupted run does not raise",
+                params(3, 1, 0),
+                "1101101",
+                ".......",
+            ),
             ("zero consecutive behaves as one", params(0, 1, 0), "1", "R"),
-            ("a single blip below does not clear", params(1, 2, 0), "1101", "R..."),
-            ("clears after `clear_after` windows under", params(1, 3, 0), "1000", "R..C"),
-            ("no re-raise during cooldown", params(1, 1, 3), "1011111", "RC...R."),
-            ("a run through the cooldown raises when it ends", params(2, 1, 2), "11011110", ".RC..R.C"),
-            ("raise again right after a clear without cooldown", params(1, 1, 0), "1010", "RCRC"),
+            (
+                "a single blip below does not clear",
+                params(1, 2, 0),
+                "1101",
+                "R...",
+            ),
+            (
+                "clears after `clear_after` windows under",
+                params(1, 3, 0),
+                "1000",
+                "R..C",
+            ),
+            (
+                "no re-raise during cooldown",
+                params(1, 1, 3),
+                "1011111",
+                "RC...R.",
+            ),
+            (
+                "a run through the cooldown raises when it ends",
+                params(2, 1, 2),
+                "11011110",
+                ".RC..R.C",
+            ),
+            (
+                "raise again right after a clear without cooldown",
+                params(1, 1, 0),
+                "1010",
+                "RCRC",
+            ),
         ];
         for (name, p, signal, want) in cases {
             assert_eq!(run(&p, signal), want, "{name}");
@@ -284,7 +331,9 @@ mod tests {
     fn alternating_signal_raises_at_most_once_per_cooldown() {
         let cooldown = 10;
         let p = params(1, 1, cooldown);
-        let signal: String = (0..200).map(|i| if i % 2 == 0 { '1' } else { '0' }).collect();
+        let signal: String = (0..200)
+            .map(|i| if i % 2 == 0 { '1' } else { '0' })
+            .collect();
         let events = run(&p, &signal);
         let raises: Vec<usize> = events.match_indices('R').map(|(i, _)| i).collect();
         assert!(raises.len() > 1);
@@ -316,7 +365,11 @@ mod tests {
             over_by: 4.0,
             pca_score: None,
             model_version: 3,
-            channels: channel_contributions(&["a", "b"], &[0.0, 0.0, 1.0, 1.0], &[1.0, 0.0, 1.0, 2.0]),
+            channels: channel_contributions(
+                &["a", "b"],
+                &[0.0, 0.0, 1.0, 1.0],
+                &[1.0, 0.0, 1.0, 2.0],
+            ),
             window_start: 1_714_564_790.0,
             window_end: 1_714_564_800.25,
         }
@@ -326,8 +379,19 @@ mod tests {
     fn json_has_every_field() {
         let v: serde_json::Value = serde_json::from_str(&build_event().to_json()).unwrap();
         let keys = [
-            "sensor", "event", "ts", "ts_rfc3339", "score", "threshold", "quantile", "over_by",
-            "pca_score", "model_version", "channels", "window_start", "window_end",
+            "sensor",
+            "event",
+            "ts",
+            "ts_rfc3339",
+            "score",
+            "threshold",
+            "quantile",
+            "over_by",
+            "pca_score",
+            "model_version",
+            "channels",
+            "window_start",
+            "window_end",
         ];
         for k in keys {
             assert!(v.get(k).is_some(), "missing {k}");
@@ -347,7 +411,11 @@ mod tests {
         approx::assert_abs_diff_eq!(c[1].error, 0.5, epsilon = 1e-12);
         approx::assert_abs_diff_eq!(c[0].share + c[1].share, 1.0, epsilon = 1e-12);
         let zero = channel_contributions(&["a", "b", "c"], &[1.0; 3], &[1.0; 3]);
-        approx::assert_abs_diff_eq!(zero.iter().map(|c| c.share).sum::<f64>(), 1.0, epsilon = 1e-12);
+        approx::assert_abs_diff_eq!(
+            zero.iter().map(|c| c.share).sum::<f64>(),
+            1.0,
+            epsilon = 1e-12
+        );
     }
 
     #[test]
@@ -375,7 +443,10 @@ mod tests {
 
     #[test]
     fn render_topic_substitutes_a_sanitised_sensor() {
-        assert_eq!(render_topic("anomalyd/alerts/{sensor}", "a/b#"), "anomalyd/alerts/a_b_");
+        assert_eq!(
+            render_topic("anomalyd/alerts/{sensor}", "a/b#"),
+            "anomalyd/alerts/a_b_"
+        );
         assert_eq!(render_topic("plain", "x"), "plain");
     }
 

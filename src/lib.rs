@@ -14,8 +14,8 @@
 //! [`trainer`]) is sans-IO: the daemon, `replay` and `eval` all drive the same code.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod alert;
 pub mod model;
 pub mod reading;
 pub mod threshold;
 pub mod window;
-pub mod alert;

@@ -204,7 +204,11 @@ impl Window {
     /// If `out.len() != self.len() * channels`.
     pub fn copy_into(&self, out: &mut [f64]) {
         let c = self.channels;
-        assert_eq!(out.len(), self.len * c, "copy_into buffer has the wrong length");
+        assert_eq!(
+            out.len(),
+            self.len * c,
+            "copy_into buffer has the wrong length"
+        );
         // The stored readings are slots head..head+len modulo size: at most two runs.
         let first = self.len.min(self.size - self.head);
         out[..first * c].copy_from_slice(&self.values[self.head * c..(self.head + first) * c]);
@@ -214,7 +218,11 @@ impl Window {
 
     /// Timestamp of the oldest stored reading; NaN when empty.
     pub fn start_ts(&self) -> f64 {
-        if self.len == 0 { f64::NAN } else { self.ts[self.head] }
+        if self.len == 0 {
+            f64::NAN
+        } else {
+            self.ts[self.head]
+        }
     }
 
     /// Timestamp of the newest stored reading; NaN when empty.
@@ -303,7 +311,9 @@ mod tests {
     #[test]
     fn first_ready_comes_when_full_then_every_stride() {
         let mut w = build_window(3, 1, 2, None);
-        let got: Vec<bool> = (0..9).map(|i| w.push(f64::from(i), &[0.0]) == Push::Ready).collect();
+        let got: Vec<bool> = (0..9)
+            .map(|i| w.push(f64::from(i), &[0.0]) == Push::Ready)
+            .collect();
         // Full at reading 2; then every 2nd: 4, 6, 8.
         assert_eq!(
             got,
@@ -336,12 +346,51 @@ mod tests {
     #[test]
     fn bad_readings_are_rejected_without_changing_state() {
         let cases: [(&str, f64, Vec<f64>, WindowReject); 6] = [
-            ("out of order", 5.0, vec![1.0, 1.0], WindowReject::OutOfOrder { last: 10.0, got: 5.0 }),
-            ("duplicate", 10.0, vec![1.0, 1.0], WindowReject::Duplicate { ts: 10.0 }),
-            ("nan value", 11.0, vec![1.0, f64::NAN], WindowReject::NotFinite { channel: 1 }),
-            ("inf value", 11.0, vec![f64::INFINITY, 1.0], WindowReject::NotFinite { channel: 0 }),
-            ("too few channels", 11.0, vec![1.0], WindowReject::WrongChannels { expected: 2, got: 1 }),
-            ("too many channels", 11.0, vec![1.0; 3], WindowReject::WrongChannels { expected: 2, got: 3 }),
+            (
+                "out of order",
+                5.0,
+                vec![1.0, 1.0],
+                WindowReject::OutOfOrder {
+                    last: 10.0,
+                    got: 5.0,
+                },
+            ),
+            (
+                "duplicate",
+                10.0,
+                vec![1.0, 1.0],
+                WindowReject::Duplicate { ts: 10.0 },
+            ),
+            (
+                "nan value",
+                11.0,
+                vec![1.0, f64::NAN],
+                WindowReject::NotFinite { channel: 1 },
+            ),
+            (
+                "inf value",
+                11.0,
+                vec![f64::INFINITY, 1.0],
+                WindowReject::NotFinite { channel: 0 },
+            ),
+            (
+                "too few channels",
+                11.0,
+                vec![1.0],
+                WindowReject::WrongChannels {
+                    expected: 2,
+                    got: 1,
+                },
+            ),
+            (
+                "too many channels",
+                11.0,
+                vec![1.0; 3],
+                WindowReject::WrongChannels {
+                    expected: 2,
+                    got: 3,
+                },
+            ),
         ];
         for (name, ts, vals, want) in cases {
             let mut w = build_window(3, 2, 1, Some(1.0));
@@ -349,7 +398,11 @@ mod tests {
             w.push(10.0, &[1.0, 2.0]);
             let before = (contents(&w), w.start_ts(), w.end_ts(), w.resets());
             assert_eq!(w.push(ts, &vals), Push::Rejected(want), "{name}");
-            assert_eq!((contents(&w), w.start_ts(), w.end_ts(), w.resets()), before, "{name}");
+            assert_eq!(
+                (contents(&w), w.start_ts(), w.end_ts(), w.resets()),
+                before,
+                "{name}"
+            );
             // The window still accepts the next good reading in cadence.
             assert_eq!(w.push(10.5, &[3.0, 4.0]), Push::Ready, "{name}");
         }
@@ -358,7 +411,10 @@ mod tests {
     #[test]
     fn nan_timestamp_is_rejected() {
         let mut w = build_window(2, 1, 1, None);
-        assert!(matches!(w.push(f64::NAN, &[1.0]), Push::Rejected(WindowReject::BadTimestamp { .. })));
+        assert!(matches!(
+            w.push(f64::NAN, &[1.0]),
+            Push::Rejected(WindowReject::BadTimestamp { .. })
+        ));
         assert!(w.is_empty());
     }
 
