@@ -14,5 +14,7 @@
 //! [`trainer`]) is sans-IO: the daemon, `replay` and `eval` all drive the same code.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod ingest;
 pub mod model;
 pub mod reading;
+pub mod simulate;

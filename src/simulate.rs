@@ -1,0 +1,1 @@
+//! Synthetic telemetry (work in progress).
