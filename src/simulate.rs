@@ -78,7 +78,8 @@ impl SimParams {
         if !(self.rate_hz.is_finite() && self.rate_hz > 0.0) {
             return bad("rate_hz", self.rate_hz, "finite and > 0");
         }
-        if !(self.anomaly_every > 0.0) {
+        // NaN fails this too; infinity is allowed (no anomalies).
+        if self.anomaly_every.is_nan() || self.anomaly_every <= 0.0 {
             return bad("anomaly_every", self.anomaly_every, "> 0");
         }
         if !(self.warmup.is_finite() && self.warmup >= 0.0) {

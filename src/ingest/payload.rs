@@ -353,7 +353,13 @@ pub(super) fn timestamp(v: &Value, field: &str, now: f64) -> Result<f64, Payload
                 dt.timestamp() as f64 + f64::from(dt.timestamp_subsec_nanos()) * 1e-9
             }
         },
-        other => return Err(wrong_type(field, "unix seconds or an RFC 3339 string", other)),
+        other => {
+            return Err(wrong_type(
+                field,
+                "unix seconds or an RFC 3339 string",
+                other,
+            ));
+        }
     };
     check_timestamp(ts, now)
 }

@@ -129,7 +129,12 @@ fn publish_tick(
     }
     for (sensor, ts, channels) in readings {
         let topic = format!("{prefix}/{sensor}/telemetry");
-        match client.try_publish(topic, QoS::AtMostOnce, false, to_json_payload(ts, &channels)) {
+        match client.try_publish(
+            topic,
+            QoS::AtMostOnce,
+            false,
+            to_json_payload(ts, &channels),
+        ) {
             Ok(()) => summary.published += 1,
             Err(ClientError::TryRequest(_)) if !poller.is_finished() => summary.dropped += 1,
             Err(e) => return Err(SimError::EventLoop(e.to_string())),
@@ -201,7 +206,13 @@ mod tests {
             ..SimParams::default()
         };
         let err = run("127.0.0.1", 1, p, None, "sensors", async {}).await;
-        assert!(matches!(err, Err(SimError::InvalidParams { field: "rate_hz", .. })));
+        assert!(matches!(
+            err,
+            Err(SimError::InvalidParams {
+                field: "rate_hz",
+                ..
+            })
+        ));
     }
 
     #[tokio::test]
@@ -218,7 +229,10 @@ mod tests {
         };
         let d = Some(Duration::from_millis(300));
         let run = run("127.0.0.1", port, p, d, "t", std::future::pending());
-        let summary = timeout(Duration::from_secs(5), run).await.expect("stops").expect("ok");
+        let summary = timeout(Duration::from_secs(5), run)
+            .await
+            .expect("stops")
+            .expect("ok");
         assert!(summary.ticks >= 5, "{summary:?}");
         assert_eq!(summary.published + summary.dropped, 2 * summary.ticks);
     }

@@ -30,7 +30,11 @@ fn run_ticks(p: SimParams, ticks: usize) -> (Vec<SensorTick>, Vec<Injection>) {
 }
 
 fn value(tick: &SensorTick, channel: &str) -> f64 {
-    tick.2.iter().find(|(n, _)| n == channel).map(|(_, v)| *v).unwrap()
+    tick.2
+        .iter()
+        .find(|(n, _)| n == channel)
+        .map(|(_, v)| *v)
+        .unwrap()
 }
 
 fn in_anomaly(tick: &SensorTick, injections: &[Injection]) -> bool {
@@ -56,7 +60,10 @@ fn ticks_are_evenly_spaced_with_every_channel_finite() {
         assert_eq!(names, CHANNELS);
         assert!(t.2.iter().all(|(_, v)| v.is_finite()), "{t:?}");
     }
-    assert_eq!((ticks[0].0.as_str(), ticks[1].0.as_str()), ("pump-01", "pump-02"));
+    assert_eq!(
+        (ticks[0].0.as_str(), ticks[1].0.as_str()),
+        ("pump-01", "pump-02")
+    );
 }
 
 #[test]
@@ -88,14 +95,20 @@ fn spike_is_far_outside_the_clean_range() {
         .filter(|t| !in_anomaly(t, &injections))
         .map(|t| value(t, "current"))
         .fold(f64::MIN, f64::max);
-    let spikes: Vec<&Injection> = injections.iter().filter(|i| i.kind == AnomalyKind::Spike).collect();
+    let spikes: Vec<&Injection> = injections
+        .iter()
+        .filter(|i| i.kind == AnomalyKind::Spike)
+        .collect();
     assert!(!spikes.is_empty());
     for s in spikes {
         let during = ticks
             .iter()
             .filter(|t| t.0 == s.sensor && t.1 >= s.start && t.1 < s.end);
         for t in during {
-            assert!(value(t, "current") > clean_max + 3.0, "{t:?} vs max {clean_max}");
+            assert!(
+                value(t, "current") > clean_max + 3.0,
+                "{t:?} vs max {clean_max}"
+            );
         }
     }
 }
@@ -125,7 +138,9 @@ fn vibration_tracks_current_except_when_correlation_is_broken() {
 
 fn pearson(xy: &[(f64, f64)]) -> f64 {
     let n = xy.len() as f64;
-    let (mx, my) = xy.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+    let (mx, my) = xy
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
     let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
     for (x, y) in xy {
         sxy += (x - mx) * (y - my);
@@ -137,9 +152,15 @@ fn pearson(xy: &[(f64, f64)]) -> f64 {
 
 #[test]
 fn json_payload_round_trips_through_the_parser() {
-    let channels = vec![("current".to_string(), 10.25), ("temperature".to_string(), -3.0)];
+    let channels = vec![
+        ("current".to_string(), 10.25),
+        ("temperature".to_string(), -3.0),
+    ];
     let text = to_json_payload(T0 + 0.5, &channels);
-    assert_eq!(text, r#"{"ts":1700000000.5,"current":10.25,"temperature":-3}"#);
+    assert_eq!(
+        text,
+        r#"{"ts":1700000000.5,"current":10.25,"temperature":-3}"#
+    );
     let parsed = parse(text.as_bytes(), &PayloadParams::default(), T0).unwrap();
     assert_eq!((parsed[0].ts, &parsed[0].channels), (T0 + 0.5, &channels));
 }

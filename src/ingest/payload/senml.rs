@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use super::{
-    PayloadError, PayloadParams, Parsed, check_timestamp, finite, number, parse_json_value,
+    Parsed, PayloadError, PayloadParams, check_timestamp, finite, number, parse_json_value,
     wrong_type,
 };
 
@@ -63,7 +63,10 @@ pub(super) fn parse(text: &str, p: &PayloadParams, now: f64) -> Result<Vec<Parse
             Some(t) => base.time + number(t, &path("t"))?,
             None => base.time,
         };
-        let ts = finite(if t < RELATIVE_TIME_LIMIT { now + t } else { t }, &path("t"))?;
+        let ts = finite(
+            if t < RELATIVE_TIME_LIMIT { now + t } else { t },
+            &path("t"),
+        )?;
         let ts = check_timestamp(ts, now)?;
         let channel = match rec.get("n") {
             Some(n) => string(n, &path("n"))?,
@@ -93,7 +96,11 @@ pub(super) fn parse(text: &str, p: &PayloadParams, now: f64) -> Result<Vec<Parse
                 });
                 groups.len() - 1
             });
-        if groups[slot].channels.insert(channel.clone(), value).is_some() {
+        if groups[slot]
+            .channels
+            .insert(channel.clone(), value)
+            .is_some()
+        {
             return Err(PayloadError::DuplicateChannel { name: channel });
         }
     }

@@ -208,15 +208,28 @@ fn bad_payloads_fail_with_expected_kind() {
 
 #[test]
 fn overflow_error_names_the_key() {
-    let err = parse(br#"{"ts": 1700000000, "big": -1e400}"#, &PayloadParams::default(), NOW);
-    assert_eq!(err, Err(PayloadError::NotFinite { field: "big".into() }));
+    let err = parse(
+        br#"{"ts": 1700000000, "big": -1e400}"#,
+        &PayloadParams::default(),
+        NOW,
+    );
+    assert_eq!(
+        err,
+        Err(PayloadError::NotFinite {
+            field: "big".into()
+        })
+    );
 }
 
 #[test]
 fn error_messages_name_field_and_value() {
-    let err = parse(br#"{"ts": 1700000000000, "a": 1}"#, &PayloadParams::default(), NOW)
-        .unwrap_err()
-        .to_string();
+    let err = parse(
+        br#"{"ts": 1700000000000, "a": 1}"#,
+        &PayloadParams::default(),
+        NOW,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("1700000000000"), "{err}");
 }
 
