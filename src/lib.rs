@@ -22,6 +22,7 @@ pub mod ingest;
 pub mod model;
 pub mod reading;
 pub mod score;
+pub mod simulate;
 pub mod threshold;
 pub mod trainer;
 pub mod window;
