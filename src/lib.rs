@@ -14,5 +14,6 @@
 //! [`trainer`]) is sans-IO: the daemon, `replay` and `eval` all drive the same code.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod eval;
 pub mod model;
 pub mod reading;

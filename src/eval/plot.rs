@@ -1,0 +1,1 @@
+//! Replay plots (in progress).

@@ -1,0 +1,1 @@
+//! SKAB scoring (in progress).
