@@ -176,7 +176,9 @@ fn segments(t: &[f64], v: &[f64]) -> Vec<Vec<(f64, f64)>> {
     let mut out = vec![Vec::new()];
     for (&x, &y) in t.iter().zip(v) {
         if y.is_finite() {
-            out.last_mut().map(|s| s.push((x, y)));
+            if let Some(s) = out.last_mut() {
+                s.push((x, y));
+            }
         } else if !out.last().is_some_and(Vec::is_empty) {
             out.push(Vec::new());
         }
@@ -191,6 +193,9 @@ type Chart<'a, DB> = ChartContext<
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
 >;
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+/// A legend name, a fill colour and the time ranges to shade.
+type Span<'a> = (&'a str, RGBAColor, Vec<(f64, f64)>);
 
 /// Draws a line per series (skipping gaps) with a legend entry.
 fn draw_lines<DB: DrawingBackend>(
@@ -217,7 +222,7 @@ fn draw_lines<DB: DrawingBackend>(
 fn draw_spans<DB: DrawingBackend>(
     chart: &mut Chart<'_, DB>,
     y: (f64, f64),
-    spans: &[(&str, RGBAColor, Vec<(f64, f64)>)],
+    spans: &[Span<'_>],
 ) -> DrawResult<DB> {
     for (name, color, ranges) in spans.iter().filter(|s| !s.2.is_empty()) {
         let color = *color;

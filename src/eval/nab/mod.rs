@@ -213,7 +213,8 @@ fn sweep(files: &[LabelledFile], profile: &Profile, fixed: Option<f64>) -> Profi
         let n = f.scores.len();
         let weights = row_weights(n, &f.windows, profile);
         let mut w = 0;
-        for i in probationary_rows(n)..n {
+        let start = probationary_rows(n);
+        for (i, (&score, &weight)) in f.scores.iter().zip(&weights).enumerate().skip(start) {
             while w < f.windows.len() && f.windows[w].1 < i {
                 w += 1;
             }
@@ -223,9 +224,9 @@ fn sweep(files: &[LabelledFile], profile: &Profile, fixed: Option<f64>) -> Profi
                 .filter(|(l, _)| *l <= i)
                 .map(|_| n_windows + w);
             events.push(Event {
-                score: f.scores[i],
+                score,
                 window,
-                weight: weights[i],
+                weight,
             });
         }
         n_windows += f.windows.len();
