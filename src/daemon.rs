@@ -136,8 +136,8 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
 fn restore(store: &Store, detector: &mut Detector) {
     match store.load::<DetectorSnapshot>() {
         Ok(Some(snapshot)) => {
-            detector.restore(snapshot);
-            info!(sensors = detector.sensors(), "Snapshot restored; no warm-up for known sensors.");
+            let sensors = detector.restore(snapshot);
+            info!(sensors, "Snapshot restored; no warm-up for known sensors.");
         }
         Ok(None) => info!("No snapshot; every sensor starts with a warm-up."),
         Err(error) => warn!(%error, "Snapshot unusable; set aside, starting without it."),
@@ -181,7 +181,7 @@ async fn reload_loop(path: PathBuf, reload_tx: mpsc::Sender<Reload>, token: Canc
         match Config::load(&path) {
             Ok(c) => {
                 info!(path = %path.display(), "SIGHUP: reloading thresholds and alert settings.");
-                let _ = reload_tx.send(Reload { threshold: c.detector.threshold, alert: c.detector.alert }).await;
+                let _ = reload_tx.send(Reload { threshold: c.detector.threshold, alert: c.detector.alert, score: c.detector.score }).await;
             }
             Err(error) => error!(path = %path.display(), %error, "SIGHUP: config invalid; old settings kept."),
         }

@@ -14,15 +14,19 @@
 //! [`trainer`]) is sans-IO: the daemon, `replay` and `eval` all drive the same code.
 #![warn(missing_docs, unreachable_pub)]
 
-pub mod model;
-pub mod reading;
+pub mod alert;
 pub mod config;
-pub mod detector;
-pub mod eval;
-pub mod score;
-pub mod trainer;
 pub mod daemon;
 pub mod demo;
+pub mod detector;
+pub mod eval;
 pub mod ingest;
+pub mod model;
 pub mod publish;
 pub mod ratelimit;
+pub mod reading;
+pub mod score;
+pub mod simulate;
+pub mod threshold;
+pub mod trainer;
+pub mod window;

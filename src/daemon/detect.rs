@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::alert::{AlertEventKind, AlertParams};
-use crate::config::{ModelConfig, ThresholdConfig};
+use crate::config::{ModelConfig, ScoreConfig, ThresholdConfig};
 use crate::detector::{DetectError, Detector, Step};
 use crate::ingest::mqtt::Telemetry;
 use crate::metrics::{Health, SensorLabels, labels, names};
@@ -39,6 +39,7 @@ pub(crate) struct Trained {
 pub(crate) struct Reload {
     pub(crate) threshold: ThresholdConfig,
     pub(crate) alert: AlertParams,
+    pub(crate) score: ScoreConfig,
 }
 
 /// What was last published for a sensor; a change triggers a retained state update.
@@ -226,7 +227,7 @@ impl Running {
     }
 
     fn on_reload(&mut self, reload: Reload) {
-        self.detector.reload(reload.threshold, reload.alert);
+        self.detector.reload(reload.threshold, reload.alert, reload.score);
         info!("Threshold and alert settings reloaded.");
     }
 
