@@ -7,12 +7,16 @@
 //! state is retained and only the latest per sensor is kept. This connection owns the
 //! instance status topic: birth `online` on every ConnAck, last will `offline`, and an
 //! explicit `offline` when the daemon stops. Sensor ids are sanitised by
-//! [`crate::alert::render_topic`] before they enter a topic.
+//! [`crate::alert::render_topic`] before they enter a topic. Publishes stay tracked
+//! ([`unacked`]) until the broker acknowledges them, so a broker restart that loses
+//! the session does not lose an alert.
+
+mod unacked;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Packet, QoS};
+use rumqttc::{AsyncClient, ConnAck, ConnectionError, Event, EventLoop, Outgoing, Packet, QoS};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -22,6 +26,7 @@ use crate::alert::{AlertEvent, AlertEventKind, render_topic};
 use crate::config::Config;
 use crate::ingest::conn::{self, Backoff, ConnError};
 use crate::metrics::names;
+use unacked::{Tracked, Unacked};
 
 /// Requests rumqttc buffers between `try_publish` and the event loop. When it is full
 /// the publisher keeps the message in its own queue and tries again after a poll.
@@ -85,6 +90,8 @@ pub struct Publisher {
     capacity: usize,
     /// Latest state per state topic not yet handed to rumqttc.
     states: BTreeMap<String, Vec<u8>>,
+    /// Handed to rumqttc and not yet acknowledged.
+    unacked: Unacked,
     connected: bool,
     backoff: Backoff,
     /// Set after a connection error: no poll until then (rumqttc would retry at once).
@@ -111,6 +118,7 @@ impl Publisher {
             alerts: VecDeque::new(),
             capacity: config.alerts.queue.max(1),
             states: BTreeMap::new(),
+            unacked: Unacked::default(),
             connected: false,
             backoff: Backoff::new(config.mqtt.reconnect_min, config.mqtt.reconnect_max),
             retry_at: None,
@@ -172,7 +180,9 @@ impl Publisher {
             if self.client.try_publish(&msg.topic, QoS::AtLeastOnce, false, msg.payload.clone()).is_err() {
                 return; // rumqttc's request buffer is full: retry after the next poll.
             }
-            self.alerts.pop_front();
+            if let Some(msg) = self.alerts.pop_front() {
+                self.unacked.handed(Tracked::Alert { topic: msg.topic, payload: msg.payload });
+            }
         }
         metrics::gauge!(names::ALERTS_QUEUED).set(self.alerts.len() as f64);
         while let Some((topic, payload)) = self.states.pop_first() {
@@ -180,19 +190,15 @@ impl Publisher {
                 self.states.insert(topic, payload);
                 return;
             }
+            self.unacked.handed(Tracked::State { topic, payload });
         }
     }
 
     fn on_poll(&mut self, event: Result<Event, ConnectionError>) {
         match event {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                info!(session_present = ack.session_present, queued = self.alerts.len(), "Alert connection up.");
-                self.connected = true;
-                self.backoff.reset();
-                if let Err(error) = self.client.try_publish(&self.status_topic, QoS::AtLeastOnce, true, "online") {
-                    warn!(%error, "Cannot queue birth message.");
-                }
-            }
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => self.on_connack(ack),
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => self.unacked.written(pkid),
+            Ok(Event::Incoming(Packet::PubAck(ack))) => self.unacked.acked(ack.pkid),
             Ok(_) => {}
             Err(error) => {
                 let delay = self.backoff.next_delay();
@@ -204,11 +210,45 @@ impl Publisher {
         }
     }
 
+    fn on_connack(&mut self, ack: ConnAck) {
+        if !ack.session_present {
+            self.requeue_unacked();
+        }
+        info!(session_present = ack.session_present, queued = self.alerts.len(), "Alert connection up.");
+        self.connected = true;
+        self.backoff.reset();
+        match self.client.try_publish(&self.status_topic, QoS::AtLeastOnce, true, "online") {
+            Ok(()) => self.unacked.handed(Tracked::Status),
+            Err(error) => warn!(%error, "Cannot queue birth message."),
+        }
+    }
+
+    /// Without a session rumqttc has discarded what was not acknowledged: put it back
+    /// in front of the queues, in its original order. A newer state for the same
+    /// sensor wins over a resent one.
+    fn requeue_unacked(&mut self) {
+        let lost = self.unacked.take_all();
+        for t in lost.into_iter().rev() {
+            match t {
+                Tracked::Alert { topic, payload } => self.alerts.push_front(Message { topic, payload }),
+                Tracked::State { topic, payload } => {
+                    self.states.entry(topic).or_insert(payload);
+                }
+                Tracked::Status => {}
+            }
+        }
+        if self.alerts.len() > self.capacity {
+            let excess = self.alerts.len() - self.capacity;
+            self.alerts.drain(..excess);
+            metrics::counter!(names::ALERTS_DROPPED).increment(excess as u64);
+        }
+    }
+
     /// After the detector is done: deliver what is queued if the broker is reachable
     /// within [`FLUSH_DEADLINE`], then say `offline` and disconnect cleanly.
     async fn finish(mut self) {
         let deadline = Instant::now() + FLUSH_DEADLINE;
-        while (!self.connected || !self.alerts.is_empty() || !self.states.is_empty()) && Instant::now() < deadline {
+        while !self.delivered() && Instant::now() < deadline {
             let retry_at = self.retry_at;
             tokio::select! {
                 () = sleep_until_opt(retry_at), if retry_at.is_some() => self.retry_at = None,
@@ -237,6 +277,13 @@ impl Publisher {
             warn!("Alert connection disconnect not confirmed in time.");
         }
         info!("Alert connection closed.");
+    }
+}
+
+impl Publisher {
+    /// Connected, nothing queued and nothing awaiting an acknowledgement.
+    fn delivered(&self) -> bool {
+        self.connected && self.alerts.is_empty() && self.states.is_empty() && self.unacked.is_empty()
     }
 }
 
