@@ -206,7 +206,7 @@ async fn broker_restart_reconnects_and_an_alert_raised_during_the_outage_arrives
     // The publisher says `online` on its ConnAck, then delivers the queued alert.
     let mut birth = false;
     let raised = probe
-        .wait_for(WAIT, "the alert raised during the outage", |m| {
+        .wait_for(WAIT, "the alert raised during the outage (see the daemon log)", |m| {
             birth |= m.topic.ends_with("/status") && m.payload == b"online";
             is_alert(m, "raised")
         })

@@ -40,6 +40,9 @@ impl Broker {
     /// Starts a broker and waits until it accepts connections.
     pub async fn start() -> Broker {
         let dir = tempfile::tempdir().expect("broker temp dir");
+        // Started as root, mosquitto drops to the `mosquitto` user: it must still be
+        // able to write its persistence database and log here.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod broker dir");
         let mut b = Broker { port: free_port(), dir, child: None };
         b.spawn().await;
         b
@@ -72,6 +75,11 @@ impl Broker {
             signal(child.id(), "TERM");
             let _ = child.wait();
         }
+    }
+
+    /// The broker's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
     }
 
     /// Starts the broker again on the same port with the same persistence.
