@@ -77,11 +77,6 @@ impl Broker {
         }
     }
 
-    /// The broker's log so far (for failure messages).
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
-    }
-
     /// Starts the broker again on the same port with the same persistence.
     pub async fn restart(&mut self) {
         self.stop();
