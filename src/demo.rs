@@ -17,6 +17,9 @@ use crate::simulate::{self, SimParams};
 /// Topic prefix the simulator publishes under (`demo/<sensor>/telemetry`).
 const PREFIX: &str = "demo";
 
+/// Readings per second per simulated sensor.
+const RATE_HZ: f64 = 25.0;
+
 /// Alert counts seen by the demo's subscriber.
 #[derive(Debug, Default)]
 struct Seen {
@@ -35,14 +38,16 @@ pub async fn run(seconds: u64, ctrl_c: impl Future<Output = ()>) -> anyhow::Resu
     wait_for_port(port).await?;
     let dir = std::env::temp_dir().join(format!("anomalyd-demo-{}", std::process::id()));
     let config = Config::from_toml_str(&demo_config(port, &dir.to_string_lossy())).context("demo config")?;
-    println!("anomalyd demo: broker on 127.0.0.1:{port}, 3 simulated sensors at 20 Hz, {seconds} s");
+    println!("anomalyd demo: broker on 127.0.0.1:{port}, 3 simulated sensors at {RATE_HZ} Hz, {seconds} s");
     println!("warming up (collecting training windows, then the threshold)…");
 
     let stop = CancellationToken::new();
     let daemon_stop = CancellationToken::new();
     let printer = tokio::spawn(print_alerts(port, daemon_stop.clone()));
     let daemon = tokio::spawn(crate::daemon::run(config, None, daemon_stop.clone().cancelled_owned()));
-    let params = SimParams { sensors: 3, rate_hz: 20.0, seed: 7, anomaly_every: 12.0, warmup: 20.0 };
+    // The detector is ready after ~17 s (250 training windows, then 150 scores at
+    // 25 Hz); the first anomaly comes after 20 s, then one per sensor every ~10 s.
+    let params = SimParams { sensors: 3, rate_hz: RATE_HZ, seed: 7, anomaly_every: 10.0, warmup: 20.0 };
     let sim_stop = stop.clone();
     let sim = tokio::spawn(async move {
         simulate::run("127.0.0.1", port, params, None, PREFIX, sim_stop.cancelled_owned()).await
@@ -194,19 +199,19 @@ batch_size = 32
 learning_rate = 0.005
 
 [training]
-min_windows = 150
+min_windows = 250
 retrain_every = 0
 buffer = 1000
 
 [threshold]
-quantile = 0.99
-window = 600
-min_scores = 60
+quantile = 0.995
+window = 2000
+min_scores = 150
 
 [alert]
-consecutive = 3
-clear_after = 20
-cooldown = 60
+consecutive = 4
+clear_after = 25
+cooldown = 100
 
 [score]
 onset_rows = 0
