@@ -45,9 +45,9 @@ pub async fn run(seconds: u64, ctrl_c: impl Future<Output = ()>) -> anyhow::Resu
     let daemon_stop = CancellationToken::new();
     let printer = tokio::spawn(print_alerts(port, daemon_stop.clone()));
     let daemon = tokio::spawn(crate::daemon::run(config, None, daemon_stop.clone().cancelled_owned()));
-    // The detector is ready after ~17 s (250 training windows, then 150 scores at
-    // 25 Hz); the first anomaly comes after 20 s, then one per sensor every ~10 s.
-    let params = SimParams { sensors: 3, rate_hz: RATE_HZ, seed: 7, anomaly_every: 10.0, warmup: 20.0 };
+    // The detector is ready after ~22 s (400 training windows, then 150 scores at
+    // 25 Hz); the first anomaly comes after 25 s, then one per sensor every ~10 s.
+    let params = SimParams { sensors: 3, rate_hz: RATE_HZ, seed: 7, anomaly_every: 10.0, warmup: 25.0 };
     let sim_stop = stop.clone();
     let sim = tokio::spawn(async move {
         simulate::run("127.0.0.1", port, params, None, PREFIX, sim_stop.cancelled_owned()).await
@@ -199,9 +199,11 @@ batch_size = 32
 learning_rate = 0.005
 
 [training]
-min_windows = 250
-retrain_every = 0
-buffer = 1000
+min_windows = 400
+# Retrain every 10 s of data: the simulated plant drifts slowly (load cycle,
+# temperature lag) and the first model has seen only 16 s of it.
+retrain_every = 250
+buffer = 1500
 
 [threshold]
 quantile = 0.995
