@@ -200,9 +200,9 @@ learning_rate = 0.005
 
 [training]
 min_windows = 400
-# Retrain every 10 s of data: the simulated plant drifts slowly (load cycle,
-# temperature lag) and the first model has seen only 16 s of it.
-retrain_every = 250
+# No retraining during the short demo: a retrain would learn a long level shift
+# as normal before it is shown.
+retrain_every = 0
 buffer = 1500
 
 [threshold]
