@@ -61,7 +61,9 @@ impl Running {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<&'static str>> {
         // A poisoned set only means a task panicked while inserting a name; the set
         // itself is still valid.
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -72,7 +74,11 @@ impl Running {
 ///
 /// Startup failures (state directory, broker settings, metrics listener) and a
 /// shutdown that overran [`SHUTDOWN_TIMEOUT`].
-pub async fn run(config: Config, config_path: Option<PathBuf>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let store = open_store(&config)?;
     let mut detector = Detector::new(config.detector.clone(), config.limits.max_sensors);
     restore(&store, &mut detector);
@@ -86,11 +92,13 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, shutdown: impl Fu
     let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
     let (reload_tx, reload_rx) = mpsc::channel(4);
 
-    let ingest = Ingest::new(&config, readings_tx, health.clone()).context("cannot set up the MQTT subscriber")?;
+    let ingest = Ingest::new(&config, readings_tx, health.clone())
+        .context("cannot set up the MQTT subscriber")?;
     let publisher = Publisher::new(&config).context("cannot set up the MQTT publisher")?;
     start_metrics(&config, &tracker, &running, &token, health.clone()).await?;
 
-    let snapshot_every = (config.state.snapshot_every_secs > 0).then(|| Duration::from_secs(config.state.snapshot_every_secs));
+    let snapshot_every = (config.state.snapshot_every_secs > 0)
+        .then(|| Duration::from_secs(config.state.snapshot_every_secs));
     let task = DetectorTask {
         detector,
         readings_rx,
@@ -105,9 +113,17 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, shutdown: impl Fu
     running.spawn(&tracker, "detector", task.run());
     running.spawn(&tracker, "publisher", publisher.run(outbound_rx));
     if let Some(path) = config_path {
-        running.spawn(&tracker, "reload", reload_loop(path, reload_tx, token.clone()));
+        running.spawn(
+            &tracker,
+            "reload",
+            reload_loop(path, reload_tx, token.clone()),
+        );
     }
-    running.spawn(&tracker, "watchdog", crate::notify::watchdog_loop(health, token.clone().cancelled_owned()));
+    running.spawn(
+        &tracker,
+        "watchdog",
+        crate::notify::watchdog_loop(health, token.clone().cancelled_owned()),
+    );
     tracker.close();
     crate::notify::ready();
     info!(broker = %format!("{}:{}", config.mqtt.host, config.mqtt.port), sources = config.sources.len(), "anomalyd running.");
@@ -116,10 +132,21 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, shutdown: impl Fu
     info!("Shutting down.");
     crate::notify::stopping();
     token.cancel();
-    if tokio::time::timeout(SHUTDOWN_TIMEOUT, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, tracker.wait())
+        .await
+        .is_err()
+    {
         let stragglers: Vec<&str> = running.lock().iter().copied().collect();
-        error!(?stragglers, timeout_s = SHUTDOWN_TIMEOUT.as_secs(), "Shutdown deadline passed.");
-        anyhow::bail!("shutdown took longer than {} s; still running: {}", SHUTDOWN_TIMEOUT.as_secs(), stragglers.join(", "));
+        error!(
+            ?stragglers,
+            timeout_s = SHUTDOWN_TIMEOUT.as_secs(),
+            "Shutdown deadline passed."
+        );
+        anyhow::bail!(
+            "shutdown took longer than {} s; still running: {}",
+            SHUTDOWN_TIMEOUT.as_secs(),
+            stragglers.join(", ")
+        );
     }
     info!("Stopped.");
     Ok(())
@@ -128,7 +155,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, shutdown: impl Fu
 /// Opens the state directory; a directory that cannot be created is fatal, so systemd
 /// restarts the unit rather than the daemon running without persistence.
 fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open(std::path::Path::new(&config.state.dir)).with_context(|| format!("cannot open state directory {}", config.state.dir))
+    Store::open(std::path::Path::new(&config.state.dir))
+        .with_context(|| format!("cannot open state directory {}", config.state.dir))
 }
 
 /// Restores the last snapshot. A missing one is a first start; a corrupt or foreign
@@ -152,11 +180,17 @@ async fn start_metrics(
     health: Health,
 ) -> anyhow::Result<()> {
     let handle = crate::metrics::install().context("cannot install the metrics recorder")?;
-    let Some(addr) = config.metrics_listen else { return Ok(()) };
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for metrics"))?;
+    let Some(addr) = config.metrics_listen else {
+        return Ok(());
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for metrics"))?;
     let shutdown = token.clone();
     running.spawn(tracker, "metrics", async move {
-        if let Err(error) = crate::metrics::serve_on(listener, handle, health, shutdown.cancelled_owned()).await {
+        if let Err(error) =
+            crate::metrics::serve_on(listener, handle, health, shutdown.cancelled_owned()).await
+        {
             error!(%error, "Metrics server failed.");
         }
     });
@@ -181,9 +215,17 @@ async fn reload_loop(path: PathBuf, reload_tx: mpsc::Sender<Reload>, token: Canc
         match Config::load(&path) {
             Ok(c) => {
                 info!(path = %path.display(), "SIGHUP: reloading thresholds and alert settings.");
-                let _ = reload_tx.send(Reload { threshold: c.detector.threshold, alert: c.detector.alert, score: c.detector.score }).await;
+                let _ = reload_tx
+                    .send(Reload {
+                        threshold: c.detector.threshold,
+                        alert: c.detector.alert,
+                        score: c.detector.score,
+                    })
+                    .await;
             }
-            Err(error) => error!(path = %path.display(), %error, "SIGHUP: config invalid; old settings kept."),
+            Err(error) => {
+                error!(path = %path.display(), %error, "SIGHUP: config invalid; old settings kept.")
+            }
         }
     }
 }

@@ -37,20 +37,41 @@ pub async fn run(seconds: u64, ctrl_c: impl Future<Output = ()>) -> anyhow::Resu
     start_broker(port)?;
     wait_for_port(port).await?;
     let dir = std::env::temp_dir().join(format!("anomalyd-demo-{}", std::process::id()));
-    let config = Config::from_toml_str(&demo_config(port, &dir.to_string_lossy())).context("demo config")?;
-    println!("anomalyd demo: broker on 127.0.0.1:{port}, 3 simulated sensors at {RATE_HZ} Hz, {seconds} s");
+    let config =
+        Config::from_toml_str(&demo_config(port, &dir.to_string_lossy())).context("demo config")?;
+    println!(
+        "anomalyd demo: broker on 127.0.0.1:{port}, 3 simulated sensors at {RATE_HZ} Hz, {seconds} s"
+    );
     println!("warming up (collecting training windows, then the threshold)…");
 
     let stop = CancellationToken::new();
     let daemon_stop = CancellationToken::new();
     let printer = tokio::spawn(print_alerts(port, daemon_stop.clone()));
-    let daemon = tokio::spawn(crate::daemon::run(config, None, daemon_stop.clone().cancelled_owned()));
+    let daemon = tokio::spawn(crate::daemon::run(
+        config,
+        None,
+        daemon_stop.clone().cancelled_owned(),
+    ));
     // The detector is ready after ~22 s (400 training windows, then 150 scores at
     // 25 Hz); the first anomaly comes after 25 s, then one per sensor every ~10 s.
-    let params = SimParams { sensors: 3, rate_hz: RATE_HZ, seed: 7, anomaly_every: 10.0, warmup: 25.0 };
+    let params = SimParams {
+        sensors: 3,
+        rate_hz: RATE_HZ,
+        seed: 7,
+        anomaly_every: 10.0,
+        warmup: 25.0,
+    };
     let sim_stop = stop.clone();
     let sim = tokio::spawn(async move {
-        simulate::run("127.0.0.1", port, params, None, PREFIX, sim_stop.cancelled_owned()).await
+        simulate::run(
+            "127.0.0.1",
+            port,
+            params,
+            None,
+            PREFIX,
+            sim_stop.cancelled_owned(),
+        )
+        .await
     });
 
     tokio::select! {
@@ -67,9 +88,20 @@ pub async fn run(seconds: u64, ctrl_c: impl Future<Output = ()>) -> anyhow::Resu
     let _ = std::fs::remove_dir_all(&dir);
 
     println!();
-    println!("summary: {} readings published, {} alerts raised, {} cleared, {} anomalies injected", summary.published, seen.raised, seen.cleared, summary.injections.len());
+    println!(
+        "summary: {} readings published, {} alerts raised, {} cleared, {} anomalies injected",
+        summary.published,
+        seen.raised,
+        seen.cleared,
+        summary.injections.len()
+    );
     for i in &summary.injections {
-        println!("  injected {:<10} {:<18} {:>6.1} s", i.sensor, i.kind.as_str(), i.end - i.start);
+        println!(
+            "  injected {:<10} {:<18} {:>6.1} s",
+            i.sensor,
+            i.kind.as_str(),
+            i.end - i.start
+        );
     }
     daemon_result
 }
@@ -93,12 +125,14 @@ fn start_broker(port: u16) -> anyhow::Result<()> {
                                         "max_inflight_count": 500, "dynamic_filters": true } } }
     }))
     .context("embedded broker config")?;
-    std::thread::Builder::new().name("rumqttd".into()).spawn(move || {
-        let mut broker = rumqttd::Broker::new(config);
-        if let Err(error) = broker.start() {
-            tracing::error!(%error, "Embedded broker stopped.");
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("rumqttd".into())
+        .spawn(move || {
+            let mut broker = rumqttd::Broker::new(config);
+            if let Err(error) = broker.start() {
+                tracing::error!(%error, "Embedded broker stopped.");
+            }
+        })?;
     Ok(())
 }
 
@@ -110,7 +144,10 @@ fn start_broker(_port: u16) -> anyhow::Result<()> {
 
 async fn wait_for_port(port: u16) -> anyhow::Result<()> {
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -120,7 +157,11 @@ async fn wait_for_port(port: u16) -> anyhow::Result<()> {
 
 /// Subscribes to the alert topic and prints each event on one line until `stop`.
 async fn print_alerts(port: u16, stop: CancellationToken) -> Seen {
-    let mut opts = MqttOptions::new(format!("anomalyd-demo-viewer-{}", std::process::id()), "127.0.0.1", port);
+    let mut opts = MqttOptions::new(
+        format!("anomalyd-demo-viewer-{}", std::process::id()),
+        "127.0.0.1",
+        port,
+    );
     opts.set_keep_alive(Duration::from_secs(10));
     let (client, mut eventloop) = AsyncClient::new(opts, 16);
     let mut seen = Seen::default();
@@ -142,7 +183,9 @@ async fn print_alerts(port: u16, stop: CancellationToken) -> Seen {
 }
 
 fn print_alert(payload: &[u8], seen: &mut Seen) {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else { return };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return;
+    };
     let event = v["event"].as_str().unwrap_or("?");
     match event {
         "raised" => seen.raised += 1,
@@ -151,10 +194,27 @@ fn print_alert(payload: &[u8], seen: &mut Seen) {
     }
     let top = v["channels"]
         .as_array()
-        .and_then(|cs| cs.iter().max_by(|a, b| a["share"].as_f64().partial_cmp(&b["share"].as_f64()).unwrap_or(std::cmp::Ordering::Equal)))
-        .map(|c| format!("{} ({:.0}%)", c["channel"].as_str().unwrap_or("?"), c["share"].as_f64().unwrap_or(0.0) * 100.0))
+        .and_then(|cs| {
+            cs.iter().max_by(|a, b| {
+                a["share"]
+                    .as_f64()
+                    .partial_cmp(&b["share"].as_f64())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+        })
+        .map(|c| {
+            format!(
+                "{} ({:.0}%)",
+                c["channel"].as_str().unwrap_or("?"),
+                c["share"].as_f64().unwrap_or(0.0) * 100.0
+            )
+        })
         .unwrap_or_default();
-    let time = v["ts_rfc3339"].as_str().unwrap_or("").get(11..19).unwrap_or("");
+    let time = v["ts_rfc3339"]
+        .as_str()
+        .unwrap_or("")
+        .get(11..19)
+        .unwrap_or("");
     println!(
         "{time}  {:<8} {:<10} score {:.4} vs threshold {:.4} (×{:.1})  top channel: {top}  model v{}",
         event.to_uppercase(),

@@ -98,7 +98,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo's output is the alerts; rumqttd logs every closed connection as an error.
-    let default_log = if matches!(cli.command, Command::Demo { .. }) { "warn,rumqttd=off" } else { "info" };
+    let default_log = if matches!(cli.command, Command::Demo { .. }) {
+        "warn,rumqttd=off"
+    } else {
+        "info"
+    };
     init_tracing(cli.log.as_deref().unwrap_or(default_log));
     match run(cli.command) {
         Ok(code) => code,
@@ -136,10 +140,33 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             block_on(anomalyd::demo::run(seconds, terminated()))??;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Simulate { host, port, sensors, rate, seed, anomaly_every, warmup, seconds, prefix } => {
-            let params = anomalyd::simulate::SimParams { sensors, rate_hz: rate, seed, anomaly_every, warmup };
+        Command::Simulate {
+            host,
+            port,
+            sensors,
+            rate,
+            seed,
+            anomaly_every,
+            warmup,
+            seconds,
+            prefix,
+        } => {
+            let params = anomalyd::simulate::SimParams {
+                sensors,
+                rate_hz: rate,
+                seed,
+                anomaly_every,
+                warmup,
+            };
             let duration = seconds.map(std::time::Duration::from_secs);
-            let summary = block_on(anomalyd::simulate::run(&host, port, params, duration, &prefix, terminated()))??;
+            let summary = block_on(anomalyd::simulate::run(
+                &host,
+                port,
+                params,
+                duration,
+                &prefix,
+                terminated(),
+            ))??;
             eprintln!(
                 "published {} readings ({} dropped), {} anomalies injected",
                 summary.published,
@@ -196,7 +223,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 /// Runs `fut` on a multi-threaded runtime. Blocking threads (training, snapshots) get
 /// one second after `fut` returns; the daemon has already waited for its own.
 fn block_on<F: std::future::Future>(fut: F) -> anyhow::Result<F::Output> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
     let out = rt.block_on(fut);
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(out)

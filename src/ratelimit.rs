@@ -28,7 +28,10 @@ impl Default for LogLimiter {
 impl LogLimiter {
     /// A limiter letting one line per kind through every `interval`.
     pub fn new(interval: Duration) -> Self {
-        Self { interval, kinds: HashMap::new() }
+        Self {
+            interval,
+            kinds: HashMap::new(),
+        }
     }
 
     /// Asks to log one event of `kind` at `now`. Returns `Some(suppressed)` (events

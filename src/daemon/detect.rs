@@ -82,8 +82,16 @@ impl DetectorTask {
     /// Runs until `readings_rx` closes (ingest stopped), then writes the final snapshot
     /// and returns, which closes the publisher's channel.
     pub(crate) async fn run(self) {
-        let DetectorTask { detector, mut readings_rx, mut reload_rx, outbound_tx, store, snapshot_every, tracker, health } =
-            self;
+        let DetectorTask {
+            detector,
+            mut readings_rx,
+            mut reload_rx,
+            outbound_tx,
+            store,
+            snapshot_every,
+            tracker,
+            health,
+        } = self;
         health.set_detector_alive(true);
         // One job per sensor is in flight at most (the detector guarantees it), so
         // this capacity only makes a blocking thread wait if thousands finish at once.
@@ -101,7 +109,8 @@ impl DetectorTask {
             limiter: LogLimiter::default(),
         };
         let period = snapshot_every.unwrap_or(Duration::from_secs(3600));
-        let mut snapshot_tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let mut snapshot_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             tokio::select! {
                 // New models first: installing one is cheap and improves every later score.
@@ -133,7 +142,8 @@ impl Running {
             Ok(step) => {
                 if step.scored.is_some() {
                     metrics::counter!(names::WINDOWS_SCORED).increment(1);
-                    metrics::histogram!(names::SCORE_SECONDS).record(started.elapsed().as_secs_f64());
+                    metrics::histogram!(names::SCORE_SECONDS)
+                        .record(started.elapsed().as_secs_f64());
                 }
                 self.on_step(&t.sensor, t.ts, step).await;
             }
@@ -153,14 +163,19 @@ impl Running {
             metrics::counter!(names::ALERTS, labels::EVENT => label).increment(1);
             // The publisher drains its channel into its own queue at once, so this
             // only waits for a moment under a burst.
-            let _ = self.outbound_tx.send(Outbound::Alert(Box::new(event))).await;
+            let _ = self
+                .outbound_tx
+                .send(Outbound::Alert(Box::new(event)))
+                .await;
         }
         self.publish_state(sensor, ts).await;
     }
 
     /// Publishes the sensor's retained state when it changed.
     async fn publish_state(&mut self, sensor: &SensorId, ts: f64) {
-        let Some(p) = self.detector.pipeline(sensor) else { return };
+        let Some(p) = self.detector.pipeline(sensor) else {
+            return;
+        };
         let threshold_ready = p.threshold_len() >= self.detector.config().threshold.min_scores;
         let model_version = p.model_version();
         let state = if p.alert_raised() {
@@ -170,7 +185,11 @@ impl Running {
         } else {
             StateKind::Normal
         };
-        let now = Published { state, model_version, threshold_ready };
+        let now = Published {
+            state,
+            model_version,
+            threshold_ready,
+        };
         let before = self.published.insert(sensor.clone(), now);
         if before == Some(now) {
             return;
@@ -179,8 +198,15 @@ impl Running {
             metrics::gauge!(names::SENSORS).set(self.detector.sensors() as f64);
         }
         self.sensor_labels.set_model_version(sensor, model_version);
-        self.sensor_labels.set_threshold_ready(sensor, threshold_ready);
-        let msg = SensorState { sensor: sensor.to_string(), state, model_version, threshold_ready, ts };
+        self.sensor_labels
+            .set_threshold_ready(sensor, threshold_ready);
+        let msg = SensorState {
+            sensor: sensor.to_string(),
+            state,
+            model_version,
+            threshold_ready,
+            ts,
+        };
         let _ = self.outbound_tx.send(Outbound::State(msg)).await;
     }
 
@@ -209,7 +235,11 @@ impl Running {
                 }
             };
             // Fails only when the detector has stopped: the model is not needed then.
-            let _ = trained_tx.blocking_send(Trained { sensor: job.sensor, model, took: started.elapsed() });
+            let _ = trained_tx.blocking_send(Trained {
+                sensor: job.sensor,
+                model,
+                took: started.elapsed(),
+            });
         });
     }
 
@@ -227,12 +257,15 @@ impl Running {
     }
 
     fn on_reload(&mut self, reload: Reload) {
-        self.detector.reload(reload.threshold, reload.alert, reload.score);
+        self.detector
+            .reload(reload.threshold, reload.alert, reload.score);
         info!("Threshold and alert settings reloaded.");
     }
 
     fn on_snapshot_tick(&mut self) {
-        let Some(store) = self.store.clone() else { return };
+        let Some(store) = self.store.clone() else {
+            return;
+        };
         if self.saving.as_ref().is_some_and(|h| !h.is_finished()) {
             return; // The previous snapshot is still being written: skip this tick.
         }
@@ -241,7 +274,9 @@ impl Running {
     }
 
     async fn final_snapshot(mut self) {
-        let Some(store) = self.store.clone() else { return };
+        let Some(store) = self.store.clone() else {
+            return;
+        };
         if let Some(h) = self.saving.take() {
             let _ = h.await;
         }
@@ -281,5 +316,7 @@ fn reject_kind(reason: &WindowReject) -> &'static str {
 }
 
 fn unix_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }

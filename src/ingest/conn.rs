@@ -39,7 +39,11 @@ pub enum ConnError {
 /// # Errors
 ///
 /// [`ConnError`] when a credential or TLS file cannot be read.
-pub fn options(cfg: &MqttConfig, client_id: &str, will: Option<LastWill>) -> Result<MqttOptions, ConnError> {
+pub fn options(
+    cfg: &MqttConfig,
+    client_id: &str,
+    will: Option<LastWill>,
+) -> Result<MqttOptions, ConnError> {
     if cfg.protocol != 3 {
         return Err(ConnError::Protocol(cfg.protocol));
     }
@@ -73,7 +77,11 @@ pub fn offline_will(status_topic: &str) -> LastWill {
 }
 
 fn read_file(what: &'static str, path: &str) -> Result<Vec<u8>, ConnError> {
-    std::fs::read(path).map_err(|source| ConnError::ReadFile { what, path: path.to_string(), source })
+    std::fs::read(path).map_err(|source| ConnError::ReadFile {
+        what,
+        path: path.to_string(),
+        source,
+    })
 }
 
 /// The first line of the password file, without its line ending.
@@ -89,13 +97,18 @@ fn tls_config(tls: &crate::config::raw::RawTls) -> Result<TlsConfiguration, Conn
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let ca = read_file("mqtt.tls.ca_file", &tls.ca_file)?;
     let client_auth = match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            Some((read_file("mqtt.tls.cert_file", cert)?, read_file("mqtt.tls.key_file", key)?))
-        }
+        (Some(cert), Some(key)) => Some((
+            read_file("mqtt.tls.cert_file", cert)?,
+            read_file("mqtt.tls.key_file", key)?,
+        )),
         (None, None) => None,
         _ => return Err(ConnError::HalfClientAuth),
     };
-    Ok(TlsConfiguration::Simple { ca, alpn: None, client_auth })
+    Ok(TlsConfiguration::Simple {
+        ca,
+        alpn: None,
+        client_auth,
+    })
 }
 
 /// Exponential reconnect delay: `min`, doubling each failure, capped at `max`; reset
@@ -112,7 +125,11 @@ impl Backoff {
     /// Starts at `min`, never above `max`.
     pub fn new(min: Duration, max: Duration) -> Self {
         let min = min.max(Duration::from_millis(1));
-        Self { min, max: max.max(min), next: min }
+        Self {
+            min,
+            max: max.max(min),
+            next: min,
+        }
     }
 
     /// The delay to wait now; the following one doubles.
@@ -153,7 +170,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("pw");
         std::fs::write(&path, "s3cret\nignored\n").expect("write");
-        assert_eq!(read_password(path.to_str().expect("utf-8 path")).expect("read"), "s3cret");
+        assert_eq!(
+            read_password(path.to_str().expect("utf-8 path")).expect("read"),
+            "s3cret"
+        );
     }
 
     #[test]

@@ -82,7 +82,11 @@ impl Ingest {
         let opts = conn::options(&config.mqtt, &config.mqtt.client_id, None)?;
         let (client, eventloop) = AsyncClient::new(opts, REQUEST_CAPACITY);
         let routes = build_routes(config)?;
-        let qos = if config.mqtt.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+        let qos = if config.mqtt.qos == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
         Ok(Self {
             client,
             eventloop,
@@ -121,13 +125,18 @@ impl Ingest {
         match event {
             Event::Incoming(Packet::ConnAck(ack)) => self.on_connack(ack),
             Event::Incoming(Packet::Publish(publish)) => self.on_publish(&publish),
-            Event::Incoming(Packet::SubAck(ack)) => debug!(pkid = ack.pkid, codes = ?ack.return_codes, "Subscribed."),
+            Event::Incoming(Packet::SubAck(ack)) => {
+                debug!(pkid = ack.pkid, codes = ?ack.return_codes, "Subscribed.")
+            }
             _ => {}
         }
     }
 
     fn on_connack(&mut self, ack: ConnAck) {
-        info!(session_present = ack.session_present, "Telemetry connection up.");
+        info!(
+            session_present = ack.session_present,
+            "Telemetry connection up."
+        );
         self.backoff.reset();
         self.health.set_broker_connected(true);
         // With a kept session the broker still has our subscriptions (and queued
@@ -172,14 +181,26 @@ impl Ingest {
         let topic_sensor = route.sensor_from_topic(&publish.topic);
         for record in records {
             let Some(sensor) = record.sensor.as_deref().or(topic_sensor) else {
-                self.bad_input("missing_sensor", &publish.topic, "no sensor id in topic or payload");
+                self.bad_input(
+                    "missing_sensor",
+                    &publish.topic,
+                    "no sensor id in topic or payload",
+                );
                 continue;
             };
             if record.channels.len() > self.max_channels {
-                self.bad_input("too_many_channels", &publish.topic, "more channels than limits.max_channels");
+                self.bad_input(
+                    "too_many_channels",
+                    &publish.topic,
+                    "more channels than limits.max_channels",
+                );
                 continue;
             }
-            let telemetry = Telemetry { sensor: SensorId::new(sensor), ts: record.ts, channels: record.channels };
+            let telemetry = Telemetry {
+                sensor: SensorId::new(sensor),
+                ts: record.ts,
+                channels: record.channels,
+            };
             self.forward(telemetry);
         }
     }
@@ -190,7 +211,8 @@ impl Ingest {
         match self.readings_tx.try_send(telemetry) {
             Ok(()) => metrics::counter!(names::READINGS).increment(1),
             Err(mpsc::error::TrySendError::Full(t)) => {
-                metrics::counter!(names::READINGS_DROPPED, labels::REASON => "queue_full").increment(1);
+                metrics::counter!(names::READINGS_DROPPED, labels::REASON => "queue_full")
+                    .increment(1);
                 if let Some(suppressed) = self.limiter.check("channel_full", Instant::now()) {
                     warn!(sensor = %t.sensor, suppressed, "Detector lagging; reading dropped.");
                 }
@@ -223,7 +245,10 @@ impl Ingest {
                 }
             }
         };
-        if tokio::time::timeout(std::time::Duration::from_secs(2), flush).await.is_err() {
+        if tokio::time::timeout(std::time::Duration::from_secs(2), flush)
+            .await
+            .is_err()
+        {
             warn!("Telemetry disconnect not confirmed within 2 s.");
         }
         self.health.set_broker_connected(false);
@@ -242,7 +267,12 @@ fn build_routes(config: &Config) -> Result<Vec<Route>, IngestError> {
                 "json" => PayloadFormat::Json,
                 "number" => PayloadFormat::Number,
                 "senml" => PayloadFormat::Senml,
-                other => return Err(IngestError::Format { index, value: other.to_string() }),
+                other => {
+                    return Err(IngestError::Format {
+                        index,
+                        value: other.to_string(),
+                    });
+                }
             };
             let params = PayloadParams {
                 format,
@@ -264,5 +294,7 @@ fn build_routes(config: &Config) -> Result<Vec<Route>, IngestError> {
 }
 
 fn unix_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }

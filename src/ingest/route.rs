@@ -19,7 +19,10 @@ impl SensorFrom {
     /// The default: the first `+` level of the filter (after any `$share/<group>/`),
     /// else the whole topic.
     pub fn first_wildcard(filter: &str) -> Self {
-        strip_share(filter).split('/').position(|l| l == "+").map_or(Self::Topic, Self::Level)
+        strip_share(filter)
+            .split('/')
+            .position(|l| l == "+")
+            .map_or(Self::Topic, Self::Level)
     }
 }
 
@@ -37,7 +40,11 @@ pub struct Route {
 impl Route {
     /// A route for `filter`.
     pub fn new(filter: &str, sensor: SensorFrom, params: PayloadParams) -> Self {
-        Self { filter: filter.to_string(), sensor, params }
+        Self {
+            filter: filter.to_string(),
+            sensor,
+            params,
+        }
     }
 
     /// Whether a received topic belongs to this source.
@@ -98,17 +105,72 @@ mod tests {
             want: bool,
         }
         let cases = [
-            Case { name: "exact", filter: "a/b", topic: "a/b", want: true },
-            Case { name: "plus one level", filter: "sensors/+/telemetry", topic: "sensors/p1/telemetry", want: true },
-            Case { name: "plus not two levels", filter: "sensors/+/telemetry", topic: "sensors/a/b/telemetry", want: false },
-            Case { name: "plus matches empty level", filter: "a/+/c", topic: "a//c", want: true },
-            Case { name: "hash many", filter: "sensors/#", topic: "sensors/a/b/c", want: true },
-            Case { name: "hash includes parent", filter: "sensors/#", topic: "sensors", want: true },
-            Case { name: "prefix only", filter: "a/b", topic: "a/b/c", want: false },
-            Case { name: "longer filter", filter: "a/b/c", topic: "a/b", want: false },
-            Case { name: "dollar topics hidden from hash", filter: "#", topic: "$SYS/x", want: false },
-            Case { name: "dollar topics hidden from plus", filter: "+/x", topic: "$SYS/x", want: false },
-            Case { name: "dollar topic exact", filter: "$SYS/x", topic: "$SYS/x", want: true },
+            Case {
+                name: "exact",
+                filter: "a/b",
+                topic: "a/b",
+                want: true,
+            },
+            Case {
+                name: "plus one level",
+                filter: "sensors/+/telemetry",
+                topic: "sensors/p1/telemetry",
+                want: true,
+            },
+            Case {
+                name: "plus not two levels",
+                filter: "sensors/+/telemetry",
+                topic: "sensors/a/b/telemetry",
+                want: false,
+            },
+            Case {
+                name: "plus matches empty level",
+                filter: "a/+/c",
+                topic: "a//c",
+                want: true,
+            },
+            Case {
+                name: "hash many",
+                filter: "sensors/#",
+                topic: "sensors/a/b/c",
+                want: true,
+            },
+            Case {
+                name: "hash includes parent",
+                filter: "sensors/#",
+                topic: "sensors",
+                want: true,
+            },
+            Case {
+                name: "prefix only",
+                filter: "a/b",
+                topic: "a/b/c",
+                want: false,
+            },
+            Case {
+                name: "longer filter",
+                filter: "a/b/c",
+                topic: "a/b",
+                want: false,
+            },
+            Case {
+                name: "dollar topics hidden from hash",
+                filter: "#",
+                topic: "$SYS/x",
+                want: false,
+            },
+            Case {
+                name: "dollar topics hidden from plus",
+                filter: "+/x",
+                topic: "$SYS/x",
+                want: false,
+            },
+            Case {
+                name: "dollar topic exact",
+                filter: "$SYS/x",
+                topic: "$SYS/x",
+                want: true,
+            },
         ];
         for c in cases {
             assert_eq!(topic_matches(c.filter, c.topic), c.want, "{}", c.name);
@@ -117,22 +179,46 @@ mod tests {
 
     #[test]
     fn shared_subscription_prefix_is_ignored_when_matching() {
-        let r = Route::new("$share/g1/sensors/+/telemetry", SensorFrom::first_wildcard("$share/g1/sensors/+/telemetry"), PayloadParams::default());
+        let r = Route::new(
+            "$share/g1/sensors/+/telemetry",
+            SensorFrom::first_wildcard("$share/g1/sensors/+/telemetry"),
+            PayloadParams::default(),
+        );
         assert!(r.matches("sensors/pump-1/telemetry"));
         assert_eq!(r.sensor, SensorFrom::Level(1));
-        assert_eq!(r.sensor_from_topic("sensors/pump-1/telemetry"), Some("pump-1"));
+        assert_eq!(
+            r.sensor_from_topic("sensors/pump-1/telemetry"),
+            Some("pump-1")
+        );
     }
 
     #[test]
     fn sensor_id_comes_from_the_configured_level() {
         let p = PayloadParams::default();
-        let default = Route::new("sensors/+/telemetry", SensorFrom::first_wildcard("sensors/+/telemetry"), p.clone());
-        assert_eq!(default.sensor_from_topic("sensors/p7/telemetry"), Some("p7"));
+        let default = Route::new(
+            "sensors/+/telemetry",
+            SensorFrom::first_wildcard("sensors/+/telemetry"),
+            p.clone(),
+        );
+        assert_eq!(
+            default.sensor_from_topic("sensors/p7/telemetry"),
+            Some("p7")
+        );
         assert_eq!(default.sensor_from_topic("sensors//telemetry"), None);
         let level = Route::new("site/+/+/data", SensorFrom::Level(2), p.clone());
-        assert_eq!(level.sensor_from_topic("site/north/pump9/data"), Some("pump9"));
-        let whole = Route::new("plant/boiler", SensorFrom::first_wildcard("plant/boiler"), p.clone());
-        assert_eq!(whole.sensor_from_topic("plant/boiler"), Some("plant/boiler"));
+        assert_eq!(
+            level.sensor_from_topic("site/north/pump9/data"),
+            Some("pump9")
+        );
+        let whole = Route::new(
+            "plant/boiler",
+            SensorFrom::first_wildcard("plant/boiler"),
+            p.clone(),
+        );
+        assert_eq!(
+            whole.sensor_from_topic("plant/boiler"),
+            Some("plant/boiler")
+        );
         let payload = Route::new("x/#", SensorFrom::Payload, p);
         assert_eq!(payload.sensor_from_topic("x/y"), None);
     }

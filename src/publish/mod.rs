@@ -151,7 +151,10 @@ impl Publisher {
                 if self.alerts.len() >= self.capacity {
                     self.alerts.pop_front();
                     metrics::counter!(names::ALERTS_DROPPED).increment(1);
-                    warn!(capacity = self.capacity, "Alert queue full; oldest alert dropped.");
+                    warn!(
+                        capacity = self.capacity,
+                        "Alert queue full; oldest alert dropped."
+                    );
                 }
                 let kind = match event.event {
                     AlertEventKind::Raised => "raised",
@@ -159,7 +162,10 @@ impl Publisher {
                 };
                 info!(sensor = %event.sensor, event = kind, score = event.score, threshold = event.threshold, "Alert.");
                 let topic = render_topic(&self.alert_topic, &event.sensor);
-                self.alerts.push_back(Message { topic, payload: event.to_json().into_bytes() });
+                self.alerts.push_back(Message {
+                    topic,
+                    payload: event.to_json().into_bytes(),
+                });
                 metrics::gauge!(names::ALERTS_QUEUED).set(self.alerts.len() as f64);
             }
             Outbound::State(state) => {
@@ -177,16 +183,27 @@ impl Publisher {
             return;
         }
         while let Some(msg) = self.alerts.front() {
-            if self.client.try_publish(&msg.topic, QoS::AtLeastOnce, false, msg.payload.clone()).is_err() {
+            if self
+                .client
+                .try_publish(&msg.topic, QoS::AtLeastOnce, false, msg.payload.clone())
+                .is_err()
+            {
                 return; // rumqttc's request buffer is full: retry after the next poll.
             }
             if let Some(msg) = self.alerts.pop_front() {
-                self.unacked.handed(Tracked::Alert { topic: msg.topic, payload: msg.payload });
+                self.unacked.handed(Tracked::Alert {
+                    topic: msg.topic,
+                    payload: msg.payload,
+                });
             }
         }
         metrics::gauge!(names::ALERTS_QUEUED).set(self.alerts.len() as f64);
         while let Some((topic, payload)) = self.states.pop_first() {
-            if self.client.try_publish(&topic, QoS::AtLeastOnce, true, payload.clone()).is_err() {
+            if self
+                .client
+                .try_publish(&topic, QoS::AtLeastOnce, true, payload.clone())
+                .is_err()
+            {
                 self.states.insert(topic, payload);
                 return;
             }
@@ -214,10 +231,17 @@ impl Publisher {
         if !ack.session_present {
             self.requeue_unacked();
         }
-        info!(session_present = ack.session_present, queued = self.alerts.len(), "Alert connection up.");
+        info!(
+            session_present = ack.session_present,
+            queued = self.alerts.len(),
+            "Alert connection up."
+        );
         self.connected = true;
         self.backoff.reset();
-        match self.client.try_publish(&self.status_topic, QoS::AtLeastOnce, true, "online") {
+        match self
+            .client
+            .try_publish(&self.status_topic, QoS::AtLeastOnce, true, "online")
+        {
             Ok(()) => self.unacked.handed(Tracked::Status),
             Err(error) => warn!(%error, "Cannot queue birth message."),
         }
@@ -230,7 +254,9 @@ impl Publisher {
         let lost = self.unacked.take_all();
         for t in lost.into_iter().rev() {
             match t {
-                Tracked::Alert { topic, payload } => self.alerts.push_front(Message { topic, payload }),
+                Tracked::Alert { topic, payload } => {
+                    self.alerts.push_front(Message { topic, payload })
+                }
                 Tracked::State { topic, payload } => {
                     self.states.entry(topic).or_insert(payload);
                 }
@@ -258,12 +284,17 @@ impl Publisher {
             self.flush();
         }
         if !self.alerts.is_empty() {
-            warn!(lost = self.alerts.len(), "Broker unreachable at shutdown; queued alerts not delivered.");
+            warn!(
+                lost = self.alerts.len(),
+                "Broker unreachable at shutdown; queued alerts not delivered."
+            );
         }
         if !self.connected {
             return;
         }
-        let _ = self.client.try_publish(&self.status_topic, QoS::AtLeastOnce, true, "offline");
+        let _ = self
+            .client
+            .try_publish(&self.status_topic, QoS::AtLeastOnce, true, "offline");
         let _ = self.client.try_disconnect();
         let drain = async {
             loop {
@@ -273,7 +304,10 @@ impl Publisher {
                 }
             }
         };
-        if tokio::time::timeout_at(deadline.max(Instant::now() + Duration::from_secs(1)), drain).await.is_err() {
+        if tokio::time::timeout_at(deadline.max(Instant::now() + Duration::from_secs(1)), drain)
+            .await
+            .is_err()
+        {
             warn!("Alert connection disconnect not confirmed in time.");
         }
         info!("Alert connection closed.");
@@ -283,7 +317,10 @@ impl Publisher {
 impl Publisher {
     /// Connected, nothing queued and nothing awaiting an acknowledgement.
     fn delivered(&self) -> bool {
-        self.connected && self.alerts.is_empty() && self.states.is_empty() && self.unacked.is_empty()
+        self.connected
+            && self.alerts.is_empty()
+            && self.states.is_empty()
+            && self.unacked.is_empty()
     }
 }
 
@@ -308,7 +345,8 @@ mod tests {
             threshold_ready: false,
             ts: 1.5,
         };
-        let v: serde_json::Value = serde_json::from_slice(&serde_json::to_vec(&s).expect("json")).expect("parse");
+        let v: serde_json::Value =
+            serde_json::from_slice(&serde_json::to_vec(&s).expect("json")).expect("parse");
         assert_eq!(v["state"], "warming_up");
         assert_eq!(v["sensor"], "p/1");
         assert_eq!(v["threshold_ready"], false);

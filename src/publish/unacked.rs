@@ -76,7 +76,10 @@ mod tests {
     use super::*;
 
     fn alert(n: u8) -> Tracked {
-        Tracked::Alert { topic: format!("a/{n}"), payload: vec![n] }
+        Tracked::Alert {
+            topic: format!("a/{n}"),
+            payload: vec![n],
+        }
     }
 
     #[test]

@@ -15,11 +15,19 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A free loopback port (bind port 0, release). Tests are isolated by port and prefix.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("local addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
+        .port()
 }
 
 fn mosquitto_path() -> PathBuf {
-    let candidates = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"];
+    let candidates = [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ];
     candidates.iter().map(PathBuf::from).find(|p| p.exists()).unwrap_or_else(|| {
         panic!(
             "mosquitto not found (looked in {candidates:?}); the integration tests need a real broker: \
@@ -42,8 +50,16 @@ impl Broker {
         let dir = tempfile::tempdir().expect("broker temp dir");
         // Started as root, mosquitto drops to the `mosquitto` user: it must still be
         // able to write its persistence database and log here.
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod broker dir");
-        let mut b = Broker { port: free_port(), dir, child: None };
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .expect("chmod broker dir");
+        let mut b = Broker {
+            port: free_port(),
+            dir,
+            child: None,
+        };
         b.spawn().await;
         b
     }
@@ -95,7 +111,10 @@ impl Drop for Broker {
 
 async fn wait_for_port(port: u16) {
     for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -105,7 +124,11 @@ async fn wait_for_port(port: u16) {
 
 /// Sends a signal by name with `kill(1)`: keeps the harness free of libc bindings.
 pub fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("run kill");
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
     assert!(status.success(), "kill -{name} {pid} failed");
 }
 
@@ -215,7 +238,10 @@ impl Daemon {
             .stderr(std::fs::File::create(&log).expect("create daemon log"))
             .spawn()
             .expect("start anomalyd");
-        Daemon { child: Some(child), log }
+        Daemon {
+            child: Some(child),
+            log,
+        }
     }
 
     /// The daemon's log so far.
@@ -225,7 +251,9 @@ impl Daemon {
 
     /// True while the process runs.
     pub fn alive(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().expect("try_wait").is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().expect("try_wait").is_none())
     }
 
     /// Sends `name` (e.g. `TERM`, `STOP`, `CONT`).
@@ -308,7 +336,13 @@ impl Probe {
                         let _ = ready_tx.send(());
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if tx.send(Msg { topic: p.topic.clone(), payload: p.payload.to_vec() }).is_err() {
+                        if tx
+                            .send(Msg {
+                                topic: p.topic.clone(),
+                                payload: p.payload.to_vec(),
+                            })
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -318,18 +352,28 @@ impl Probe {
             }
         });
         if !filters.is_empty() {
-            tokio::time::timeout(WAIT, ready_rx.recv()).await.expect("subscription acknowledged in time");
+            tokio::time::timeout(WAIT, ready_rx.recv())
+                .await
+                .expect("subscription acknowledged in time");
         }
         Probe { client, rx }
     }
 
     /// Publishes one payload with QoS 1.
     pub async fn send(&self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.client.publish(topic, QoS::AtLeastOnce, false, payload).await.expect("queue publish");
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("queue publish");
     }
 
     /// The next message satisfying `pred`, within `limit`; others are discarded.
-    pub async fn wait_for(&mut self, limit: Duration, what: &str, mut pred: impl FnMut(&Msg) -> bool) -> Msg {
+    pub async fn wait_for(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        mut pred: impl FnMut(&Msg) -> bool,
+    ) -> Msg {
         let found = tokio::time::timeout(limit, async {
             while let Some(m) = self.rx.recv().await {
                 if pred(&m) {
@@ -359,13 +403,21 @@ impl Probe {
 pub async fn metrics(port: u16) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fetch = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.ok()?;
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await
+            .ok()?;
         let mut body = String::new();
         s.read_to_string(&mut body).await.ok()?;
         Some(body)
     };
-    tokio::time::timeout(Duration::from_secs(5), fetch).await.ok().flatten().unwrap_or_default()
+    tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }
 
 /// Sum of a counter's samples whose label set contains `label` (e.g. `kind="not_json"`).
@@ -388,7 +440,11 @@ pub struct Signal {
 impl Signal {
     /// Starts at `ts`.
     pub fn new(ts: f64) -> Signal {
-        Signal { ts, i: 0, seed: 0x9E37_79B9_7F4A_7C15 }
+        Signal {
+            ts,
+            i: 0,
+            seed: 0x9E37_79B9_7F4A_7C15,
+        }
     }
 
     fn noise(&mut self) -> f64 {
@@ -413,7 +469,11 @@ impl Signal {
 
 /// Unix time now, seconds.
 pub fn now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs_f64().floor()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+        .floor()
 }
 
 /// Publishes `n` readings of `sig` with `shift`, pacing so the daemon's channel keeps up.
