@@ -1,0 +1,171 @@
+//! Normal telemetry, anomalies, recovery and bad input.
+
+use std::time::Duration;
+
+use super::*;
+use support::{counter, metrics, now};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn normal_telemetry_warms_up_without_alerts_then_anomaly_raises_and_recovery_clears() {
+    let w = World::new("lifecycle", 10).await;
+    let mut d = w.daemon();
+    let mut probe = w.probe().await;
+    probe
+        .wait_for(WAIT, "birth message", |m| {
+            m.topic.ends_with("/status") && m.payload == b"online"
+        })
+        .await;
+    let topic = w.telemetry("pump-1");
+    let mut sig = Signal::new(now() - 5000.0);
+
+    let seen = warm_up(&mut probe, &topic, "pump-1", &mut sig).await;
+    assert!(
+        seen.iter()
+            .any(|m| is_state(m, "pump-1", |s| s["state"] == "warming_up")),
+        "no warming_up state seen"
+    );
+    feed(&probe, &topic, &mut sig, 40, 0.0).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let normal: Vec<_> = seen
+        .into_iter()
+        .chain(probe.drain())
+        .filter(|m| m.topic.contains("/alerts/"))
+        .collect();
+    assert!(
+        normal.is_empty(),
+        "alert on normal telemetry: {:?}",
+        normal.iter().map(support::Msg::json).collect::<Vec<_>>()
+    );
+
+    feed(&probe, &topic, &mut sig, 12, SHIFT).await;
+    let raised = probe
+        .wait_for(WAIT, "a raised alert", |m| is_alert(m, "raised"))
+        .await;
+    assert_eq!(raised.topic, format!("{}/alerts/pump-1", w.prefix));
+    assert_full_alert(&raised.json(), "pump-1", "raised");
+    probe
+        .wait_for(WAIT, "alert state", |m| {
+            is_state(m, "pump-1", |s| s["state"] == "alert")
+        })
+        .await;
+
+    feed(&probe, &topic, &mut sig, 40, 0.0).await;
+    let cleared = probe
+        .wait_for(WAIT, "a cleared alert", |m| is_alert(m, "cleared"))
+        .await;
+    assert_full_alert(&cleared.json(), "pump-1", "cleared");
+    probe
+        .wait_for(WAIT, "normal state", |m| {
+            is_state(m, "pump-1", |s| s["state"] == "normal")
+        })
+        .await;
+    assert!(d.alive());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_of_every_kind_is_counted_and_the_good_sensor_still_alerts() {
+    // Two sensors: `good`, then `junk`; a third is over the cap.
+    let w = World::new("garbage", 2).await;
+    let mut d = w.daemon();
+    let mut probe = w.probe().await;
+    probe
+        .wait_for(WAIT, "birth message", |m| {
+            m.topic.ends_with("/status") && m.payload == b"online"
+        })
+        .await;
+    let good = w.telemetry("good");
+    let junk = w.telemetry("junk");
+    let mut sig = Signal::new(now() - 5000.0);
+    feed(&probe, &good, &mut sig, 10, 0.0).await;
+    let t = now() - 100.0;
+    let huge = format!(r#"{{"ts":{t},"a":1,"b":"{}"}}"#, "x".repeat(3000));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("not_json", b"{not json".to_vec()),
+        ("not_utf8", vec![0xff, 0xfe, 0x7b]),
+        ("wrong_type", b"[1, 2, 3]".to_vec()),
+        (
+            "not_finite",
+            format!(r#"{{"ts":{t},"a":1e400,"b":1}}"#).into_bytes(),
+        ),
+        (
+            "bad_timestamp",
+            br#"{"ts":"yesterday","a":1,"b":2}"#.to_vec(),
+        ),
+        (
+            "absurd_timestamp",
+            br#"{"ts":99999999999999,"a":1,"b":2}"#.to_vec(),
+        ),
+        ("absurd_timestamp", br#"{"ts":-5,"a":1,"b":2}"#.to_vec()),
+        (
+            "no_channels",
+            format!(r#"{{"ts":{t},"a":"high"}}"#).into_bytes(),
+        ),
+        ("too_large", huge.into_bytes()),
+        (
+            "too_many_channels",
+            format!(r#"{{"ts":{t},"a":1,"b":2,"c":3,"d":4,"e":5}}"#).into_bytes(),
+        ),
+        (
+            "wrong_channels",
+            format!(r#"{{"ts":{t},"a":1}}"#).into_bytes(),
+        ),
+    ];
+    for (_, payload) in &cases {
+        probe.send(&junk, payload.clone()).await;
+    }
+    // Order problems on the good sensor: a duplicate and an older reading.
+    probe
+        .send(
+            &good,
+            format!(r#"{{"ts":{},"a":0.1,"b":0.2}}"#, sig.ts - 1.0),
+        )
+        .await;
+    probe
+        .send(
+            &good,
+            format!(r#"{{"ts":{},"a":0.1,"b":0.2}}"#, sig.ts - 5.0),
+        )
+        .await;
+    // A missing timestamp is stamped with the arrival time (devices without clocks).
+    probe.send(&junk, br#"{"a":1,"b":2}"#.to_vec()).await;
+    // Over the sensor cap, and a topic that matches no source... by construction none
+    // can arrive (we only subscribe to sources), so the cap is the last case.
+    probe
+        .send(
+            &w.telemetry("intruder"),
+            format!(r#"{{"ts":{t},"a":1,"b":2}}"#),
+        )
+        .await;
+
+    let mut expected: Vec<&str> = cases.iter().map(|(k, _)| *k).collect();
+    // Parser rejections are `payload_errors{kind}`; the detector's are
+    // `readings_dropped{reason}`.
+    expected.extend(["duplicate", "out_of_order", "sensor_cap"]);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (text, missing) = loop {
+        let text = metrics(w.metrics_port).await;
+        let missing: Vec<&str> = expected
+            .iter()
+            .copied()
+            .filter(|k| counter(&text, "anomalyd_", &format!("=\"{k}\"")) < 1.0)
+            .collect();
+        if missing.is_empty() || tokio::time::Instant::now() > deadline {
+            break (text, missing);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(missing.is_empty(), "not counted: {missing:?}\n{text}");
+    assert!(d.alive(), "daemon died on bad input:\n{}", d.log_text());
+    assert!(
+        d.log_text().contains("Dropped malformed message"),
+        "no rate-limited warning in the log"
+    );
+
+    warm_up(&mut probe, &good, "good", &mut sig).await;
+    feed(&probe, &good, &mut sig, 12, SHIFT).await;
+    let raised = probe
+        .wait_for(WAIT, "the good sensor's alert", |m| is_alert(m, "raised"))
+        .await;
+    assert_full_alert(&raised.json(), "good", "raised");
+    assert!(d.alive());
+}
