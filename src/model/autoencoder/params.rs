@@ -249,22 +249,28 @@ impl AutoencoderParams {
             ));
         }
         if p.loss == Loss::Bce && p.output_activation != Activation::Sigmoid {
-            errors.push(format!(
-                "loss bce requires output activation sigmoid, got {:?}",
-                p.output_activation
-            )
-            .to_lowercase());
+            errors.push(
+                format!(
+                    "loss bce requires output activation sigmoid, got {:?}",
+                    p.output_activation
+                )
+                .to_lowercase(),
+            );
         }
         match p.kind {
             AutoencoderKind::Sparse { weight, .. } if !(weight.is_finite() && weight >= 0.0) => {
-                errors.push(format!("sparsity weight must be finite and non-negative, got {weight}"))
+                errors.push(format!(
+                    "sparsity weight must be finite and non-negative, got {weight}"
+                ))
             }
-            AutoencoderKind::Denoising { noise: Noise::Gaussian { std } }
-                if !(std.is_finite() && std > 0.0) =>
-            {
+            AutoencoderKind::Denoising {
+                noise: Noise::Gaussian { std },
+            } if !(std.is_finite() && std > 0.0) => {
                 errors.push(format!("noise std must be finite and positive, got {std}"))
             }
-            AutoencoderKind::Denoising { noise: Noise::Masking { p } } if !(p > 0.0 && p < 1.0) => {
+            AutoencoderKind::Denoising {
+                noise: Noise::Masking { p },
+            } if !(p > 0.0 && p < 1.0) => {
                 errors.push(format!("masking probability must be in (0, 1), got {p}"))
             }
             _ => {}
