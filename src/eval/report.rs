@@ -37,9 +37,23 @@ pub fn variants(base: &DetectorConfig) -> Vec<(String, DetectorConfig)> {
         c
     };
     vec![
-        ("ae-undercomplete".into(), with_kind(AutoencoderKind::Undercomplete)),
-        ("ae-sparse-l1".into(), with_kind(AutoencoderKind::Sparse { penalty: Penalty::L1, weight: 1e-3 })),
-        ("ae-denoising".into(), with_kind(AutoencoderKind::Denoising { noise: Noise::Gaussian { std: 0.1 } })),
+        (
+            "ae-undercomplete".into(),
+            with_kind(AutoencoderKind::Undercomplete),
+        ),
+        (
+            "ae-sparse-l1".into(),
+            with_kind(AutoencoderKind::Sparse {
+                penalty: Penalty::L1,
+                weight: 1e-3,
+            }),
+        ),
+        (
+            "ae-denoising".into(),
+            with_kind(AutoencoderKind::Denoising {
+                noise: Noise::Gaussian { std: 0.1 },
+            }),
+        ),
         ("pca".into(), with_score(ScoreSource::Pca)),
         ("trivial (mean window)".into(), with_score(ScoreSource::Mean)),
     ]
@@ -107,7 +121,9 @@ pub fn render(results: &[VariantResult], command: &str) -> String {
             }
         }
         for (name, f1, far, mar) in SKAB_PUBLISHED {
-            md.push_str(&format!("| {name} (published, all 34 files) | {f1:.2} | {far:.2} | {mar:.2} | | | |\n"));
+            md.push_str(&format!(
+                "| {name} (published, all 34 files) | {f1:.2} | {far:.2} | {mar:.2} | | | |\n"
+            ));
         }
         md.push('\n');
     }

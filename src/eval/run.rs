@@ -8,11 +8,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::DetectorConfig;
+use crate::eval::EvalError;
 use crate::eval::nab::{self, LabelledFile, ProfileResult};
 use crate::eval::replay::replay;
 use crate::eval::series::{Series, read_series};
 use crate::eval::skab::{self, CpResult, PointMetrics};
-use crate::eval::EvalError;
 
 /// Runs `job` over `0..n` on `threads` workers; results come back in index order.
 fn parallel<T: Send>(n: usize, threads: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
@@ -34,7 +34,11 @@ fn parallel<T: Send>(n: usize, threads: usize, job: impl Fn(usize) -> T + Sync) 
             });
         }
     });
-    out.into_inner().expect("worker panicked").into_iter().map(|r| r.expect("every index ran")).collect()
+    out.into_inner()
+        .expect("worker panicked")
+        .into_iter()
+        .map(|r| r.expect("every index ran"))
+        .collect()
 }
 
 /// Worker threads to use by default: every core.
@@ -66,11 +70,20 @@ pub fn run_nab(
     threads: usize,
 ) -> Result<NabRun, EvalError> {
     let names: Vec<&String> = windows.keys().collect();
-    let files = parallel(names.len(), threads, |i| nab_file(config, corpus, names[i], &windows[names[i]]));
+    let files = parallel(names.len(), threads, |i| {
+        nab_file(config, corpus, names[i], &windows[names[i]])
+    });
     let files: Vec<LabelledFile> = files.into_iter().collect::<Result<_, _>>()?;
     let rows = files.iter().map(|f| f.scores.len()).sum();
-    let results = nab::PROFILES.iter().map(|p| nab::score_corpus(&files, p)).collect();
-    Ok(NabRun { results, files: files.len(), rows })
+    let results = nab::PROFILES
+        .iter()
+        .map(|p| nab::score_corpus(&files, p))
+        .collect();
+    Ok(NabRun {
+        results,
+        files: files.len(),
+        rows,
+    })
 }
 
 fn nab_file(
@@ -118,7 +131,10 @@ pub struct SkabRun {
 /// The first unreadable file, or an empty directory.
 pub fn run_skab(config: &DetectorConfig, dir: &Path, threads: usize) -> Result<SkabRun, EvalError> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| EvalError::Io { path: dir.into(), source })?
+        .map_err(|source| EvalError::Io {
+            path: dir.into(),
+            source,
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "csv"))
         .collect();
@@ -128,7 +144,11 @@ pub fn run_skab(config: &DetectorConfig, dir: &Path, threads: usize) -> Result<S
     }
     let files = parallel(paths.len(), threads, |i| skab_file(config, &paths[i]));
     let files: Vec<skab::SkabFile> = files.into_iter().collect::<Result<_, _>>()?;
-    Ok(SkabRun { point: skab::point_metrics(&files), changepoint: skab::changepoint_score(&files), files: files.len() })
+    Ok(SkabRun {
+        point: skab::point_metrics(&files),
+        changepoint: skab::changepoint_score(&files),
+        files: files.len(),
+    })
 }
 
 fn skab_file(config: &DetectorConfig, path: &Path) -> Result<skab::SkabFile, EvalError> {

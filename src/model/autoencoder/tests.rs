@@ -114,15 +114,11 @@ fn check_gradients(
 ) -> usize {
     const H: f64 = 1e-5;
     let (_, grads) = net.loss_and_gradients(x, x, loss, penalty);
-    for l in 0..net.layers.len() {
+    for (l, grad) in grads.iter().enumerate() {
         for is_bias in [false, true] {
-            let len = if is_bias {
-                net.layers[l].b.len()
-            } else {
-                net.layers[l].w.len()
-            };
+            let len = if is_bias { grad.b.len() } else { grad.w.len() };
             for i in 0..len {
-                let analytic = if is_bias { grads[l].b[i] } else { grads[l].w[i] };
+                let analytic = if is_bias { grad.b[i] } else { grad.w[i] };
                 let mut at = |delta: f64| {
                     let p = if is_bias {
                         &mut net.layers[l].b[i]
