@@ -6,6 +6,7 @@
 
 use linfa::Dataset;
 use linfa::traits::Fit;
+use linfa_linalg::eigh::{EigSort, Eigh};
 use linfa_reduction::Pca;
 use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -51,19 +52,26 @@ impl PcaModel {
         if spread < 1e-12 {
             return Ok(Self::mean_only(mean));
         }
+        // Sliding windows of a smooth signal are nearly collinear, and linfa's LOBPCG
+        // then sometimes produces NaN and panics inside its eigen solver (seen on 4 of
+        // NAB's 58 files). The panic is caught so that no input can take the detector
+        // down, and the exact dense eigen-decomposition of the covariance (tiny here:
+        // inputs × inputs) takes over.
         let dataset = Dataset::from(data.to_owned());
-        // LOBPCG inside linfa can fail on rank-deficient data; retry with fewer
-        // components rather than lose the baseline.
-        for k in (1..=components).rev() {
-            if let Ok(pca) = Pca::params(k).fit(&dataset) {
-                let comps = pca.components().clone();
-                if comps.iter().all(|v| v.is_finite()) {
-                    return Ok(Self {
-                        mean: pca.mean().clone(),
-                        components: comps,
-                    });
-                }
+        let fitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Pca::params(components).fit(&dataset)
+        }));
+        if let Ok(Ok(pca)) = fitted {
+            let comps = pca.components().clone();
+            if comps.iter().all(|v| v.is_finite()) {
+                return Ok(Self {
+                    mean: pca.mean().clone(),
+                    components: comps,
+                });
             }
+        }
+        if let Some(components) = exact_components(data, &mean, components) {
+            return Ok(Self { mean, components });
         }
         Ok(Self::mean_only(mean))
     }
@@ -119,11 +127,20 @@ impl PcaModel {
     }
 }
 
+/// The top `k` principal axes from the dense eigen-decomposition of the covariance, as
+/// rows; `None` if the solver fails.
+fn exact_components(data: ArrayView2<'_, f64>, mean: &Array1<f64>, k: usize) -> Option<Array2<f64>> {
+    let centred = &data - mean;
+    let cov = centred.t().dot(&centred) / (data.nrows() as f64 - 1.0);
+    let (_, vectors) = cov.eigh().ok()?.sort_eig_desc();
+    let top = vectors.slice(ndarray::s![.., ..k]).t().to_owned();
+    top.iter().all(|v| v.is_finite()).then_some(top)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::rngs::SmallRng;
-    use rand::{Rng, SeedableRng};
+    use rand::Rng;
 
     fn build_rank_k(rows: usize, inputs: usize, k: usize, seed: u64) -> Array2<f64> {
         let mut rng = SmallRng::seed_from_u64(seed);
@@ -151,6 +168,17 @@ mod tests {
         assert_eq!(model.n_components(), 3);
         let err = mse(&model, data.view());
         assert!(err < 1e-10, "rank-3 data with 3 components left error {err}");
+    }
+
+    #[test]
+    fn exact_fallback_agrees_with_linfa_on_rank_k_data() {
+        let data = build_rank_k(200, 12, 3, 7);
+        let mean = data.mean_axis(ndarray::Axis(0)).unwrap();
+        let model = PcaModel {
+            components: exact_components(data.view(), &mean, 3).unwrap(),
+            mean,
+        };
+        assert!(mse(&model, data.view()) < 1e-10);
     }
 
     #[test]
