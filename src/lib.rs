@@ -19,5 +19,8 @@ pub mod reading;
 pub mod config;
 pub mod detector;
 pub mod eval;
+pub mod metrics;
+pub mod notify;
 pub mod score;
+pub mod store;
 pub mod trainer;
