@@ -203,9 +203,13 @@ impl Store {
             dir: dir.to_path_buf(),
         };
         match fs::remove_file(store.temp_path()) {
-            Ok(()) => tracing::info!(path = %store.temp_path().display(), "Removed stale temporary snapshot."),
+            Ok(()) => {
+                tracing::info!(path = %store.temp_path().display(), "Removed stale temporary snapshot.")
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => tracing::warn!(path = %store.temp_path().display(), %error, "Cannot remove stale temporary snapshot."),
+            Err(error) => {
+                tracing::warn!(path = %store.temp_path().display(), %error, "Cannot remove stale temporary snapshot.")
+            }
         }
         Ok(store)
     }

@@ -138,8 +138,7 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
             break;
         }
         head.extend_from_slice(&chunk[..n]);
-        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n")
-        {
+        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
             break;
         }
     }

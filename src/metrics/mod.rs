@@ -243,7 +243,10 @@ mod tests {
         metrics::counter!(names::ALERTS, labels::EVENT => "raised").increment(1);
         let text = second.render();
         assert!(text.contains("anomalyd_readings_total"), "{text}");
-        assert!(text.contains(r#"anomalyd_alerts_total{event="raised"}"#), "{text}");
+        assert!(
+            text.contains(r#"anomalyd_alerts_total{event="raised"}"#),
+            "{text}"
+        );
         assert!(text.contains("# HELP anomalyd_readings_total"), "{text}");
         assert_eq!(first.render().lines().count(), text.lines().count());
     }
@@ -253,7 +256,10 @@ mod tests {
         let handle = install().expect("install");
         metrics::histogram!(names::SCORE_SECONDS).record(2e-4);
         let text = handle.render();
-        assert!(text.contains(r#"anomalyd_score_seconds_bucket{le="0.0005"}"#), "{text}");
+        assert!(
+            text.contains(r#"anomalyd_score_seconds_bucket{le="0.0005"}"#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -119,7 +119,11 @@ mod tests {
         assert_eq!(&*labels.label(&sensor("a")), "a");
         assert_eq!(&*labels.label(&sensor("b")), "b");
         assert_eq!(&*labels.label(&sensor("c")), OTHER_SENSORS);
-        assert_eq!(&*labels.label(&sensor("a")), "a", "tracked sensors keep their label");
+        assert_eq!(
+            &*labels.label(&sensor("a")),
+            "a",
+            "tracked sensors keep their label"
+        );
         assert_eq!(labels.tracked(), 2);
     }
 
@@ -135,9 +139,18 @@ mod tests {
         labels.set_model_version(&sensor("cap-x"), 4);
         labels.set_model_version(&sensor("cap-z"), 2);
         let text = handle.render();
-        assert!(text.contains(r#"anomalyd_threshold_ready{sensor="cap-first"} 1"#), "{text}");
-        assert!(text.contains(r#"anomalyd_threshold_ready{sensor="_other"} 2"#), "{text}");
-        assert!(text.contains(r#"anomalyd_model_version{sensor="_other"} 4"#), "{text}");
+        assert!(
+            text.contains(r#"anomalyd_threshold_ready{sensor="cap-first"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"anomalyd_threshold_ready{sensor="_other"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"anomalyd_model_version{sensor="_other"} 4"#),
+            "{text}"
+        );
         assert!(!text.contains("cap-x"), "{text}");
     }
 }

@@ -21,7 +21,12 @@ fn build_snapshot(sensors: usize, history: usize) -> FakeSnapshot {
         x
     };
     let histories = (0..sensors)
-        .map(|s| (format!("sensor-{s}"), (0..history).map(|_| next()).collect()))
+        .map(|s| {
+            (
+                format!("sensor-{s}"),
+                (0..history).map(|_| next()).collect(),
+            )
+        })
         .collect();
     let weights = ndarray::Array2::from_shape_fn((16, 8), |_| next());
     FakeSnapshot {
@@ -40,7 +45,12 @@ fn build_store() -> (tempfile::TempDir, Store) {
 fn file_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .expect("list dir")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     names.sort();
     names
@@ -58,7 +68,9 @@ fn corrupt_reason(err: StoreError) -> (Option<PathBuf>, CorruptReason) {
 /// Loads a broken file and checks it was moved aside and that the directory then
 /// looks empty to the next load.
 fn load_expecting_corrupt(store: &Store) -> CorruptReason {
-    let err = store.load::<FakeSnapshot>().expect_err("corrupt file must not load");
+    let err = store
+        .load::<FakeSnapshot>()
+        .expect_err("corrupt file must not load");
     let (moved_to, reason) = corrupt_reason(err);
     let moved_to = moved_to.expect("file moved aside");
     assert!(moved_to.exists());
@@ -74,7 +86,10 @@ fn snapshot_round_trips() {
     let (_dir, store) = build_store();
     let snap = build_snapshot(3, 1000);
     let report = store.save(&snap).expect("save");
-    assert_eq!(report.bytes, fs::metadata(&report.path).expect("stat").len());
+    assert_eq!(
+        report.bytes,
+        fs::metadata(&report.path).expect("stat").len()
+    );
     assert_eq!(store.load::<FakeSnapshot>().expect("load"), Some(snap));
 }
 
@@ -131,14 +146,20 @@ fn flipped_byte_fails_checksum_and_is_moved_aside() {
     bytes[mid] ^= 0x01;
     fs::write(&report.path, &bytes).expect("write");
     let reason = load_expecting_corrupt(&store);
-    assert!(matches!(reason, CorruptReason::Checksum { .. }), "{reason:?}");
+    assert!(
+        matches!(reason, CorruptReason::Checksum { .. }),
+        "{reason:?}"
+    );
 }
 
 #[test]
 fn foreign_file_is_rejected_by_magic() {
     let (_dir, store) = build_store();
-    fs::write(store.snapshot_path(), b"{\"this is\": \"some json, not a snapshot\"}")
-        .expect("write");
+    fs::write(
+        store.snapshot_path(),
+        b"{\"this is\": \"some json, not a snapshot\"}",
+    )
+    .expect("write");
     let reason = load_expecting_corrupt(&store);
     assert!(matches!(reason, CorruptReason::Magic { .. }), "{reason:?}");
     assert!(reason.to_string().contains("not an anomalyd snapshot"));
@@ -185,7 +206,10 @@ fn read_only_dir_is_not_writable() {
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod back");
     match result {
         Err(err @ StoreError::NotWritable { .. }) => {
-            assert!(err.to_string().contains(&*dir.path().to_string_lossy()), "{err}");
+            assert!(
+                err.to_string().contains(&*dir.path().to_string_lossy()),
+                "{err}"
+            );
         }
         // Root (CAP_DAC_OVERRIDE) writes through mode bits; nothing to check then.
         Ok(_) => eprintln!("running with CAP_DAC_OVERRIDE; permission check skipped"),
@@ -200,7 +224,12 @@ fn bincode_is_much_smaller_than_json_for_float_histories() {
     let json = serde_json::to_vec(&snap).expect("json");
     // 10k f64 at 8 bytes each, plus a little framing.
     assert!(bin.len() < 10_000 * 8 + 2_000, "bincode {}", bin.len());
-    assert!(json.len() > 2 * bin.len(), "json {} vs bincode {}", json.len(), bin.len());
+    assert!(
+        json.len() > 2 * bin.len(),
+        "json {} vs bincode {}",
+        json.len(),
+        bin.len()
+    );
 }
 
 proptest! {

@@ -38,15 +38,26 @@ fn route_answers_each_case() {
         Case { name: "http2 preface", head: b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", healthy: true, status: 400, body_contains: "" },
     ];
     for case in cases {
-        let response = route(case.head, &build_health(case.healthy), || "rendered".to_owned());
+        let response = route(case.head, &build_health(case.healthy), || {
+            "rendered".to_owned()
+        });
         assert_eq!(response.status, case.status, "case {}", case.name);
-        assert!(response.body.contains(case.body_contains), "case {}: {:?}", case.name, response.body);
+        assert!(
+            response.body.contains(case.body_contains),
+            "case {}: {:?}",
+            case.name,
+            response.body
+        );
     }
 }
 
 #[test]
 fn head_request_omits_the_body_but_keeps_its_length() {
-    let response = route(b"HEAD /healthz HTTP/1.1\r\n\r\n", &build_health(true), String::new);
+    let response = route(
+        b"HEAD /healthz HTTP/1.1\r\n\r\n",
+        &build_health(true),
+        String::new,
+    );
     let bytes = String::from_utf8(response.to_bytes()).expect("utf-8");
     assert!(bytes.contains("Content-Length: 3\r\n"), "{bytes}");
     assert!(bytes.ends_with("\r\n\r\n"), "{bytes}");
@@ -62,7 +73,9 @@ async fn start(health: Health) -> (SocketAddr, oneshot::Sender<()>, tokio::task:
         let shutdown = async {
             let _ = stop_rx.await;
         };
-        serve_on(listener, handle, health, shutdown).await.expect("serve");
+        serve_on(listener, handle, health, shutdown)
+            .await
+            .expect("serve");
     });
     (addr, stop_tx, server)
 }
@@ -75,7 +88,9 @@ async fn send(addr: SocketAddr, request: &[u8]) -> String {
         stream.read_to_end(&mut response).await.expect("read");
         String::from_utf8_lossy(&response).into_owned()
     };
-    tokio::time::timeout(Duration::from_secs(10), exchange).await.expect("server answered in time")
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("server answered in time")
 }
 
 #[tokio::test]
@@ -86,11 +101,17 @@ async fn server_answers_metrics_health_and_not_found() {
 
     let metrics = send(addr, b"GET /metrics HTTP/1.1\r\nHost: gw\r\n\r\n").await;
     assert!(metrics.starts_with("HTTP/1.1 200 OK\r\n"), "{metrics}");
-    assert!(metrics.contains("Content-Type: text/plain; version=0.0.4"), "{metrics}");
+    assert!(
+        metrics.contains("Content-Type: text/plain; version=0.0.4"),
+        "{metrics}"
+    );
     assert!(metrics.contains("anomalyd_reconnects_total"), "{metrics}");
 
     let ok = send(addr, b"GET /healthz HTTP/1.1\r\n\r\n").await;
-    assert!(ok.starts_with("HTTP/1.1 200 OK\r\n") && ok.ends_with("ok\n"), "{ok}");
+    assert!(
+        ok.starts_with("HTTP/1.1 200 OK\r\n") && ok.ends_with("ok\n"),
+        "{ok}"
+    );
 
     health.set_detector_alive(false);
     let unhealthy = send(addr, b"GET /healthz HTTP/1.1\r\n\r\n").await;
@@ -101,14 +122,21 @@ async fn server_answers_metrics_health_and_not_found() {
     assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
 
     drop(stop_tx);
-    tokio::time::timeout(Duration::from_secs(5), server).await.expect("stops").expect("no panic");
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("stops")
+        .expect("no panic");
 }
 
 #[tokio::test]
 async fn server_survives_garbage_and_oversized_requests() {
     let (addr, stop_tx, server) = start(build_health(true)).await;
 
-    let garbage = send(addr, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\n\n").await;
+    let garbage = send(
+        addr,
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\n\n",
+    )
+    .await;
     assert!(garbage.starts_with("HTTP/1.1 400 "), "{garbage}");
 
     // Longer than MAX_HEAD with no line end: answered (400) after the bound, not read forever.
@@ -120,7 +148,9 @@ async fn server_survives_garbage_and_oversized_requests() {
         let _ = stream.read_to_end(&mut response).await;
         response
     };
-    let response = tokio::time::timeout(Duration::from_secs(10), oversized).await.expect("in time");
+    let response = tokio::time::timeout(Duration::from_secs(10), oversized)
+        .await
+        .expect("in time");
     assert!(response.is_empty() || response.starts_with(b"HTTP/1.1 400 "));
 
     // A client that connects and says nothing is cut off after READ_TIMEOUT.
@@ -130,12 +160,17 @@ async fn server_survives_garbage_and_oversized_requests() {
         let _ = stream.read_to_end(&mut response).await;
         response
     };
-    let response = tokio::time::timeout(READ_TIMEOUT * 3, silent).await.expect("cut off");
+    let response = tokio::time::timeout(READ_TIMEOUT * 3, silent)
+        .await
+        .expect("cut off");
     assert!(response.starts_with(b"HTTP/1.1 400 "));
 
     let ok = send(addr, b"GET /healthz HTTP/1.1\r\n\r\n").await;
     assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
 
     drop(stop_tx);
-    tokio::time::timeout(Duration::from_secs(5), server).await.expect("stops").expect("no panic");
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("stops")
+        .expect("no panic");
 }
