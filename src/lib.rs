@@ -14,13 +14,18 @@
 //! [`trainer`]) is sans-IO: the daemon, `replay` and `eval` all drive the same code.
 #![warn(missing_docs, unreachable_pub)]
 
-pub mod model;
-pub mod reading;
+pub mod alert;
 pub mod config;
 pub mod detector;
 pub mod eval;
+pub mod ingest;
 pub mod metrics;
+pub mod model;
 pub mod notify;
+pub mod reading;
 pub mod score;
+pub mod simulate;
 pub mod store;
+pub mod threshold;
 pub mod trainer;
+pub mod window;

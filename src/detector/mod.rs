@@ -6,6 +6,10 @@
 //! [`TrainJob`] in its [`Step`], and whoever drives it installs the result with
 //! [`Detector::install`] (inline in replay, from a blocking thread in the daemon).
 
+mod snapshot;
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -17,6 +21,8 @@ use crate::score::AnomalyScorer;
 use crate::threshold::RollingQuantile;
 use crate::trainer::{TrainJob, TrainingBuffer};
 use crate::window::{Push, Window, WindowParams, WindowReject};
+
+pub use snapshot::{DetectorSnapshot, SNAPSHOT_FORMAT, SensorSnapshot};
 
 /// Why a reading was not taken.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -208,7 +214,10 @@ impl Pipeline {
         }
         let due = match &self.model {
             None => self.buffer.len() >= config.training.min_windows,
-            Some(_) => config.training.retrain_every.is_some_and(|n| self.windows_since_job >= n),
+            Some(_) => {
+                config.training.retrain_every.is_some_and(|n| self.windows_since_job >= n)
+                    && self.buffer.len() >= config.training.min_windows
+            }
         };
         if !due {
             return None;

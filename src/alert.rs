@@ -1,0 +1,459 @@
+//! Alert lifecycle and the alert event payload.
+//!
+//! Owns the per-sensor state machine ([`AlertState`]: raise after `consecutive`
+//! windows over threshold, clear after `clear_after` windows under it, no raise during
+//! `cooldown` windows after a clear), the JSON event the publisher sends
+//! ([`AlertEvent`]), the per-channel error breakdown ([`channel_contributions`]), and
+//! topic rendering ([`render_topic`], [`sanitize_topic_level`]). It is sans-IO: the
+//! detector calls [`AlertState::update`] once per scored window and hands any event to
+//! the publisher, which owns QoS and the broker connection.
+
+use chrono::{DateTime, SecondsFormat};
+use serde::{Deserialize, Serialize};
+
+/// Alert lifecycle settings, counted in scored windows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertParams {
+    /// Consecutive windows over threshold needed to raise (≥ 1; 0 behaves as 1).
+    pub consecutive: u32,
+    /// Consecutive windows under threshold needed to clear (≥ 1; 0 behaves as 1).
+    pub clear_after: u32,
+    /// Windows after a clear during which no new raise may happen.
+    pub cooldown: u32,
+}
+
+/// What an alert event announces.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertEventKind {
+    /// The sensor entered the alert state.
+    Raised,
+    /// The sensor left the alert state.
+    Cleared,
+}
+
+/// Per-sensor alert state; serialisable so snapshots keep a raised alert raised.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AlertState {
+    /// Whether an alert is currently raised.
+    raised: bool,
+    /// Consecutive windows over threshold, up to and including the latest.
+    over_run: u32,
+    /// Consecutive windows under threshold, up to and including the latest.
+    under_run: u32,
+    /// Windows left in which a raise is suppressed after the last clear.
+    cooldown_left: u32,
+}
+
+impl AlertState {
+    /// Feeds one scored window (`over`: its score exceeded the threshold) and returns
+    /// the event this window triggers, if any.
+    ///
+    /// Windows over threshold during the cooldown still count toward `consecutive`,
+    /// so an anomaly that persists through the cooldown is raised as soon as it ends;
+    /// a flapping signal is raised at most once per clear + cooldown.
+    pub fn update(&mut self, p: &AlertParams, over: bool) -> Option<AlertEventKind> {
+        if over {
+            self.over_run = self.over_run.saturating_add(1);
+            self.under_run = 0;
+        } else {
+            self.under_run = self.under_run.saturating_add(1);
+            self.over_run = 0;
+        }
+        if self.raised {
+            if self.under_run >= p.clear_after.max(1) {
+                self.raised = false;
+                self.cooldown_left = p.cooldown;
+                self.under_run = 0;
+                return Some(AlertEventKind::Cleared);
+            }
+            return None;
+        }
+        if self.cooldown_left > 0 {
+            self.cooldown_left -= 1;
+            return None;
+        }
+        if self.over_run >= p.consecutive.max(1) {
+            self.raised = true;
+            self.over_run = 0;
+            return Some(AlertEventKind::Raised);
+        }
+        None
+    }
+
+    /// Whether an alert is currently raised.
+    pub fn is_raised(&self) -> bool {
+        self.raised
+    }
+}
+
+/// One channel's part in a window's reconstruction error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelContribution {
+    /// Channel name, as configured for the sensor.
+    pub channel: String,
+    /// Mean squared reconstruction error over that channel's inputs in the window.
+    pub error: f64,
+    /// Fraction of the window's total squared error; the shares sum to 1.
+    pub share: f64,
+}
+
+/// The alert message published on the alert topic (JSON).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    /// Sensor id, unsanitised.
+    pub sensor: String,
+    /// `raised` or `cleared`.
+    pub event: AlertEventKind,
+    /// Timestamp of the triggering reading, Unix seconds.
+    pub ts: f64,
+    /// The same timestamp as RFC 3339 UTC with milliseconds (see [`rfc3339`]).
+    pub ts_rfc3339: String,
+    /// Autoencoder score (reconstruction MSE) of the triggering window.
+    pub score: f64,
+    /// Threshold the score was compared with (rolling quantile, or the static floor).
+    pub threshold: f64,
+    /// Quantile level of the rolling threshold, e.g. 0.995.
+    pub quantile: f64,
+    /// `score / threshold`.
+    pub over_by: f64,
+    /// PCA baseline score of the same window, when a PCA model exists.
+    pub pca_score: Option<f64>,
+    /// Version of the autoencoder that scored the window.
+    pub model_version: u64,
+    /// Per-channel error breakdown, in channel order.
+    pub channels: Vec<ChannelContribution>,
+    /// Timestamp of the window's oldest reading, Unix seconds.
+    pub window_start: f64,
+    /// Timestamp of the window's newest reading, Unix seconds.
+    pub window_end: f64,
+}
+
+impl AlertEvent {
+    /// The event as compact JSON. Non-finite numbers become `null`.
+    pub fn to_json(&self) -> String {
+        // Cannot fail: every field is a string, number, enum or Vec of those, and
+        // serde_json writes non-finite floats as null rather than erroring.
+        serde_json::to_string(self).expect("alert event serialises")
+    }
+}
+
+/// Formats Unix seconds as RFC 3339 UTC with milliseconds, e.g.
+/// `2024-05-01T12:00:00.250Z`; an empty string if `ts` is not representable.
+pub fn rfc3339(ts: f64) -> String {
+    if !ts.is_finite() {
+        return String::new();
+    }
+    let secs = ts.floor();
+    // Clamp: rounding can give 1e9 nanos for values a hair below an integer.
+    let nanos = (((ts - secs) * 1e9).round() as u32).min(999_999_999);
+    if secs < i64::MIN as f64 || secs > i64::MAX as f64 {
+        return String::new();
+    }
+    DateTime::from_timestamp(secs as i64, nanos)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// Splits a window's squared reconstruction error by channel.
+///
+/// `input` and `recon` are flattened time-major windows (`[t * channels + c]`) of the
+/// same length; `names` gives one name per channel. A window with zero total error
+/// gets equal shares, so shares always sum to 1.
+///
+/// # Panics
+///
+/// If `input` and `recon` differ in length, `names` is empty, or the length is not a
+/// multiple of `names.len()`.
+pub fn channel_contributions<S: AsRef<str>>(
+    names: &[S],
+    input: &[f64],
+    recon: &[f64],
+) -> Vec<ChannelContribution> {
+    let c = names.len();
+    assert!(c > 0, "channel_contributions needs at least one channel");
+    assert_eq!(
+        input.len(),
+        recon.len(),
+        "input and reconstruction lengths differ"
+    );
+    assert_eq!(
+        input.len() % c,
+        0,
+        "window length is not a multiple of channels"
+    );
+    let steps = (input.len() / c).max(1) as f64;
+    let mut sums = vec![0.0; c];
+    for (i, (x, y)) in input.iter().zip(recon).enumerate() {
+        sums[i % c] += (x - y) * (x - y);
+    }
+    let total: f64 = sums.iter().sum();
+    names
+        .iter()
+        .zip(&sums)
+        .map(|(name, &s)| ChannelContribution {
+            channel: name.as_ref().to_owned(),
+            error: s / steps,
+            share: if total > 0.0 {
+                s / total
+            } else {
+                1.0 / c as f64
+            },
+        })
+        .collect()
+}
+
+/// Replaces every `{sensor}` in `template` with [`sanitize_topic_level`]`(sensor)`.
+pub fn render_topic(template: &str, sensor: &str) -> String {
+    template.replace("{sensor}", &sanitize_topic_level(sensor))
+}
+
+/// Longest sanitised topic level, in bytes. MQTT allows 65,535-byte topics; this keeps
+/// topics readable and bounded whatever the sensor ids look like.
+const MAX_TOPIC_LEVEL_BYTES: usize = 128;
+
+/// Sanitises a sensor id for use as one MQTT topic level.
+///
+/// The wildcards `+` and `#`, the level separator `/`, control characters, other
+/// non-printable characters (format/invisible characters such as zero-width spaces
+/// and bidi overrides, line/paragraph separators, non-characters) and a leading `$`
+/// (reserved for broker topics such as `$SYS` by MQTT 3.1.1 §4.7.2) become `_`. An
+/// empty id becomes `_`. The result is cut to 128 bytes on a char boundary.
+pub fn sanitize_topic_level(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(MAX_TOPIC_LEVEL_BYTES));
+    for (i, ch) in s.chars().enumerate() {
+        let bad = is_unsafe_in_topic(ch) || (i == 0 && ch == '$');
+        let ch = if bad { '_' } else { ch };
+        if out.len() + ch.len_utf8() > MAX_TOPIC_LEVEL_BYTES {
+            break;
+        }
+        out.push(ch);
+    }
+    if out.is_empty() {
+        out.push('_');
+    }
+    out
+}
+
+fn is_unsafe_in_topic(ch: char) -> bool {
+    matches!(ch, '+' | '#' | '/')
+        || ch.is_control()
+        || (ch.is_whitespace() && ch != ' ')
+        || matches!(ch,
+            '\u{00AD}'                    // soft hyphen
+            | '\u{200B}'..='\u{200F}'     // zero-width spaces, LRM/RLM
+            | '\u{202A}'..='\u{202E}'     // bidi embeddings/overrides
+            | '\u{2060}'..='\u{206F}'     // word joiner, invisible operators, bidi isolates
+            | '\u{FEFF}'                  // BOM / zero-width no-break space
+            | '\u{FFF9}'..='\u{FFFB}'     // interlinear annotation
+            | '\u{FDD0}'..='\u{FDEF}')    // non-characters
+        || (u32::from(ch) & 0xFFFE) == 0xFFFE // U+xxFFFE / U+xxFFFF non-characters
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(consecutive: u32, clear_after: u32, cooldown: u32) -> AlertParams {
+        AlertParams {
+            consecutive,
+            clear_after,
+            cooldown,
+        }
+    }
+
+    /// Runs a signal ("1" = over, "0" = under) and renders events as "R", "C" or ".".
+    fn run(p: &AlertParams, signal: &str) -> String {
+        let mut s = AlertState::default();
+        signal
+            .chars()
+            .map(|c| match s.update(p, c == '1') {
+                Some(AlertEventKind::Raised) => 'R',
+                Some(AlertEventKind::Cleared) => 'C',
+                None => '.',
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lifecycle_follows_the_table() {
+        let cases = [
+            (
+                "raises after exactly `consecutive` windows",
+                params(3, 1, 0),
+                "11111",
+                "..R..",
+            ),
+            (
+                "an interrupted run does not raise",
+                params(3, 1, 0),
+                "1101101",
+                ".......",
+            ),
+            ("zero consecutive behaves as one", params(0, 1, 0), "1", "R"),
+            (
+                "a single blip below does not clear",
+                params(1, 2, 0),
+                "1101",
+                "R...",
+            ),
+            (
+                "clears after `clear_after` windows under",
+                params(1, 3, 0),
+                "1000",
+                "R..C",
+            ),
+            (
+                "no re-raise during cooldown",
+                params(1, 1, 3),
+                "1011111",
+                "RC...R.",
+            ),
+            (
+                "a run through the cooldown raises when it ends",
+                params(2, 1, 2),
+                "11011110",
+                ".RC..R.C",
+            ),
+            (
+                "raise again right after a clear without cooldown",
+                params(1, 1, 0),
+                "1010",
+                "RCRC",
+            ),
+        ];
+        for (name, p, signal, want) in cases {
+            assert_eq!(run(&p, signal), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn alternating_signal_raises_at_most_once_per_cooldown() {
+        let cooldown = 10;
+        let p = params(1, 1, cooldown);
+        let signal: String = (0..200)
+            .map(|i| if i % 2 == 0 { '1' } else { '0' })
+            .collect();
+        let events = run(&p, &signal);
+        let raises: Vec<usize> = events.match_indices('R').map(|(i, _)| i).collect();
+        assert!(raises.len() > 1);
+        for pair in raises.windows(2) {
+            assert!(pair[1] - pair[0] > cooldown as usize, "raises at {pair:?}");
+        }
+    }
+
+    #[test]
+    fn state_reports_raised_until_cleared() {
+        let p = params(1, 1, 0);
+        let mut s = AlertState::default();
+        assert!(!s.is_raised());
+        s.update(&p, true);
+        assert!(s.is_raised());
+        s.update(&p, false);
+        assert!(!s.is_raised());
+    }
+
+    fn build_event() -> AlertEvent {
+        AlertEvent {
+            sensor: "pump/1".into(),
+            event: AlertEventKind::Raised,
+            ts: 1_714_564_800.25,
+            ts_rfc3339: rfc3339(1_714_564_800.25),
+            score: 2.0,
+            threshold: 0.5,
+            quantile: 0.995,
+            over_by: 4.0,
+            pca_score: None,
+            model_version: 3,
+            channels: channel_contributions(
+                &["a", "b"],
+                &[0.0, 0.0, 1.0, 1.0],
+                &[1.0, 0.0, 1.0, 2.0],
+            ),
+            window_start: 1_714_564_790.0,
+            window_end: 1_714_564_800.25,
+        }
+    }
+
+    #[test]
+    fn json_has_every_field() {
+        let v: serde_json::Value = serde_json::from_str(&build_event().to_json()).unwrap();
+        let keys = [
+            "sensor",
+            "event",
+            "ts",
+            "ts_rfc3339",
+            "score",
+            "threshold",
+            "quantile",
+            "over_by",
+            "pca_score",
+            "model_version",
+            "channels",
+            "window_start",
+            "window_end",
+        ];
+        for k in keys {
+            assert!(v.get(k).is_some(), "missing {k}");
+        }
+        assert_eq!(v["event"], "raised");
+        assert_eq!(v["ts_rfc3339"], "2024-05-01T12:00:00.250Z");
+        assert!(v["pca_score"].is_null());
+        assert_eq!(v["channels"][0]["channel"], "a");
+        let back: AlertEvent = serde_json::from_str(&build_event().to_json()).unwrap();
+        assert_eq!(back, build_event());
+    }
+
+    #[test]
+    fn contributions_split_error_by_channel_and_shares_sum_to_one() {
+        let c = build_event().channels;
+        approx::assert_abs_diff_eq!(c[0].error, 0.5, epsilon = 1e-12);
+        approx::assert_abs_diff_eq!(c[1].error, 0.5, epsilon = 1e-12);
+        approx::assert_abs_diff_eq!(c[0].share + c[1].share, 1.0, epsilon = 1e-12);
+        let zero = channel_contributions(&["a", "b", "c"], &[1.0; 3], &[1.0; 3]);
+        approx::assert_abs_diff_eq!(
+            zero.iter().map(|c| c.share).sum::<f64>(),
+            1.0,
+            epsilon = 1e-12
+        );
+    }
+
+    #[test]
+    fn sanitizer_handles_the_table() {
+        let long = "é".repeat(100); // 200 bytes
+        let cases: [(&str, &str, String); 11] = [
+            ("slash", "a/b", "a_b".into()),
+            ("plus wildcard", "+", "_".into()),
+            ("hash wildcard", "#", "_".into()),
+            ("newline", "\n", "_".into()),
+            ("nul", "a\0b", "a_b".into()),
+            ("empty", "", "_".into()),
+            ("leading dollar", "$SYS", "_SYS".into()),
+            ("inner dollar kept", "a$b", "a$b".into()),
+            ("zero-width space", "a\u{200B}b", "a_b".into()),
+            ("plain id kept", "pump-1.temp", "pump-1.temp".into()),
+            ("long cut on char boundary", long.as_str(), "é".repeat(64)),
+        ];
+        for (name, input, want) in cases {
+            let got = sanitize_topic_level(input);
+            assert_eq!(got, want, "{name}");
+            assert!(got.len() <= MAX_TOPIC_LEVEL_BYTES, "{name}");
+        }
+    }
+
+    #[test]
+    fn render_topic_substitutes_a_sanitised_sensor() {
+        assert_eq!(
+            render_topic("anomalyd/alerts/{sensor}", "a/b#"),
+            "anomalyd/alerts/a_b_"
+        );
+        assert_eq!(render_topic("plain", "x"), "plain");
+    }
+
+    #[test]
+    fn rfc3339_of_unrepresentable_time_is_empty() {
+        assert_eq!(rfc3339(f64::NAN), "");
+        assert_eq!(rfc3339(1e300), "");
+        assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,145 @@
+use super::*;
+use crate::alert::AlertEventKind;
+use crate::config::Config;
+
+fn build_config(extra: &str) -> DetectorConfig {
+    let text = format!(
+        "[window]\nsize = 8\n[model]\nhidden = [6]\nlatent = 2\nepochs = 5\n\
+         [training]\nmin_windows = 64\nretrain_every = 0\nbuffer = 256\n\
+         [threshold]\nwindow = 200\nmin_scores = 20\nquantile = 0.99\n\
+         [alert]\nconsecutive = 1\nclear_after = 3\ncooldown = 10\n{extra}"
+    );
+    Config::from_toml_str(&text).unwrap().detector
+}
+
+/// Two channels: a sine and its scaled copy, with a little deterministic wobble.
+fn build_reading(i: usize) -> [f64; 2] {
+    let x = (i as f64 * 0.3).sin() + 0.01 * ((i * 7919) % 13) as f64;
+    [x, 2.0 * x + 5.0]
+}
+
+fn names() -> Vec<String> {
+    vec!["temp".into(), "vib".into()]
+}
+
+fn feed(d: &mut Detector, id: &SensorId, from: usize, to: usize) -> Vec<Step> {
+    (from..to).map(|i| d.process_inline(id, i as f64, &build_reading(i), names).unwrap()).collect()
+}
+
+#[test]
+fn no_scores_before_min_windows_then_a_model() {
+    let mut d = Detector::new(build_config(""), 10);
+    let id = SensorId::new("s1");
+    let steps = feed(&mut d, &id, 0, 70);
+    // 8 readings fill the first window; window 64 triggers the first model.
+    let first_scored = steps.iter().position(|s| s.scored.is_some()).unwrap();
+    assert_eq!(first_scored, 7 + 64, "first score right after the model trained");
+    assert_eq!(d.pipeline(&id).unwrap().model_version(), 1);
+}
+
+#[test]
+fn a_spike_on_one_channel_raises_an_alert_naming_it() {
+    let mut d = Detector::new(build_config(""), 10);
+    let id = SensorId::new("s1");
+    feed(&mut d, &id, 0, 400);
+    let mut raised = None;
+    for i in 400..420 {
+        let mut r = build_reading(i);
+        if i == 405 {
+            r[1] += 40.0;
+        }
+        let step = d.process_inline(&id, i as f64, &r, names).unwrap();
+        if let Some(e) = step.event.filter(|e| e.event == AlertEventKind::Raised) {
+            raised.get_or_insert(e);
+        }
+    }
+    let e = raised.expect("spike raised an alert");
+    assert_eq!(e.ts, 405.0);
+    assert!(e.score > e.threshold && e.over_by > 1.0);
+    let top = e.channels.iter().max_by(|a, b| a.share.total_cmp(&b.share)).unwrap();
+    assert_eq!(top.channel, "vib");
+    assert!((e.channels.iter().map(|c| c.share).sum::<f64>() - 1.0).abs() < 1e-9);
+    assert_eq!(e.window_end, 405.0);
+    assert_eq!(e.window_start, 398.0);
+}
+
+#[test]
+fn retraining_makes_new_versions() {
+    let mut d = Detector::new(build_config("").tap_retrain(50), 10);
+    let id = SensorId::new("s1");
+    feed(&mut d, &id, 0, 300);
+    assert!(d.pipeline(&id).unwrap().model_version() >= 4);
+}
+
+#[test]
+fn replays_are_deterministic() {
+    let run = || {
+        let mut d = Detector::new(build_config("").tap_retrain(50), 10);
+        let id = SensorId::new("s1");
+        feed(&mut d, &id, 0, 300).into_iter().filter_map(|s| s.scored).map(|s| s.scores.ae).collect::<Vec<_>>()
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn sensor_cap_refuses_new_sensors_only() {
+    let mut d = Detector::new(build_config(""), 1);
+    d.process(&SensorId::new("a"), 0.0, &[1.0, 2.0], names).unwrap();
+    let err = d.process(&SensorId::new("b"), 0.0, &[1.0, 2.0], names).unwrap_err();
+    assert!(matches!(err, DetectError::TooManySensors { limit: 1, .. }));
+    assert!(d.process(&SensorId::new("a"), 1.0, &[1.0, 2.0], names).is_ok());
+}
+
+#[test]
+fn bad_readings_are_refused_without_harm() {
+    let mut d = Detector::new(build_config(""), 4);
+    let id = SensorId::new("s1");
+    d.process(&id, 5.0, &[1.0, 2.0], names).unwrap();
+    assert!(d.process(&id, 4.0, &[1.0, 2.0], names).is_err(), "out of order");
+    assert!(d.process(&id, 6.0, &[1.0], names).is_err(), "wrong channel count");
+    assert!(d.process(&id, 6.0, &[f64::NAN, 1.0], names).is_err(), "nan");
+    assert!(d.process(&id, 6.0, &[1.0, 2.0], names).is_ok());
+}
+
+#[test]
+fn a_restored_detector_scores_like_the_original() {
+    let mut a = Detector::new(build_config(""), 10);
+    let id = SensorId::new("s1");
+    feed(&mut a, &id, 0, 300);
+    let snap = a.snapshot();
+    let mut b = Detector::new(build_config(""), 10);
+    assert_eq!(b.restore(snap.clone()), 1);
+    // b's window is empty: feed both the same next readings and compare once b is full.
+    let sa = feed(&mut a, &id, 300, 340);
+    let sb = feed(&mut b, &id, 300, 340);
+    let (x, y) = (sa.last().unwrap().scored.unwrap(), sb.last().unwrap().scored.unwrap());
+    assert_eq!(x.scores, y.scores);
+    assert_eq!(x.threshold, y.threshold.map(|t| t), "threshold history restored");
+    assert_eq!(y.model_version, 1);
+    assert!(sb.iter().take(7).all(|s| s.scored.is_none()), "window refills first");
+}
+
+#[test]
+fn reload_changes_the_quantile_but_keeps_the_model() {
+    let mut d = Detector::new(build_config(""), 10);
+    let id = SensorId::new("s1");
+    feed(&mut d, &id, 0, 300);
+    let before = feed(&mut d, &id, 300, 301)[0].scored.unwrap().threshold.unwrap();
+    let mut c = build_config("");
+    c.threshold.default.quantile = crate::config::Quantile::try_from(0.5).unwrap();
+    d.reload(c.threshold, c.alert, c.score);
+    let after = feed(&mut d, &id, 301, 302)[0].scored.unwrap().threshold.unwrap();
+    assert!(after < before, "median threshold {after} below the 0.99 one {before}");
+    assert_eq!(d.pipeline(&id).unwrap().model_version(), 1);
+}
+
+trait TapRetrain {
+    fn tap_retrain(self, every: usize) -> Self;
+}
+
+impl TapRetrain for DetectorConfig {
+    fn tap_retrain(mut self, every: usize) -> Self {
+        self.training.retrain_every = Some(every);
+        self
+    }
+}

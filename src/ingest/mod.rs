@@ -1,0 +1,5 @@
+//! Ingest: everything between the broker and the detector's `Reading` channel.
+//!
+//! It owns turning raw MQTT messages into [`crate::reading::Reading`]s ([`payload`]:
+//! pure bytes → records, no IO). It does not window, score or alert; the detector does.
+pub mod payload;

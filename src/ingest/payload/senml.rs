@@ -1,0 +1,129 @@
+//! SenML JSON (RFC 8428 §4–5) → [`Parsed`] records, one per distinct resolved time.
+//!
+//! Owns base-field resolution (`bn`, `bt`, `bv`) and time resolution. Records that carry
+//! only `vs`/`vb`/`vd`/`s` are skipped, since the detector only takes numbers. Units
+//! (`u`, `bu`) and versions are ignored.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use super::{
+    Parsed, PayloadError, PayloadParams, check_timestamp, finite, number, parse_json_value,
+    wrong_type,
+};
+
+/// RFC 8428 §4.5.3: times below 2**28 are relative to "now", others are absolute.
+const RELATIVE_TIME_LIMIT: f64 = 268_435_456.0;
+
+/// Base fields in force; per RFC 8428 they apply to this and all later records.
+#[derive(Default)]
+struct Base {
+    name: String,
+    time: f64,
+    value: f64,
+}
+
+/// One group: records of the same sensor at the same resolved time.
+struct Group {
+    sensor: Option<String>,
+    ts: f64,
+    channels: BTreeMap<String, f64>,
+}
+
+pub(super) fn parse(text: &str, p: &PayloadParams, now: f64) -> Result<Vec<Parsed>, PayloadError> {
+    let records = match parse_json_value(text)? {
+        Value::Array(records) => records,
+        other => return Err(wrong_type("<payload>", "a SenML array", &other)),
+    };
+    let sensor_from_bn = p.sensor_field.as_deref() == Some("bn");
+    let mut base = Base::default();
+    let mut groups: Vec<Group> = Vec::new();
+    // (sensor, time bits) → index in `groups`; bits because f64 is not Hash.
+    let mut index: HashMap<(Option<String>, u64), usize> = HashMap::new();
+    for (i, rec) in records.iter().enumerate() {
+        let Value::Object(rec) = rec else {
+            return Err(wrong_type(&format!("[{i}]"), "a SenML record object", rec));
+        };
+        let path = |key: &str| format!("[{i}].{key}");
+        if let Some(v) = rec.get("bn") {
+            base.name = string(v, &path("bn"))?;
+        }
+        if let Some(v) = rec.get("bt") {
+            base.time = number(v, &path("bt"))?;
+        }
+        if let Some(v) = rec.get("bv") {
+            base.value = number(v, &path("bv"))?;
+        }
+        let Some(v) = rec.get("v") else {
+            continue; // string/boolean/data/sum-only records carry no numeric value
+        };
+        let value = finite(base.value + number(v, &path("v"))?, &path("v"))?;
+        let t = match rec.get("t") {
+            Some(t) => base.time + number(t, &path("t"))?,
+            None => base.time,
+        };
+        let ts = finite(
+            if t < RELATIVE_TIME_LIMIT { now + t } else { t },
+            &path("t"),
+        )?;
+        let ts = check_timestamp(ts, now)?;
+        let channel = match rec.get("n") {
+            Some(n) => string(n, &path("n"))?,
+            None => String::new(),
+        };
+        let channel = if channel.is_empty() {
+            p.number_channel.clone()
+        } else {
+            channel
+        };
+        let sensor = if sensor_from_bn {
+            let id = base.name.trim_end_matches([':', '/', '.']);
+            if id.is_empty() {
+                return Err(PayloadError::MissingSensor { field: "bn".into() });
+            }
+            Some(id.to_owned())
+        } else {
+            None
+        };
+        let slot = *index
+            .entry((sensor.clone(), ts.to_bits()))
+            .or_insert_with(|| {
+                groups.push(Group {
+                    sensor,
+                    ts,
+                    channels: BTreeMap::new(),
+                });
+                groups.len() - 1
+            });
+        if groups[slot]
+            .channels
+            .insert(channel.clone(), value)
+            .is_some()
+        {
+            return Err(PayloadError::DuplicateChannel { name: channel });
+        }
+    }
+    if groups.is_empty() {
+        return Err(PayloadError::NoChannels);
+    }
+    // Stable sort keeps payload order among sensors sharing a time.
+    groups.sort_by(|a, b| a.ts.total_cmp(&b.ts));
+    groups
+        .into_iter()
+        .map(|g| {
+            Ok(Parsed {
+                sensor: g.sensor,
+                ts: g.ts,
+                channels: super::select_channels(g.channels, p.channels.as_deref())?,
+            })
+        })
+        .collect()
+}
+
+fn string(v: &Value, field: &str) -> Result<String, PayloadError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(wrong_type(field, "a string", other)),
+    }
+}

@@ -1,0 +1,360 @@
+//! The network itself: layer storage, seeded initialisation, the allocation-free scoring
+//! path, batched forward passes and backprop.
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+use super::params::{Activation, AutoencoderValidParams, Loss, Penalty};
+
+/// Probabilities are clamped to [EPS, 1 - EPS] inside the BCE log so a saturated sigmoid
+/// gives a large but finite loss instead of `inf`.
+const BCE_EPS: f64 = 1e-7;
+
+/// One dense layer `a = act(W x + b)`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub(crate) struct Layer {
+    pub(crate) n_in: usize,
+    pub(crate) n_out: usize,
+    /// Row-major `n_out × n_in`: row `o` holds the weights into output `o`, so the
+    /// scoring inner loop walks one contiguous slice.
+    pub(crate) w: Vec<f64>,
+    pub(crate) b: Vec<f64>,
+    pub(crate) act: Activation,
+}
+
+impl Layer {
+    fn w_view(&self) -> ArrayView2<'_, f64> {
+        // Cannot fail: `w.len() == n_out * n_in` is kept by construction and checked on
+        // deserialisation.
+        ArrayView2::from_shape((self.n_out, self.n_in), &self.w).expect("layer shape")
+    }
+
+    /// Scores one row: `output = act(W input + b)`.
+    #[inline(always)]
+    fn forward_row(&self, input: &[f64], output: &mut [f64]) {
+        let input = &input[..self.n_in];
+        for ((row, &bias), o) in self
+            .w
+            .chunks_exact(self.n_in)
+            .zip(&self.b)
+            .zip(output[..self.n_out].iter_mut())
+        {
+            // Four accumulators break the add dependency chain so the loop pipelines.
+            let mut acc = [0.0f64; 4];
+            let (rc, rr) = (row.chunks_exact(4), row.chunks_exact(4).remainder());
+            let (ic, ir) = (input.chunks_exact(4), input.chunks_exact(4).remainder());
+            for (w4, x4) in rc.zip(ic) {
+                for k in 0..4 {
+                    acc[k] += w4[k] * x4[k];
+                }
+            }
+            let mut s = bias + (acc[0] + acc[1]) + (acc[2] + acc[3]);
+            for (w, x) in rr.iter().zip(ir) {
+                s += w * x;
+            }
+            *o = self.act.apply(s);
+        }
+    }
+}
+
+/// Per-layer gradients (same layout as [`Layer`]).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct LayerGrad {
+    pub(crate) w: Vec<f64>,
+    pub(crate) b: Vec<f64>,
+}
+
+/// A dense MLP autoencoder: input → hidden… → latent → mirrored hidden… → output.
+///
+/// Weights are plain `f64` vectors so a trained model serialises compactly and scores
+/// without ndarray overhead on the hot path.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "AutoencoderRepr")]
+pub struct Autoencoder {
+    pub(crate) n_inputs: usize,
+    pub(crate) layers: Vec<Layer>,
+    /// Index of the layer whose output is the latent code.
+    pub(crate) latent_layer: usize,
+    /// Widest layer output; sizes the two ping-pong halves of the scoring scratch.
+    #[serde(skip)]
+    max_width: usize,
+}
+
+/// Serde shape of [`Autoencoder`], validated on the way in so a corrupt snapshot cannot
+/// make the scoring path index out of bounds.
+#[derive(Deserialize)]
+struct AutoencoderRepr {
+    n_inputs: usize,
+    layers: Vec<Layer>,
+    latent_layer: usize,
+}
+
+impl TryFrom<AutoencoderRepr> for Autoencoder {
+    type Error = String;
+
+    fn try_from(r: AutoencoderRepr) -> Result<Self, String> {
+        let mut width = r.n_inputs;
+        for (i, l) in r.layers.iter().enumerate() {
+            if l.n_in != width || l.w.len() != l.n_in * l.n_out || l.b.len() != l.n_out {
+                return Err(format!("autoencoder layer {i} has inconsistent shape"));
+            }
+            width = l.n_out;
+        }
+        if r.layers.is_empty() || width != r.n_inputs || r.latent_layer >= r.layers.len() {
+            return Err(format!(
+                "autoencoder with {} layers does not map {} inputs back to {} (latent layer {})",
+                r.layers.len(),
+                r.n_inputs,
+                r.n_inputs,
+                r.latent_layer
+            ));
+        }
+        Ok(Self::from_layers(r.n_inputs, r.layers, r.latent_layer))
+    }
+}
+
+/// Activations of every layer for one batch: `acts[0]` is the input, `acts[l + 1]` the
+/// output of layer `l`.
+pub(crate) type Activations = Vec<Array2<f64>>;
+
+impl Autoencoder {
+    /// Builds the layers for `params` with seeded initialisation: He-normal
+    /// (`N(0, 2/n_in)`) for relu layers, Xavier-uniform (`±√(6/(n_in+n_out))`) otherwise,
+    /// zero biases. <https://proceedings.mlr.press/v9/glorot10a.html>,
+    /// <https://arxiv.org/abs/1502.01852>.
+    pub fn new(params: &AutoencoderValidParams) -> Self {
+        let mut rng = SmallRng::seed_from_u64(params.seed());
+        let mut widths = vec![params.n_inputs()];
+        widths.extend_from_slice(params.hidden());
+        widths.push(params.latent());
+        widths.extend(params.hidden().iter().rev());
+        widths.push(params.n_inputs());
+        let n_layers = widths.len() - 1;
+        let layers = (0..n_layers)
+            .map(|l| {
+                let (n_in, n_out) = (widths[l], widths[l + 1]);
+                let act = if l + 1 == n_layers {
+                    params.output_activation()
+                } else {
+                    params.activation()
+                };
+                let w = init_weights(&mut rng, n_in, n_out, act);
+                Layer { n_in, n_out, w, b: vec![0.0; n_out], act }
+            })
+            .collect();
+        Self::from_layers(params.n_inputs(), layers, params.hidden().len())
+    }
+
+    fn from_layers(n_inputs: usize, layers: Vec<Layer>, latent_layer: usize) -> Self {
+        let max_width = layers.iter().map(|l| l.n_out).max().unwrap_or(0);
+        Self { n_inputs, layers, latent_layer, max_width }
+    }
+
+    /// Input (and output) width.
+    pub fn n_inputs(&self) -> usize {
+        self.n_inputs
+    }
+
+    /// Width of the latent code.
+    pub fn latent_width(&self) -> usize {
+        self.layers[self.latent_layer].n_out
+    }
+
+    /// Output activation of the last layer.
+    pub fn output_activation(&self) -> Activation {
+        // Cannot fail: construction and deserialisation both require at least one layer.
+        self.layers.last().expect("non-empty").act
+    }
+
+    /// Reconstructs one flattened window into `out`. Allocation-free once `scratch` has
+    /// grown to twice the widest layer (it only ever grows; reuse it across calls).
+    ///
+    /// # Panics
+    ///
+    /// If `x` or `out` is not [`n_inputs`](Self::n_inputs) long.
+    pub fn reconstruct_into(&self, x: &[f64], out: &mut [f64], scratch: &mut Vec<f64>) {
+        assert_eq!(x.len(), self.n_inputs, "input length");
+        assert_eq!(out.len(), self.n_inputs, "output length");
+        let half = self.max_width;
+        if scratch.len() < 2 * half {
+            scratch.resize(2 * half, 0.0);
+        }
+        let (mut cur, mut next) = scratch.split_at_mut(half);
+        let (last, inner) = self.layers.split_last().expect("non-empty"); // see output_activation
+        let mut input: &[f64] = x;
+        for layer in inner {
+            layer.forward_row(input, next);
+            std::mem::swap(&mut cur, &mut next);
+            input = cur;
+        }
+        last.forward_row(input, out);
+    }
+
+    /// Reconstructs every row of `x` (rows are windows).
+    ///
+    /// # Panics
+    ///
+    /// If `x` does not have [`n_inputs`](Self::n_inputs) columns.
+    pub fn reconstruct_batch(&self, x: ArrayView2<f64>) -> Array2<f64> {
+        self.forward_upto(x, self.layers.len())
+    }
+
+    /// Latent codes of every row of `x`.
+    ///
+    /// # Panics
+    ///
+    /// If `x` does not have [`n_inputs`](Self::n_inputs) columns.
+    pub fn encode_batch(&self, x: ArrayView2<f64>) -> Array2<f64> {
+        self.forward_upto(x, self.latent_layer + 1)
+    }
+
+    fn forward_upto(&self, x: ArrayView2<f64>, n_layers: usize) -> Array2<f64> {
+        assert_eq!(x.ncols(), self.n_inputs, "input columns");
+        let mut a = x.to_owned();
+        for layer in &self.layers[..n_layers] {
+            a = layer_forward(layer, a.view());
+        }
+        a
+    }
+
+    /// Batched forward pass keeping every layer's activations for backprop.
+    pub(crate) fn forward_all(&self, x: ArrayView2<f64>) -> Activations {
+        let mut acts = Vec::with_capacity(self.layers.len() + 1);
+        acts.push(x.to_owned());
+        for layer in &self.layers {
+            let next = layer_forward(layer, acts.last().expect("pushed above").view());
+            acts.push(next);
+        }
+        acts
+    }
+
+    /// The training objective for `input` reconstructed towards `target`: mean loss over
+    /// all elements plus the sparsity penalty on the latent code.
+    pub(crate) fn objective(
+        &self,
+        input: ArrayView2<f64>,
+        target: ArrayView2<f64>,
+        loss: Loss,
+        penalty: Option<(Penalty, f64)>,
+    ) -> f64 {
+        let acts = self.forward_all(input);
+        objective_from(&acts, self.latent_layer, target, loss, penalty)
+    }
+
+    /// The objective and its gradient with respect to every weight and bias.
+    ///
+    /// For BCE with a sigmoid output the output delta uses the combined form
+    /// `(x̃ - x) / n`, the exact gradient wherever the clamp is inactive.
+    pub(crate) fn loss_and_gradients(
+        &self,
+        input: ArrayView2<f64>,
+        target: ArrayView2<f64>,
+        loss: Loss,
+        penalty: Option<(Penalty, f64)>,
+    ) -> (f64, Vec<LayerGrad>) {
+        let acts = self.forward_all(input);
+        let value = objective_from(&acts, self.latent_layer, target, loss, penalty);
+        let out = acts.last().expect("non-empty");
+        let n_elems = out.len() as f64;
+        let last_act = self.output_activation();
+        // Delta with respect to the output pre-activation.
+        let mut delta = match loss {
+            Loss::Mse => {
+                let mut d = (out - &target) * (2.0 / n_elems);
+                d.zip_mut_with(out, |d, &a| *d *= last_act.derivative_from_output(a));
+                d
+            }
+            Loss::Bce => (out - &target) / n_elems,
+        };
+        let mut grads = vec![LayerGrad { w: Vec::new(), b: Vec::new() }; self.layers.len()];
+        for l in (0..self.layers.len()).rev() {
+            let layer = &self.layers[l];
+            let a_prev = &acts[l];
+            let mut gw = vec![0.0; layer.n_in * layer.n_out];
+            // Cannot fail: gw has exactly n_out * n_in elements.
+            ArrayViewMut2::from_shape((layer.n_out, layer.n_in), &mut gw)
+                .expect("gradient shape")
+                .assign(&delta.t().dot(a_prev));
+            grads[l] = LayerGrad { w: gw, b: delta.sum_axis(Axis(0)).to_vec() };
+            if l == 0 {
+                break;
+            }
+            // Delta with respect to the previous layer's output, then its pre-activation.
+            let mut d_prev = delta.dot(&layer.w_view());
+            if l == self.latent_layer + 1 {
+                if let Some((kind, weight)) = penalty {
+                    add_penalty_grad(&mut d_prev, a_prev, kind, weight);
+                }
+            }
+            let prev_act = self.layers[l - 1].act;
+            d_prev.zip_mut_with(a_prev, |d, &a| *d *= prev_act.derivative_from_output(a));
+            delta = d_prev;
+        }
+        (value, grads)
+    }
+}
+
+fn init_weights(rng: &mut SmallRng, n_in: usize, n_out: usize, act: Activation) -> Vec<f64> {
+    let n = n_in * n_out;
+    if act == Activation::Relu {
+        // Cannot fail: the standard deviation is finite and positive for n_in >= 1.
+        let normal = Normal::new(0.0, (2.0 / n_in as f64).sqrt()).expect("valid std");
+        (0..n).map(|_| normal.sample(rng)).collect()
+    } else {
+        let limit = (6.0 / (n_in + n_out) as f64).sqrt();
+        (0..n).map(|_| rng.gen_range(-limit..limit)).collect()
+    }
+}
+
+fn layer_forward(layer: &Layer, a: ArrayView2<f64>) -> Array2<f64> {
+    let mut z = a.dot(&layer.w_view().t());
+    let b = Array1::from(layer.b.clone());
+    z += &b;
+    let act = layer.act;
+    z.mapv_inplace(|v| act.apply(v));
+    z
+}
+
+fn objective_from(
+    acts: &Activations,
+    latent_layer: usize,
+    target: ArrayView2<f64>,
+    loss: Loss,
+    penalty: Option<(Penalty, f64)>,
+) -> f64 {
+    let out = acts.last().expect("non-empty");
+    let n = out.len() as f64;
+    let mut total = 0.0;
+    match loss {
+        Loss::Mse => ndarray::Zip::from(out).and(target).for_each(|&y, &t| total += (y - t) * (y - t)),
+        Loss::Bce => ndarray::Zip::from(out).and(target).for_each(|&y, &t| {
+            let p = y.clamp(BCE_EPS, 1.0 - BCE_EPS);
+            total -= t * p.ln() + (1.0 - t) * (1.0 - p).ln();
+        }),
+    }
+    let mut value = total / n;
+    if let Some((kind, weight)) = penalty {
+        let code = &acts[latent_layer + 1];
+        let mean = match kind {
+            Penalty::L1 => code.mapv(f64::abs).mean(),
+            Penalty::L2 => code.mapv(|h| h * h).mean(),
+        };
+        value += weight * mean.unwrap_or(0.0);
+    }
+    value
+}
+
+/// Adds the gradient of `weight · mean(|h|)` or `weight · mean(h²)` to `d` (w.r.t. `h`).
+fn add_penalty_grad(d: &mut Array2<f64>, code: &Array2<f64>, kind: Penalty, weight: f64) {
+    let scale = weight / code.len() as f64;
+    d.zip_mut_with(code, |d, &h| {
+        *d += match kind {
+            // The subgradient 0 at the kink h = 0 (relu codes hit it exactly).
+            Penalty::L1 => scale * if h > 0.0 { 1.0 } else if h < 0.0 { -1.0 } else { 0.0 },
+            Penalty::L2 => 2.0 * scale * h,
+        }
+    });
+}

@@ -1,0 +1,192 @@
+//! Training: mini-batch Adam with seeded shuffling, input corruption for the denoising
+//! kind, and early stopping on a held-out tail that restores the best weights.
+
+use ndarray::{Array2, ArrayView2, Axis};
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+
+use super::net::{Autoencoder, Layer, LayerGrad};
+use super::params::{Activation, AutoencoderKind, AutoencoderValidParams, Loss, Noise};
+use crate::model::ModelError;
+
+/// Adam moment decay rates and denominator guard, the paper's defaults
+/// (<https://arxiv.org/abs/1412.6980>, Algorithm 1).
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.999;
+const ADAM_EPS: f64 = 1e-8;
+
+/// Decorrelates the training stream (shuffles, noise) from the initialisation stream,
+/// which uses the bare seed.
+const TRAIN_SEED_SALT: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// Summary of one [`Autoencoder::fit`] call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainReport {
+    /// Epochs actually run (fewer than configured when early stopping triggered).
+    pub epochs_run: usize,
+    /// Mean training objective (loss + penalty, on corrupted inputs when denoising)
+    /// over the last epoch run.
+    pub train_loss: f64,
+    /// Best validation objective (clean inputs), whose weights were kept; `None`
+    /// without a validation split.
+    pub val_loss: Option<f64>,
+}
+
+/// Adam optimiser state; lives for one `fit` call.
+struct Adam {
+    m: Vec<LayerGrad>,
+    v: Vec<LayerGrad>,
+    t: i32,
+    lr: f64,
+}
+
+impl Adam {
+    fn new(layers: &[Layer], lr: f64) -> Self {
+        let zeros: Vec<LayerGrad> = layers
+            .iter()
+            .map(|l| LayerGrad { w: vec![0.0; l.w.len()], b: vec![0.0; l.b.len()] })
+            .collect();
+        Self { m: zeros.clone(), v: zeros, t: 0, lr }
+    }
+
+    fn step(&mut self, layers: &mut [Layer], grads: &[LayerGrad]) {
+        self.t = self.t.saturating_add(1);
+        let c1 = 1.0 - BETA1.powi(self.t);
+        let c2 = 1.0 - BETA2.powi(self.t);
+        let step = self.lr * c2.sqrt() / c1;
+        for (((layer, g), m), v) in layers.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v) {
+            update(&mut layer.w, &g.w, &mut m.w, &mut v.w, step);
+            update(&mut layer.b, &g.b, &mut m.b, &mut v.b, step);
+        }
+    }
+}
+
+/// Adam update with the bias corrections folded into `step` (the paper's efficient form).
+fn update(p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64], step: f64) {
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *m = BETA1 * *m + (1.0 - BETA1) * g;
+        *v = BETA2 * *v + (1.0 - BETA2) * g * g;
+        *p -= step * *m / (v.sqrt() + ADAM_EPS);
+    }
+}
+
+impl Autoencoder {
+    /// Trains from the current weights, so a second call is a warm start. Uses the
+    /// training hyper-parameters of `params` (loss, kind, learning rate, batch size,
+    /// epochs, validation fraction, patience, seed); the architecture is the model's own.
+    ///
+    /// The last `floor(rows · validation_fraction)` rows (at least one when the fraction
+    /// is positive) are held out; after each epoch the validation objective is measured on
+    /// them, training stops after `patience` epochs without improvement, and the best
+    /// weights are restored. Training rows are shuffled each epoch by a seeded rng.
+    /// Sparse: the penalty on the latent code is part of the objective. Denoising: each
+    /// batch is corrupted afresh, the target is the clean input. With [`Loss::Bce`] the
+    /// data must lie in [0, 1].
+    ///
+    /// # Errors
+    ///
+    /// - [`ModelError::Shape`] if `data` or `params` has a different input width;
+    /// - [`ModelError::TooFewRows`] if there is not at least one training row (and one
+    ///   validation row when the fraction is positive);
+    /// - [`ModelError::InvalidParams`] for non-finite data, or bce on a model whose
+    ///   output activation is not sigmoid.
+    pub fn fit(
+        &mut self,
+        params: &AutoencoderValidParams,
+        data: ArrayView2<f64>,
+    ) -> Result<TrainReport, ModelError> {
+        self.check_fit_inputs(params, data)?;
+        let n = data.nrows();
+        let n_val = if params.validation_fraction() > 0.0 {
+            ((n as f64 * params.validation_fraction()).floor() as usize).max(1)
+        } else {
+            0
+        };
+        let (train, val) = data.split_at(Axis(0), n - n_val);
+        let mut rng = SmallRng::seed_from_u64(params.seed() ^ TRAIN_SEED_SALT);
+        let mut adam = Adam::new(&self.layers, params.learning_rate());
+        let mut order: Vec<usize> = (0..train.nrows()).collect();
+        let (loss, penalty) = (params.loss(), params.penalty());
+        let mut best: Option<(f64, Vec<Layer>)> = None;
+        let mut since_best = 0;
+        let mut report = TrainReport { epochs_run: 0, train_loss: f64::NAN, val_loss: None };
+        for _ in 0..params.epochs() {
+            order.shuffle(&mut rng);
+            let mut total = 0.0;
+            for chunk in order.chunks(params.batch_size()) {
+                let target = train.select(Axis(0), chunk);
+                let input = corrupt(&target, params.kind(), &mut rng);
+                let (value, grads) =
+                    self.loss_and_gradients(input.view(), target.view(), loss, penalty);
+                adam.step(&mut self.layers, &grads);
+                total += value * chunk.len() as f64;
+            }
+            report.epochs_run += 1;
+            report.train_loss = total / train.nrows() as f64;
+            if n_val == 0 {
+                continue;
+            }
+            let v = self.objective(val, val, loss, penalty);
+            if best.as_ref().is_none_or(|(b, _)| v < *b) {
+                best = Some((v, self.layers.clone()));
+                since_best = 0;
+            } else {
+                since_best += 1;
+                if params.patience() > 0 && since_best >= params.patience() {
+                    break;
+                }
+            }
+        }
+        if let Some((v, layers)) = best {
+            self.layers = layers;
+            report.val_loss = Some(v);
+        }
+        Ok(report)
+    }
+
+    fn check_fit_inputs(
+        &self,
+        params: &AutoencoderValidParams,
+        data: ArrayView2<f64>,
+    ) -> Result<(), ModelError> {
+        for got in [params.n_inputs(), data.ncols()] {
+            if got != self.n_inputs {
+                return Err(ModelError::Shape { expected: self.n_inputs, got });
+            }
+        }
+        let needed = if params.validation_fraction() > 0.0 { 2 } else { 1 };
+        if data.nrows() < needed {
+            return Err(ModelError::TooFewRows { needed, got: data.nrows() });
+        }
+        if params.loss() == Loss::Bce && self.output_activation() != Activation::Sigmoid {
+            return Err(ModelError::InvalidParams(format!(
+                "loss bce requires output activation sigmoid, the model has {:?}",
+                self.output_activation()
+            )
+            .to_lowercase()));
+        }
+        if let Some(((row, col), v)) = data.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(ModelError::InvalidParams(format!(
+                "training data must be finite, got {v} at row {row}, column {col}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The network input for one batch: the clean rows, or a corrupted copy when denoising.
+fn corrupt(clean: &Array2<f64>, kind: AutoencoderKind, rng: &mut SmallRng) -> Array2<f64> {
+    match kind {
+        AutoencoderKind::Denoising { noise: Noise::Gaussian { std } } => {
+            // Cannot fail: check() requires a finite positive std.
+            let normal = Normal::new(0.0, std).expect("valid std");
+            clean.mapv(|x| x + normal.sample(rng))
+        }
+        AutoencoderKind::Denoising { noise: Noise::Masking { p } } => {
+            clean.mapv(|x| if rng.gen_bool(p) { 0.0 } else { x })
+        }
+        _ => clean.clone(),
+    }
+}
