@@ -254,3 +254,45 @@ proptest! {
         }
     }
 }
+
+/// The real snapshot type through the real codec: catches serde attributes that
+/// bincode cannot decode (`flatten`, `untagged`, `skip_serializing_if`, ...).
+#[test]
+fn detector_snapshot_survives_save_and_load() {
+    use crate::config::Config;
+    use crate::detector::{Detector, DetectorSnapshot};
+    use crate::reading::SensorId;
+
+    let config = || {
+        let text = "[window]\nsize = 8\n[model]\nhidden = [6]\nlatent = 2\nepochs = 5\n\
+             [training]\nmin_windows = 64\nretrain_every = 0\nbuffer = 256\n\
+             [threshold]\nwindow = 200\nmin_scores = 20\nquantile = 0.99\n";
+        Config::from_toml_str(text).expect("test config is valid").detector
+    };
+    let reading = |i: usize| {
+        let x = (i as f64 * 0.3).sin();
+        [x, 2.0 * x + 5.0]
+    };
+    let names = || vec!["temp".to_owned(), "vib".to_owned()];
+    let id = SensorId::new("s1");
+    let mut original = Detector::new(config(), 10);
+    for i in 0..300 {
+        original.process_inline(&id, i as f64, &reading(i), names).expect("valid reading");
+    }
+
+    let (_dir, store) = build_store();
+    store.save(&original.snapshot()).expect("save");
+    let loaded: DetectorSnapshot = store.load().expect("load").expect("present");
+    let mut restored = Detector::new(config(), 10);
+    assert_eq!(restored.restore(loaded), 1);
+
+    let last_score = |d: &mut Detector| {
+        (300..340)
+            .filter_map(|i| d.process_inline(&id, i as f64, &reading(i), names).expect("valid").scored)
+            .last()
+            .expect("scored once the window refilled")
+    };
+    let (a, b) = (last_score(&mut original), last_score(&mut restored));
+    assert_eq!(a.scores, b.scores);
+    assert_eq!(a.threshold, b.threshold);
+}
