@@ -17,8 +17,13 @@ fn windows(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
 }
 
 fn bench_reconstruct(c: &mut Criterion) {
-    for (name, n_inputs) in [("reconstruct_into/1x32", 32), ("reconstruct_into/8x32", 256)] {
-        let params = AutoencoderParams::new(n_inputs).check().expect("defaults are valid");
+    for (name, n_inputs) in [
+        ("reconstruct_into/1x32", 32),
+        ("reconstruct_into/8x32", 256),
+    ] {
+        let params = AutoencoderParams::new(n_inputs)
+            .check()
+            .expect("defaults are valid");
         let ae = Autoencoder::new(&params);
         let x = windows(1, n_inputs, 1).into_raw_vec_and_offset().0;
         let mut out = vec![0.0; n_inputs];
@@ -30,7 +35,9 @@ fn bench_reconstruct(c: &mut Criterion) {
 }
 
 fn bench_fit(c: &mut Criterion) {
-    let params = AutoencoderParams::new(32).check().expect("defaults are valid");
+    let params = AutoencoderParams::new(32)
+        .check()
+        .expect("defaults are valid");
     let data = windows(3000, 32, 2);
     let mut group = c.benchmark_group("fit");
     group.sample_size(10);

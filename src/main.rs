@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use anomalyd::config::{Config, ConfigError};
 
 #[derive(Parser)]
-#[command(name = "anomalyd", version, about = "Streaming anomaly detection for edge gateways")]
+#[command(
+    name = "anomalyd",
+    version,
+    about = "Streaming anomaly detection for edge gateways"
+)]
 struct Cli {
     /// Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or `anomalyd=debug`.
     #[arg(long, global = true, default_value = "info", env = "ANOMALYD_LOG")]
@@ -62,26 +66,47 @@ fn main() -> ExitCode {
 
 fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig { config } => Ok(check_config(&config)),
-        Command::Replay { config, input, output, columns, timestamp_column } => {
+        Command::Replay {
+            config,
+            input,
+            output,
+            columns,
+            timestamp_column,
+        } => {
             let config = load(&config)?;
-            let series = anomalyd::eval::series::read_series(&input, timestamp_column.as_deref(), columns.as_deref())?;
-            let sensor = input.file_stem().map_or("input".into(), |s| s.to_string_lossy().into_owned());
-            let (rows, summary) = anomalyd::eval::replay::replay(&series, &config.detector, &sensor);
+            let series = anomalyd::eval::series::read_series(
+                &input,
+                timestamp_column.as_deref(),
+                columns.as_deref(),
+            )?;
+            let sensor = input
+                .file_stem()
+                .map_or("input".into(), |s| s.to_string_lossy().into_owned());
+            let (rows, summary) =
+                anomalyd::eval::replay::replay(&series, &config.detector, &sensor);
             match output {
                 Some(path) => {
                     let mut file = std::io::BufWriter::new(
-                        std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?,
+                        std::fs::File::create(&path)
+                            .with_context(|| format!("cannot create {}", path.display()))?,
                     );
                     anomalyd::eval::replay::write_csv(&mut file, &series, &rows)
                         .with_context(|| format!("cannot write {}", path.display()))?;
                 }
-                None => anomalyd::eval::replay::write_csv(&mut std::io::stdout().lock(), &series, &rows)?,
+                None => anomalyd::eval::replay::write_csv(
+                    &mut std::io::stdout().lock(),
+                    &series,
+                    &rows,
+                )?,
             }
             eprintln!(
                 "replayed {} rows: {} windows scored, {} alerts raised, model version {}",

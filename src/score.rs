@@ -59,7 +59,11 @@ impl AnomalyScorer {
             self.recent.pop_back();
         }
         self.recent.push_back((self.index, raw));
-        while self.recent.front().is_some_and(|&(i, _)| i + self.onset_rows as u64 <= self.index) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|&(i, _)| i + self.onset_rows as u64 <= self.index)
+        {
             self.recent.pop_front();
         }
         if beaten { raw } else { 0.0 }

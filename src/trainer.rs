@@ -32,7 +32,13 @@ pub struct TrainingBuffer {
 impl TrainingBuffer {
     /// A buffer for `capacity` windows of `width` values.
     pub fn new(capacity: usize, width: usize) -> Self {
-        Self { data: vec![0.0; capacity * width], width, capacity, len: 0, head: 0 }
+        Self {
+            data: vec![0.0; capacity * width],
+            width,
+            capacity,
+            len: 0,
+            head: 0,
+        }
     }
 
     /// Windows held.
@@ -60,7 +66,11 @@ impl TrainingBuffer {
 
     /// The windows, oldest first, as `len × width`.
     pub fn to_array(&self) -> Array2<f64> {
-        let start = if self.len < self.capacity { 0 } else { self.head };
+        let start = if self.len < self.capacity {
+            0
+        } else {
+            self.head
+        };
         let mut out = Array2::zeros((self.len, self.width));
         for (i, mut row) in out.rows_mut().into_iter().enumerate() {
             let slot = (start + i) % self.capacity;
@@ -104,7 +114,13 @@ pub fn train(job: &TrainJob, config: &ModelConfig) -> Result<Model, ModelError> 
     };
     ae.fit(&params, data.view())?;
     let pca = PcaModel::fit(data.view(), config.pca_components.min(width - 1))?;
-    Ok(Model { version: job.version, channels: job.channels, normaliser, ae, pca })
+    Ok(Model {
+        version: job.version,
+        channels: job.channels,
+        normaliser,
+        ae,
+        pca,
+    })
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@ use std::time::Duration;
 pub use raw::RawConfig;
 
 use crate::alert::AlertParams;
+use crate::model::ModelError;
 use crate::model::autoencoder::{AutoencoderKind, AutoencoderParams, AutoencoderValidParams};
 use crate::model::normalise::NormaliseMode;
-use crate::model::ModelError;
 use crate::window::WindowParams;
 
 /// One problem found in a config file.
@@ -62,7 +62,11 @@ impl Quantile {
 impl TryFrom<f64> for Quantile {
     type Error = String;
     fn try_from(q: f64) -> Result<Self, String> {
-        if q > 0.0 && q <= 1.0 { Ok(Self(q)) } else { Err(format!("must be in (0, 1], got {q}")) }
+        if q > 0.0 && q <= 1.0 {
+            Ok(Self(q))
+        } else {
+            Err(format!("must be in (0, 1], got {q}"))
+        }
     }
 }
 
@@ -237,10 +241,14 @@ impl Config {
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         let mut unknown = Vec::new();
         let de = toml::de::Deserializer::new(text);
-        let raw: Result<RawConfig, _> = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()));
+        let raw: Result<RawConfig, _> =
+            serde_ignored::deserialize(de, |path| unknown.push(path.to_string()));
         let mut problems: Vec<ConfigProblem> = unknown
             .into_iter()
-            .map(|key| ConfigProblem { key, message: "is not a known key".into() })
+            .map(|key| ConfigProblem {
+                key,
+                message: "is not a known key".into(),
+            })
             .collect();
         match raw {
             Ok(raw) => match Config::try_from(raw) {
@@ -253,7 +261,10 @@ impl Config {
                 Err(other) => Err(other),
             },
             Err(e) => {
-                problems.push(ConfigProblem { key: "(file)".into(), message: e.to_string().trim().to_string() });
+                problems.push(ConfigProblem {
+                    key: "(file)".into(),
+                    message: e.to_string().trim().to_string(),
+                });
                 Err(ConfigError::Invalid(problems))
             }
         }
@@ -265,8 +276,10 @@ impl Config {
     ///
     /// [`ConfigError::Read`] or [`ConfigError::Invalid`].
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_toml_str(&text)
     }
 }

@@ -319,25 +319,39 @@ impl Default for RawAlerts {
 
 impl Default for RawState {
     fn default() -> Self {
-        Self { dir: "/var/lib/anomalyd".into(), snapshot_every_secs: 300 }
+        Self {
+            dir: "/var/lib/anomalyd".into(),
+            snapshot_every_secs: 300,
+        }
     }
 }
 
 impl Default for RawMetrics {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9464".into() }
+        Self {
+            listen: "127.0.0.1:9464".into(),
+        }
     }
 }
 
 impl Default for RawLimits {
     fn default() -> Self {
-        Self { max_payload_bytes: 65_536, max_sensors: 10_000, channel_capacity: 8192, max_channels: 64 }
+        Self {
+            max_payload_bytes: 65_536,
+            max_sensors: 10_000,
+            channel_capacity: 8192,
+            max_channels: 64,
+        }
     }
 }
 
 impl Default for RawWindow {
     fn default() -> Self {
-        Self { size: 32, stride: 1, max_gap_secs: 0.0 }
+        Self {
+            size: 32,
+            stride: 1,
+            max_gap_secs: 0.0,
+        }
     }
 }
 
@@ -367,7 +381,12 @@ impl Default for RawModel {
 
 impl Default for RawTraining {
     fn default() -> Self {
-        Self { min_windows: 256, retrain_every: 500, buffer: 3000, policy: "skip_flagged".into() }
+        Self {
+            min_windows: 256,
+            retrain_every: 500,
+            buffer: 3000,
+            policy: "skip_flagged".into(),
+        }
     }
 }
 
@@ -386,12 +405,20 @@ impl Default for RawThreshold {
 
 impl Default for RawAlert {
     fn default() -> Self {
-        Self { consecutive: 3, clear_after: 10, cooldown: 100 }
+        Self {
+            consecutive: 3,
+            clear_after: 10,
+            cooldown: 100,
+        }
     }
 }
 
 impl Default for RawScore {
     fn default() -> Self {
-        Self { history: 1000, quantile: 1.0, onset_rows: 100 }
+        Self {
+            history: 1000,
+            quantile: 1.0,
+            onset_rows: 100,
+        }
     }
 }

@@ -14,7 +14,10 @@ struct Problems(Vec<ConfigProblem>);
 
 impl Problems {
     fn add(&mut self, key: &str, message: impl Into<String>) {
-        self.0.push(ConfigProblem { key: key.to_string(), message: message.into() });
+        self.0.push(ConfigProblem {
+            key: key.to_string(),
+            message: message.into(),
+        });
     }
 
     /// Records `message` under `key` unless `ok`.
@@ -56,27 +59,48 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
 
 fn mqtt(raw: &RawConfig, p: &mut Problems) -> MqttConfig {
     let m = &raw.mqtt;
-    p.check(!m.host.trim().is_empty(), "mqtt.host", || "must not be empty".into());
-    p.check(m.port != 0, "mqtt.port", || "must be in 1..=65535, got 0".into());
-    p.check(!m.client_id.is_empty() && m.client_id.len() <= 64, "mqtt.client_id", || {
-        format!("must be 1 to 64 characters, got {:?}", m.client_id)
+    p.check(!m.host.trim().is_empty(), "mqtt.host", || {
+        "must not be empty".into()
     });
+    p.check(m.port != 0, "mqtt.port", || {
+        "must be in 1..=65535, got 0".into()
+    });
+    p.check(
+        !m.client_id.is_empty() && m.client_id.len() <= 64,
+        "mqtt.client_id",
+        || format!("must be 1 to 64 characters, got {:?}", m.client_id),
+    );
     p.check(m.keep_alive_secs >= 5, "mqtt.keep_alive_secs", || {
         format!("must be at least 5, got {}", m.keep_alive_secs)
     });
-    p.check(matches!(m.protocol, 3 | 5), "mqtt.protocol", || format!("must be 3 or 5, got {}", m.protocol));
-    p.check(m.qos <= 1, "mqtt.qos", || format!("must be 0 or 1, got {}", m.qos));
+    p.check(matches!(m.protocol, 3 | 5), "mqtt.protocol", || {
+        format!("must be 3 or 5, got {}", m.protocol)
+    });
+    p.check(m.qos <= 1, "mqtt.qos", || {
+        format!("must be 0 or 1, got {}", m.qos)
+    });
     p.check(m.reconnect_min_ms >= 10, "mqtt.reconnect_min_ms", || {
         format!("must be at least 10, got {}", m.reconnect_min_ms)
     });
-    p.check(m.reconnect_max_ms >= m.reconnect_min_ms, "mqtt.reconnect_max_ms", || {
-        format!("must be at least reconnect_min_ms ({}), got {}", m.reconnect_min_ms, m.reconnect_max_ms)
-    });
+    p.check(
+        m.reconnect_max_ms >= m.reconnect_min_ms,
+        "mqtt.reconnect_max_ms",
+        || {
+            format!(
+                "must be at least reconnect_min_ms ({}), got {}",
+                m.reconnect_min_ms, m.reconnect_max_ms
+            )
+        },
+    );
     if let Some(tls) = &m.tls {
-        p.check(!tls.ca_file.is_empty(), "mqtt.tls.ca_file", || "must name a PEM file".into());
-        p.check(tls.cert_file.is_some() == tls.key_file.is_some(), "mqtt.tls.key_file", || {
-            "cert_file and key_file must be given together".into()
+        p.check(!tls.ca_file.is_empty(), "mqtt.tls.ca_file", || {
+            "must name a PEM file".into()
         });
+        p.check(
+            tls.cert_file.is_some() == tls.key_file.is_some(),
+            "mqtt.tls.key_file",
+            || "cert_file and key_file must be given together".into(),
+        );
     }
     MqttConfig {
         host: m.host.clone(),
@@ -95,16 +119,22 @@ fn mqtt(raw: &RawConfig, p: &mut Problems) -> MqttConfig {
 }
 
 fn sources(raw: &RawConfig, p: &mut Problems) {
-    p.check(!raw.sources.is_empty(), "sources", || "must list at least one source".into());
+    p.check(!raw.sources.is_empty(), "sources", || {
+        "must list at least one source".into()
+    });
     for (i, s) in raw.sources.iter().enumerate() {
         let key = |k: &str| format!("sources[{i}].{k}");
         let levels: Vec<&str> = s.topic.split('/').collect();
-        p.check(!s.topic.is_empty() && !s.topic.contains('\0'), &key("topic"), || {
-            format!("must be a topic filter, got {:?}", s.topic)
-        });
-        p.check(matches!(s.format.as_str(), "json" | "number" | "senml"), &key("format"), || {
-            format!("must be json, number or senml, got {:?}", s.format)
-        });
+        p.check(
+            !s.topic.is_empty() && !s.topic.contains('\0'),
+            &key("topic"),
+            || format!("must be a topic filter, got {:?}", s.topic),
+        );
+        p.check(
+            matches!(s.format.as_str(), "json" | "number" | "senml"),
+            &key("format"),
+            || format!("must be json, number or senml, got {:?}", s.format),
+        );
         if s.sensor_field.is_none() {
             match s.sensor_level {
                 Some(l) if l >= levels.len() => {
@@ -118,48 +148,84 @@ fn sources(raw: &RawConfig, p: &mut Problems) {
             }
         }
         if let Some(ch) = &s.channels {
-            p.check(!ch.is_empty(), &key("channels"), || "must not be empty when given".into());
+            p.check(!ch.is_empty(), &key("channels"), || {
+                "must not be empty when given".into()
+            });
         }
     }
 }
 
 fn alerts(raw: &RawConfig, p: &mut Problems) {
     let a = &raw.alerts;
-    for (key, t) in [("alerts.topic", &a.topic), ("alerts.state_topic", &a.state_topic)] {
-        p.check(t.contains("{sensor}"), key, || format!("must contain {{sensor}}, got {t:?}"));
-        p.check(!t.contains('+') && !t.contains('#'), key, || format!("must not contain wildcards, got {t:?}"));
+    for (key, t) in [
+        ("alerts.topic", &a.topic),
+        ("alerts.state_topic", &a.state_topic),
+    ] {
+        p.check(t.contains("{sensor}"), key, || {
+            format!("must contain {{sensor}}, got {t:?}")
+        });
+        p.check(!t.contains('+') && !t.contains('#'), key, || {
+            format!("must not contain wildcards, got {t:?}")
+        });
     }
-    p.check(!a.status_topic.is_empty(), "alerts.status_topic", || "must not be empty".into());
-    p.check(a.queue >= 1, "alerts.queue", || format!("must be at least 1, got {}", a.queue));
-    p.check(!raw.state.dir.is_empty(), "state.dir", || "must not be empty".into());
+    p.check(!a.status_topic.is_empty(), "alerts.status_topic", || {
+        "must not be empty".into()
+    });
+    p.check(a.queue >= 1, "alerts.queue", || {
+        format!("must be at least 1, got {}", a.queue)
+    });
+    p.check(!raw.state.dir.is_empty(), "state.dir", || {
+        "must not be empty".into()
+    });
 }
 
 fn metrics(raw: &RawConfig, p: &mut Problems) -> Option<std::net::SocketAddr> {
     if raw.metrics.listen.is_empty() {
         return None;
     }
-    raw.metrics.listen.parse().map_err(|_| p.add("metrics.listen", format!("must be host:port, got {:?}", raw.metrics.listen))).ok()
+    raw.metrics
+        .listen
+        .parse()
+        .map_err(|_| {
+            p.add(
+                "metrics.listen",
+                format!("must be host:port, got {:?}", raw.metrics.listen),
+            )
+        })
+        .ok()
 }
 
 fn limits(raw: &RawConfig, p: &mut Problems) {
     let l = &raw.limits;
-    p.check(l.max_payload_bytes >= 16, "limits.max_payload_bytes", || {
-        format!("must be at least 16, got {}", l.max_payload_bytes)
+    p.check(
+        l.max_payload_bytes >= 16,
+        "limits.max_payload_bytes",
+        || format!("must be at least 16, got {}", l.max_payload_bytes),
+    );
+    p.check(l.max_sensors >= 1, "limits.max_sensors", || {
+        format!("must be at least 1, got {}", l.max_sensors)
     });
-    p.check(l.max_sensors >= 1, "limits.max_sensors", || format!("must be at least 1, got {}", l.max_sensors));
     p.check(l.channel_capacity >= 1, "limits.channel_capacity", || {
         format!("must be at least 1, got {}", l.channel_capacity)
     });
-    p.check(l.max_channels >= 1, "limits.max_channels", || format!("must be at least 1, got {}", l.max_channels));
+    p.check(l.max_channels >= 1, "limits.max_channels", || {
+        format!("must be at least 1, got {}", l.max_channels)
+    });
 }
 
 fn detector(raw: &RawConfig, p: &mut Problems) -> DetectorConfig {
     let w = &raw.window;
-    p.check(w.size >= 2, "window.size", || format!("must be at least 2, got {}", w.size));
-    p.check(w.stride >= 1, "window.stride", || format!("must be at least 1, got {}", w.stride));
-    p.check(w.max_gap_secs >= 0.0 && w.max_gap_secs.is_finite(), "window.max_gap_secs", || {
-        format!("must be 0 (off) or positive, got {}", w.max_gap_secs)
+    p.check(w.size >= 2, "window.size", || {
+        format!("must be at least 2, got {}", w.size)
     });
+    p.check(w.stride >= 1, "window.stride", || {
+        format!("must be at least 1, got {}", w.stride)
+    });
+    p.check(
+        w.max_gap_secs >= 0.0 && w.max_gap_secs.is_finite(),
+        "window.max_gap_secs",
+        || format!("must be 0 (off) or positive, got {}", w.max_gap_secs),
+    );
     let window = WindowParams {
         size: w.size.max(2),
         channels: 1,
@@ -168,15 +234,23 @@ fn detector(raw: &RawConfig, p: &mut Problems) -> DetectorConfig {
     };
     let model = model(raw, p);
     let t = &raw.training;
-    p.check(t.min_windows >= 2, "training.min_windows", || format!("must be at least 2, got {}", t.min_windows));
+    p.check(t.min_windows >= 2, "training.min_windows", || {
+        format!("must be at least 2, got {}", t.min_windows)
+    });
     p.check(t.buffer >= t.min_windows, "training.buffer", || {
-        format!("must be at least training.min_windows ({}), got {}", t.min_windows, t.buffer)
+        format!(
+            "must be at least training.min_windows ({}), got {}",
+            t.min_windows, t.buffer
+        )
     });
     let policy = match t.policy.as_str() {
         "skip_flagged" => TrainPolicy::SkipFlagged,
         "learn_all" => TrainPolicy::LearnAll,
         other => {
-            p.add("training.policy", format!("must be skip_flagged or learn_all, got {other:?}"));
+            p.add(
+                "training.policy",
+                format!("must be skip_flagged or learn_all, got {other:?}"),
+            );
             TrainPolicy::SkipFlagged
         }
     };
@@ -186,7 +260,14 @@ fn detector(raw: &RawConfig, p: &mut Problems) -> DetectorConfig {
         buffer: t.buffer,
         policy,
     };
-    DetectorConfig { window, model, training, threshold: threshold(raw, p), alert: alert(raw, p), score: score(raw, p) }
+    DetectorConfig {
+        window,
+        model,
+        training,
+        threshold: threshold(raw, p),
+        alert: alert(raw, p),
+        score: score(raw, p),
+    }
 }
 
 fn model(raw: &RawConfig, p: &mut Problems) -> ModelConfig {
@@ -210,21 +291,30 @@ fn model(raw: &RawConfig, p: &mut Problems) -> ModelConfig {
                     Penalty::L1
                 }
             };
-            AutoencoderKind::Sparse { penalty, weight: m.penalty_weight }
+            AutoencoderKind::Sparse {
+                penalty,
+                weight: m.penalty_weight,
+            }
         }
         "denoising" => {
             let noise = match m.noise.as_str() {
                 "gaussian" => Noise::Gaussian { std: m.noise_level },
                 "masking" => Noise::Masking { p: m.noise_level },
                 other => {
-                    p.add("model.noise", format!("must be gaussian or masking, got {other:?}"));
+                    p.add(
+                        "model.noise",
+                        format!("must be gaussian or masking, got {other:?}"),
+                    );
                     Noise::Gaussian { std: m.noise_level }
                 }
             };
             AutoencoderKind::Denoising { noise }
         }
         other => {
-            p.add("model.kind", format!("must be undercomplete, sparse or denoising, got {other:?}"));
+            p.add(
+                "model.kind",
+                format!("must be undercomplete, sparse or denoising, got {other:?}"),
+            );
             AutoencoderKind::Undercomplete
         }
     };
@@ -245,27 +335,66 @@ fn model(raw: &RawConfig, p: &mut Problems) -> ModelConfig {
     if let Err(e) = template.clone().check() {
         p.add("model", e.to_string());
     }
-    let pca_components = if m.pca_components == 0 { m.latent } else { m.pca_components };
-    p.check(pca_components >= 1 && pca_components < raw.window.size, "model.pca_components", || {
-        format!("must be in 1..{} (below window.size), got {pca_components}", raw.window.size)
-    });
-    let normalise = if loss == Loss::Bce { NormaliseMode::Minmax } else { NormaliseMode::Zscore };
-    ModelConfig { template, kind, pca_components, normalise }
+    let pca_components = if m.pca_components == 0 {
+        m.latent
+    } else {
+        m.pca_components
+    };
+    p.check(
+        pca_components >= 1 && pca_components < raw.window.size,
+        "model.pca_components",
+        || {
+            format!(
+                "must be in 1..{} (below window.size), got {pca_components}",
+                raw.window.size
+            )
+        },
+    );
+    let normalise = if loss == Loss::Bce {
+        NormaliseMode::Minmax
+    } else {
+        NormaliseMode::Zscore
+    };
+    ModelConfig {
+        template,
+        kind,
+        pca_components,
+        normalise,
+    }
 }
 
 fn threshold(raw: &RawConfig, p: &mut Problems) -> ThresholdConfig {
     let t = &raw.threshold;
-    let default = SensorThreshold { quantile: p.quantile("threshold.quantile", t.quantile), floor: t.floor };
-    p.check(t.floor >= 0.0 && t.floor.is_finite(), "threshold.floor", || format!("must be finite and >= 0, got {}", t.floor));
-    p.check(t.window >= 1, "threshold.window", || format!("must be at least 1, got {}", t.window));
-    p.check(t.min_scores >= 1 && t.min_scores <= t.window.max(1), "threshold.min_scores", || {
-        format!("must be in 1..=threshold.window ({}), got {}", t.window, t.min_scores)
+    let default = SensorThreshold {
+        quantile: p.quantile("threshold.quantile", t.quantile),
+        floor: t.floor,
+    };
+    p.check(
+        t.floor >= 0.0 && t.floor.is_finite(),
+        "threshold.floor",
+        || format!("must be finite and >= 0, got {}", t.floor),
+    );
+    p.check(t.window >= 1, "threshold.window", || {
+        format!("must be at least 1, got {}", t.window)
     });
+    p.check(
+        t.min_scores >= 1 && t.min_scores <= t.window.max(1),
+        "threshold.min_scores",
+        || {
+            format!(
+                "must be in 1..=threshold.window ({}), got {}",
+                t.window, t.min_scores
+            )
+        },
+    );
     let score = match t.score.as_str() {
         "ae" => ScoreSource::Ae,
         "pca" => ScoreSource::Pca,
         other => {
-            p.add("threshold.score", format!("must be ae or pca, got {other:?}"));
+            p.add(
+                "threshold.score",
+                format!("must be ae or pca, got {other:?}"),
+            );
             ScoreSource::Ae
         }
     };
@@ -277,21 +406,45 @@ fn threshold(raw: &RawConfig, p: &mut Problems) -> ThresholdConfig {
             None => default.quantile,
         };
         let floor = o.floor.unwrap_or(default.floor);
-        p.check(floor >= 0.0 && floor.is_finite(), &format!("{key}.floor"), || format!("must be finite and >= 0, got {floor}"));
+        p.check(
+            floor >= 0.0 && floor.is_finite(),
+            &format!("{key}.floor"),
+            || format!("must be finite and >= 0, got {floor}"),
+        );
         sensors.insert(id.clone(), SensorThreshold { quantile, floor });
     }
-    ThresholdConfig { default, window: t.window.max(1), min_scores: t.min_scores.max(1), score, sensors }
+    ThresholdConfig {
+        default,
+        window: t.window.max(1),
+        min_scores: t.min_scores.max(1),
+        score,
+        sensors,
+    }
 }
 
 fn alert(raw: &RawConfig, p: &mut Problems) -> AlertParams {
     let a = &raw.alert;
-    p.check(a.consecutive >= 1, "alert.consecutive", || format!("must be at least 1, got {}", a.consecutive));
-    p.check(a.clear_after >= 1, "alert.clear_after", || format!("must be at least 1, got {}", a.clear_after));
-    AlertParams { consecutive: a.consecutive.max(1), clear_after: a.clear_after.max(1), cooldown: a.cooldown }
+    p.check(a.consecutive >= 1, "alert.consecutive", || {
+        format!("must be at least 1, got {}", a.consecutive)
+    });
+    p.check(a.clear_after >= 1, "alert.clear_after", || {
+        format!("must be at least 1, got {}", a.clear_after)
+    });
+    AlertParams {
+        consecutive: a.consecutive.max(1),
+        clear_after: a.clear_after.max(1),
+        cooldown: a.cooldown,
+    }
 }
 
 fn score(raw: &RawConfig, p: &mut Problems) -> ScoreConfig {
     let s = &raw.score;
-    p.check(s.history >= 1, "score.history", || format!("must be at least 1, got {}", s.history));
-    ScoreConfig { history: s.history.max(1), quantile: p.quantile("score.quantile", s.quantile), onset_rows: s.onset_rows }
+    p.check(s.history >= 1, "score.history", || {
+        format!("must be at least 1, got {}", s.history)
+    });
+    ScoreConfig {
+        history: s.history.max(1),
+        quantile: p.quantile("score.quantile", s.quantile),
+        onset_rows: s.onset_rows,
+    }
 }

@@ -91,7 +91,10 @@ pub struct Pipeline {
 
 impl Pipeline {
     fn new(sensor: SensorId, channel_names: Vec<String>, config: &DetectorConfig) -> Self {
-        let params = WindowParams { channels: channel_names.len(), ..config.window.clone() };
+        let params = WindowParams {
+            channels: channel_names.len(),
+            ..config.window.clone()
+        };
         let width = params.size * params.channels;
         let t = config.threshold.for_sensor(sensor.as_str());
         Self {
@@ -130,7 +133,12 @@ impl Pipeline {
         &self.channel_names
     }
 
-    fn push(&mut self, ts: f64, values: &[f64], config: &DetectorConfig) -> Result<Step, WindowReject> {
+    fn push(
+        &mut self,
+        ts: f64,
+        values: &[f64],
+        config: &DetectorConfig,
+    ) -> Result<Step, WindowReject> {
         match self.window.push(ts, values) {
             Push::Rejected(reason) => Err(reason),
             Push::Filling => Ok(Step::default()),
@@ -178,7 +186,13 @@ impl Pipeline {
         }
     }
 
-    fn advance_alert(&mut self, model: &Model, s: &Scored, ts: f64, config: &DetectorConfig) -> Option<AlertEvent> {
+    fn advance_alert(
+        &mut self,
+        model: &Model,
+        s: &Scored,
+        ts: f64,
+        config: &DetectorConfig,
+    ) -> Option<AlertEvent> {
         let threshold = s.threshold?;
         let kind = self.alert.update(&config.alert, s.over)?;
         let score = match config.threshold.score {
@@ -189,7 +203,11 @@ impl Pipeline {
             .channel_errors(&self.workspace)
             .into_iter()
             .zip(&self.channel_names)
-            .map(|((error, share), name)| ChannelContribution { channel: name.clone(), error, share })
+            .map(|((error, share), name)| ChannelContribution {
+                channel: name.clone(),
+                error,
+                share,
+            })
             .collect();
         Some(AlertEvent {
             sensor: self.sensor.to_string(),
@@ -198,8 +216,16 @@ impl Pipeline {
             ts_rfc3339: crate::alert::rfc3339(ts),
             score,
             threshold,
-            quantile: config.threshold.for_sensor(self.sensor.as_str()).quantile.get(),
-            over_by: if threshold > 0.0 { score / threshold } else { f64::INFINITY },
+            quantile: config
+                .threshold
+                .for_sensor(self.sensor.as_str())
+                .quantile
+                .get(),
+            over_by: if threshold > 0.0 {
+                score / threshold
+            } else {
+                f64::INFINITY
+            },
             pca_score: Some(s.scores.pca),
             model_version: model.version,
             channels,
@@ -215,7 +241,10 @@ impl Pipeline {
         let due = match &self.model {
             None => self.buffer.len() >= config.training.min_windows,
             Some(_) => {
-                config.training.retrain_every.is_some_and(|n| self.windows_since_job >= n)
+                config
+                    .training
+                    .retrain_every
+                    .is_some_and(|n| self.windows_since_job >= n)
                     && self.buffer.len() >= config.training.min_windows
             }
         };
@@ -245,7 +274,11 @@ pub struct Detector {
 impl Detector {
     /// An empty detector tracking at most `max_sensors` sensors.
     pub fn new(config: DetectorConfig, max_sensors: usize) -> Self {
-        Self { config, max_sensors, pipelines: HashMap::new() }
+        Self {
+            config,
+            max_sensors,
+            pipelines: HashMap::new(),
+        }
     }
 
     /// The configuration in force.
@@ -268,7 +301,10 @@ impl Detector {
     ) -> Result<Step, DetectError> {
         if !self.pipelines.contains_key(sensor) {
             if self.pipelines.len() >= self.max_sensors {
-                return Err(DetectError::TooManySensors { sensor: sensor.to_string(), limit: self.max_sensors });
+                return Err(DetectError::TooManySensors {
+                    sensor: sensor.to_string(),
+                    limit: self.max_sensors,
+                });
             }
             let pipeline = Pipeline::new(sensor.clone(), channel_names(), &self.config);
             self.pipelines.insert(sensor.clone(), pipeline);
@@ -277,7 +313,10 @@ impl Detector {
         let pipeline = self.pipelines.get_mut(sensor).expect("pipeline exists");
         pipeline
             .push(ts, values, &self.config)
-            .map_err(|reason| DetectError::Rejected { sensor: sensor.to_string(), reason })
+            .map_err(|reason| DetectError::Rejected {
+                sensor: sensor.to_string(),
+                reason,
+            })
     }
 
     /// Installs a trained model (or records that training failed, with `None`), so the

@@ -72,7 +72,10 @@ impl Detector {
     pub fn snapshot(&self) -> DetectorSnapshot {
         let mut sensors: Vec<_> = self.pipelines.values().map(Pipeline::snapshot).collect();
         sensors.sort_by(|a, b| a.sensor.cmp(&b.sensor));
-        DetectorSnapshot { format: SNAPSHOT_FORMAT, sensors }
+        DetectorSnapshot {
+            format: SNAPSHOT_FORMAT,
+            sensors,
+        }
     }
 
     /// Restores sensors from a snapshot; returns how many were restored. A sensor whose
@@ -80,7 +83,10 @@ impl Detector {
     /// new model.
     pub fn restore(&mut self, snapshot: DetectorSnapshot) -> usize {
         if snapshot.format != SNAPSHOT_FORMAT {
-            tracing::warn!(format = snapshot.format, "Snapshot format not understood; starting fresh.");
+            tracing::warn!(
+                format = snapshot.format,
+                "Snapshot format not understood; starting fresh."
+            );
             return 0;
         }
         let mut restored = 0;
@@ -92,7 +98,10 @@ impl Detector {
             let mut p = Pipeline::new(id.clone(), s.channels, &self.config);
             let channels = p.channel_names.len();
             let width = self.config.window.size * channels;
-            p.model = s.model.filter(|m| m.ae.n_inputs() == width && m.channels == channels).map(Arc::new);
+            p.model = s
+                .model
+                .filter(|m| m.ae.n_inputs() == width && m.channels == channels)
+                .map(Arc::new);
             for v in s.threshold {
                 p.threshold.push(v);
             }
@@ -110,7 +119,12 @@ impl Detector {
         self.config.alert = alert;
         self.config.score = score;
         for p in self.pipelines.values_mut() {
-            let q = self.config.threshold.for_sensor(p.sensor.as_str()).quantile.get();
+            let q = self
+                .config
+                .threshold
+                .for_sensor(p.sensor.as_str())
+                .quantile
+                .get();
             p.rebuild_threshold(self.config.threshold.window, q);
             let history = p.scorer.history();
             p.scorer = AnomalyScorer::new(&self.config.score);

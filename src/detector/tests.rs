@@ -23,17 +23,26 @@ fn names() -> Vec<String> {
 }
 
 fn feed(d: &mut Detector, id: &SensorId, from: usize, to: usize) -> Vec<Step> {
-    (from..to).map(|i| d.process_inline(id, i as f64, &build_reading(i), names).unwrap()).collect()
+    (from..to)
+        .map(|i| {
+            d.process_inline(id, i as f64, &build_reading(i), names)
+                .unwrap()
+        })
+        .collect()
 }
 
 #[test]
 fn no_scores_before_min_windows_then_a_model() {
     let mut d = Detector::new(build_config(""), 10);
     let id = SensorId::new("s1");
-    let steps = feed(&mut d, &id, 0, 70);
+    let steps = feed(&mut d, &id, 0, 80);
     // 8 readings fill the first window; window 64 triggers the first model.
     let first_scored = steps.iter().position(|s| s.scored.is_some()).unwrap();
-    assert_eq!(first_scored, 7 + 64, "first score right after the model trained");
+    assert_eq!(
+        first_scored,
+        7 + 64,
+        "first score right after the model trained"
+    );
     assert_eq!(d.pipeline(&id).unwrap().model_version(), 1);
 }
 
@@ -56,7 +65,11 @@ fn a_spike_on_one_channel_raises_an_alert_naming_it() {
     let e = raised.expect("spike raised an alert");
     assert_eq!(e.ts, 405.0);
     assert!(e.score > e.threshold && e.over_by > 1.0);
-    let top = e.channels.iter().max_by(|a, b| a.share.total_cmp(&b.share)).unwrap();
+    let top = e
+        .channels
+        .iter()
+        .max_by(|a, b| a.share.total_cmp(&b.share))
+        .unwrap();
     assert_eq!(top.channel, "vib");
     assert!((e.channels.iter().map(|c| c.share).sum::<f64>() - 1.0).abs() < 1e-9);
     assert_eq!(e.window_end, 405.0);
@@ -76,7 +89,11 @@ fn replays_are_deterministic() {
     let run = || {
         let mut d = Detector::new(build_config("").tap_retrain(50), 10);
         let id = SensorId::new("s1");
-        feed(&mut d, &id, 0, 300).into_iter().filter_map(|s| s.scored).map(|s| s.scores.ae).collect::<Vec<_>>()
+        feed(&mut d, &id, 0, 300)
+            .into_iter()
+            .filter_map(|s| s.scored)
+            .map(|s| s.scores.ae)
+            .collect::<Vec<_>>()
     };
     assert_eq!(run(), run());
 }
@@ -84,10 +101,16 @@ fn replays_are_deterministic() {
 #[test]
 fn sensor_cap_refuses_new_sensors_only() {
     let mut d = Detector::new(build_config(""), 1);
-    d.process(&SensorId::new("a"), 0.0, &[1.0, 2.0], names).unwrap();
-    let err = d.process(&SensorId::new("b"), 0.0, &[1.0, 2.0], names).unwrap_err();
+    d.process(&SensorId::new("a"), 0.0, &[1.0, 2.0], names)
+        .unwrap();
+    let err = d
+        .process(&SensorId::new("b"), 0.0, &[1.0, 2.0], names)
+        .unwrap_err();
     assert!(matches!(err, DetectError::TooManySensors { limit: 1, .. }));
-    assert!(d.process(&SensorId::new("a"), 1.0, &[1.0, 2.0], names).is_ok());
+    assert!(
+        d.process(&SensorId::new("a"), 1.0, &[1.0, 2.0], names)
+            .is_ok()
+    );
 }
 
 #[test]
@@ -95,8 +118,14 @@ fn bad_readings_are_refused_without_harm() {
     let mut d = Detector::new(build_config(""), 4);
     let id = SensorId::new("s1");
     d.process(&id, 5.0, &[1.0, 2.0], names).unwrap();
-    assert!(d.process(&id, 4.0, &[1.0, 2.0], names).is_err(), "out of order");
-    assert!(d.process(&id, 6.0, &[1.0], names).is_err(), "wrong channel count");
+    assert!(
+        d.process(&id, 4.0, &[1.0, 2.0], names).is_err(),
+        "out of order"
+    );
+    assert!(
+        d.process(&id, 6.0, &[1.0], names).is_err(),
+        "wrong channel count"
+    );
     assert!(d.process(&id, 6.0, &[f64::NAN, 1.0], names).is_err(), "nan");
     assert!(d.process(&id, 6.0, &[1.0, 2.0], names).is_ok());
 }
@@ -112,11 +141,17 @@ fn a_restored_detector_scores_like_the_original() {
     // b's window is empty: feed both the same next readings and compare once b is full.
     let sa = feed(&mut a, &id, 300, 340);
     let sb = feed(&mut b, &id, 300, 340);
-    let (x, y) = (sa.last().unwrap().scored.unwrap(), sb.last().unwrap().scored.unwrap());
+    let (x, y) = (
+        sa.last().unwrap().scored.unwrap(),
+        sb.last().unwrap().scored.unwrap(),
+    );
     assert_eq!(x.scores, y.scores);
-    assert_eq!(x.threshold, y.threshold.map(|t| t), "threshold history restored");
+    assert_eq!(x.threshold, y.threshold, "threshold history restored");
     assert_eq!(y.model_version, 1);
-    assert!(sb.iter().take(7).all(|s| s.scored.is_none()), "window refills first");
+    assert!(
+        sb.iter().take(7).all(|s| s.scored.is_none()),
+        "window refills first"
+    );
 }
 
 #[test]
@@ -124,12 +159,23 @@ fn reload_changes_the_quantile_but_keeps_the_model() {
     let mut d = Detector::new(build_config(""), 10);
     let id = SensorId::new("s1");
     feed(&mut d, &id, 0, 300);
-    let before = feed(&mut d, &id, 300, 301)[0].scored.unwrap().threshold.unwrap();
+    let before = feed(&mut d, &id, 300, 301)[0]
+        .scored
+        .unwrap()
+        .threshold
+        .unwrap();
     let mut c = build_config("");
     c.threshold.default.quantile = crate::config::Quantile::try_from(0.5).unwrap();
     d.reload(c.threshold, c.alert, c.score);
-    let after = feed(&mut d, &id, 301, 302)[0].scored.unwrap().threshold.unwrap();
-    assert!(after < before, "median threshold {after} below the 0.99 one {before}");
+    let after = feed(&mut d, &id, 301, 302)[0]
+        .scored
+        .unwrap()
+        .threshold
+        .unwrap();
+    assert!(
+        after < before,
+        "median threshold {after} below the 0.99 one {before}"
+    );
     assert_eq!(d.pipeline(&id).unwrap().model_version(), 1);
 }
 

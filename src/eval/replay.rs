@@ -35,16 +35,28 @@ pub struct ReplaySummary {
 }
 
 /// Replays `series` as one sensor named `sensor`.
-pub fn replay(series: &Series, config: &DetectorConfig, sensor: &str) -> (Vec<ReplayRow>, ReplaySummary) {
+pub fn replay(
+    series: &Series,
+    config: &DetectorConfig,
+    sensor: &str,
+) -> (Vec<ReplayRow>, ReplaySummary) {
     let id = SensorId::new(sensor);
     let mut detector = Detector::new(config.clone(), 1);
     let mut rows = Vec::with_capacity(series.len());
     let mut summary = ReplaySummary::default();
-    let mut last = ReplayRow { score: None, pca_score: None, threshold: None, anomaly_score: 0.0, alert: false };
+    let mut last = ReplayRow {
+        score: None,
+        pca_score: None,
+        threshold: None,
+        anomaly_score: 0.0,
+        alert: false,
+    };
     for i in 0..series.len() {
         // read_series guarantees order, finiteness and channel count, so only a
         // programming error could make the detector refuse a row.
-        let step = match detector.process_inline(&id, series.ts[i], series.row(i), || series.channels.clone()) {
+        let step = match detector
+            .process_inline(&id, series.ts[i], series.row(i), || series.channels.clone())
+        {
             Ok(step) => step,
             Err(e) => {
                 tracing::warn!(row = i, error = %e, "Row refused by the detector.");

@@ -106,11 +106,28 @@ pub fn parse_timestamp(text: &str) -> Option<f64> {
 /// # Errors
 ///
 /// A [`SeriesError`] naming the file, line and column of the first bad cell.
-pub fn read_series(path: &Path, time_column: Option<&str>, columns: Option<&[String]>) -> Result<Series, SeriesError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SeriesError::Io { path: path.into(), source })?;
-    let first_line = text.lines().next().ok_or(SeriesError::Empty { path: path.into(), what: "file is empty" })?;
-    let delimiter = if first_line.matches(';').count() > first_line.matches(',').count() { b';' } else { b',' };
-    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).from_reader(text.as_bytes());
+pub fn read_series(
+    path: &Path,
+    time_column: Option<&str>,
+    columns: Option<&[String]>,
+) -> Result<Series, SeriesError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SeriesError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let first_line = text.lines().next().ok_or(SeriesError::Empty {
+        path: path.into(),
+        what: "file is empty",
+    })?;
+    let delimiter = if first_line.matches(';').count() > first_line.matches(',').count() {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let header: Vec<String> = reader
         .headers()
         .map_err(|e| cell_error(path, 1, "(header)", e.to_string()))?
@@ -118,11 +135,14 @@ pub fn read_series(path: &Path, time_column: Option<&str>, columns: Option<&[Str
         .map(|h| h.trim().to_string())
         .collect();
     let find = |name: &str| {
-        header.iter().position(|h| h == name).ok_or_else(|| SeriesError::UnknownColumn {
-            path: path.into(),
-            column: name.into(),
-            header: header.clone(),
-        })
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| SeriesError::UnknownColumn {
+                path: path.into(),
+                column: name.into(),
+                header: header.clone(),
+            })
     };
     let time_idx = match time_column {
         Some(name) => find(name)?,
@@ -133,7 +153,10 @@ pub fn read_series(path: &Path, time_column: Option<&str>, columns: Option<&[Str
         None => (0..header.len()).filter(|&i| i != time_idx).collect(),
     };
     if channel_idx.is_empty() {
-        return Err(SeriesError::Empty { path: path.into(), what: "no channel columns besides the time column" });
+        return Err(SeriesError::Empty {
+            path: path.into(),
+            what: "no channel columns besides the time column",
+        });
     }
     let mut series = Series {
         time_column: header[time_idx].clone(),
@@ -151,20 +174,51 @@ pub fn read_series(path: &Path, time_column: Option<&str>, columns: Option<&[Str
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
-        let cell = |i: usize| record.get(i).ok_or_else(|| cell_error(path, line, &header[i], format!("row has {} cells, the header {}", record.len(), header.len())));
+        let cell = |i: usize| {
+            record.get(i).ok_or_else(|| {
+                cell_error(
+                    path,
+                    line,
+                    &header[i],
+                    format!(
+                        "row has {} cells, the header {}",
+                        record.len(),
+                        header.len()
+                    ),
+                )
+            })
+        };
         let time_text = cell(time_idx)?.trim();
-        let ts = parse_timestamp(time_text)
-            .ok_or_else(|| cell_error(path, line, &header[time_idx], format!("not a timestamp: {time_text:?}")))?;
+        let ts = parse_timestamp(time_text).ok_or_else(|| {
+            cell_error(
+                path,
+                line,
+                &header[time_idx],
+                format!("not a timestamp: {time_text:?}"),
+            )
+        })?;
         if let Some(&last) = series.ts.last() {
             if ts <= last {
-                return Err(cell_error(path, line, &header[time_idx], format!("timestamp {time_text:?} is not after the previous row's")));
+                return Err(cell_error(
+                    path,
+                    line,
+                    &header[time_idx],
+                    format!("timestamp {time_text:?} is not after the previous row's"),
+                ));
             }
         }
         for &i in &channel_idx {
             let text = cell(i)?.trim();
-            let v: f64 = text.parse().map_err(|_| cell_error(path, line, &header[i], format!("not a number: {text:?}")))?;
+            let v: f64 = text.parse().map_err(|_| {
+                cell_error(path, line, &header[i], format!("not a number: {text:?}"))
+            })?;
             if !v.is_finite() {
-                return Err(cell_error(path, line, &header[i], format!("not a finite number: {text:?}")));
+                return Err(cell_error(
+                    path,
+                    line,
+                    &header[i],
+                    format!("not a finite number: {text:?}"),
+                ));
             }
             series.values.push(v);
         }
@@ -172,13 +226,21 @@ pub fn read_series(path: &Path, time_column: Option<&str>, columns: Option<&[Str
         series.ts.push(ts);
     }
     if series.is_empty() {
-        return Err(SeriesError::Empty { path: path.into(), what: "no data rows after the header" });
+        return Err(SeriesError::Empty {
+            path: path.into(),
+            what: "no data rows after the header",
+        });
     }
     Ok(series)
 }
 
 fn cell_error(path: &Path, line: u64, column: &str, message: String) -> SeriesError {
-    SeriesError::Cell { path: path.into(), line, column: column.into(), message }
+    SeriesError::Cell {
+        path: path.into(),
+        line,
+        column: column.into(),
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -194,7 +256,9 @@ mod tests {
 
     #[test]
     fn reads_semicolon_crlf_with_spaces_in_names() {
-        let f = build_file("datetime;Volume Flow RateRMS;Current\r\n2020-03-09 10:14:33;32.0;1.5\r\n2020-03-09 10:14:34;31.0;1.6\r\n");
+        let f = build_file(
+            "datetime;Volume Flow RateRMS;Current\r\n2020-03-09 10:14:33;32.0;1.5\r\n2020-03-09 10:14:34;31.0;1.6\r\n",
+        );
         let s = read_series(f.path(), None, None).unwrap();
         assert_eq!(s.channels, vec!["Volume Flow RateRMS", "Current"]);
         assert_eq!(s.row(1), &[31.0, 1.6]);
@@ -212,11 +276,31 @@ mod tests {
     #[test]
     fn bad_cells_are_located() {
         let cases = [
-            ("non-numeric", "t,v\n1,2\n2,abc\n", ":3: column \"v\": not a number: \"abc\""),
-            ("short row", "t,v,w\n1,2,3\n2,4\n", ":3: column \"w\": row has 2 cells"),
-            ("nan", "t,v\n1,NaN\n", ":2: column \"v\": not a finite number"),
-            ("bad time", "t,v\nnoon,1\n", ":2: column \"t\": not a timestamp"),
-            ("out of order", "t,v\n2,1\n1,1\n", ":3: column \"t\": timestamp \"1\" is not after"),
+            (
+                "non-numeric",
+                "t,v\n1,2\n2,abc\n",
+                ":3: column \"v\": not a number: \"abc\"",
+            ),
+            (
+                "short row",
+                "t,v,w\n1,2,3\n2,4\n",
+                ":3: column \"w\": row has 2 cells",
+            ),
+            (
+                "nan",
+                "t,v\n1,NaN\n",
+                ":2: column \"v\": not a finite number",
+            ),
+            (
+                "bad time",
+                "t,v\nnoon,1\n",
+                ":2: column \"t\": not a timestamp",
+            ),
+            (
+                "out of order",
+                "t,v\n2,1\n1,1\n",
+                ":3: column \"t\": timestamp \"1\" is not after",
+            ),
             ("empty", "", "file is empty"),
             ("header only", "t,v\n", "no data rows"),
         ];
@@ -230,7 +314,12 @@ mod tests {
     #[test]
     fn unknown_column_lists_the_header() {
         let f = build_file("t,v\n1,2\n");
-        let err = read_series(f.path(), None, Some(&["w".to_string()])).unwrap_err().to_string();
-        assert!(err.contains("no column named \"w\"") && err.contains("\"v\""), "{err}");
+        let err = read_series(f.path(), None, Some(&["w".to_string()]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no column named \"w\"") && err.contains("\"v\""),
+            "{err}"
+        );
     }
 }

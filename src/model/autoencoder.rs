@@ -27,8 +27,7 @@ mod train;
 
 pub use net::Autoencoder;
 pub use params::{
-    Activation, AutoencoderKind, AutoencoderParams, AutoencoderValidParams, Loss, Noise,
-    Penalty,
+    Activation, AutoencoderKind, AutoencoderParams, AutoencoderValidParams, Loss, Noise, Penalty,
 };
 pub use train::TrainReport;
 

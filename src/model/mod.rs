@@ -86,15 +86,30 @@ impl Model {
         ws.reconstruction.resize(k, 0.0);
         ws.squared_error.resize(k, 0.0);
         self.normaliser.apply_into(raw, &mut ws.normalised);
-        self.ae.reconstruct_into(&ws.normalised, &mut ws.reconstruction, &mut ws.scratch);
+        self.ae
+            .reconstruct_into(&ws.normalised, &mut ws.reconstruction, &mut ws.scratch);
         let mut ae = 0.0;
-        for ((e, x), r) in ws.squared_error.iter_mut().zip(&ws.normalised).zip(&ws.reconstruction) {
+        for ((e, x), r) in ws
+            .squared_error
+            .iter_mut()
+            .zip(&ws.normalised)
+            .zip(&ws.reconstruction)
+        {
             *e = (x - r) * (x - r);
             ae += *e;
         }
-        self.pca.reconstruct_into(&ws.normalised, &mut ws.reconstruction, &mut ws.scratch);
-        let pca: f64 = ws.normalised.iter().zip(&ws.reconstruction).map(|(x, r)| (x - r) * (x - r)).sum();
-        WindowScores { ae: ae / k as f64, pca: pca / k as f64 }
+        self.pca
+            .reconstruct_into(&ws.normalised, &mut ws.reconstruction, &mut ws.scratch);
+        let pca: f64 = ws
+            .normalised
+            .iter()
+            .zip(&ws.reconstruction)
+            .map(|(x, r)| (x - r) * (x - r))
+            .sum();
+        WindowScores {
+            ae: ae / k as f64,
+            pca: pca / k as f64,
+        }
     }
 
     /// Per-channel mean squared error and share of the total, from the last
@@ -108,7 +123,16 @@ impl Model {
         let total: f64 = sums.iter().sum();
         let per_channel = (ws.squared_error.len() / c).max(1) as f64;
         sums.iter()
-            .map(|s| (s / per_channel, if total > 0.0 { s / total } else { 1.0 / c as f64 }))
+            .map(|s| {
+                (
+                    s / per_channel,
+                    if total > 0.0 {
+                        s / total
+                    } else {
+                        1.0 / c as f64
+                    },
+                )
+            })
             .collect()
     }
 }

@@ -35,7 +35,10 @@ impl PcaModel {
     pub fn fit(data: ArrayView2<'_, f64>, components: usize) -> Result<Self, ModelError> {
         let (rows, inputs) = data.dim();
         if rows < 2 {
-            return Err(ModelError::TooFewRows { needed: 2, got: rows });
+            return Err(ModelError::TooFewRows {
+                needed: 2,
+                got: rows,
+            });
         }
         if components == 0 || components >= inputs {
             return Err(ModelError::InvalidParams(format!(
@@ -43,7 +46,11 @@ impl PcaModel {
             )));
         }
         let mean = data.mean_axis(ndarray::Axis(0)).expect("rows >= 2");
-        let spread = data.iter().zip(mean.iter().cycle()).map(|(x, m)| (x - m).abs()).fold(0.0, f64::max);
+        let spread = data
+            .iter()
+            .zip(mean.iter().cycle())
+            .map(|(x, m)| (x - m).abs())
+            .fold(0.0, f64::max);
         if spread < 1e-12 {
             return Ok(Self::mean_only(mean));
         }
@@ -54,7 +61,10 @@ impl PcaModel {
             if let Ok(pca) = Pca::params(k).fit(&dataset) {
                 let comps = pca.components().clone();
                 if comps.iter().all(|v| v.is_finite()) {
-                    return Ok(Self { mean: pca.mean().clone(), components: comps });
+                    return Ok(Self {
+                        mean: pca.mean().clone(),
+                        components: comps,
+                    });
                 }
             }
         }
@@ -63,7 +73,10 @@ impl PcaModel {
 
     fn mean_only(mean: Array1<f64>) -> Self {
         let inputs = mean.len();
-        Self { mean, components: Array2::zeros((0, inputs)) }
+        Self {
+            mean,
+            components: Array2::zeros((0, inputs)),
+        }
     }
 
     /// Number of inputs (window length × channels).
@@ -89,7 +102,12 @@ impl PcaModel {
         scratch.clear();
         for row in self.components.rows() {
             let row = row.to_slice().expect("owned arrays are contiguous");
-            let code: f64 = row.iter().zip(x).zip(mean).map(|((c, x), m)| c * (x - m)).sum();
+            let code: f64 = row
+                .iter()
+                .zip(x)
+                .zip(mean)
+                .map(|((c, x), m)| c * (x - m))
+                .sum();
             scratch.push(code);
         }
         out.copy_from_slice(mean);
@@ -122,7 +140,12 @@ mod tests {
         for row in data.rows() {
             let x = row.to_vec();
             model.reconstruct_into(&x, &mut out, &mut scratch);
-            total += x.iter().zip(&out).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / x.len() as f64;
+            total += x
+                .iter()
+                .zip(&out)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f64>()
+                / x.len() as f64;
         }
         total / data.nrows() as f64
     }
@@ -133,7 +156,10 @@ mod tests {
         let model = PcaModel::fit(data.view(), 3).unwrap();
         assert_eq!(model.n_components(), 3);
         let err = mse(&model, data.view());
-        assert!(err < 1e-10, "rank-3 data with 3 components left error {err}");
+        assert!(
+            err < 1e-10,
+            "rank-3 data with 3 components left error {err}"
+        );
     }
 
     #[test]
@@ -155,6 +181,10 @@ mod tests {
     fn components_must_be_below_inputs() {
         let data = build_rank_k(20, 4, 2, 1);
         let err = PcaModel::fit(data.view(), 4).unwrap_err();
-        assert!(err.to_string().contains("pca components must be in 1..4, got 4"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("pca components must be in 1..4, got 4"),
+            "{err}"
+        );
     }
 }

@@ -142,7 +142,13 @@ impl Autoencoder {
                     params.activation()
                 };
                 let w = init_weights(&mut rng, n_in, n_out, act);
-                Layer { n_in, n_out, w, b: vec![0.0; n_out], act }
+                Layer {
+                    n_in,
+                    n_out,
+                    w,
+                    b: vec![0.0; n_out],
+                    act,
+                }
             })
             .collect();
         Self::from_layers(params.n_inputs(), layers, params.hidden().len())
@@ -150,7 +156,12 @@ impl Autoencoder {
 
     fn from_layers(n_inputs: usize, layers: Vec<Layer>, latent_layer: usize) -> Self {
         let max_width = layers.iter().map(|l| l.n_out).max().unwrap_or(0);
-        Self { n_inputs, layers, latent_layer, max_width }
+        Self {
+            n_inputs,
+            layers,
+            latent_layer,
+            max_width,
+        }
     }
 
     /// Input (and output) width.
@@ -269,7 +280,13 @@ impl Autoencoder {
             }
             Loss::Bce => (out - &target) / n_elems,
         };
-        let mut grads = vec![LayerGrad { w: Vec::new(), b: Vec::new() }; self.layers.len()];
+        let mut grads = vec![
+            LayerGrad {
+                w: Vec::new(),
+                b: Vec::new()
+            };
+            self.layers.len()
+        ];
         for l in (0..self.layers.len()).rev() {
             let layer = &self.layers[l];
             let a_prev = &acts[l];
@@ -278,7 +295,10 @@ impl Autoencoder {
             ArrayViewMut2::from_shape((layer.n_out, layer.n_in), &mut gw)
                 .expect("gradient shape")
                 .assign(&delta.t().dot(a_prev));
-            grads[l] = LayerGrad { w: gw, b: delta.sum_axis(Axis(0)).to_vec() };
+            grads[l] = LayerGrad {
+                w: gw,
+                b: delta.sum_axis(Axis(0)).to_vec(),
+            };
             if l == 0 {
                 break;
             }
@@ -329,7 +349,9 @@ fn objective_from(
     let n = out.len() as f64;
     let mut total = 0.0;
     match loss {
-        Loss::Mse => ndarray::Zip::from(out).and(target).for_each(|&y, &t| total += (y - t) * (y - t)),
+        Loss::Mse => ndarray::Zip::from(out)
+            .and(target)
+            .for_each(|&y, &t| total += (y - t) * (y - t)),
         Loss::Bce => ndarray::Zip::from(out).and(target).for_each(|&y, &t| {
             let p = y.clamp(BCE_EPS, 1.0 - BCE_EPS);
             total -= t * p.ln() + (1.0 - t) * (1.0 - p).ln();
@@ -353,7 +375,16 @@ fn add_penalty_grad(d: &mut Array2<f64>, code: &Array2<f64>, kind: Penalty, weig
     d.zip_mut_with(code, |d, &h| {
         *d += match kind {
             // The subgradient 0 at the kink h = 0 (relu codes hit it exactly).
-            Penalty::L1 => scale * if h > 0.0 { 1.0 } else if h < 0.0 { -1.0 } else { 0.0 },
+            Penalty::L1 => {
+                scale
+                    * if h > 0.0 {
+                        1.0
+                    } else if h < 0.0 {
+                        -1.0
+                    } else {
+                        0.0
+                    }
+            }
             Penalty::L2 => 2.0 * scale * h,
         }
     });

@@ -152,6 +152,12 @@ impl AutoencoderParams {
         })
     }
 
+    /// Input width (window length × channels), e.g. to reuse one template per sensor.
+    pub fn n_inputs(mut self, n_inputs: usize) -> Self {
+        self.0.n_inputs = n_inputs;
+        self
+    }
+
     /// Widths of the encoder's hidden layers, input side first; the decoder mirrors them.
     pub fn hidden(mut self, widths: Vec<usize>) -> Self {
         self.0.hidden = widths;
@@ -249,22 +255,28 @@ impl AutoencoderParams {
             ));
         }
         if p.loss == Loss::Bce && p.output_activation != Activation::Sigmoid {
-            errors.push(format!(
-                "loss bce requires output activation sigmoid, got {:?}",
-                p.output_activation
-            )
-            .to_lowercase());
+            errors.push(
+                format!(
+                    "loss bce requires output activation sigmoid, got {:?}",
+                    p.output_activation
+                )
+                .to_lowercase(),
+            );
         }
         match p.kind {
             AutoencoderKind::Sparse { weight, .. } if !(weight.is_finite() && weight >= 0.0) => {
-                errors.push(format!("sparsity weight must be finite and non-negative, got {weight}"))
+                errors.push(format!(
+                    "sparsity weight must be finite and non-negative, got {weight}"
+                ))
             }
-            AutoencoderKind::Denoising { noise: Noise::Gaussian { std } }
-                if !(std.is_finite() && std > 0.0) =>
-            {
+            AutoencoderKind::Denoising {
+                noise: Noise::Gaussian { std },
+            } if !(std.is_finite() && std > 0.0) => {
                 errors.push(format!("noise std must be finite and positive, got {std}"))
             }
-            AutoencoderKind::Denoising { noise: Noise::Masking { p } } if !(p > 0.0 && p < 1.0) => {
+            AutoencoderKind::Denoising {
+                noise: Noise::Masking { p },
+            } if !(p > 0.0 && p < 1.0) => {
                 errors.push(format!("masking probability must be in (0, 1), got {p}"))
             }
             _ => {}

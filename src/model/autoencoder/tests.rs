@@ -10,8 +10,12 @@ use super::net::Autoencoder as Net;
 use super::*;
 use crate::model::ModelError;
 
-const ACTIVATIONS: [Activation; 4] =
-    [Activation::Relu, Activation::Tanh, Activation::Sigmoid, Activation::Linear];
+const ACTIVATIONS: [Activation; 4] = [
+    Activation::Relu,
+    Activation::Tanh,
+    Activation::Sigmoid,
+    Activation::Linear,
+];
 
 fn uniform(rows: usize, cols: usize, lo: f64, hi: f64, seed: u64) -> Array2<f64> {
     let mut rng = SmallRng::seed_from_u64(seed);
@@ -113,15 +117,31 @@ fn check_gradients(
     let (_, grads) = net.loss_and_gradients(x, x, loss, penalty);
     for l in 0..net.layers.len() {
         for is_bias in [false, true] {
-            let len = if is_bias { net.layers[l].b.len() } else { net.layers[l].w.len() };
+            let len = if is_bias {
+                net.layers[l].b.len()
+            } else {
+                net.layers[l].w.len()
+            };
             for i in 0..len {
-                let analytic = if is_bias { grads[l].b[i] } else { grads[l].w[i] };
+                let analytic = if is_bias {
+                    grads[l].b[i]
+                } else {
+                    grads[l].w[i]
+                };
                 let mut at = |delta: f64| {
-                    let p = if is_bias { &mut net.layers[l].b[i] } else { &mut net.layers[l].w[i] };
+                    let p = if is_bias {
+                        &mut net.layers[l].b[i]
+                    } else {
+                        &mut net.layers[l].w[i]
+                    };
                     let orig = *p;
                     *p = orig + delta;
                     let v = net.objective(x, x, loss, penalty);
-                    let p = if is_bias { &mut net.layers[l].b[i] } else { &mut net.layers[l].w[i] };
+                    let p = if is_bias {
+                        &mut net.layers[l].b[i]
+                    } else {
+                        &mut net.layers[l].w[i]
+                    };
                     *p = orig;
                     v
                 };
@@ -215,12 +235,18 @@ fn mean_abs_code(kind: AutoencoderKind, x: &Array2<f64>) -> (f64, f64) {
 fn sparse_l1_gives_a_sparser_code_than_no_penalty() {
     let x = build_manifold(1000, 16, 31);
     let (plain, plain_zero) = mean_abs_code(AutoencoderKind::Undercomplete, &x);
-    let sparse_kind = AutoencoderKind::Sparse { penalty: Penalty::L1, weight: 0.05 };
+    let sparse_kind = AutoencoderKind::Sparse {
+        penalty: Penalty::L1,
+        weight: 0.05,
+    };
     let (sparse, sparse_zero) = mean_abs_code(sparse_kind, &x);
     println!(
         "mean |h|: plain {plain:.4}, l1 {sparse:.4}; fraction |h|<0.05: plain {plain_zero:.3}, l1 {sparse_zero:.3}"
     );
-    assert!(sparse < 0.5 * plain, "mean |h| plain {plain}, sparse {sparse}");
+    assert!(
+        sparse < 0.5 * plain,
+        "mean |h| plain {plain}, sparse {sparse}"
+    );
     assert!(sparse_zero > plain_zero);
 }
 
@@ -231,10 +257,15 @@ fn denoising_autoencoder_pulls_corrupted_inputs_back_towards_clean_ones() {
     let mut rng = SmallRng::seed_from_u64(43);
     let normal = Normal::new(0.0, 0.3).unwrap();
     let noisy = clean.mapv(|v| v + normal.sample(&mut rng));
-    let base = build_params(16, vec![32], 2).learning_rate(3e-3).epochs(100).patience(10);
+    let base = build_params(16, vec![32], 2)
+        .learning_rate(3e-3)
+        .epochs(100)
+        .patience(10);
     let denoising = base
         .clone()
-        .kind(AutoencoderKind::Denoising { noise: Noise::Gaussian { std: 0.3 } })
+        .kind(AutoencoderKind::Denoising {
+            noise: Noise::Gaussian { std: 0.3 },
+        })
         .check()
         .unwrap();
     let plain = base.check().unwrap();
@@ -242,7 +273,10 @@ fn denoising_autoencoder_pulls_corrupted_inputs_back_towards_clean_ones() {
     dae.fit(&denoising, train.view()).unwrap();
     let mut ae = Autoencoder::new(&plain);
     ae.fit(&plain, train.view()).unwrap();
-    assert_ne!(dae.layers, ae.layers, "denoising training must differ from plain");
+    assert_ne!(
+        dae.layers, ae.layers,
+        "denoising training must differ from plain"
+    );
 
     let recon = dae.reconstruct_batch(noisy.view());
     let to_clean = mse(recon.view(), clean.view());
@@ -257,7 +291,10 @@ fn denoising_autoencoder_pulls_corrupted_inputs_back_towards_clean_ones() {
 fn reconstruct_batch_equals_reconstruct_into_row_by_row() {
     let x = uniform(20, 32, -1.0, 1.0, 51);
     for act in ACTIVATIONS {
-        let params = build_params(32, vec![16, 8], 4).activation(act).check().unwrap();
+        let params = build_params(32, vec![16, 8], 4)
+            .activation(act)
+            .check()
+            .unwrap();
         let ae = Autoencoder::new(&params);
         let batch = ae.reconstruct_batch(x.view());
         let (mut out, mut scratch) = (vec![0.0; 32], Vec::new());
@@ -273,25 +310,68 @@ fn reconstruct_batch_equals_reconstruct_into_row_by_row() {
 
 #[test]
 fn check_rejects_each_bad_parameter_by_name() {
-    let gaussian = |std| AutoencoderKind::Denoising { noise: Noise::Gaussian { std } };
-    let sparse = |weight| AutoencoderKind::Sparse { penalty: Penalty::L1, weight };
+    let gaussian = |std| AutoencoderKind::Denoising {
+        noise: Noise::Gaussian { std },
+    };
+    let sparse = |weight| AutoencoderKind::Sparse {
+        penalty: Penalty::L1,
+        weight,
+    };
     let base = || AutoencoderParams::new(32);
     let cases = [
-        ("zero inputs", AutoencoderParams::new(0).latent(1), "input width"),
-        ("latent too wide", base().latent(40), "latent width must be smaller than the input width 32, got 40"),
-        ("latent zero", base().latent(0), "latent width must be at least 1"),
+        (
+            "zero inputs",
+            AutoencoderParams::new(0).latent(1),
+            "input width",
+        ),
+        (
+            "latent too wide",
+            base().latent(40),
+            "latent width must be smaller than the input width 32, got 40",
+        ),
+        (
+            "latent zero",
+            base().latent(0),
+            "latent width must be at least 1",
+        ),
         ("hidden zero", base().hidden(vec![8, 0]), "hidden widths"),
-        ("bce linear", base().loss(Loss::Bce), "loss bce requires output activation sigmoid, got linear"),
-        ("negative sparsity", base().kind(sparse(-1.0)), "sparsity weight"),
-        ("nan sparsity", base().kind(sparse(f64::NAN)), "sparsity weight"),
+        (
+            "bce linear",
+            base().loss(Loss::Bce),
+            "loss bce requires output activation sigmoid, got linear",
+        ),
+        (
+            "negative sparsity",
+            base().kind(sparse(-1.0)),
+            "sparsity weight",
+        ),
+        (
+            "nan sparsity",
+            base().kind(sparse(f64::NAN)),
+            "sparsity weight",
+        ),
         ("zero std", base().kind(gaussian(0.0)), "noise std"),
-        ("masking one", base().kind(AutoencoderKind::Denoising { noise: Noise::Masking { p: 1.0 } }), "masking probability"),
+        (
+            "masking one",
+            base().kind(AutoencoderKind::Denoising {
+                noise: Noise::Masking { p: 1.0 },
+            }),
+            "masking probability",
+        ),
         ("zero rate", base().learning_rate(0.0), "learning rate"),
         ("nan rate", base().learning_rate(f64::NAN), "learning rate"),
         ("zero batch", base().batch_size(0), "batch size"),
         ("zero epochs", base().epochs(0), "epochs"),
-        ("all validation", base().validation_fraction(1.0), "validation fraction"),
-        ("negative validation", base().validation_fraction(-0.1), "validation fraction"),
+        (
+            "all validation",
+            base().validation_fraction(1.0),
+            "validation fraction",
+        ),
+        (
+            "negative validation",
+            base().validation_fraction(-0.1),
+            "validation fraction",
+        ),
     ];
     for (name, params, needle) in cases {
         match params.check() {
@@ -302,7 +382,10 @@ fn check_rejects_each_bad_parameter_by_name() {
         }
     }
     assert!(base().check().is_ok());
-    assert!(base().latent(40).kind(sparse(0.1)).check().is_ok(), "overcomplete sparse is allowed");
+    assert!(
+        base().latent(40).kind(sparse(0.1)).check().is_ok(),
+        "overcomplete sparse is allowed"
+    );
 }
 
 #[test]
@@ -310,9 +393,18 @@ fn fit_rejects_wrong_width_too_few_rows_and_non_finite_data() {
     let params = AutoencoderParams::new(4).latent(2).check().unwrap();
     let mut ae = Autoencoder::new(&params);
     let wide = Array2::zeros((10, 5));
-    assert_eq!(ae.fit(&params, wide.view()), Err(ModelError::Shape { expected: 4, got: 5 }));
+    assert_eq!(
+        ae.fit(&params, wide.view()),
+        Err(ModelError::Shape {
+            expected: 4,
+            got: 5
+        })
+    );
     let one = Array2::zeros((1, 4));
-    assert_eq!(ae.fit(&params, one.view()), Err(ModelError::TooFewRows { needed: 2, got: 1 }));
+    assert_eq!(
+        ae.fit(&params, one.view()),
+        Err(ModelError::TooFewRows { needed: 2, got: 1 })
+    );
     let mut bad = Array2::zeros((10, 4));
     bad[[3, 2]] = f64::NAN;
     let err = ae.fit(&params, bad.view()).unwrap_err().to_string();

@@ -46,9 +46,17 @@ impl Adam {
     fn new(layers: &[Layer], lr: f64) -> Self {
         let zeros: Vec<LayerGrad> = layers
             .iter()
-            .map(|l| LayerGrad { w: vec![0.0; l.w.len()], b: vec![0.0; l.b.len()] })
+            .map(|l| LayerGrad {
+                w: vec![0.0; l.w.len()],
+                b: vec![0.0; l.b.len()],
+            })
             .collect();
-        Self { m: zeros.clone(), v: zeros, t: 0, lr }
+        Self {
+            m: zeros.clone(),
+            v: zeros,
+            t: 0,
+            lr,
+        }
     }
 
     fn step(&mut self, layers: &mut [Layer], grads: &[LayerGrad]) {
@@ -56,7 +64,12 @@ impl Adam {
         let c1 = 1.0 - BETA1.powi(self.t);
         let c2 = 1.0 - BETA2.powi(self.t);
         let step = self.lr * c2.sqrt() / c1;
-        for (((layer, g), m), v) in layers.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v) {
+        for (((layer, g), m), v) in layers
+            .iter_mut()
+            .zip(grads)
+            .zip(&mut self.m)
+            .zip(&mut self.v)
+        {
             update(&mut layer.w, &g.w, &mut m.w, &mut v.w, step);
             update(&mut layer.b, &g.b, &mut m.b, &mut v.b, step);
         }
@@ -111,7 +124,11 @@ impl Autoencoder {
         let (loss, penalty) = (params.loss(), params.penalty());
         let mut best: Option<(f64, Vec<Layer>)> = None;
         let mut since_best = 0;
-        let mut report = TrainReport { epochs_run: 0, train_loss: f64::NAN, val_loss: None };
+        let mut report = TrainReport {
+            epochs_run: 0,
+            train_loss: f64::NAN,
+            val_loss: None,
+        };
         for _ in 0..params.epochs() {
             order.shuffle(&mut rng);
             let mut total = 0.0;
@@ -153,19 +170,31 @@ impl Autoencoder {
     ) -> Result<(), ModelError> {
         for got in [params.n_inputs(), data.ncols()] {
             if got != self.n_inputs {
-                return Err(ModelError::Shape { expected: self.n_inputs, got });
+                return Err(ModelError::Shape {
+                    expected: self.n_inputs,
+                    got,
+                });
             }
         }
-        let needed = if params.validation_fraction() > 0.0 { 2 } else { 1 };
+        let needed = if params.validation_fraction() > 0.0 {
+            2
+        } else {
+            1
+        };
         if data.nrows() < needed {
-            return Err(ModelError::TooFewRows { needed, got: data.nrows() });
+            return Err(ModelError::TooFewRows {
+                needed,
+                got: data.nrows(),
+            });
         }
         if params.loss() == Loss::Bce && self.output_activation() != Activation::Sigmoid {
-            return Err(ModelError::InvalidParams(format!(
-                "loss bce requires output activation sigmoid, the model has {:?}",
-                self.output_activation()
-            )
-            .to_lowercase()));
+            return Err(ModelError::InvalidParams(
+                format!(
+                    "loss bce requires output activation sigmoid, the model has {:?}",
+                    self.output_activation()
+                )
+                .to_lowercase(),
+            ));
         }
         if let Some(((row, col), v)) = data.indexed_iter().find(|(_, v)| !v.is_finite()) {
             return Err(ModelError::InvalidParams(format!(
@@ -179,14 +208,16 @@ impl Autoencoder {
 /// The network input for one batch: the clean rows, or a corrupted copy when denoising.
 fn corrupt(clean: &Array2<f64>, kind: AutoencoderKind, rng: &mut SmallRng) -> Array2<f64> {
     match kind {
-        AutoencoderKind::Denoising { noise: Noise::Gaussian { std } } => {
+        AutoencoderKind::Denoising {
+            noise: Noise::Gaussian { std },
+        } => {
             // Cannot fail: check() requires a finite positive std.
             let normal = Normal::new(0.0, std).expect("valid std");
             clean.mapv(|x| x + normal.sample(rng))
         }
-        AutoencoderKind::Denoising { noise: Noise::Masking { p } } => {
-            clean.mapv(|x| if rng.gen_bool(p) { 0.0 } else { x })
-        }
+        AutoencoderKind::Denoising {
+            noise: Noise::Masking { p },
+        } => clean.mapv(|x| if rng.gen_bool(p) { 0.0 } else { x }),
         _ => clean.clone(),
     }
 }
