@@ -267,7 +267,9 @@ fn detector_snapshot_survives_save_and_load() {
         let text = "[window]\nsize = 8\n[model]\nhidden = [6]\nlatent = 2\nepochs = 5\n\
              [training]\nmin_windows = 64\nretrain_every = 0\nbuffer = 256\n\
              [threshold]\nwindow = 200\nmin_scores = 20\nquantile = 0.99\n";
-        Config::from_toml_str(text).expect("test config is valid").detector
+        Config::from_toml_str(text)
+            .expect("test config is valid")
+            .detector
     };
     let reading = |i: usize| {
         let x = (i as f64 * 0.3).sin();
@@ -277,7 +279,9 @@ fn detector_snapshot_survives_save_and_load() {
     let id = SensorId::new("s1");
     let mut original = Detector::new(config(), 10);
     for i in 0..300 {
-        original.process_inline(&id, i as f64, &reading(i), names).expect("valid reading");
+        original
+            .process_inline(&id, i as f64, &reading(i), names)
+            .expect("valid reading");
     }
 
     let (_dir, store) = build_store();
@@ -288,7 +292,11 @@ fn detector_snapshot_survives_save_and_load() {
 
     let last_score = |d: &mut Detector| {
         (300..340)
-            .filter_map(|i| d.process_inline(&id, i as f64, &reading(i), names).expect("valid").scored)
+            .filter_map(|i| {
+                d.process_inline(&id, i as f64, &reading(i), names)
+                    .expect("valid")
+                    .scored
+            })
             .last()
             .expect("scored once the window refilled")
     };
