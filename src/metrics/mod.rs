@@ -8,8 +8,8 @@
 //! [`SensorLabels`], which caps label cardinality.
 //!
 //! What it does not do: decide what to count (the stages do), or run the exporter's own
-//! hyper-based listener (left out to keep aws-lc and hyper off the gateway; see
-//! [`http`]).
+//! hyper-based listener (left out to keep aws-lc and hyper off the gateway; [`serve`]
+//! is a small tokio server instead).
 
 mod http;
 mod sensors;
