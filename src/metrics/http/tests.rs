@@ -174,3 +174,11 @@ async fn server_survives_garbage_and_oversized_requests() {
         .expect("stops")
         .expect("no panic");
 }
+
+proptest::proptest! {
+    #[test]
+    fn route_never_panics_on_arbitrary_bytes(head in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+        let response = route(&head, &build_health(true), String::new);
+        proptest::prop_assert!([200, 400, 404, 405].contains(&response.status));
+    }
+}
