@@ -18,7 +18,7 @@ use anomalyd::config::{Config, ConfigError};
 )]
 struct Cli {
     /// Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or `anomalyd=debug`.
-    #[arg(long, global = true, default_value = "info", env = "ANOMALYD_LOG")]
+    #[arg(long, global = true, default_value = "info")]
     log: String,
     #[command(subcommand)]
     command: Command,
@@ -83,16 +83,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             timestamp_column,
         } => {
             let config = load(&config)?;
-            let series = anomalyd::eval::series::read_series(
-                &input,
-                timestamp_column.as_deref(),
-                columns.as_deref(),
-            )?;
+            let series =
+                anomalyd::eval::series::read_series(&input, timestamp_column.as_deref(), columns.as_deref())?;
             let sensor = input
                 .file_stem()
                 .map_or("input".into(), |s| s.to_string_lossy().into_owned());
-            let (rows, summary) =
-                anomalyd::eval::replay::replay(&series, &config.detector, &sensor);
+            let (rows, summary) = anomalyd::eval::replay::replay(&series, &config.detector, &sensor);
             match output {
                 Some(path) => {
                     let mut file = std::io::BufWriter::new(
@@ -102,18 +98,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     anomalyd::eval::replay::write_csv(&mut file, &series, &rows)
                         .with_context(|| format!("cannot write {}", path.display()))?;
                 }
-                None => anomalyd::eval::replay::write_csv(
-                    &mut std::io::stdout().lock(),
-                    &series,
-                    &rows,
-                )?,
+                None => anomalyd::eval::replay::write_csv(&mut std::io::stdout().lock(), &series, &rows)?,
             }
             eprintln!(
-                "replayed {} rows: {} windows scored, {} alerts raised, model version {}",
+                "replayed {} rows: {} windows scored, {} alerts raised, model version {}, {} rows with non-increasing timestamps",
                 series.len(),
                 summary.scored,
                 summary.raised,
-                summary.model_version
+                summary.model_version,
+                summary.nudged
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -35,10 +35,7 @@ impl PcaModel {
     pub fn fit(data: ArrayView2<'_, f64>, components: usize) -> Result<Self, ModelError> {
         let (rows, inputs) = data.dim();
         if rows < 2 {
-            return Err(ModelError::TooFewRows {
-                needed: 2,
-                got: rows,
-            });
+            return Err(ModelError::TooFewRows { needed: 2, got: rows });
         }
         if components == 0 || components >= inputs {
             return Err(ModelError::InvalidParams(format!(
@@ -89,6 +86,13 @@ impl PcaModel {
         self.components.nrows()
     }
 
+    /// Mean squared distance of `x` from the training mean: the trivial baseline, a
+    /// "model" that always predicts the average window.
+    pub fn mean_error(&self, x: &[f64]) -> f64 {
+        let mean = self.mean.as_slice().expect("owned arrays are contiguous");
+        x.iter().zip(mean).map(|(x, m)| (x - m) * (x - m)).sum::<f64>() / x.len().max(1) as f64
+    }
+
     /// Reconstructs one window: `mean + Cᵀ C (x − mean)`. No allocation once
     /// `scratch` has grown to the number of components.
     ///
@@ -102,12 +106,7 @@ impl PcaModel {
         scratch.clear();
         for row in self.components.rows() {
             let row = row.to_slice().expect("owned arrays are contiguous");
-            let code: f64 = row
-                .iter()
-                .zip(x)
-                .zip(mean)
-                .map(|((c, x), m)| c * (x - m))
-                .sum();
+            let code: f64 = row.iter().zip(x).zip(mean).map(|((c, x), m)| c * (x - m)).sum();
             scratch.push(code);
         }
         out.copy_from_slice(mean);
@@ -140,12 +139,7 @@ mod tests {
         for row in data.rows() {
             let x = row.to_vec();
             model.reconstruct_into(&x, &mut out, &mut scratch);
-            total += x
-                .iter()
-                .zip(&out)
-                .map(|(a, b)| (a - b).powi(2))
-                .sum::<f64>()
-                / x.len() as f64;
+            total += x.iter().zip(&out).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / x.len() as f64;
         }
         total / data.nrows() as f64
     }
@@ -156,10 +150,7 @@ mod tests {
         let model = PcaModel::fit(data.view(), 3).unwrap();
         assert_eq!(model.n_components(), 3);
         let err = mse(&model, data.view());
-        assert!(
-            err < 1e-10,
-            "rank-3 data with 3 components left error {err}"
-        );
+        assert!(err < 1e-10, "rank-3 data with 3 components left error {err}");
     }
 
     #[test]
@@ -182,8 +173,7 @@ mod tests {
         let data = build_rank_k(20, 4, 2, 1);
         let err = PcaModel::fit(data.view(), 4).unwrap_err();
         assert!(
-            err.to_string()
-                .contains("pca components must be in 1..4, got 4"),
+            err.to_string().contains("pca components must be in 1..4, got 4"),
             "{err}"
         );
     }
