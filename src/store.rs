@@ -254,18 +254,12 @@ impl Store {
         result
     }
 
-    fn save_inner<T: Serialize>(
-        &self,
-        value: &T,
-        started: Instant,
-    ) -> Result<SaveReport, StoreError> {
+    fn save_inner<T: Serialize>(&self, value: &T, started: Instant) -> Result<SaveReport, StoreError> {
         let path = self.snapshot_path();
-        let payload = codec()
-            .serialize(value)
-            .map_err(|source| StoreError::Encode {
-                path: path.clone(),
-                source,
-            })?;
+        let payload = codec().serialize(value).map_err(|source| StoreError::Encode {
+            path: path.clone(),
+            source,
+        })?;
         let bytes = encode_file(&payload);
         let temp = self.temp_path();
         if let Err(source) = write_synced(&temp, &bytes) {

@@ -46,10 +46,7 @@ pub async fn serve(
 ) -> Result<(), MetricsError> {
     let listener = TcpListener::bind(listen)
         .await
-        .map_err(|source| MetricsError::Bind {
-            addr: listen,
-            source,
-        })?;
+        .map_err(|source| MetricsError::Bind { addr: listen, source })?;
     serve_on(listener, handle, health, shutdown).await
 }
 

@@ -21,12 +21,7 @@ fn build_snapshot(sensors: usize, history: usize) -> FakeSnapshot {
         x
     };
     let histories = (0..sensors)
-        .map(|s| {
-            (
-                format!("sensor-{s}"),
-                (0..history).map(|_| next()).collect(),
-            )
-        })
+        .map(|s| (format!("sensor-{s}"), (0..history).map(|_| next()).collect()))
         .collect();
     let weights = ndarray::Array2::from_shape_fn((16, 8), |_| next());
     FakeSnapshot {
@@ -45,12 +40,7 @@ fn build_store() -> (tempfile::TempDir, Store) {
 fn file_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .expect("list dir")
-        .map(|e| {
-            e.expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
     names
@@ -58,9 +48,7 @@ fn file_names(dir: &Path) -> Vec<String> {
 
 fn corrupt_reason(err: StoreError) -> (Option<PathBuf>, CorruptReason) {
     match err {
-        StoreError::Corrupt {
-            moved_to, reason, ..
-        } => (moved_to, reason),
+        StoreError::Corrupt { moved_to, reason, .. } => (moved_to, reason),
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }
@@ -86,10 +74,7 @@ fn snapshot_round_trips() {
     let (_dir, store) = build_store();
     let snap = build_snapshot(3, 1000);
     let report = store.save(&snap).expect("save");
-    assert_eq!(
-        report.bytes,
-        fs::metadata(&report.path).expect("stat").len()
-    );
+    assert_eq!(report.bytes, fs::metadata(&report.path).expect("stat").len());
     assert_eq!(store.load::<FakeSnapshot>().expect("load"), Some(snap));
 }
 
@@ -131,10 +116,7 @@ fn truncated_file_is_rejected_with_length_error() {
 fn file_shorter_than_header_is_rejected() {
     let (_dir, store) = build_store();
     fs::write(store.snapshot_path(), b"ANOMAL").expect("write");
-    assert_eq!(
-        load_expecting_corrupt(&store),
-        CorruptReason::TooShort { len: 6 }
-    );
+    assert_eq!(load_expecting_corrupt(&store), CorruptReason::TooShort { len: 6 });
 }
 
 #[test]
@@ -146,10 +128,7 @@ fn flipped_byte_fails_checksum_and_is_moved_aside() {
     bytes[mid] ^= 0x01;
     fs::write(&report.path, &bytes).expect("write");
     let reason = load_expecting_corrupt(&store);
-    assert!(
-        matches!(reason, CorruptReason::Checksum { .. }),
-        "{reason:?}"
-    );
+    assert!(matches!(reason, CorruptReason::Checksum { .. }), "{reason:?}");
 }
 
 #[test]
@@ -206,10 +185,7 @@ fn read_only_dir_is_not_writable() {
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod back");
     match result {
         Err(err @ StoreError::NotWritable { .. }) => {
-            assert!(
-                err.to_string().contains(&*dir.path().to_string_lossy()),
-                "{err}"
-            );
+            assert!(err.to_string().contains(&*dir.path().to_string_lossy()), "{err}");
         }
         // Root (CAP_DAC_OVERRIDE) writes through mode bits; nothing to check then.
         Ok(_) => eprintln!("running with CAP_DAC_OVERRIDE; permission check skipped"),

@@ -38,9 +38,7 @@ fn route_answers_each_case() {
         Case { name: "http2 preface", head: b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", healthy: true, status: 400, body_contains: "" },
     ];
     for case in cases {
-        let response = route(case.head, &build_health(case.healthy), || {
-            "rendered".to_owned()
-        });
+        let response = route(case.head, &build_health(case.healthy), || "rendered".to_owned());
         assert_eq!(response.status, case.status, "case {}", case.name);
         assert!(
             response.body.contains(case.body_contains),
@@ -73,9 +71,7 @@ async fn start(health: Health) -> (SocketAddr, oneshot::Sender<()>, tokio::task:
         let shutdown = async {
             let _ = stop_rx.await;
         };
-        serve_on(listener, handle, health, shutdown)
-            .await
-            .expect("serve");
+        serve_on(listener, handle, health, shutdown).await.expect("serve");
     });
     (addr, stop_tx, server)
 }
@@ -132,11 +128,7 @@ async fn server_answers_metrics_health_and_not_found() {
 async fn server_survives_garbage_and_oversized_requests() {
     let (addr, stop_tx, server) = start(build_health(true)).await;
 
-    let garbage = send(
-        addr,
-        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\n\n",
-    )
-    .await;
+    let garbage = send(addr, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\n\n").await;
     assert!(garbage.starts_with("HTTP/1.1 400 "), "{garbage}");
 
     // Longer than MAX_HEAD with no line end: answered (400) after the bound, not read forever.
