@@ -15,14 +15,18 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod alert;
+pub mod cli;
 pub mod config;
 pub mod detector;
 pub mod eval;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod reading;
 pub mod score;
 pub mod simulate;
+pub mod store;
 pub mod threshold;
 pub mod trainer;
 pub mod window;
