@@ -15,7 +15,6 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod alert;
-pub mod cli;
 pub mod config;
 pub mod detector;
 pub mod eval;

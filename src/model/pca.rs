@@ -140,7 +140,8 @@ fn exact_components(data: ArrayView2<'_, f64>, mean: &Array1<f64>, k: usize) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::Rng;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
 
     fn build_rank_k(rows: usize, inputs: usize, k: usize, seed: u64) -> Array2<f64> {
         let mut rng = SmallRng::seed_from_u64(seed);
