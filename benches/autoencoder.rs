@@ -5,7 +5,7 @@
 
 use std::hint::black_box;
 
-use anomalyd::model::autoencoder::{Autoencoder, AutoencoderParams};
+use anomalyd::model::autoencoder::{Activation, Autoencoder, AutoencoderParams};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
 use rand::rngs::SmallRng;
@@ -17,11 +17,15 @@ fn windows(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
 }
 
 fn bench_reconstruct(c: &mut Criterion) {
-    for (name, n_inputs) in [
-        ("reconstruct_into/1x32", 32),
-        ("reconstruct_into/8x32", 256),
-    ] {
+    let cases = [
+        ("reconstruct_into/1x32", 32, Activation::Tanh),
+        ("reconstruct_into/8x32", 256, Activation::Tanh),
+        // Same shape without transcendental calls: separates tanh cost from the dot products.
+        ("reconstruct_into/1x32_relu", 32, Activation::Relu),
+    ];
+    for (name, n_inputs, activation) in cases {
         let params = AutoencoderParams::new(n_inputs)
+            .activation(activation)
             .check()
             .expect("defaults are valid");
         let ae = Autoencoder::new(&params);
@@ -35,9 +39,7 @@ fn bench_reconstruct(c: &mut Criterion) {
 }
 
 fn bench_fit(c: &mut Criterion) {
-    let params = AutoencoderParams::new(32)
-        .check()
-        .expect("defaults are valid");
+    let params = AutoencoderParams::new(32).check().expect("defaults are valid");
     let data = windows(3000, 32, 2);
     let mut group = c.benchmark_group("fit");
     group.sample_size(10);

@@ -177,11 +177,7 @@ pub fn channel_contributions<S: AsRef<str>>(
         recon.len(),
         "input and reconstruction lengths differ"
     );
-    assert_eq!(
-        input.len() % c,
-        0,
-        "window length is not a multiple of channels"
-    );
+    assert_eq!(input.len() % c, 0, "window length is not a multiple of channels");
     let steps = (input.len() / c).max(1) as f64;
     let mut sums = vec![0.0; c];
     for (i, (x, y)) in input.iter().zip(recon).enumerate() {
@@ -194,11 +190,7 @@ pub fn channel_contributions<S: AsRef<str>>(
         .map(|(name, &s)| ChannelContribution {
             channel: name.as_ref().to_owned(),
             error: s / steps,
-            share: if total > 0.0 {
-                s / total
-            } else {
-                1.0 / c as f64
-            },
+            share: if total > 0.0 { s / total } else { 1.0 / c as f64 },
         })
         .collect()
 }
@@ -331,9 +323,7 @@ mod tests {
     fn alternating_signal_raises_at_most_once_per_cooldown() {
         let cooldown = 10;
         let p = params(1, 1, cooldown);
-        let signal: String = (0..200)
-            .map(|i| if i % 2 == 0 { '1' } else { '0' })
-            .collect();
+        let signal: String = (0..200).map(|i| if i % 2 == 0 { '1' } else { '0' }).collect();
         let events = run(&p, &signal);
         let raises: Vec<usize> = events.match_indices('R').map(|(i, _)| i).collect();
         assert!(raises.len() > 1);
@@ -365,11 +355,7 @@ mod tests {
             over_by: 4.0,
             pca_score: None,
             model_version: 3,
-            channels: channel_contributions(
-                &["a", "b"],
-                &[0.0, 0.0, 1.0, 1.0],
-                &[1.0, 0.0, 1.0, 2.0],
-            ),
+            channels: channel_contributions(&["a", "b"], &[0.0, 0.0, 1.0, 1.0], &[1.0, 0.0, 1.0, 2.0]),
             window_start: 1_714_564_790.0,
             window_end: 1_714_564_800.25,
         }
@@ -411,11 +397,7 @@ mod tests {
         approx::assert_abs_diff_eq!(c[1].error, 0.5, epsilon = 1e-12);
         approx::assert_abs_diff_eq!(c[0].share + c[1].share, 1.0, epsilon = 1e-12);
         let zero = channel_contributions(&["a", "b", "c"], &[1.0; 3], &[1.0; 3]);
-        approx::assert_abs_diff_eq!(
-            zero.iter().map(|c| c.share).sum::<f64>(),
-            1.0,
-            epsilon = 1e-12
-        );
+        approx::assert_abs_diff_eq!(zero.iter().map(|c| c.share).sum::<f64>(), 1.0, epsilon = 1e-12);
     }
 
     #[test]

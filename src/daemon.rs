@@ -61,9 +61,7 @@ impl Running {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<&'static str>> {
         // A poisoned set only means a task panicked while inserting a name; the set
         // itself is still valid.
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -92,13 +90,13 @@ pub async fn run(
     let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
     let (reload_tx, reload_rx) = mpsc::channel(4);
 
-    let ingest = Ingest::new(&config, readings_tx, health.clone())
-        .context("cannot set up the MQTT subscriber")?;
+    let ingest =
+        Ingest::new(&config, readings_tx, health.clone()).context("cannot set up the MQTT subscriber")?;
     let publisher = Publisher::new(&config).context("cannot set up the MQTT publisher")?;
     start_metrics(&config, &tracker, &running, &token, health.clone()).await?;
 
-    let snapshot_every = (config.state.snapshot_every_secs > 0)
-        .then(|| Duration::from_secs(config.state.snapshot_every_secs));
+    let snapshot_every =
+        (config.state.snapshot_every_secs > 0).then(|| Duration::from_secs(config.state.snapshot_every_secs));
     let task = DetectorTask {
         detector,
         readings_rx,
@@ -113,11 +111,7 @@ pub async fn run(
     running.spawn(&tracker, "detector", task.run());
     running.spawn(&tracker, "publisher", publisher.run(outbound_rx));
     if let Some(path) = config_path {
-        running.spawn(
-            &tracker,
-            "reload",
-            reload_loop(path, reload_tx, token.clone()),
-        );
+        running.spawn(&tracker, "reload", reload_loop(path, reload_tx, token.clone()));
     }
     running.spawn(
         &tracker,

@@ -37,11 +37,8 @@ pub async fn run(seconds: u64, ctrl_c: impl Future<Output = ()>) -> anyhow::Resu
     start_broker(port)?;
     wait_for_port(port).await?;
     let dir = std::env::temp_dir().join(format!("anomalyd-demo-{}", std::process::id()));
-    let config =
-        Config::from_toml_str(&demo_config(port, &dir.to_string_lossy())).context("demo config")?;
-    println!(
-        "anomalyd demo: broker on 127.0.0.1:{port}, 3 simulated sensors at {RATE_HZ} Hz, {seconds} s"
-    );
+    let config = Config::from_toml_str(&demo_config(port, &dir.to_string_lossy())).context("demo config")?;
+    println!("anomalyd demo: broker on 127.0.0.1:{port}, 3 simulated sensors at {RATE_HZ} Hz, {seconds} s");
     println!("warming up (collecting training windows, then the threshold)…");
 
     let stop = CancellationToken::new();
@@ -144,10 +141,7 @@ fn start_broker(_port: u16) -> anyhow::Result<()> {
 
 async fn wait_for_port(port: u16) -> anyhow::Result<()> {
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -210,11 +204,7 @@ fn print_alert(payload: &[u8], seen: &mut Seen) {
             )
         })
         .unwrap_or_default();
-    let time = v["ts_rfc3339"]
-        .as_str()
-        .unwrap_or("")
-        .get(11..19)
-        .unwrap_or("");
+    let time = v["ts_rfc3339"].as_str().unwrap_or("").get(11..19).unwrap_or("");
     println!(
         "{time}  {:<8} {:<10} score {:.4} vs threshold {:.4} (×{:.1})  top channel: {top}  model v{}",
         event.to_uppercase(),

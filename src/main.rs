@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand};
 
 use anomalyd::config::{Config, ConfigError};
 
+#[path = "cli/eval.rs"]
+mod eval;
+
 #[derive(Parser)]
 #[command(
     name = "anomalyd",
@@ -93,6 +96,51 @@ enum Command {
         #[arg(long)]
         timestamp_column: Option<String>,
     },
+    /// Score a labelled corpus (NAB layout) and/or SKAB files with the detector.
+    Eval {
+        /// The TOML file used for NAB (and SKAB unless --skab-config is given).
+        #[arg(long)]
+        config: PathBuf,
+        /// NAB data directory (`<category>/<file>.csv`).
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        /// NAB `combined_windows.json`.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Score precomputed `anomaly_score` CSVs from this directory instead of replaying.
+        #[arg(long)]
+        scores: Option<PathBuf>,
+        /// SKAB directory of semicolon CSVs (e.g. valve1).
+        #[arg(long)]
+        skab: Option<PathBuf>,
+        /// Config for the SKAB run (default: --config).
+        #[arg(long)]
+        skab_config: Option<PathBuf>,
+        /// Run the three autoencoder kinds, PCA and a trivial baseline side by side.
+        #[arg(long)]
+        compare: bool,
+        /// Splice the results table into this Markdown file (e.g. docs/quality.md).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Plot a replay CSV: channels, scores, threshold, alerts (and NAB windows).
+    Plot {
+        /// Replay output CSV.
+        #[arg(long)]
+        input: PathBuf,
+        /// Output picture, .svg or .png.
+        #[arg(long)]
+        output: PathBuf,
+        /// NAB `combined_windows.json` to shade the labelled windows.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Key of the file in the labels (e.g. `realKnownCause/nyc_taxi.csv`).
+        #[arg(long)]
+        label_key: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -104,6 +152,7 @@ fn main() -> ExitCode {
         "info"
     };
     init_tracing(cli.log.as_deref().unwrap_or(default_log));
+    quiet_linfa_panics();
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -111,6 +160,20 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// linfa's LOBPCG can panic on nearly collinear training windows; the PCA fit catches
+/// that and falls back to an exact solver (see `model::pca`), so such a panic is an
+/// expected, handled event: log it at debug level instead of printing a backtrace.
+fn quiet_linfa_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.location().is_some_and(|l| l.file().contains("linfa-linalg")) {
+            tracing::debug!(%info, "linfa solver panic caught; exact PCA fallback used.");
+        } else {
+            default(info);
+        }
+    }));
 }
 
 fn init_tracing(filter: &str) {
@@ -175,6 +238,41 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Eval {
+            config,
+            corpus,
+            labels,
+            scores,
+            skab,
+            skab_config,
+            compare,
+            report,
+            threads,
+        } => {
+            let args = eval::EvalArgs {
+                config,
+                corpus,
+                labels,
+                scores,
+                skab,
+                skab_config,
+                compare,
+                report,
+                threads,
+            };
+            eval::run(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plot {
+            input,
+            output,
+            labels,
+            label_key,
+        } => {
+            eval::plot(&input, &output, labels.as_deref(), label_key.as_deref())?;
+            println!("wrote {}", output.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Replay {
             config,
             input,
@@ -183,16 +281,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             timestamp_column,
         } => {
             let config = load(&config)?;
-            let series = anomalyd::eval::series::read_series(
-                &input,
-                timestamp_column.as_deref(),
-                columns.as_deref(),
-            )?;
+            let series =
+                anomalyd::eval::series::read_series(&input, timestamp_column.as_deref(), columns.as_deref())?;
             let sensor = input
                 .file_stem()
                 .map_or("input".into(), |s| s.to_string_lossy().into_owned());
-            let (rows, summary) =
-                anomalyd::eval::replay::replay(&series, &config.detector, &sensor);
+            let (rows, summary) = anomalyd::eval::replay::replay(&series, &config.detector, &sensor);
             match output {
                 Some(path) => {
                     let mut file = std::io::BufWriter::new(
@@ -202,18 +296,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     anomalyd::eval::replay::write_csv(&mut file, &series, &rows)
                         .with_context(|| format!("cannot write {}", path.display()))?;
                 }
-                None => anomalyd::eval::replay::write_csv(
-                    &mut std::io::stdout().lock(),
-                    &series,
-                    &rows,
-                )?,
+                None => anomalyd::eval::replay::write_csv(&mut std::io::stdout().lock(), &series, &rows)?,
             }
             eprintln!(
-                "replayed {} rows: {} windows scored, {} alerts raised, model version {}",
+                "replayed {} rows: {} windows scored, {} alerts raised, model version {}, {} rows with non-increasing timestamps",
                 series.len(),
                 summary.scored,
                 summary.raised,
-                summary.model_version
+                summary.model_version,
+                summary.nudged
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -138,9 +138,7 @@ fn low_target(q: f64, n: usize) -> usize {
     }
     // ceil(q·n) is in [0, n] for q in [0, 1]; the clamp keeps rounding noise and q = 0
     // inside the valid rank range.
-    let k = ((q * n as f64).ceil() as usize)
-        .saturating_sub(1)
-        .min(n - 1);
+    let k = ((q * n as f64).ceil() as usize).saturating_sub(1).min(n - 1);
     k + 1
 }
 
@@ -417,20 +415,11 @@ mod tests {
         let cases = [
             ("zero capacity", r#"{"capacity":0,"q":0.5,"values":[]}"#),
             ("q above one", r#"{"capacity":2,"q":1.5,"values":[]}"#),
-            (
-                "too many values",
-                r#"{"capacity":1,"q":0.5,"values":[1.0,2.0]}"#,
-            ),
-            (
-                "unknown field",
-                r#"{"capacity":1,"q":0.5,"values":[],"x":1}"#,
-            ),
+            ("too many values", r#"{"capacity":1,"q":0.5,"values":[1.0,2.0]}"#),
+            ("unknown field", r#"{"capacity":1,"q":0.5,"values":[],"x":1}"#),
         ];
         for (name, json) in cases {
-            assert!(
-                serde_json::from_str::<RollingQuantile>(json).is_err(),
-                "{name}"
-            );
+            assert!(serde_json::from_str::<RollingQuantile>(json).is_err(), "{name}");
         }
     }
 

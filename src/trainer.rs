@@ -66,11 +66,7 @@ impl TrainingBuffer {
 
     /// The windows, oldest first, as `len × width`.
     pub fn to_array(&self) -> Array2<f64> {
-        let start = if self.len < self.capacity {
-            0
-        } else {
-            self.head
-        };
+        let start = if self.len < self.capacity { 0 } else { self.head };
         let mut out = Array2::zeros((self.len, self.width));
         for (i, mut row) in out.rows_mut().into_iter().enumerate() {
             let slot = (start + i) % self.capacity;

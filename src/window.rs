@@ -204,11 +204,7 @@ impl Window {
     /// If `out.len() != self.len() * channels`.
     pub fn copy_into(&self, out: &mut [f64]) {
         let c = self.channels;
-        assert_eq!(
-            out.len(),
-            self.len * c,
-            "copy_into buffer has the wrong length"
-        );
+        assert_eq!(out.len(), self.len * c, "copy_into buffer has the wrong length");
         // The stored readings are slots head..head+len modulo size: at most two runs.
         let first = self.len.min(self.size - self.head);
         out[..first * c].copy_from_slice(&self.values[self.head * c..(self.head + first) * c]);
@@ -315,10 +311,7 @@ mod tests {
             .map(|i| w.push(f64::from(i), &[0.0]) == Push::Ready)
             .collect();
         // Full at reading 2; then every 2nd: 4, 6, 8.
-        assert_eq!(
-            got,
-            [false, false, true, false, true, false, true, false, true]
-        );
+        assert_eq!(got, [false, false, true, false, true, false, true, false, true]);
     }
 
     #[test]
@@ -350,10 +343,7 @@ mod tests {
                 "out of order",
                 5.0,
                 vec![1.0, 1.0],
-                WindowReject::OutOfOrder {
-                    last: 10.0,
-                    got: 5.0,
-                },
+                WindowReject::OutOfOrder { last: 10.0, got: 5.0 },
             ),
             (
                 "duplicate",
@@ -377,19 +367,13 @@ mod tests {
                 "too few channels",
                 11.0,
                 vec![1.0],
-                WindowReject::WrongChannels {
-                    expected: 2,
-                    got: 1,
-                },
+                WindowReject::WrongChannels { expected: 2, got: 1 },
             ),
             (
                 "too many channels",
                 11.0,
                 vec![1.0; 3],
-                WindowReject::WrongChannels {
-                    expected: 2,
-                    got: 3,
-                },
+                WindowReject::WrongChannels { expected: 2, got: 3 },
             ),
         ];
         for (name, ts, vals, want) in cases {

@@ -77,6 +77,19 @@ pub enum ScoreSource {
     Ae,
     /// The PCA baseline.
     Pca,
+    /// The trivial baseline (distance from the training mean window), for comparison.
+    Mean,
+}
+
+impl ScoreSource {
+    /// Picks this source's score out of a window's scores.
+    pub fn pick(self, s: &crate::model::WindowScores) -> f64 {
+        match self {
+            Self::Ae => s.ae,
+            Self::Pca => s.pca,
+            Self::Mean => s.mean,
+        }
+    }
 }
 
 /// Which recent windows the retrain learns from.
@@ -241,8 +254,7 @@ impl Config {
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         let mut unknown = Vec::new();
         let de = toml::de::Deserializer::new(text);
-        let raw: Result<RawConfig, _> =
-            serde_ignored::deserialize(de, |path| unknown.push(path.to_string()));
+        let raw: Result<RawConfig, _> = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()));
         let mut problems: Vec<ConfigProblem> = unknown
             .into_iter()
             .map(|key| ConfigProblem {

@@ -226,7 +226,7 @@ pub struct RawThreshold {
     pub window: usize,
     /// Scores needed before any alert. Default 100.
     pub min_scores: usize,
-    /// Which score is thresholded: `ae` or `pca`. Default `ae`.
+    /// Which score is thresholded: `ae`, `pca` or `mean` (the trivial baseline). Default `ae`.
     pub score: String,
     /// Static floor: the threshold is never below this. Default 0.
     pub floor: f64,

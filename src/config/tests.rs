@@ -13,10 +13,7 @@ fn example_file_parses_and_matches_the_defaults() {
     let text = include_str!("../../config/anomalyd.toml");
     let from_file = Config::from_toml_str(text).unwrap();
     let defaults = Config::from_toml_str("").unwrap();
-    assert_eq!(
-        from_file, defaults,
-        "config/anomalyd.toml must show the defaults"
-    );
+    assert_eq!(from_file, defaults, "config/anomalyd.toml must show the defaults");
     assert_eq!(from_file.detector.threshold.default.quantile.get(), 0.995);
     assert_eq!(from_file.sources[0].topic, "sensors/+/telemetry");
 }
@@ -25,10 +22,7 @@ fn example_file_parses_and_matches_the_defaults() {
 fn every_unknown_key_is_listed_with_its_dotted_path() {
     let p = problems("[mqtt]\nhots = \"x\"\n[threshold]\nquantle = 0.9\n[nonsense]\na = 1\n");
     for key in ["`mqtt.hots`", "`threshold.quantle`", "`nonsense`"] {
-        assert!(
-            p.iter().any(|m| m.contains(key)),
-            "{key} missing from {p:?}"
-        );
+        assert!(p.iter().any(|m| m.contains(key)), "{key} missing from {p:?}");
     }
 }
 
@@ -40,17 +34,9 @@ fn range_problems_are_collected_in_one_pass() {
             "[threshold]\nquantile = 1.2",
             "must be in (0, 1], got 1.2",
         ),
-        (
-            "window.size",
-            "[window]\nsize = 1",
-            "must be at least 2, got 1",
-        ),
+        ("window.size", "[window]\nsize = 1", "must be at least 2, got 1"),
         ("model.kind", "[model]\nkind = \"deep\"", "got \"deep\""),
-        (
-            "model.pca_components",
-            "[model]\npca_components = 40",
-            "got 40",
-        ),
+        ("model.pca_components", "[model]\npca_components = 40", "got 40"),
         (
             "training.buffer",
             "[training]\nmin_windows = 500\nbuffer = 100",
@@ -59,13 +45,9 @@ fn range_problems_are_collected_in_one_pass() {
         (
             "threshold.score",
             "[threshold]\nscore = \"svm\"",
-            "must be ae or pca",
+            "must be ae, pca or mean",
         ),
-        (
-            "mqtt.protocol",
-            "[mqtt]\nprotocol = 4",
-            "must be 3 or 5, got 4",
-        ),
+        ("mqtt.protocol", "[mqtt]\nprotocol = 4", "must be 3 or 5, got 4"),
         (
             "alerts.topic",
             "[alerts]\ntopic = \"alerts/#\"",
@@ -91,9 +73,8 @@ fn range_problems_are_collected_in_one_pass() {
             "{key}: {p:?}"
         );
     }
-    let p = problems(
-        "[window]\nsize = 1\n[threshold]\nquantile = 1.2\nscore = \"svm\"\n[mqtt]\nprotocol = 4\n",
-    );
+    let p =
+        problems("[window]\nsize = 1\n[threshold]\nquantile = 1.2\nscore = \"svm\"\n[mqtt]\nprotocol = 4\n");
     assert!(p.len() >= 4, "every problem reported at once: {p:?}");
 }
 
@@ -105,8 +86,7 @@ fn wrong_types_name_the_key() {
 
 #[test]
 fn per_sensor_overrides_apply_only_to_that_sensor() {
-    let cfg =
-        Config::from_toml_str("[threshold.sensors.pump-7]\nquantile = 0.9\nfloor = 2.0\n").unwrap();
+    let cfg = Config::from_toml_str("[threshold.sensors.pump-7]\nquantile = 0.9\nfloor = 2.0\n").unwrap();
     let t = &cfg.detector.threshold;
     assert_eq!(t.for_sensor("pump-7").quantile.get(), 0.9);
     assert_eq!(t.for_sensor("pump-7").floor, 2.0);

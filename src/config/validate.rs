@@ -62,9 +62,7 @@ fn mqtt(raw: &RawConfig, p: &mut Problems) -> MqttConfig {
     p.check(!m.host.trim().is_empty(), "mqtt.host", || {
         "must not be empty".into()
     });
-    p.check(m.port != 0, "mqtt.port", || {
-        "must be in 1..=65535, got 0".into()
-    });
+    p.check(m.port != 0, "mqtt.port", || "must be in 1..=65535, got 0".into());
     p.check(
         !m.client_id.is_empty() && m.client_id.len() <= 64,
         "mqtt.client_id",
@@ -157,10 +155,7 @@ fn sources(raw: &RawConfig, p: &mut Problems) {
 
 fn alerts(raw: &RawConfig, p: &mut Problems) {
     let a = &raw.alerts;
-    for (key, t) in [
-        ("alerts.topic", &a.topic),
-        ("alerts.state_topic", &a.state_topic),
-    ] {
+    for (key, t) in [("alerts.topic", &a.topic), ("alerts.state_topic", &a.state_topic)] {
         p.check(t.contains("{sensor}"), key, || {
             format!("must contain {{sensor}}, got {t:?}")
         });
@@ -197,11 +192,9 @@ fn metrics(raw: &RawConfig, p: &mut Problems) -> Option<std::net::SocketAddr> {
 
 fn limits(raw: &RawConfig, p: &mut Problems) {
     let l = &raw.limits;
-    p.check(
-        l.max_payload_bytes >= 16,
-        "limits.max_payload_bytes",
-        || format!("must be at least 16, got {}", l.max_payload_bytes),
-    );
+    p.check(l.max_payload_bytes >= 16, "limits.max_payload_bytes", || {
+        format!("must be at least 16, got {}", l.max_payload_bytes)
+    });
     p.check(l.max_sensors >= 1, "limits.max_sensors", || {
         format!("must be at least 1, got {}", l.max_sensors)
     });
@@ -369,11 +362,9 @@ fn threshold(raw: &RawConfig, p: &mut Problems) -> ThresholdConfig {
         quantile: p.quantile("threshold.quantile", t.quantile),
         floor: t.floor,
     };
-    p.check(
-        t.floor >= 0.0 && t.floor.is_finite(),
-        "threshold.floor",
-        || format!("must be finite and >= 0, got {}", t.floor),
-    );
+    p.check(t.floor >= 0.0 && t.floor.is_finite(), "threshold.floor", || {
+        format!("must be finite and >= 0, got {}", t.floor)
+    });
     p.check(t.window >= 1, "threshold.window", || {
         format!("must be at least 1, got {}", t.window)
     });
@@ -390,10 +381,11 @@ fn threshold(raw: &RawConfig, p: &mut Problems) -> ThresholdConfig {
     let score = match t.score.as_str() {
         "ae" => ScoreSource::Ae,
         "pca" => ScoreSource::Pca,
+        "mean" => ScoreSource::Mean,
         other => {
             p.add(
                 "threshold.score",
-                format!("must be ae or pca, got {other:?}"),
+                format!("must be ae, pca or mean, got {other:?}"),
             );
             ScoreSource::Ae
         }
@@ -406,11 +398,9 @@ fn threshold(raw: &RawConfig, p: &mut Problems) -> ThresholdConfig {
             None => default.quantile,
         };
         let floor = o.floor.unwrap_or(default.floor);
-        p.check(
-            floor >= 0.0 && floor.is_finite(),
-            &format!("{key}.floor"),
-            || format!("must be finite and >= 0, got {floor}"),
-        );
+        p.check(floor >= 0.0 && floor.is_finite(), &format!("{key}.floor"), || {
+            format!("must be finite and >= 0, got {floor}")
+        });
         sensors.insert(id.clone(), SensorThreshold { quantile, floor });
     }
     ThresholdConfig {

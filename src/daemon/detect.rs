@@ -109,8 +109,7 @@ impl DetectorTask {
             limiter: LogLimiter::default(),
         };
         let period = snapshot_every.unwrap_or(Duration::from_secs(3600));
-        let mut snapshot_tick =
-            tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let mut snapshot_tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             tokio::select! {
                 // New models first: installing one is cheap and improves every later score.
@@ -142,8 +141,7 @@ impl Running {
             Ok(step) => {
                 if step.scored.is_some() {
                     metrics::counter!(names::WINDOWS_SCORED).increment(1);
-                    metrics::histogram!(names::SCORE_SECONDS)
-                        .record(started.elapsed().as_secs_f64());
+                    metrics::histogram!(names::SCORE_SECONDS).record(started.elapsed().as_secs_f64());
                 }
                 self.on_step(&t.sensor, t.ts, step).await;
             }
@@ -163,10 +161,7 @@ impl Running {
             metrics::counter!(names::ALERTS, labels::EVENT => label).increment(1);
             // The publisher drains its channel into its own queue at once, so this
             // only waits for a moment under a burst.
-            let _ = self
-                .outbound_tx
-                .send(Outbound::Alert(Box::new(event)))
-                .await;
+            let _ = self.outbound_tx.send(Outbound::Alert(Box::new(event))).await;
         }
         self.publish_state(sensor, ts).await;
     }
@@ -198,8 +193,7 @@ impl Running {
             metrics::gauge!(names::SENSORS).set(self.detector.sensors() as f64);
         }
         self.sensor_labels.set_model_version(sensor, model_version);
-        self.sensor_labels
-            .set_threshold_ready(sensor, threshold_ready);
+        self.sensor_labels.set_threshold_ready(sensor, threshold_ready);
         let msg = SensorState {
             sensor: sensor.to_string(),
             state,
@@ -257,8 +251,7 @@ impl Running {
     }
 
     fn on_reload(&mut self, reload: Reload) {
-        self.detector
-            .reload(reload.threshold, reload.alert, reload.score);
+        self.detector.reload(reload.threshold, reload.alert, reload.score);
         info!("Threshold and alert settings reloaded.");
     }
 

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::alert::{AlertEvent, AlertState, ChannelContribution};
-use crate::config::{DetectorConfig, ScoreSource, TrainPolicy};
+use crate::config::{DetectorConfig, TrainPolicy};
 use crate::model::{Model, WindowScores, Workspace};
 use crate::reading::SensorId;
 use crate::score::AnomalyScorer;
@@ -133,12 +133,7 @@ impl Pipeline {
         &self.channel_names
     }
 
-    fn push(
-        &mut self,
-        ts: f64,
-        values: &[f64],
-        config: &DetectorConfig,
-    ) -> Result<Step, WindowReject> {
+    fn push(&mut self, ts: f64, values: &[f64], config: &DetectorConfig) -> Result<Step, WindowReject> {
         match self.window.push(ts, values) {
             Push::Rejected(reason) => Err(reason),
             Push::Filling => Ok(Step::default()),
@@ -166,10 +161,7 @@ impl Pipeline {
 
     fn score(&mut self, model: &Model, config: &DetectorConfig) -> Scored {
         let scores = model.score(&self.raw, &mut self.workspace);
-        let value = match config.threshold.score {
-            ScoreSource::Ae => scores.ae,
-            ScoreSource::Pca => scores.pca,
-        };
+        let value = config.threshold.score.pick(&scores);
         let floor = config.threshold.for_sensor(self.sensor.as_str()).floor;
         // The threshold is read before this score joins the window: past data only.
         let threshold = (self.threshold.len() >= config.threshold.min_scores)
@@ -195,10 +187,7 @@ impl Pipeline {
     ) -> Option<AlertEvent> {
         let threshold = s.threshold?;
         let kind = self.alert.update(&config.alert, s.over)?;
-        let score = match config.threshold.score {
-            ScoreSource::Ae => s.scores.ae,
-            ScoreSource::Pca => s.scores.pca,
-        };
+        let score = config.threshold.score.pick(&s.scores);
         let channels = model
             .channel_errors(&self.workspace)
             .into_iter()
@@ -216,11 +205,7 @@ impl Pipeline {
             ts_rfc3339: crate::alert::rfc3339(ts),
             score,
             threshold,
-            quantile: config
-                .threshold
-                .for_sensor(self.sensor.as_str())
-                .quantile
-                .get(),
+            quantile: config.threshold.for_sensor(self.sensor.as_str()).quantile.get(),
             over_by: if threshold > 0.0 {
                 score / threshold
             } else {

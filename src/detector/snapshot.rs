@@ -119,12 +119,7 @@ impl Detector {
         self.config.alert = alert;
         self.config.score = score;
         for p in self.pipelines.values_mut() {
-            let q = self
-                .config
-                .threshold
-                .for_sensor(p.sensor.as_str())
-                .quantile
-                .get();
+            let q = self.config.threshold.for_sensor(p.sensor.as_str()).quantile.get();
             p.rebuild_threshold(self.config.threshold.window, q);
             let history = p.scorer.history();
             p.scorer = AnomalyScorer::new(&self.config.score);

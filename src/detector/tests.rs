@@ -24,10 +24,7 @@ fn names() -> Vec<String> {
 
 fn feed(d: &mut Detector, id: &SensorId, from: usize, to: usize) -> Vec<Step> {
     (from..to)
-        .map(|i| {
-            d.process_inline(id, i as f64, &build_reading(i), names)
-                .unwrap()
-        })
+        .map(|i| d.process_inline(id, i as f64, &build_reading(i), names).unwrap())
         .collect()
 }
 
@@ -38,11 +35,7 @@ fn no_scores_before_min_windows_then_a_model() {
     let steps = feed(&mut d, &id, 0, 80);
     // 8 readings fill the first window; window 64 triggers the first model.
     let first_scored = steps.iter().position(|s| s.scored.is_some()).unwrap();
-    assert_eq!(
-        first_scored,
-        7 + 64,
-        "first score right after the model trained"
-    );
+    assert_eq!(first_scored, 7 + 64, "first score right after the model trained");
     assert_eq!(d.pipeline(&id).unwrap().model_version(), 1);
 }
 
@@ -101,16 +94,12 @@ fn replays_are_deterministic() {
 #[test]
 fn sensor_cap_refuses_new_sensors_only() {
     let mut d = Detector::new(build_config(""), 1);
-    d.process(&SensorId::new("a"), 0.0, &[1.0, 2.0], names)
-        .unwrap();
+    d.process(&SensorId::new("a"), 0.0, &[1.0, 2.0], names).unwrap();
     let err = d
         .process(&SensorId::new("b"), 0.0, &[1.0, 2.0], names)
         .unwrap_err();
     assert!(matches!(err, DetectError::TooManySensors { limit: 1, .. }));
-    assert!(
-        d.process(&SensorId::new("a"), 1.0, &[1.0, 2.0], names)
-            .is_ok()
-    );
+    assert!(d.process(&SensorId::new("a"), 1.0, &[1.0, 2.0], names).is_ok());
 }
 
 #[test]
@@ -118,14 +107,8 @@ fn bad_readings_are_refused_without_harm() {
     let mut d = Detector::new(build_config(""), 4);
     let id = SensorId::new("s1");
     d.process(&id, 5.0, &[1.0, 2.0], names).unwrap();
-    assert!(
-        d.process(&id, 4.0, &[1.0, 2.0], names).is_err(),
-        "out of order"
-    );
-    assert!(
-        d.process(&id, 6.0, &[1.0], names).is_err(),
-        "wrong channel count"
-    );
+    assert!(d.process(&id, 4.0, &[1.0, 2.0], names).is_err(), "out of order");
+    assert!(d.process(&id, 6.0, &[1.0], names).is_err(), "wrong channel count");
     assert!(d.process(&id, 6.0, &[f64::NAN, 1.0], names).is_err(), "nan");
     assert!(d.process(&id, 6.0, &[1.0, 2.0], names).is_ok());
 }
@@ -159,19 +142,11 @@ fn reload_changes_the_quantile_but_keeps_the_model() {
     let mut d = Detector::new(build_config(""), 10);
     let id = SensorId::new("s1");
     feed(&mut d, &id, 0, 300);
-    let before = feed(&mut d, &id, 300, 301)[0]
-        .scored
-        .unwrap()
-        .threshold
-        .unwrap();
+    let before = feed(&mut d, &id, 300, 301)[0].scored.unwrap().threshold.unwrap();
     let mut c = build_config("");
     c.threshold.default.quantile = crate::config::Quantile::try_from(0.5).unwrap();
     d.reload(c.threshold, c.alert, c.score);
-    let after = feed(&mut d, &id, 301, 302)[0]
-        .scored
-        .unwrap()
-        .threshold
-        .unwrap();
+    let after = feed(&mut d, &id, 301, 302)[0].scored.unwrap().threshold.unwrap();
     assert!(
         after < before,
         "median threshold {after} below the 0.99 one {before}"

@@ -8,6 +8,8 @@
 pub mod nab;
 pub mod plot;
 pub mod replay;
+pub mod report;
+pub mod run;
 pub mod series;
 pub mod skab;
 
@@ -82,6 +84,9 @@ pub enum EvalError {
         /// The file.
         path: PathBuf,
     },
+    /// A series CSV could not be read.
+    #[error(transparent)]
+    Series(Box<crate::eval::series::SeriesError>),
     /// The plot output extension is neither `svg` nor `png`.
     #[error("{path}: unsupported plot extension `{extension}`, expected svg or png")]
     PlotExtension {

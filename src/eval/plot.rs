@@ -211,9 +211,7 @@ fn draw_lines<DB: DrawingBackend>(
         chart
             .draw_series(paths)?
             .label(name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
     Ok(())
 }
@@ -294,9 +292,7 @@ fn draw<DB: DrawingBackend>(
         .iter()
         .flat_map(|s| &s.1)
         .filter(|x| x.is_finite() && **x > 0.0);
-    let (lo, hi) = positive.fold((f64::INFINITY, 0.0_f64), |(lo, hi), &x| {
-        (lo.min(x), hi.max(x))
-    });
+    let (lo, hi) = positive.fold((f64::INFINITY, 0.0_f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
     // Log axis when positive values span more than two decades: plot log10 and label 10^y.
     let log = lo.is_finite() && hi / lo > 100.0;
     if log {
@@ -352,11 +348,7 @@ fn ensure_font() -> Result<(), String> {
 
 /// Plots a replay CSV to `output` (`.svg` or `.png`): channels on top, AE/PCA scores and
 /// threshold below, alert spans and labelled windows (unix seconds) shaded.
-pub fn plot_replay(
-    input_csv: &Path,
-    output: &Path,
-    labels: Option<&[(f64, f64)]>,
-) -> Result<(), EvalError> {
+pub fn plot_replay(input_csv: &Path, output: &Path, labels: Option<&[(f64, f64)]>) -> Result<(), EvalError> {
     let extension = output
         .extension()
         .and_then(|e| e.to_str())
@@ -405,9 +397,8 @@ mod tests {
     /// Writes a small replay CSV with two channels, gaps in the scores and one alert run.
     fn build_replay(dir: &Path, rfc3339: bool) -> std::path::PathBuf {
         let path = dir.join("replay.csv");
-        let mut body = String::from(
-            "timestamp,temp,vibration,score,pca_score,threshold,anomaly_score,alert\n",
-        );
+        let mut body =
+            String::from("timestamp,temp,vibration,score,pca_score,threshold,anomaly_score,alert\n");
         for i in 0..120 {
             let t = 1_700_000_000 + 10 * i;
             let ts = if rfc3339 {
@@ -422,8 +413,7 @@ mod tests {
                 (
                     format!(
                         "{}",
-                        1e-3 * (1.0 + x.sin().abs())
-                            * if (60..70).contains(&i) { 500.0 } else { 1.0 }
+                        1e-3 * (1.0 + x.sin().abs()) * if (60..70).contains(&i) { 500.0 } else { 1.0 }
                     ),
                     format!("{}", 0.01 + 0.001 * x),
                 )

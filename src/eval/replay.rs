@@ -32,14 +32,17 @@ pub struct ReplaySummary {
     pub scored: usize,
     /// Last model version.
     pub model_version: u64,
+    /// Rows whose timestamp was not after the previous row's; they are scored in file
+    /// order, nudged 1 ms after their predecessor, as a live sensor's reordered reading
+    /// would not be.
+    pub nudged: usize,
 }
 
+/// Spacing given to a row whose timestamp does not advance.
+const NUDGE_SECS: f64 = 1e-3;
+
 /// Replays `series` as one sensor named `sensor`.
-pub fn replay(
-    series: &Series,
-    config: &DetectorConfig,
-    sensor: &str,
-) -> (Vec<ReplayRow>, ReplaySummary) {
+pub fn replay(series: &Series, config: &DetectorConfig, sensor: &str) -> (Vec<ReplayRow>, ReplaySummary) {
     let id = SensorId::new(sensor);
     let mut detector = Detector::new(config.clone(), 1);
     let mut rows = Vec::with_capacity(series.len());
@@ -51,12 +54,17 @@ pub fn replay(
         anomaly_score: 0.0,
         alert: false,
     };
+    let mut prev = f64::NEG_INFINITY;
     for i in 0..series.len() {
-        // read_series guarantees order, finiteness and channel count, so only a
-        // programming error could make the detector refuse a row.
-        let step = match detector
-            .process_inline(&id, series.ts[i], series.row(i), || series.channels.clone())
-        {
+        let mut ts = series.ts[i];
+        if ts <= prev {
+            ts = prev + NUDGE_SECS;
+            summary.nudged += 1;
+        }
+        prev = ts;
+        // read_series guarantees finiteness and channel count and the nudge above the
+        // order, so only a programming error could make the detector refuse a row.
+        let step = match detector.process_inline(&id, ts, series.row(i), || series.channels.clone()) {
             Ok(step) => step,
             Err(e) => {
                 tracing::warn!(row = i, error = %e, "Row refused by the detector.");

@@ -1,6 +1,10 @@
 //! Reading a telemetry CSV into a [`Series`]: header, comma or semicolon, CRLF or LF,
 //! a time column (RFC 3339, `YYYY-MM-DD HH:MM:SS[.fff]`, or unix seconds) and numeric
 //! channel columns. Every error names the file, the line and the column.
+//!
+//! Rows keep file order even where timestamps go backwards (real recordings have DST
+//! repeats: NAB's machine_temperature file repeats an hour); [`crate::eval::replay`]
+//! decides what to do with them.
 
 use std::path::{Path, PathBuf};
 
@@ -180,11 +184,7 @@ pub fn read_series(
                     path,
                     line,
                     &header[i],
-                    format!(
-                        "row has {} cells, the header {}",
-                        record.len(),
-                        header.len()
-                    ),
+                    format!("row has {} cells, the header {}", record.len(), header.len()),
                 )
             })
         };
@@ -197,21 +197,11 @@ pub fn read_series(
                 format!("not a timestamp: {time_text:?}"),
             )
         })?;
-        if let Some(&last) = series.ts.last() {
-            if ts <= last {
-                return Err(cell_error(
-                    path,
-                    line,
-                    &header[time_idx],
-                    format!("timestamp {time_text:?} is not after the previous row's"),
-                ));
-            }
-        }
         for &i in &channel_idx {
             let text = cell(i)?.trim();
-            let v: f64 = text.parse().map_err(|_| {
-                cell_error(path, line, &header[i], format!("not a number: {text:?}"))
-            })?;
+            let v: f64 = text
+                .parse()
+                .map_err(|_| cell_error(path, line, &header[i], format!("not a number: {text:?}")))?;
             if !v.is_finite() {
                 return Err(cell_error(
                     path,
@@ -286,16 +276,8 @@ mod tests {
                 "t,v,w\n1,2,3\n2,4\n",
                 ":3: column \"w\": row has 2 cells",
             ),
-            (
-                "nan",
-                "t,v\n1,NaN\n",
-                ":2: column \"v\": not a finite number",
-            ),
-            (
-                "bad time",
-                "t,v\nnoon,1\n",
-                ":2: column \"t\": not a timestamp",
-            ),
+            ("nan", "t,v\n1,NaN\n", ":2: column \"v\": not a finite number"),
+            ("bad time", "t,v\nnoon,1\n", ":2: column \"t\": not a timestamp"),
             (
                 "out of order",
                 "t,v\n2,1\n1,1\n",

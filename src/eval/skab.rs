@@ -61,9 +61,7 @@ impl SkabSeries {
         SkabFile {
             name: self.name.clone(),
             ts: self.ts[start..].to_vec(),
-            alarm: (0..n)
-                .map(|i| alarm.get(i).copied().unwrap_or(false))
-                .collect(),
+            alarm: (0..n).map(|i| alarm.get(i).copied().unwrap_or(false)).collect(),
             anomaly: self.anomaly[start..].to_vec(),
             changepoint: self.changepoint[start..].to_vec(),
         }
@@ -117,11 +115,7 @@ fn round2(x: f64) -> f64 {
 
 /// `num / den`, or 0 when `den` is 0.
 fn ratio(num: usize, den: usize) -> f64 {
-    if den == 0 {
-        0.0
-    } else {
-        num as f64 / den as f64
-    }
+    if den == 0 { 0.0 } else { num as f64 / den as f64 }
 }
 
 /// Point-wise TP/FP/FN/TN pooled over all files, with F1, FAR and MAR.
@@ -270,24 +264,15 @@ pub fn load_skab_csv(path: &Path) -> Result<SkabSeries, EvalError> {
                 column: name.to_string(),
             })
     };
-    let (dt, an, cp) = (
-        column("datetime")?,
-        column("anomaly")?,
-        column("changepoint")?,
-    );
-    let channel_cols: Vec<usize> = (0..headers.len())
-        .filter(|c| ![dt, an, cp].contains(c))
-        .collect();
+    let (dt, an, cp) = (column("datetime")?, column("anomaly")?, column("changepoint")?);
+    let channel_cols: Vec<usize> = (0..headers.len()).filter(|c| ![dt, an, cp].contains(c)).collect();
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let mut series = SkabSeries {
         name,
         ts: Vec::new(),
-        channels: channel_cols
-            .iter()
-            .map(|&c| headers[c].to_string())
-            .collect(),
+        channels: channel_cols.iter().map(|&c| headers[c].to_string()).collect(),
         values: Vec::new(),
         anomaly: Vec::new(),
         changepoint: Vec::new(),
@@ -303,17 +288,12 @@ pub fn load_skab_csv(path: &Path) -> Result<SkabSeries, EvalError> {
             value: cell(c).to_string(),
         };
         let num = |c: usize| cell(c).trim().parse::<f64>().map_err(|_| bad(c));
-        let t = NaiveDateTime::parse_from_str(cell(dt).trim(), "%Y-%m-%d %H:%M:%S%.f")
-            .map_err(|_| bad(dt))?;
+        let t =
+            NaiveDateTime::parse_from_str(cell(dt).trim(), "%Y-%m-%d %H:%M:%S%.f").map_err(|_| bad(dt))?;
+        series.ts.push(t.and_utc().timestamp_millis() as f64 / 1000.0);
         series
-            .ts
-            .push(t.and_utc().timestamp_millis() as f64 / 1000.0);
-        series.values.push(
-            channel_cols
-                .iter()
-                .map(|&c| num(c))
-                .collect::<Result<_, _>>()?,
-        );
+            .values
+            .push(channel_cols.iter().map(|&c| num(c)).collect::<Result<_, _>>()?);
         series.anomaly.push(num(an)? != 0.0);
         series.changepoint.push(num(cp)? != 0.0);
     }
@@ -325,12 +305,7 @@ mod tests {
     use super::*;
 
     /// A test part of `n` rows one second apart with the given changepoint rows.
-    fn build_file(
-        n: usize,
-        alarm_rows: &[usize],
-        anomaly_rows: &[usize],
-        cps: &[usize],
-    ) -> SkabFile {
+    fn build_file(n: usize, alarm_rows: &[usize], anomaly_rows: &[usize], cps: &[usize]) -> SkabFile {
         let flags = |rows: &[usize]| (0..n).map(|i| rows.contains(&i)).collect::<Vec<_>>();
         SkabFile {
             name: "t.csv".into(),
@@ -351,12 +326,7 @@ mod tests {
     #[test]
     fn first_prediction_at_window_start_gets_full_credit() {
         // CP at row 100; window [100 s, 160 s]; alarm rises at row 100 and never falls.
-        let r = changepoint_score(&[build_file(
-            300,
-            &(100..300).collect::<Vec<_>>(),
-            &[],
-            &[100],
-        )]);
+        let r = changepoint_score(&[build_file(300, &(100..300).collect::<Vec<_>>(), &[], &[100])]);
         assert_eq!(
             (r.standard, r.low_fp, r.low_fn, r.missed, r.fps),
             (100.0, 100.0, 100.0, 0, 0)
@@ -366,12 +336,7 @@ mod tests {
     #[test]
     fn first_prediction_at_window_end_scores_minus_a_fp() {
         // Single rising edge at row 160 = window end: S = −0.11, normalised (−0.11 + 1)/2.
-        let r = changepoint_score(&[build_file(
-            300,
-            &(160..300).collect::<Vec<_>>(),
-            &[],
-            &[100],
-        )]);
+        let r = changepoint_score(&[build_file(300, &(160..300).collect::<Vec<_>>(), &[], &[100])]);
         assert_eq!(r.standard, round2(100.0 * (1.0 - 0.11) / 2.0));
         assert_eq!(r.low_fn, round2(100.0 * (2.0 - 0.11) / 3.0));
     }
@@ -440,10 +405,7 @@ mod tests {
         }
         std::fs::write(&path, body).unwrap();
         let s = load_skab_csv(&path).unwrap();
-        assert_eq!(
-            (s.channels.len(), s.values.len(), s.values[3][0]),
-            (2, 405, 3.0)
-        );
+        assert_eq!((s.channels.len(), s.values.len(), s.values[3][0]), (2, 405, 3.0));
         let f = s.test_part(&[true; 5]);
         assert_eq!((f.ts.len(), f.ts[1] - f.ts[0]), (5, 1.0));
         assert_eq!(f.anomaly, vec![false, false, true, true, true]);
@@ -462,17 +424,8 @@ mod tests {
         let cps: usize = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| load_skab_csv(&e.unwrap().path()).unwrap())
-            .map(|s| {
-                s.changepoint
-                    .iter()
-                    .skip(TRAIN_ROWS)
-                    .filter(|c| **c)
-                    .count()
-            })
+            .map(|s| s.changepoint.iter().skip(TRAIN_ROWS).filter(|c| **c).count())
             .sum();
-        assert!(
-            cps > 0,
-            "valve1 has labelled changepoints in its test parts"
-        );
+        assert!(cps > 0, "valve1 has labelled changepoints in its test parts");
     }
 }

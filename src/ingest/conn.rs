@@ -39,11 +39,7 @@ pub enum ConnError {
 /// # Errors
 ///
 /// [`ConnError`] when a credential or TLS file cannot be read.
-pub fn options(
-    cfg: &MqttConfig,
-    client_id: &str,
-    will: Option<LastWill>,
-) -> Result<MqttOptions, ConnError> {
+pub fn options(cfg: &MqttConfig, client_id: &str, will: Option<LastWill>) -> Result<MqttOptions, ConnError> {
     if cfg.protocol != 3 {
         return Err(ConnError::Protocol(cfg.protocol));
     }

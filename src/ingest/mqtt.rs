@@ -133,10 +133,7 @@ impl Ingest {
     }
 
     fn on_connack(&mut self, ack: ConnAck) {
-        info!(
-            session_present = ack.session_present,
-            "Telemetry connection up."
-        );
+        info!(session_present = ack.session_present, "Telemetry connection up.");
         self.backoff.reset();
         self.health.set_broker_connected(true);
         // With a kept session the broker still has our subscriptions (and queued
@@ -211,8 +208,7 @@ impl Ingest {
         match self.readings_tx.try_send(telemetry) {
             Ok(()) => metrics::counter!(names::READINGS).increment(1),
             Err(mpsc::error::TrySendError::Full(t)) => {
-                metrics::counter!(names::READINGS_DROPPED, labels::REASON => "queue_full")
-                    .increment(1);
+                metrics::counter!(names::READINGS_DROPPED, labels::REASON => "queue_full").increment(1);
                 if let Some(suppressed) = self.limiter.check("channel_full", Instant::now()) {
                     warn!(sensor = %t.sensor, suppressed, "Detector lagging; reading dropped.");
                 }

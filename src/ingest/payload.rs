@@ -289,11 +289,7 @@ fn parse_json(text: &str, p: &PayloadParams, now: f64) -> Result<Parsed, Payload
     if channels.is_empty() {
         return Err(PayloadError::NoChannels);
     }
-    Ok(Parsed {
-        sensor,
-        ts,
-        channels,
-    })
+    Ok(Parsed { sensor, ts, channels })
 }
 
 fn sensor_from(obj: &Map<String, Value>, field: &str) -> Result<String, PayloadError> {
@@ -345,20 +341,14 @@ pub(super) fn timestamp(v: &Value, field: &str, now: f64) -> Result<f64, Payload
         Value::String(s) => match s.trim().parse::<f64>() {
             Ok(ts) => finite(ts, field)?,
             Err(_) => {
-                let dt = DateTime::parse_from_rfc3339(s.trim()).map_err(|_| {
-                    PayloadError::BadTimestamp {
-                        value: truncate(s, 64).to_owned(),
-                    }
+                let dt = DateTime::parse_from_rfc3339(s.trim()).map_err(|_| PayloadError::BadTimestamp {
+                    value: truncate(s, 64).to_owned(),
                 })?;
                 dt.timestamp() as f64 + f64::from(dt.timestamp_subsec_nanos()) * 1e-9
             }
         },
         other => {
-            return Err(wrong_type(
-                field,
-                "unix seconds or an RFC 3339 string",
-                other,
-            ));
+            return Err(wrong_type(field, "unix seconds or an RFC 3339 string", other));
         }
     };
     check_timestamp(ts, now)

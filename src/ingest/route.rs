@@ -186,10 +186,7 @@ mod tests {
         );
         assert!(r.matches("sensors/pump-1/telemetry"));
         assert_eq!(r.sensor, SensorFrom::Level(1));
-        assert_eq!(
-            r.sensor_from_topic("sensors/pump-1/telemetry"),
-            Some("pump-1")
-        );
+        assert_eq!(r.sensor_from_topic("sensors/pump-1/telemetry"), Some("pump-1"));
     }
 
     #[test]
@@ -200,25 +197,16 @@ mod tests {
             SensorFrom::first_wildcard("sensors/+/telemetry"),
             p.clone(),
         );
-        assert_eq!(
-            default.sensor_from_topic("sensors/p7/telemetry"),
-            Some("p7")
-        );
+        assert_eq!(default.sensor_from_topic("sensors/p7/telemetry"), Some("p7"));
         assert_eq!(default.sensor_from_topic("sensors//telemetry"), None);
         let level = Route::new("site/+/+/data", SensorFrom::Level(2), p.clone());
-        assert_eq!(
-            level.sensor_from_topic("site/north/pump9/data"),
-            Some("pump9")
-        );
+        assert_eq!(level.sensor_from_topic("site/north/pump9/data"), Some("pump9"));
         let whole = Route::new(
             "plant/boiler",
             SensorFrom::first_wildcard("plant/boiler"),
             p.clone(),
         );
-        assert_eq!(
-            whole.sensor_from_topic("plant/boiler"),
-            Some("plant/boiler")
-        );
+        assert_eq!(whole.sensor_from_topic("plant/boiler"), Some("plant/boiler"));
         let payload = Route::new("x/#", SensorFrom::Payload, p);
         assert_eq!(payload.sensor_from_topic("x/y"), None);
     }

@@ -75,6 +75,8 @@ pub struct WindowScores {
     pub ae: f64,
     /// PCA MSE over the same inputs.
     pub pca: f64,
+    /// Trivial baseline: MSE against the training mean window.
+    pub mean: f64,
 }
 
 impl Model {
@@ -106,9 +108,11 @@ impl Model {
             .zip(&ws.reconstruction)
             .map(|(x, r)| (x - r) * (x - r))
             .sum();
+        let mean = self.pca.mean_error(&ws.normalised);
         WindowScores {
             ae: ae / k as f64,
             pca: pca / k as f64,
+            mean,
         }
     }
 
@@ -126,11 +130,7 @@ impl Model {
             .map(|s| {
                 (
                     s / per_channel,
-                    if total > 0.0 {
-                        s / total
-                    } else {
-                        1.0 / c as f64
-                    },
+                    if total > 0.0 { s / total } else { 1.0 / c as f64 },
                 )
             })
             .collect()

@@ -36,10 +36,7 @@ impl Normaliser {
     ///
     /// If `channels` is zero or does not divide the row length (a programming error).
     pub fn fit(data: ArrayView2<'_, f64>, channels: usize, mode: NormaliseMode) -> Self {
-        assert!(
-            channels > 0 && data.ncols() % channels == 0,
-            "bad channel count"
-        );
+        assert!(channels > 0 && data.ncols() % channels == 0, "bad channel count");
         let mut offset = Vec::with_capacity(channels);
         let mut scale = Vec::with_capacity(channels);
         for c in 0..channels {
@@ -53,11 +50,7 @@ impl Normaliser {
             offset.push(o);
             scale.push(s);
         }
-        Self {
-            mode,
-            offset,
-            scale,
-        }
+        Self { mode, offset, scale }
     }
 
     /// Number of channels.
@@ -98,11 +91,7 @@ fn zscore_stats(values: impl Iterator<Item = f64>) -> (f64, f64) {
         mean += d / n;
         m2 += d * (v - mean);
     }
-    let std = if n > 1.0 {
-        (m2 / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
+    let std = if n > 1.0 { (m2 / (n - 1.0)).sqrt() } else { 0.0 };
     (mean, if std > MIN_SPREAD { 1.0 / std } else { 1.0 })
 }
 

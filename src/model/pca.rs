@@ -6,6 +6,7 @@
 
 use linfa::Dataset;
 use linfa::traits::Fit;
+use linfa_linalg::eigh::{EigSort, Eigh};
 use linfa_reduction::Pca;
 use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -35,10 +36,7 @@ impl PcaModel {
     pub fn fit(data: ArrayView2<'_, f64>, components: usize) -> Result<Self, ModelError> {
         let (rows, inputs) = data.dim();
         if rows < 2 {
-            return Err(ModelError::TooFewRows {
-                needed: 2,
-                got: rows,
-            });
+            return Err(ModelError::TooFewRows { needed: 2, got: rows });
         }
         if components == 0 || components >= inputs {
             return Err(ModelError::InvalidParams(format!(
@@ -54,19 +52,26 @@ impl PcaModel {
         if spread < 1e-12 {
             return Ok(Self::mean_only(mean));
         }
+        // Sliding windows of a smooth signal are nearly collinear, and linfa's LOBPCG
+        // then sometimes produces NaN and panics inside its eigen solver (seen on 4 of
+        // NAB's 58 files). The panic is caught so that no input can take the detector
+        // down, and the exact dense eigen-decomposition of the covariance (tiny here:
+        // inputs × inputs) takes over.
         let dataset = Dataset::from(data.to_owned());
-        // LOBPCG inside linfa can fail on rank-deficient data; retry with fewer
-        // components rather than lose the baseline.
-        for k in (1..=components).rev() {
-            if let Ok(pca) = Pca::params(k).fit(&dataset) {
-                let comps = pca.components().clone();
-                if comps.iter().all(|v| v.is_finite()) {
-                    return Ok(Self {
-                        mean: pca.mean().clone(),
-                        components: comps,
-                    });
-                }
+        let fitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Pca::params(components).fit(&dataset)
+        }));
+        if let Ok(Ok(pca)) = fitted {
+            let comps = pca.components().clone();
+            if comps.iter().all(|v| v.is_finite()) {
+                return Ok(Self {
+                    mean: pca.mean().clone(),
+                    components: comps,
+                });
             }
+        }
+        if let Some(components) = exact_components(data, &mean, components) {
+            return Ok(Self { mean, components });
         }
         Ok(Self::mean_only(mean))
     }
@@ -89,6 +94,13 @@ impl PcaModel {
         self.components.nrows()
     }
 
+    /// Mean squared distance of `x` from the training mean: the trivial baseline, a
+    /// "model" that always predicts the average window.
+    pub fn mean_error(&self, x: &[f64]) -> f64 {
+        let mean = self.mean.as_slice().expect("owned arrays are contiguous");
+        x.iter().zip(mean).map(|(x, m)| (x - m) * (x - m)).sum::<f64>() / x.len().max(1) as f64
+    }
+
     /// Reconstructs one window: `mean + Cᵀ C (x − mean)`. No allocation once
     /// `scratch` has grown to the number of components.
     ///
@@ -102,12 +114,7 @@ impl PcaModel {
         scratch.clear();
         for row in self.components.rows() {
             let row = row.to_slice().expect("owned arrays are contiguous");
-            let code: f64 = row
-                .iter()
-                .zip(x)
-                .zip(mean)
-                .map(|((c, x), m)| c * (x - m))
-                .sum();
+            let code: f64 = row.iter().zip(x).zip(mean).map(|((c, x), m)| c * (x - m)).sum();
             scratch.push(code);
         }
         out.copy_from_slice(mean);
@@ -118,6 +125,16 @@ impl PcaModel {
             }
         }
     }
+}
+
+/// The top `k` principal axes from the dense eigen-decomposition of the covariance, as
+/// rows; `None` if the solver fails.
+fn exact_components(data: ArrayView2<'_, f64>, mean: &Array1<f64>, k: usize) -> Option<Array2<f64>> {
+    let centred = &data - mean;
+    let cov = centred.t().dot(&centred) / (data.nrows() as f64 - 1.0);
+    let (_, vectors) = cov.eigh().ok()?.sort_eig_desc();
+    let top = vectors.slice(ndarray::s![.., ..k]).t().to_owned();
+    top.iter().all(|v| v.is_finite()).then_some(top)
 }
 
 #[cfg(test)]
@@ -140,12 +157,7 @@ mod tests {
         for row in data.rows() {
             let x = row.to_vec();
             model.reconstruct_into(&x, &mut out, &mut scratch);
-            total += x
-                .iter()
-                .zip(&out)
-                .map(|(a, b)| (a - b).powi(2))
-                .sum::<f64>()
-                / x.len() as f64;
+            total += x.iter().zip(&out).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / x.len() as f64;
         }
         total / data.nrows() as f64
     }
@@ -156,10 +168,18 @@ mod tests {
         let model = PcaModel::fit(data.view(), 3).unwrap();
         assert_eq!(model.n_components(), 3);
         let err = mse(&model, data.view());
-        assert!(
-            err < 1e-10,
-            "rank-3 data with 3 components left error {err}"
-        );
+        assert!(err < 1e-10, "rank-3 data with 3 components left error {err}");
+    }
+
+    #[test]
+    fn exact_fallback_agrees_with_linfa_on_rank_k_data() {
+        let data = build_rank_k(200, 12, 3, 7);
+        let mean = data.mean_axis(ndarray::Axis(0)).unwrap();
+        let model = PcaModel {
+            components: exact_components(data.view(), &mean, 3).unwrap(),
+            mean,
+        };
+        assert!(mse(&model, data.view()) < 1e-10);
     }
 
     #[test]
@@ -182,8 +202,7 @@ mod tests {
         let data = build_rank_k(20, 4, 2, 1);
         let err = PcaModel::fit(data.view(), 4).unwrap_err();
         assert!(
-            err.to_string()
-                .contains("pca components must be in 1..4, got 4"),
+            err.to_string().contains("pca components must be in 1..4, got 4"),
             "{err}"
         );
     }

@@ -254,9 +254,7 @@ impl Publisher {
         let lost = self.unacked.take_all();
         for t in lost.into_iter().rev() {
             match t {
-                Tracked::Alert { topic, payload } => {
-                    self.alerts.push_front(Message { topic, payload })
-                }
+                Tracked::Alert { topic, payload } => self.alerts.push_front(Message { topic, payload }),
                 Tracked::State { topic, payload } => {
                     self.states.entry(topic).or_insert(payload);
                 }
@@ -317,10 +315,7 @@ impl Publisher {
 impl Publisher {
     /// Connected, nothing queued and nothing awaiting an acknowledgement.
     fn delivered(&self) -> bool {
-        self.connected
-            && self.alerts.is_empty()
-            && self.states.is_empty()
-            && self.unacked.is_empty()
+        self.connected && self.alerts.is_empty() && self.states.is_empty() && self.unacked.is_empty()
     }
 }
 

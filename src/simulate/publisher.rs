@@ -129,12 +129,7 @@ fn publish_tick(
     }
     for (sensor, ts, channels) in readings {
         let topic = format!("{prefix}/{sensor}/telemetry");
-        match client.try_publish(
-            topic,
-            QoS::AtMostOnce,
-            false,
-            to_json_payload(ts, &channels),
-        ) {
+        match client.try_publish(topic, QoS::AtMostOnce, false, to_json_payload(ts, &channels)) {
             Ok(()) => summary.published += 1,
             Err(ClientError::TryRequest(_)) if !poller.is_finished() => summary.dropped += 1,
             Err(e) => return Err(SimError::EventLoop(e.to_string())),
@@ -208,10 +203,7 @@ mod tests {
         let err = run("127.0.0.1", 1, p, None, "sensors", async {}).await;
         assert!(matches!(
             err,
-            Err(SimError::InvalidParams {
-                field: "rate_hz",
-                ..
-            })
+            Err(SimError::InvalidParams { field: "rate_hz", .. })
         ));
     }
 

@@ -60,10 +60,7 @@ fn ticks_are_evenly_spaced_with_every_channel_finite() {
         assert_eq!(names, CHANNELS);
         assert!(t.2.iter().all(|(_, v)| v.is_finite()), "{t:?}");
     }
-    assert_eq!(
-        (ticks[0].0.as_str(), ticks[1].0.as_str()),
-        ("pump-01", "pump-02")
-    );
+    assert_eq!((ticks[0].0.as_str(), ticks[1].0.as_str()), ("pump-01", "pump-02"));
 }
 
 #[test]
@@ -105,10 +102,7 @@ fn spike_is_far_outside_the_clean_range() {
             .iter()
             .filter(|t| t.0 == s.sensor && t.1 >= s.start && t.1 < s.end);
         for t in during {
-            assert!(
-                value(t, "current") > clean_max + 3.0,
-                "{t:?} vs max {clean_max}"
-            );
+            assert!(value(t, "current") > clean_max + 3.0, "{t:?} vs max {clean_max}");
         }
     }
 }
@@ -152,15 +146,9 @@ fn pearson(xy: &[(f64, f64)]) -> f64 {
 
 #[test]
 fn json_payload_round_trips_through_the_parser() {
-    let channels = vec![
-        ("current".to_string(), 10.25),
-        ("temperature".to_string(), -3.0),
-    ];
+    let channels = vec![("current".to_string(), 10.25), ("temperature".to_string(), -3.0)];
     let text = to_json_payload(T0 + 0.5, &channels);
-    assert_eq!(
-        text,
-        r#"{"ts":1700000000.5,"current":10.25,"temperature":-3}"#
-    );
+    assert_eq!(text, r#"{"ts":1700000000.5,"current":10.25,"temperature":-3}"#);
     let parsed = parse(text.as_bytes(), &PayloadParams::default(), T0).unwrap();
     assert_eq!((parsed[0].ts, &parsed[0].channels), (T0 + 0.5, &channels));
 }

@@ -87,54 +87,36 @@ async fn garbage_of_every_kind_is_counted_and_the_good_sensor_still_alerts() {
             "not_finite",
             format!(r#"{{"ts":{t},"a":1e400,"b":1}}"#).into_bytes(),
         ),
-        (
-            "bad_timestamp",
-            br#"{"ts":"yesterday","a":1,"b":2}"#.to_vec(),
-        ),
+        ("bad_timestamp", br#"{"ts":"yesterday","a":1,"b":2}"#.to_vec()),
         (
             "absurd_timestamp",
             br#"{"ts":99999999999999,"a":1,"b":2}"#.to_vec(),
         ),
         ("absurd_timestamp", br#"{"ts":-5,"a":1,"b":2}"#.to_vec()),
-        (
-            "no_channels",
-            format!(r#"{{"ts":{t},"a":"high"}}"#).into_bytes(),
-        ),
+        ("no_channels", format!(r#"{{"ts":{t},"a":"high"}}"#).into_bytes()),
         ("too_large", huge.into_bytes()),
         (
             "too_many_channels",
             format!(r#"{{"ts":{t},"a":1,"b":2,"c":3,"d":4,"e":5}}"#).into_bytes(),
         ),
-        (
-            "wrong_channels",
-            format!(r#"{{"ts":{t},"a":1}}"#).into_bytes(),
-        ),
+        ("wrong_channels", format!(r#"{{"ts":{t},"a":1}}"#).into_bytes()),
     ];
     for (_, payload) in &cases {
         probe.send(&junk, payload.clone()).await;
     }
     // Order problems on the good sensor: a duplicate and an older reading.
     probe
-        .send(
-            &good,
-            format!(r#"{{"ts":{},"a":0.1,"b":0.2}}"#, sig.ts - 1.0),
-        )
+        .send(&good, format!(r#"{{"ts":{},"a":0.1,"b":0.2}}"#, sig.ts - 1.0))
         .await;
     probe
-        .send(
-            &good,
-            format!(r#"{{"ts":{},"a":0.1,"b":0.2}}"#, sig.ts - 5.0),
-        )
+        .send(&good, format!(r#"{{"ts":{},"a":0.1,"b":0.2}}"#, sig.ts - 5.0))
         .await;
     // A missing timestamp is stamped with the arrival time (devices without clocks).
     probe.send(&junk, br#"{"a":1,"b":2}"#.to_vec()).await;
     // Over the sensor cap, and a topic that matches no source... by construction none
     // can arrive (we only subscribe to sources), so the cap is the last case.
     probe
-        .send(
-            &w.telemetry("intruder"),
-            format!(r#"{{"ts":{t},"a":1,"b":2}}"#),
-        )
+        .send(&w.telemetry("intruder"), format!(r#"{{"ts":{t},"a":1,"b":2}}"#))
         .await;
 
     let mut expected: Vec<&str> = cases.iter().map(|(k, _)| *k).collect();

@@ -82,12 +82,7 @@ fn is_alert(m: &support::Msg, event: &str) -> bool {
 
 /// Feeds normal telemetry until the sensor has a model and a ready threshold; returns
 /// every message seen meanwhile.
-async fn warm_up(
-    probe: &mut Probe,
-    topic: &str,
-    sensor: &str,
-    sig: &mut Signal,
-) -> Vec<support::Msg> {
+async fn warm_up(probe: &mut Probe, topic: &str, sensor: &str, sig: &mut Signal) -> Vec<support::Msg> {
     let mut seen = Vec::new();
     feed(probe, topic, sig, 80, 0.0).await;
     let m = probe
@@ -135,10 +130,7 @@ fn assert_full_alert(a: &Value, sensor: &str, event: &str) {
         "window order: {a}"
     );
     let channels = a["channels"].as_array().expect("channels array");
-    let names: Vec<&str> = channels
-        .iter()
-        .filter_map(|c| c["channel"].as_str())
-        .collect();
+    let names: Vec<&str> = channels.iter().filter_map(|c| c["channel"].as_str()).collect();
     assert_eq!(names, ["a", "b"], "channel contributions: {a}");
     if event == "raised" {
         assert!(
@@ -147,4 +139,3 @@ fn assert_full_alert(a: &Value, sensor: &str, event: &str) {
         );
     }
 }
-

@@ -103,9 +103,7 @@ async fn sigterm_exits_zero_with_a_snapshot_and_a_restart_alerts_without_warm_up
     feed(&probe, &topic, &mut sig, 10, 0.0).await;
     feed(&probe, &topic, &mut sig, 12, SHIFT).await;
     let raised = probe
-        .wait_for(WAIT, "an alert right after restart", |m| {
-            is_alert(m, "raised")
-        })
+        .wait_for(WAIT, "an alert right after restart", |m| is_alert(m, "raised"))
         .await;
     let a = raised.json();
     assert_full_alert(&a, "fan-2", "raised");

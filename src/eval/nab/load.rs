@@ -52,11 +52,7 @@ pub fn read_scores_csv(path: &Path) -> Result<(Vec<NaiveDateTime>, Vec<f64>), Ev
         let ts = record.get(ts_col).unwrap_or_default();
         timestamps.push(parse_timestamp(ts).ok_or_else(|| bad("timestamp", ts))?);
         let s = record.get(score_col).unwrap_or_default();
-        scores.push(
-            s.trim()
-                .parse::<f64>()
-                .map_err(|_| bad("anomaly_score", s))?,
-        );
+        scores.push(s.trim().parse::<f64>().map_err(|_| bad("anomaly_score", s))?);
     }
     Ok((timestamps, scores))
 }
@@ -135,9 +131,7 @@ mod tests {
             }
             tried.push(dir);
         }
-        panic!(
-            "NAB dataset not found; tried {tried:?} (set ANOMALYD_DATASETS to the datasets dir)"
-        );
+        panic!("NAB dataset not found; tried {tried:?} (set ANOMALYD_DATASETS to the datasets dir)");
     }
 
     #[test]
@@ -169,11 +163,7 @@ mod tests {
             "raw {}",
             shipped.raw
         );
-        assert!(
-            (shipped.score - 63.12).abs() < 0.01,
-            "got {:.4}",
-            shipped.score
-        );
+        assert!((shipped.score - 63.12).abs() < 0.01, "got {:.4}", shipped.score);
         let shipped = score_at_threshold(&files, &PROFILES[0], 0.5421876907348634);
         assert!(
             (shipped.raw - 46.634450197137596).abs() < 1e-6,
@@ -202,10 +192,7 @@ mod tests {
             "2020-01-01 00:01:00".to_string(),
             "2020-01-01 00:01:00".to_string(),
         )];
-        let windows = BTreeMap::from([
-            ("c/a.csv".to_string(), w.clone()),
-            ("c/b.csv".to_string(), w),
-        ]);
+        let windows = BTreeMap::from([("c/a.csv".to_string(), w.clone()), ("c/b.csv".to_string(), w)]);
         let files = load_scores_dir(dir.path(), &windows).unwrap();
         assert_eq!(files.len(), 2);
         assert_eq!(files[1].scores, vec![0.5, 0.25]);

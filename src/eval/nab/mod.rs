@@ -73,11 +73,8 @@ impl LabelledFile {
         scores: Vec<f64>,
         windows: &[(String, String)],
     ) -> Result<Self, EvalError> {
-        let rows: HashMap<NaiveDateTime, usize> = timestamps
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (*t, i))
-            .collect();
+        let rows: HashMap<NaiveDateTime, usize> =
+            timestamps.iter().enumerate().map(|(i, t)| (*t, i)).collect();
         let row_of = |s: &str| {
             parse_timestamp(s)
                 .and_then(|t| rows.get(&t).copied())
@@ -196,11 +193,7 @@ pub fn score_corpus(files: &[LabelledFile], profile: &Profile) -> ProfileResult 
 
 /// Scores a corpus under one profile at a fixed threshold θ (rows fire when score ≥ θ),
 /// with no sweep: what a detector with a threshold chosen in advance achieves.
-pub fn score_at_threshold(
-    files: &[LabelledFile],
-    profile: &Profile,
-    threshold: f64,
-) -> ProfileResult {
+pub fn score_at_threshold(files: &[LabelledFile], profile: &Profile, threshold: f64) -> ProfileResult {
     sweep(files, profile, Some(threshold))
 }
 
@@ -218,11 +211,7 @@ fn sweep(files: &[LabelledFile], profile: &Profile, fixed: Option<f64>) -> Profi
             while w < f.windows.len() && f.windows[w].1 < i {
                 w += 1;
             }
-            let window = f
-                .windows
-                .get(w)
-                .filter(|(l, _)| *l <= i)
-                .map(|_| n_windows + w);
+            let window = f.windows.get(w).filter(|(l, _)| *l <= i).map(|_| n_windows + w);
             events.push(Event {
                 score,
                 window,
@@ -347,9 +336,7 @@ mod tests {
     #[test]
     fn late_hit_earns_little_and_only_the_earliest_hit_counts() {
         let w = row_weights(100, &[(50, 59)], &STANDARD);
-        assert!(
-            (w[59] - STANDARD.a_tp * scaled_sigmoid(-0.1) / scaled_sigmoid(-1.0)).abs() < 1e-12
-        );
+        assert!((w[59] - STANDARD.a_tp * scaled_sigmoid(-0.1) / scaled_sigmoid(-1.0)).abs() < 1e-12);
         assert!(
             w.windows(2).skip(50).take(9).all(|p| p[0] > p[1]),
             "credit falls across window"
@@ -385,10 +372,7 @@ mod tests {
     #[test]
     fn never_firing_detector_scores_zero_normalised() {
         for profile in &PROFILES {
-            let r = score_corpus(
-                &[build_file(vec![0.0; 100], vec![(50, 59), (80, 89)])],
-                profile,
-            );
+            let r = score_corpus(&[build_file(vec![0.0; 100], vec![(50, 59), (80, 89)])], profile);
             // All-zero scores: firing everywhere is worse than never firing.
             assert_eq!(r.threshold, 1.1);
             assert!(r.score.abs() < 1e-9, "{}: {}", profile.name, r.score);
@@ -403,12 +387,7 @@ mod tests {
         let file = build_file(scores, vec![(50, 69), (120, 139)]);
         for profile in &PROFILES {
             let r = score_corpus(std::slice::from_ref(&file), profile);
-            assert!(
-                (r.score - 100.0).abs() < 1e-9,
-                "{}: {}",
-                profile.name,
-                r.score
-            );
+            assert!((r.score - 100.0).abs() < 1e-9, "{}: {}", profile.name, r.score);
             assert_eq!(r.threshold, 0.8);
         }
     }
@@ -420,8 +399,7 @@ mod tests {
             "2020-01-01 00:02:00.000000".to_string(),
             "2020-01-01 00:04:00".to_string(),
         )];
-        let f =
-            LabelledFile::new("x", file.timestamps.clone(), file.scores.clone(), &bounds).unwrap();
+        let f = LabelledFile::new("x", file.timestamps.clone(), file.scores.clone(), &bounds).unwrap();
         assert_eq!(f.windows, vec![(2, 4)]);
         let bad = [(
             "2021-01-01 00:00:00".to_string(),

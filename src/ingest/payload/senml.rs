@@ -9,8 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use super::{
-    Parsed, PayloadError, PayloadParams, check_timestamp, finite, number, parse_json_value,
-    wrong_type,
+    Parsed, PayloadError, PayloadParams, check_timestamp, finite, number, parse_json_value, wrong_type,
 };
 
 /// RFC 8428 §4.5.3: times below 2**28 are relative to "now", others are absolute.
@@ -63,10 +62,7 @@ pub(super) fn parse(text: &str, p: &PayloadParams, now: f64) -> Result<Vec<Parse
             Some(t) => base.time + number(t, &path("t"))?,
             None => base.time,
         };
-        let ts = finite(
-            if t < RELATIVE_TIME_LIMIT { now + t } else { t },
-            &path("t"),
-        )?;
+        let ts = finite(if t < RELATIVE_TIME_LIMIT { now + t } else { t }, &path("t"))?;
         let ts = check_timestamp(ts, now)?;
         let channel = match rec.get("n") {
             Some(n) => string(n, &path("n"))?,
@@ -86,21 +82,15 @@ pub(super) fn parse(text: &str, p: &PayloadParams, now: f64) -> Result<Vec<Parse
         } else {
             None
         };
-        let slot = *index
-            .entry((sensor.clone(), ts.to_bits()))
-            .or_insert_with(|| {
-                groups.push(Group {
-                    sensor,
-                    ts,
-                    channels: BTreeMap::new(),
-                });
-                groups.len() - 1
+        let slot = *index.entry((sensor.clone(), ts.to_bits())).or_insert_with(|| {
+            groups.push(Group {
+                sensor,
+                ts,
+                channels: BTreeMap::new(),
             });
-        if groups[slot]
-            .channels
-            .insert(channel.clone(), value)
-            .is_some()
-        {
+            groups.len() - 1
+        });
+        if groups[slot].channels.insert(channel.clone(), value).is_some() {
             return Err(PayloadError::DuplicateChannel { name: channel });
         }
     }

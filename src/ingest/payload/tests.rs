@@ -213,12 +213,7 @@ fn overflow_error_names_the_key() {
         &PayloadParams::default(),
         NOW,
     );
-    assert_eq!(
-        err,
-        Err(PayloadError::NotFinite {
-            field: "big".into()
-        })
-    );
+    assert_eq!(err, Err(PayloadError::NotFinite { field: "big".into() }));
 }
 
 #[test]

@@ -42,16 +42,23 @@ impl Layer {
             .zip(&self.b)
             .zip(output[..self.n_out].iter_mut())
         {
-            // Four accumulators break the add dependency chain so the loop pipelines.
-            let mut acc = [0.0f64; 4];
-            let (rc, rr) = (row.chunks_exact(4), row.chunks_exact(4).remainder());
-            let (ic, ir) = (input.chunks_exact(4), input.chunks_exact(4).remainder());
-            for (w4, x4) in rc.zip(ic) {
-                for k in 0..4 {
-                    acc[k] += w4[k] * x4[k];
+            // Eight independent accumulators break the add dependency chain so the loop
+            // pipelines and vectorises; fixed-size chunks let the compiler drop bounds checks.
+            let mut acc = [0.0f64; 8];
+            let (rc, ic) = (row.chunks_exact(8), input.chunks_exact(8));
+            let (rr, ir) = (rc.remainder(), ic.remainder());
+            for (w8, x8) in rc.zip(ic) {
+                let (w8, x8): (&[f64; 8], &[f64; 8]) = match (w8.try_into(), x8.try_into()) {
+                    (Ok(w), Ok(x)) => (w, x),
+                    // Unreachable: chunks_exact(8) yields slices of exactly 8.
+                    _ => unreachable!("chunk of 8"),
+                };
+                for k in 0..8 {
+                    acc[k] += w8[k] * x8[k];
                 }
             }
-            let mut s = bias + (acc[0] + acc[1]) + (acc[2] + acc[3]);
+            let mut s =
+                bias + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
             for (w, x) in rr.iter().zip(ir) {
                 s += w * x;
             }

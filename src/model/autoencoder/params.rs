@@ -264,11 +264,9 @@ impl AutoencoderParams {
             );
         }
         match p.kind {
-            AutoencoderKind::Sparse { weight, .. } if !(weight.is_finite() && weight >= 0.0) => {
-                errors.push(format!(
-                    "sparsity weight must be finite and non-negative, got {weight}"
-                ))
-            }
+            AutoencoderKind::Sparse { weight, .. } if !(weight.is_finite() && weight >= 0.0) => errors.push(
+                format!("sparsity weight must be finite and non-negative, got {weight}"),
+            ),
             AutoencoderKind::Denoising {
                 noise: Noise::Gaussian { std },
             } if !(std.is_finite() && std > 0.0) => {

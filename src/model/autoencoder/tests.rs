@@ -75,8 +75,7 @@ fn gradients_match_central_differences_for_every_activation_loss_and_penalty() {
     let mut checked = 0;
     for (hidden, latent) in [(vec![], 3), (vec![3], 2)] {
         for act in ACTIVATIONS {
-            let mut outputs: Vec<(Activation, Loss)> =
-                ACTIVATIONS.iter().map(|&o| (o, Loss::Mse)).collect();
+            let mut outputs: Vec<(Activation, Loss)> = ACTIVATIONS.iter().map(|&o| (o, Loss::Mse)).collect();
             outputs.push((Activation::Sigmoid, Loss::Bce));
             for (out, loss) in outputs {
                 for penalty in [None, Some((Penalty::L1, 0.3)), Some((Penalty::L2, 0.3))] {
@@ -115,19 +114,11 @@ fn check_gradients(
 ) -> usize {
     const H: f64 = 1e-5;
     let (_, grads) = net.loss_and_gradients(x, x, loss, penalty);
-    for l in 0..net.layers.len() {
+    for (l, grad) in grads.iter().enumerate() {
         for is_bias in [false, true] {
-            let len = if is_bias {
-                net.layers[l].b.len()
-            } else {
-                net.layers[l].w.len()
-            };
+            let len = if is_bias { grad.b.len() } else { grad.w.len() };
             for i in 0..len {
-                let analytic = if is_bias {
-                    grads[l].b[i]
-                } else {
-                    grads[l].w[i]
-                };
+                let analytic = if is_bias { grad.b[i] } else { grad.w[i] };
                 let mut at = |delta: f64| {
                     let p = if is_bias {
                         &mut net.layers[l].b[i]
@@ -243,10 +234,7 @@ fn sparse_l1_gives_a_sparser_code_than_no_penalty() {
     println!(
         "mean |h|: plain {plain:.4}, l1 {sparse:.4}; fraction |h|<0.05: plain {plain_zero:.3}, l1 {sparse_zero:.3}"
     );
-    assert!(
-        sparse < 0.5 * plain,
-        "mean |h| plain {plain}, sparse {sparse}"
-    );
+    assert!(sparse < 0.5 * plain, "mean |h| plain {plain}, sparse {sparse}");
     assert!(sparse_zero > plain_zero);
 }
 
@@ -273,10 +261,7 @@ fn denoising_autoencoder_pulls_corrupted_inputs_back_towards_clean_ones() {
     dae.fit(&denoising, train.view()).unwrap();
     let mut ae = Autoencoder::new(&plain);
     ae.fit(&plain, train.view()).unwrap();
-    assert_ne!(
-        dae.layers, ae.layers,
-        "denoising training must differ from plain"
-    );
+    assert_ne!(dae.layers, ae.layers, "denoising training must differ from plain");
 
     let recon = dae.reconstruct_batch(noisy.view());
     let to_clean = mse(recon.view(), clean.view());
@@ -291,10 +276,7 @@ fn denoising_autoencoder_pulls_corrupted_inputs_back_towards_clean_ones() {
 fn reconstruct_batch_equals_reconstruct_into_row_by_row() {
     let x = uniform(20, 32, -1.0, 1.0, 51);
     for act in ACTIVATIONS {
-        let params = build_params(32, vec![16, 8], 4)
-            .activation(act)
-            .check()
-            .unwrap();
+        let params = build_params(32, vec![16, 8], 4).activation(act).check().unwrap();
         let ae = Autoencoder::new(&params);
         let batch = ae.reconstruct_batch(x.view());
         let (mut out, mut scratch) = (vec![0.0; 32], Vec::new());
@@ -319,37 +301,21 @@ fn check_rejects_each_bad_parameter_by_name() {
     };
     let base = || AutoencoderParams::new(32);
     let cases = [
-        (
-            "zero inputs",
-            AutoencoderParams::new(0).latent(1),
-            "input width",
-        ),
+        ("zero inputs", AutoencoderParams::new(0).latent(1), "input width"),
         (
             "latent too wide",
             base().latent(40),
             "latent width must be smaller than the input width 32, got 40",
         ),
-        (
-            "latent zero",
-            base().latent(0),
-            "latent width must be at least 1",
-        ),
+        ("latent zero", base().latent(0), "latent width must be at least 1"),
         ("hidden zero", base().hidden(vec![8, 0]), "hidden widths"),
         (
             "bce linear",
             base().loss(Loss::Bce),
             "loss bce requires output activation sigmoid, got linear",
         ),
-        (
-            "negative sparsity",
-            base().kind(sparse(-1.0)),
-            "sparsity weight",
-        ),
-        (
-            "nan sparsity",
-            base().kind(sparse(f64::NAN)),
-            "sparsity weight",
-        ),
+        ("negative sparsity", base().kind(sparse(-1.0)), "sparsity weight"),
+        ("nan sparsity", base().kind(sparse(f64::NAN)), "sparsity weight"),
         ("zero std", base().kind(gaussian(0.0)), "noise std"),
         (
             "masking one",
@@ -395,10 +361,7 @@ fn fit_rejects_wrong_width_too_few_rows_and_non_finite_data() {
     let wide = Array2::zeros((10, 5));
     assert_eq!(
         ae.fit(&params, wide.view()),
-        Err(ModelError::Shape {
-            expected: 4,
-            got: 5
-        })
+        Err(ModelError::Shape { expected: 4, got: 5 })
     );
     let one = Array2::zeros((1, 4));
     assert_eq!(

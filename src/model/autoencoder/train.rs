@@ -64,12 +64,7 @@ impl Adam {
         let c1 = 1.0 - BETA1.powi(self.t);
         let c2 = 1.0 - BETA2.powi(self.t);
         let step = self.lr * c2.sqrt() / c1;
-        for (((layer, g), m), v) in layers
-            .iter_mut()
-            .zip(grads)
-            .zip(&mut self.m)
-            .zip(&mut self.v)
-        {
+        for (((layer, g), m), v) in layers.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v) {
             update(&mut layer.w, &g.w, &mut m.w, &mut v.w, step);
             update(&mut layer.b, &g.b, &mut m.b, &mut v.b, step);
         }
@@ -135,8 +130,7 @@ impl Autoencoder {
             for chunk in order.chunks(params.batch_size()) {
                 let target = train.select(Axis(0), chunk);
                 let input = corrupt(&target, params.kind(), &mut rng);
-                let (value, grads) =
-                    self.loss_and_gradients(input.view(), target.view(), loss, penalty);
+                let (value, grads) = self.loss_and_gradients(input.view(), target.view(), loss, penalty);
                 adam.step(&mut self.layers, &grads);
                 total += value * chunk.len() as f64;
             }
@@ -176,11 +170,7 @@ impl Autoencoder {
                 });
             }
         }
-        let needed = if params.validation_fraction() > 0.0 {
-            2
-        } else {
-            1
-        };
+        let needed = if params.validation_fraction() > 0.0 { 2 } else { 1 };
         if data.nrows() < needed {
             return Err(ModelError::TooFewRows {
                 needed,

@@ -28,12 +28,16 @@ fn mosquitto_path() -> PathBuf {
         "/usr/bin/mosquitto",
         "/usr/local/sbin/mosquitto",
     ];
-    candidates.iter().map(PathBuf::from).find(|p| p.exists()).unwrap_or_else(|| {
-        panic!(
-            "mosquitto not found (looked in {candidates:?}); the integration tests need a real broker: \
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "mosquitto not found (looked in {candidates:?}); the integration tests need a real broker: \
              install it with `apt-get install -y mosquitto`"
-        )
-    })
+            )
+        })
 }
 
 /// A Mosquitto broker on a free port with persistence in a temp dir; killed on drop.
@@ -50,11 +54,8 @@ impl Broker {
         let dir = tempfile::tempdir().expect("broker temp dir");
         // Started as root, mosquitto drops to the `mosquitto` user: it must still be
         // able to write its persistence database and log here.
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o777),
-        )
-        .expect("chmod broker dir");
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .expect("chmod broker dir");
         let mut b = Broker {
             port: free_port(),
             dir,
@@ -111,10 +112,7 @@ impl Drop for Broker {
 
 async fn wait_for_port(port: u16) {
     for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -287,4 +285,3 @@ impl Drop for Daemon {
         }
     }
 }
-

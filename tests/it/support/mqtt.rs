@@ -88,12 +88,7 @@ impl Probe {
     }
 
     /// The next message satisfying `pred`, within `limit`; others are discarded.
-    pub async fn wait_for(
-        &mut self,
-        limit: Duration,
-        what: &str,
-        mut pred: impl FnMut(&Msg) -> bool,
-    ) -> Msg {
+    pub async fn wait_for(&mut self, limit: Duration, what: &str, mut pred: impl FnMut(&Msg) -> bool) -> Msg {
         let found = tokio::time::timeout(limit, async {
             while let Some(m) = self.rx.recv().await {
                 if pred(&m) {
@@ -123,9 +118,7 @@ impl Probe {
 pub async fn metrics(port: u16) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fetch = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()?;
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
         s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
             .await
             .ok()?;

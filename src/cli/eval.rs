@@ -1,0 +1,164 @@
+//! `anomalyd eval` and `anomalyd plot`: argument plumbing and printing around the
+//! library's `eval` module (binary-only, hence anyhow).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anomalyd::config::{Config, DetectorConfig};
+use anomalyd::eval::nab::{self, ProfileResult};
+use anomalyd::eval::report::{self, VariantResult};
+use anomalyd::eval::run::{self, default_threads};
+use anyhow::{Context, bail};
+
+/// Parsed `eval` arguments.
+pub(crate) struct EvalArgs {
+    pub(crate) config: PathBuf,
+    pub(crate) corpus: Option<PathBuf>,
+    pub(crate) labels: Option<PathBuf>,
+    pub(crate) scores: Option<PathBuf>,
+    pub(crate) skab: Option<PathBuf>,
+    pub(crate) skab_config: Option<PathBuf>,
+    pub(crate) compare: bool,
+    pub(crate) report: Option<PathBuf>,
+    pub(crate) threads: Option<usize>,
+}
+
+fn load(path: &Path) -> anyhow::Result<DetectorConfig> {
+    Ok(Config::load(path)
+        .with_context(|| format!("invalid config {}", path.display()))?
+        .detector)
+}
+
+pub(crate) fn run(a: EvalArgs) -> anyhow::Result<()> {
+    let threads = a.threads.unwrap_or_else(default_threads);
+    let windows = match &a.labels {
+        Some(l) => Some(nab::load_windows(l).with_context(|| format!("cannot load labels {}", l.display()))?),
+        None => None,
+    };
+    if let Some(dir) = &a.scores {
+        let windows = windows.context("--scores needs --labels")?;
+        let files = nab::load_scores_dir(dir, &windows)?;
+        print_nab(
+            "precomputed scores",
+            &nab::PROFILES
+                .iter()
+                .map(|p| nab::score_corpus(&files, p))
+                .collect::<Vec<_>>(),
+        );
+        return Ok(());
+    }
+    if a.corpus.is_some() != windows.is_some() {
+        bail!("--corpus and --labels go together");
+    }
+    if a.corpus.is_none() && a.skab.is_none() {
+        bail!("nothing to evaluate: give --corpus with --labels, --skab, or --scores with --labels");
+    }
+    let nab_base = load(&a.config)?;
+    let skab_base = match &a.skab_config {
+        Some(p) => load(p)?,
+        None => nab_base.clone(),
+    };
+    let pairs: Vec<(String, DetectorConfig, DetectorConfig)> = if a.compare {
+        report::variants(&nab_base)
+            .into_iter()
+            .zip(report::variants(&skab_base))
+            .map(|((name, n), (_, s))| (name, n, s))
+            .collect()
+    } else {
+        vec![("as configured".into(), nab_base, skab_base)]
+    };
+    let mut results = Vec::new();
+    for (name, nab_cfg, skab_cfg) in pairs {
+        let started = Instant::now();
+        let nab = match (&a.corpus, &windows) {
+            (Some(c), Some(w)) => Some(run::run_nab(&nab_cfg, c, w, threads)?),
+            _ => None,
+        };
+        let skab = match &a.skab {
+            Some(dir) => Some(run::run_skab(&skab_cfg, dir, threads)?),
+            None => None,
+        };
+        let r = VariantResult {
+            name,
+            nab,
+            skab,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        print_variant(&r);
+        results.push(r);
+    }
+    if let Some(path) = &a.report {
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        report::splice(path, &report::render(&results, &command))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn print_variant(r: &VariantResult) {
+    if let Some(n) = &r.nab {
+        print_nab(
+            &format!(
+                "{} ({} files, {} rows, {:.1} s)",
+                r.name, n.files, n.rows, r.seconds
+            ),
+            &n.results,
+        );
+    }
+    if let Some(k) = &r.skab {
+        println!(
+            "{} SKAB ({} files): F1 {:.2}  FAR {:.2} %  MAR {:.2} %  | changepoint NAB std {:.2} lowFP {:.2} lowFN {:.2}  missed {}  FP events {}",
+            r.name,
+            k.files,
+            k.point.f1,
+            k.point.far,
+            k.point.mar,
+            k.changepoint.standard,
+            k.changepoint.low_fp,
+            k.changepoint.low_fn,
+            k.changepoint.missed,
+            k.changepoint.fps
+        );
+    }
+}
+
+fn print_nab(title: &str, results: &[ProfileResult]) {
+    println!("NAB {title}");
+    println!(
+        "  {:<20} {:>8} {:>10} {:>6} {:>6} {:>8}",
+        "profile", "score", "threshold", "TP", "FN", "FP rows"
+    );
+    for r in results {
+        println!(
+            "  {:<20} {:>8.2} {:>10.4} {:>6} {:>6} {:>8}",
+            r.profile, r.score, r.threshold, r.tp_windows, r.fn_windows, r.fp_rows
+        );
+    }
+}
+
+pub(crate) fn plot(
+    input: &Path,
+    output: &Path,
+    labels: Option<&Path>,
+    key: Option<&str>,
+) -> anyhow::Result<()> {
+    let spans = match (labels, key) {
+        (Some(l), Some(k)) => {
+            let windows = nab::load_windows(l)?;
+            let w = windows
+                .get(k)
+                .with_context(|| format!("{k} is not a key of {}", l.display()))?;
+            let to_secs = |s: &str| nab::parse_timestamp(s).map(|t| t.and_utc().timestamp() as f64);
+            Some(
+                w.iter()
+                    .filter_map(|(a, b)| Some((to_secs(a)?, to_secs(b)?)))
+                    .collect::<Vec<_>>(),
+            )
+        }
+        (None, None) => None,
+        _ => bail!("--labels and --label-key go together"),
+    };
+    anomalyd::eval::plot::plot_replay(input, output, spans.as_deref())?;
+    Ok(())
+}

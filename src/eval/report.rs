@@ -1,0 +1,175 @@
+//! The side-by-side comparison behind `anomalyd eval --compare`: the three autoencoder
+//! kinds, the PCA baseline and a trivial baseline, each run through the same detector,
+//! rendered as Markdown next to published numbers and spliced into a report file.
+
+use std::path::Path;
+
+use crate::config::{DetectorConfig, ScoreSource};
+use crate::eval::run::{NabRun, SkabRun};
+use crate::model::autoencoder::{AutoencoderKind, Noise, Penalty};
+
+/// One detector variant and its results.
+#[derive(Clone, Debug)]
+pub struct VariantResult {
+    /// Short name, e.g. `ae-sparse`.
+    pub name: String,
+    /// NAB results, if a NAB corpus was given.
+    pub nab: Option<NabRun>,
+    /// SKAB results, if a SKAB directory was given.
+    pub skab: Option<SkabRun>,
+    /// Wall time of this variant, seconds.
+    pub seconds: f64,
+}
+
+/// The compared variants, derived from one base configuration so that only the named
+/// difference changes.
+pub fn variants(base: &DetectorConfig) -> Vec<(String, DetectorConfig)> {
+    let with_kind = |kind: AutoencoderKind| {
+        let mut c = base.clone();
+        c.model.kind = kind;
+        c.model.template = c.model.template.clone().kind(kind);
+        c.threshold.score = ScoreSource::Ae;
+        c
+    };
+    let with_score = |score: ScoreSource| {
+        let mut c = base.clone();
+        c.threshold.score = score;
+        c
+    };
+    vec![
+        (
+            "ae-undercomplete".into(),
+            with_kind(AutoencoderKind::Undercomplete),
+        ),
+        (
+            "ae-sparse-l1".into(),
+            with_kind(AutoencoderKind::Sparse {
+                penalty: Penalty::L1,
+                weight: 1e-3,
+            }),
+        ),
+        (
+            "ae-denoising".into(),
+            with_kind(AutoencoderKind::Denoising {
+                noise: Noise::Gaussian { std: 0.1 },
+            }),
+        ),
+        ("pca".into(), with_score(ScoreSource::Pca)),
+        ("trivial (mean window)".into(), with_score(ScoreSource::Mean)),
+    ]
+}
+
+/// Published reference numbers (NAB scoreboard; SKAB leaderboard, point-wise).
+const NAB_PUBLISHED: [(&str, f64); 6] = [
+    ("ARTime", 74.9),
+    ("Numenta HTM", 70.5),
+    ("CAD OSE", 69.9),
+    ("KNN CAD", 58.0),
+    ("Random Cut Forest", 51.7),
+    ("Windowed Gaussian", 39.6),
+];
+const SKAB_PUBLISHED: [(&str, f64, f64, f64); 4] = [
+    ("Conv-AE", 0.78, 13.55, 28.02),
+    ("MSET", 0.78, 39.73, 14.13),
+    ("T²+Q (PCA)", 0.76, 26.62, 24.92),
+    ("LSTM-AE", 0.74, 29.96, 25.92),
+];
+
+/// Renders the results as Markdown tables.
+pub fn render(results: &[VariantResult], command: &str) -> String {
+    let mut md = String::new();
+    md.push_str(&format!("Measured with:\n\n```\n{command}\n```\n\n"));
+    if results.iter().any(|r| r.nab.is_some()) {
+        md.push_str("**NAB** (58 files, NAB's scorer reimplemented, one threshold per profile swept over the corpus)\n\n");
+        md.push_str("| detector | standard | reward_low_FP | reward_low_FN | windows hit | FP rows (std) | seconds |\n|---|---|---|---|---|---|---|\n");
+        for r in results {
+            if let Some(n) = &r.nab {
+                let [s, fp, fnr] = [&n.results[0], &n.results[1], &n.results[2]];
+                md.push_str(&format!(
+                    "| anomalyd {} | {:.2} | {:.2} | {:.2} | {}/{} | {} | {:.1} |\n",
+                    r.name,
+                    s.score,
+                    fp.score,
+                    fnr.score,
+                    s.tp_windows,
+                    s.tp_windows + s.fn_windows,
+                    s.fp_rows,
+                    r.seconds
+                ));
+            }
+        }
+        for (name, score) in NAB_PUBLISHED {
+            md.push_str(&format!("| {name} (published) | {score:.1} | | | | | |\n"));
+        }
+        md.push('\n');
+    }
+    if results.iter().any(|r| r.skab.is_some()) {
+        md.push_str("**SKAB valve1** (first 400 rows of each file warm up, the rest is scored; alarm = `alert` column)\n\n");
+        md.push_str("| detector | F1 | FAR % | MAR % | NAB-variant std | missed CPs | FP events |\n|---|---|---|---|---|---|---|\n");
+        for r in results {
+            if let Some(k) = &r.skab {
+                md.push_str(&format!(
+                    "| anomalyd {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |\n",
+                    r.name,
+                    k.point.f1,
+                    k.point.far,
+                    k.point.mar,
+                    k.changepoint.standard,
+                    k.changepoint.missed,
+                    k.changepoint.fps
+                ));
+            }
+        }
+        for (name, f1, far, mar) in SKAB_PUBLISHED {
+            md.push_str(&format!(
+                "| {name} (published, all 34 files) | {f1:.2} | {far:.2} | {mar:.2} | | | |\n"
+            ));
+        }
+        md.push('\n');
+    }
+    md
+}
+
+const BEGIN: &str = "<!-- eval:begin (written by `anomalyd eval --report`) -->";
+const END: &str = "<!-- eval:end -->";
+
+/// Replaces the generated block of `path` (between the eval markers) with `block`,
+/// keeping everything else; appends the block if the markers are absent.
+///
+/// # Errors
+///
+/// Any IO error.
+pub fn splice(path: &Path, block: &str) -> std::io::Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let generated = format!("{BEGIN}\n{block}{END}");
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if e > b => format!("{}{generated}{}", &old[..b], &old[e + END.len()..]),
+        _ => format!("{old}\n{generated}\n"),
+    };
+    std::fs::write(path, new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splice_replaces_only_the_generated_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.md");
+        std::fs::write(&path, format!("intro\n{BEGIN}\nold\n{END}\noutro\n")).unwrap();
+        splice(&path, "new\n").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("intro\n{BEGIN}\nnew\n{END}\noutro\n"));
+    }
+
+    #[test]
+    fn variants_differ_only_in_the_named_part() {
+        let base = crate::config::Config::from_toml_str("").unwrap().detector;
+        let v = variants(&base);
+        assert_eq!(v.len(), 5);
+        assert_eq!(v[3].1.threshold.score, ScoreSource::Pca);
+        assert_eq!(v[3].1.model, base.model);
+        assert!(matches!(v[1].1.model.kind, AutoencoderKind::Sparse { .. }));
+    }
+}

@@ -1,0 +1,156 @@
+//! Bounded label cardinality for per-sensor gauges.
+//!
+//! Every distinct label value is a separate Prometheus series, kept in this process's
+//! recorder and in the scraper's TSDB for its whole retention. A gateway that suddenly
+//! sees thousands of sensor ids (a misconfigured publisher, a topic wildcard that is
+//! too wide, an attacker) must not turn `/metrics` into megabytes per scrape or blow up
+//! the monitoring server. So only the first `max_tracked` sensors get their own
+//! series; the rest share `sensor="_other"` with an aggregate that still means
+//! something. The detector's own cap on unknown sensors is separate (it bounds
+//! memory); this one only bounds series.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use metrics::SharedString;
+
+use super::{labels, names};
+use crate::reading::SensorId;
+
+/// Label value shared by every sensor past the cap.
+pub const OTHER_SENSORS: &str = "_other";
+/// Default cap: with two per-sensor gauges, 200 sensors are 400 series, a few tens of
+/// KiB per scrape.
+pub const DEFAULT_MAX_TRACKED_SENSORS: usize = 200;
+
+/// Assigns `sensor` label values and writes the per-sensor gauges. Owned by the
+/// detector task (single writer, so plain `&mut self`).
+#[derive(Debug)]
+pub struct SensorLabels {
+    max_tracked: usize,
+    /// Sensors with their own series, with the label value built once.
+    tracked: HashMap<SensorId, SharedString>,
+    /// Overflow sensors whose threshold is ready; `_other` reports how many.
+    other_ready: HashSet<SensorId>,
+    /// Newest model version among overflow sensors; `_other` reports it.
+    other_version: u64,
+}
+
+impl SensorLabels {
+    /// Gives the first `max_tracked` sensors seen their own series.
+    pub fn new(max_tracked: usize) -> Self {
+        Self {
+            max_tracked,
+            tracked: HashMap::new(),
+            other_ready: HashSet::new(),
+            other_version: 0,
+        }
+    }
+
+    /// The label value for `sensor`: its name if it has (or now gets) its own series,
+    /// else [`OTHER_SENSORS`]. Use it for any other per-sensor metric as well.
+    pub fn label(&mut self, sensor: &SensorId) -> SharedString {
+        if let Some(label) = self.tracked.get(sensor) {
+            return label.clone();
+        }
+        if self.tracked.len() < self.max_tracked {
+            let label = SharedString::from(Arc::<str>::from(sensor.as_str()));
+            self.tracked.insert(sensor.clone(), label.clone());
+            return label;
+        }
+        SharedString::const_str(OTHER_SENSORS)
+    }
+
+    /// Sensors with their own series.
+    pub fn tracked(&self) -> usize {
+        self.tracked.len()
+    }
+
+    /// Sets `model_version{sensor}`; for overflow sensors `_other` holds the newest
+    /// version among them (their versions advance independently, and "has any of
+    /// them retrained lately" is the question a dashboard can still answer).
+    pub fn set_model_version(&mut self, sensor: &SensorId, version: u64) {
+        let label = self.label(sensor);
+        let value = if &*label == OTHER_SENSORS {
+            self.other_version = self.other_version.max(version);
+            self.other_version
+        } else {
+            version
+        };
+        metrics::gauge!(names::MODEL_VERSION, labels::SENSOR => label).set(value as f64);
+    }
+
+    /// Sets `threshold_ready{sensor}` to 0 or 1; for overflow sensors `_other` counts
+    /// how many of them are ready.
+    pub fn set_threshold_ready(&mut self, sensor: &SensorId, ready: bool) {
+        let label = self.label(sensor);
+        let value = if &*label == OTHER_SENSORS {
+            if ready {
+                self.other_ready.insert(sensor.clone());
+            } else {
+                self.other_ready.remove(sensor);
+            }
+            self.other_ready.len()
+        } else {
+            usize::from(ready)
+        };
+        metrics::gauge!(names::THRESHOLD_READY, labels::SENSOR => label).set(value as f64);
+    }
+}
+
+impl Default for SensorLabels {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_TRACKED_SENSORS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::install;
+
+    fn sensor(name: &str) -> SensorId {
+        SensorId::new(name)
+    }
+
+    #[test]
+    fn sensors_past_the_cap_share_the_other_label() {
+        let mut labels = SensorLabels::new(2);
+        assert_eq!(&*labels.label(&sensor("a")), "a");
+        assert_eq!(&*labels.label(&sensor("b")), "b");
+        assert_eq!(&*labels.label(&sensor("c")), OTHER_SENSORS);
+        assert_eq!(
+            &*labels.label(&sensor("a")),
+            "a",
+            "tracked sensors keep their label"
+        );
+        assert_eq!(labels.tracked(), 2);
+    }
+
+    #[test]
+    fn other_gauges_aggregate_overflow_sensors() {
+        let handle = install().expect("install");
+        let mut labels = SensorLabels::new(1);
+        labels.set_threshold_ready(&sensor("cap-first"), true);
+        for name in ["cap-x", "cap-y", "cap-z"] {
+            labels.set_threshold_ready(&sensor(name), true);
+        }
+        labels.set_threshold_ready(&sensor("cap-y"), false);
+        labels.set_model_version(&sensor("cap-x"), 4);
+        labels.set_model_version(&sensor("cap-z"), 2);
+        let text = handle.render();
+        assert!(
+            text.contains(r#"anomalyd_threshold_ready{sensor="cap-first"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"anomalyd_threshold_ready{sensor="_other"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"anomalyd_model_version{sensor="_other"} 4"#),
+            "{text}"
+        );
+        assert!(!text.contains("cap-x"), "{text}");
+    }
+}
