@@ -6,8 +6,6 @@ mod lifecycle;
 mod resilience;
 mod support;
 
-use std::time::Duration;
-
 use serde_json::Value;
 use support::{Broker, Daemon, Probe, Setup, Signal, WAIT, feed, free_port};
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use support::{counter, metrics, now};
+use support::{metrics, now};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_reconnects_and_an_alert_raised_during_the_outage_arrives_afterwards() {
