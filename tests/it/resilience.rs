@@ -166,3 +166,36 @@ async fn a_corrupt_snapshot_is_logged_and_ignored() {
         "corrupt snapshot not reported:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rejects_an_invalid_file_and_applies_a_valid_one() {
+    let w = World::new("sighup", 10).await;
+    let mut d = w.daemon();
+    let mut probe = w.probe().await;
+    probe
+        .wait_for(WAIT, "birth message", |m| {
+            m.topic.ends_with("/status") && m.payload == b"online"
+        })
+        .await;
+
+    std::fs::write(&d.config, "[threshold]\nquantile = 7\n").expect("write bad config");
+    d.signal("HUP");
+    wait_for_log(&d, "old settings kept").await;
+    assert!(d.alive(), "daemon died on an invalid reload");
+
+    let valid = w.config.replace("quantile = 0.98", "quantile = 0.95");
+    std::fs::write(&d.config, valid).expect("write good config");
+    d.signal("HUP");
+    wait_for_log(&d, "Threshold and alert settings reloaded").await;
+    assert!(d.alive());
+}
+
+async fn wait_for_log(d: &Daemon, needle: &str) {
+    let found = tokio::time::timeout(WAIT, async {
+        while !d.log_text().contains(needle) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "log never said {needle:?}:\n{}", d.log_text());
+}

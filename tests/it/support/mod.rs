@@ -220,6 +220,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// The stderr log.
     pub log: PathBuf,
+    /// The config file it was started with (SIGHUP re-reads it).
+    pub config: PathBuf,
 }
 
 impl Daemon {
@@ -239,6 +241,7 @@ impl Daemon {
         Daemon {
             child: Some(child),
             log,
+            config: path,
         }
     }
 
