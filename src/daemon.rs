@@ -85,41 +85,17 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let running = Running::default();
     let health = Health::new();
-
-    let (readings_tx, readings_rx) = mpsc::channel(config.limits.channel_capacity.max(1));
-    let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
-    let (reload_tx, reload_rx) = mpsc::channel(4);
-
-    let ingest =
-        Ingest::new(&config, readings_tx, health.clone()).context("cannot set up the MQTT subscriber")?;
-    let publisher = Publisher::new(&config).context("cannot set up the MQTT publisher")?;
     start_metrics(&config, &tracker, &running, &token, health.clone()).await?;
-
-    let snapshot_every =
-        (config.state.snapshot_every_secs > 0).then(|| Duration::from_secs(config.state.snapshot_every_secs));
-    let task = DetectorTask {
-        detector,
-        readings_rx,
-        reload_rx,
-        outbound_tx,
-        store: Some(Arc::new(store)),
-        snapshot_every,
-        tracker: tracker.clone(),
-        health: health.clone(),
+    let stages = Stages {
+        tracker: &tracker,
+        running: &running,
+        token: &token,
+        health,
     };
-    running.spawn(&tracker, "ingest", ingest.run(token.clone()));
-    running.spawn(&tracker, "detector", task.run());
-    running.spawn(&tracker, "publisher", publisher.run(outbound_rx));
-    if let Some(path) = config_path {
-        running.spawn(&tracker, "reload", reload_loop(path, reload_tx, token.clone()));
-    }
-    running.spawn(
-        &tracker,
-        "watchdog",
-        crate::notify::watchdog_loop(health, token.clone().cancelled_owned()),
-    );
+    stages.start(&config, detector, store, config_path)?;
     tracker.close();
     crate::notify::ready();
+    crate::notify::status("running");
     info!(broker = %format!("{}:{}", config.mqtt.host, config.mqtt.port), sources = config.sources.len(), "anomalyd running.");
 
     shutdown.await;
@@ -144,6 +120,56 @@ pub async fn run(
     }
     info!("Stopped.");
     Ok(())
+}
+
+/// What the stages are spawned onto.
+struct Stages<'a> {
+    tracker: &'a TaskTracker,
+    running: &'a Running,
+    token: &'a CancellationToken,
+    health: Health,
+}
+
+impl Stages<'_> {
+    /// Builds the channels and spawns ingest → detector → publisher, plus the SIGHUP
+    /// and watchdog side tasks.
+    fn start(
+        self,
+        config: &Config,
+        detector: Detector,
+        store: Store,
+        config_path: Option<PathBuf>,
+    ) -> anyhow::Result<()> {
+        let (readings_tx, readings_rx) = mpsc::channel(config.limits.channel_capacity.max(1));
+        let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
+        let (reload_tx, reload_rx) = mpsc::channel(4);
+        let ingest = Ingest::new(config, readings_tx, self.health.clone())
+            .context("cannot set up the MQTT subscriber")?;
+        let publisher = Publisher::new(config).context("cannot set up the MQTT publisher")?;
+        let every = config.state.snapshot_every_secs;
+        let task = DetectorTask {
+            detector,
+            readings_rx,
+            reload_rx,
+            outbound_tx,
+            store: Some(Arc::new(store)),
+            snapshot_every: (every > 0).then(|| Duration::from_secs(every)),
+            tracker: self.tracker.clone(),
+            health: self.health.clone(),
+        };
+        let (tracker, token) = (self.tracker, self.token);
+        self.running.spawn(tracker, "ingest", ingest.run(token.clone()));
+        self.running.spawn(tracker, "detector", task.run());
+        self.running
+            .spawn(tracker, "publisher", publisher.run(outbound_rx));
+        if let Some(path) = config_path {
+            self.running
+                .spawn(tracker, "reload", reload_loop(path, reload_tx, token.clone()));
+        }
+        let watchdog = crate::notify::watchdog_loop(self.health, token.clone().cancelled_owned());
+        self.running.spawn(tracker, "watchdog", watchdog);
+        Ok(())
+    }
 }
 
 /// Opens the state directory; a directory that cannot be created is fatal, so systemd

@@ -84,6 +84,12 @@ pub async fn run(seconds: u64, ctrl_c: impl Future<Output = ()>) -> anyhow::Resu
     let seen = printer.await.unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
 
+    print_summary(&summary, &seen);
+    daemon_result
+}
+
+/// The closing lines: counts, then each injected anomaly.
+fn print_summary(summary: &simulate::SimSummary, seen: &Seen) {
     println!();
     println!(
         "summary: {} readings published, {} alerts raised, {} cleared, {} anomalies injected",
@@ -100,7 +106,6 @@ pub async fn run(seconds: u64, ctrl_c: impl Future<Output = ()>) -> anyhow::Resu
             i.end - i.start
         );
     }
-    daemon_result
 }
 
 /// A free loopback port: bind port 0, read the port, release it. Another process
