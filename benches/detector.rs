@@ -18,7 +18,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array2;
 
 fn config(extra: &str) -> DetectorConfig {
-    Config::from_toml_str(extra).expect("bench config is valid").detector
+    Config::from_toml_str(extra)
+        .expect("bench config is valid")
+        .detector
 }
 
 /// Sliding windows of a noisy multi-sine, `channels` channels, flattened time-major.
@@ -30,7 +32,13 @@ fn windows(rows: usize, size: usize, channels: usize) -> Array2<f64> {
 }
 
 fn job(rows: usize, size: usize, channels: usize) -> TrainJob {
-    TrainJob { sensor: SensorId::new("bench"), version: 1, windows: windows(rows, size, channels), channels, warm: None }
+    TrainJob {
+        sensor: SensorId::new("bench"),
+        version: 1,
+        windows: windows(rows, size, channels),
+        channels,
+        warm: None,
+    }
 }
 
 fn bench_score(c: &mut Criterion) {
@@ -48,14 +56,21 @@ fn bench_retrain(c: &mut Criterion) {
     let job = job(3000, 32, 1);
     let mut group = c.benchmark_group("retrain");
     group.sample_size(10);
-    group.bench_function("3000x32_default", |b| b.iter(|| train(black_box(&job), &cfg.model)));
+    group.bench_function("3000x32_default", |b| {
+        b.iter(|| train(black_box(&job), &cfg.model))
+    });
     group.finish();
 }
 
 fn bench_replay(c: &mut Criterion) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/nab/data/realKnownCause/nyc_taxi.csv");
-    let series = read_series(&path, None, None)
-        .unwrap_or_else(|e| panic!("the replay bench needs NAB beside the repo ({}): {e}", path.display()));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/datasets/nab/data/realKnownCause/nyc_taxi.csv");
+    let series = read_series(&path, None, None).unwrap_or_else(|e| {
+        panic!(
+            "the replay bench needs NAB beside the repo ({}): {e}",
+            path.display()
+        )
+    });
     let mut group = c.benchmark_group("replay_nyc_taxi");
     group.sample_size(10);
     group.throughput(Throughput::Elements(series.len() as u64));
