@@ -97,35 +97,7 @@ enum Command {
         timestamp_column: Option<String>,
     },
     /// Score a labelled corpus (NAB layout) and/or SKAB files with the detector.
-    Eval {
-        /// The TOML file used for NAB (and SKAB unless --skab-config is given).
-        #[arg(long)]
-        config: PathBuf,
-        /// NAB data directory (`<category>/<file>.csv`).
-        #[arg(long)]
-        corpus: Option<PathBuf>,
-        /// NAB `combined_windows.json`.
-        #[arg(long)]
-        labels: Option<PathBuf>,
-        /// Score precomputed `anomaly_score` CSVs from this directory instead of replaying.
-        #[arg(long)]
-        scores: Option<PathBuf>,
-        /// SKAB directory of semicolon CSVs (e.g. valve1).
-        #[arg(long)]
-        skab: Option<PathBuf>,
-        /// Config for the SKAB run (default: --config).
-        #[arg(long)]
-        skab_config: Option<PathBuf>,
-        /// Run the three autoencoder kinds, PCA and a trivial baseline side by side.
-        #[arg(long)]
-        compare: bool,
-        /// Splice the results table into this Markdown file (e.g. docs/quality.md).
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// Worker threads (default: every core).
-        #[arg(long)]
-        threads: Option<usize>,
-    },
+    Eval(eval::EvalArgs),
     /// Plot a replay CSV: channels, scores, threshold, alerts (and NAB windows).
     Plot {
         /// Replay output CSV.
@@ -238,28 +210,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval {
-            config,
-            corpus,
-            labels,
-            scores,
-            skab,
-            skab_config,
-            compare,
-            report,
-            threads,
-        } => {
-            let args = eval::EvalArgs {
-                config,
-                corpus,
-                labels,
-                scores,
-                skab,
-                skab_config,
-                compare,
-                report,
-                threads,
-            };
+        Command::Eval(args) => {
             eval::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -287,17 +238,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .file_stem()
                 .map_or("input".into(), |s| s.to_string_lossy().into_owned());
             let (rows, summary) = anomalyd::eval::replay::replay(&series, &config.detector, &sensor);
-            match output {
-                Some(path) => {
-                    let mut file = std::io::BufWriter::new(
-                        std::fs::File::create(&path)
-                            .with_context(|| format!("cannot create {}", path.display()))?,
-                    );
-                    anomalyd::eval::replay::write_csv(&mut file, &series, &rows)
-                        .with_context(|| format!("cannot write {}", path.display()))?;
-                }
-                None => anomalyd::eval::replay::write_csv(&mut std::io::stdout().lock(), &series, &rows)?,
-            }
+            let mut out: Box<dyn std::io::Write> = match &output {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                )),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            anomalyd::eval::replay::write_csv(&mut out, &series, &rows)
+                .context("cannot write the replay output")?;
             eprintln!(
                 "replayed {} rows: {} windows scored, {} alerts raised, model version {}, {} rows with non-increasing timestamps",
                 series.len(),

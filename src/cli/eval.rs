@@ -10,17 +10,36 @@ use anomalyd::eval::report::{self, VariantResult};
 use anomalyd::eval::run::{self, default_threads};
 use anyhow::{Context, bail};
 
-/// Parsed `eval` arguments.
+/// `anomalyd eval` arguments.
+#[derive(clap::Args)]
 pub(crate) struct EvalArgs {
-    pub(crate) config: PathBuf,
-    pub(crate) corpus: Option<PathBuf>,
-    pub(crate) labels: Option<PathBuf>,
-    pub(crate) scores: Option<PathBuf>,
-    pub(crate) skab: Option<PathBuf>,
-    pub(crate) skab_config: Option<PathBuf>,
-    pub(crate) compare: bool,
-    pub(crate) report: Option<PathBuf>,
-    pub(crate) threads: Option<usize>,
+    /// The TOML file used for NAB (and SKAB unless --skab-config is given).
+    #[arg(long)]
+    config: PathBuf,
+    /// NAB data directory (`<category>/<file>.csv`).
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// NAB `combined_windows.json`.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Score precomputed `anomaly_score` CSVs from this directory instead of replaying.
+    #[arg(long)]
+    scores: Option<PathBuf>,
+    /// SKAB directory of semicolon CSVs (e.g. valve1).
+    #[arg(long)]
+    skab: Option<PathBuf>,
+    /// Config for the SKAB run (default: --config).
+    #[arg(long)]
+    skab_config: Option<PathBuf>,
+    /// Run the three autoencoder kinds, PCA and a trivial baseline side by side.
+    #[arg(long)]
+    compare: bool,
+    /// Splice the results table into this Markdown file (e.g. docs/quality.md).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn load(path: &Path) -> anyhow::Result<DetectorConfig> {

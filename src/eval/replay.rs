@@ -115,3 +115,67 @@ pub fn write_csv(out: &mut impl Write, series: &Series, rows: &[ReplayRow]) -> s
     }
     w.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::eval::series::read_series;
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    fn build_output() -> (String, ReplaySummary) {
+        let config = Config::load(&fixture("small.toml")).unwrap().detector;
+        let series = read_series(&fixture("small.csv"), None, None).unwrap();
+        let (rows, summary) = replay(&series, &config, "small");
+        let mut out = Vec::new();
+        write_csv(&mut out, &series, &rows).unwrap();
+        (String::from_utf8(out).unwrap(), summary)
+    }
+
+    /// The whole replay output of a small fixture is pinned. Set `UPDATE_GOLDEN=1` to
+    /// rewrite it after an intended change, and review the diff.
+    #[test]
+    fn replay_output_matches_the_golden_file() {
+        let (text, summary) = build_output();
+        let golden = fixture("small.replay.csv");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&golden, &text).unwrap();
+        }
+        let want = std::fs::read_to_string(&golden).expect("golden file exists; run with UPDATE_GOLDEN=1");
+        assert_eq!(text, want);
+        assert!(summary.raised >= 1, "the spike at row 250 raises an alert");
+    }
+
+    #[test]
+    fn replay_has_one_row_per_input_row_and_empty_scores_before_the_model() {
+        let (text, _) = build_output();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "timestamp,Flow Rate,Pressure,score,pca_score,threshold,anomaly_score,alert"
+        );
+        assert_eq!(lines.len(), 301);
+        assert!(lines[1].ends_with(",,,,0,0"), "{}", lines[1]);
+        let spike = lines[251].split(',').collect::<Vec<_>>();
+        assert_eq!(spike[7], "1", "alert raised on the spike row: {}", lines[251]);
+    }
+
+    #[test]
+    fn rows_with_repeated_timestamps_are_scored_in_file_order() {
+        let config = Config::load(&fixture("small.toml")).unwrap().detector;
+        let mut series = read_series(&fixture("small.csv"), None, None).unwrap();
+        series.ts[100] = series.ts[99];
+        series.ts[101] = series.ts[50];
+        let (rows, summary) = replay(&series, &config, "small");
+        assert_eq!(summary.nudged, 2);
+        assert_eq!(rows.len(), series.len());
+        assert!(rows[101].score.is_some(), "a nudged row is still scored");
+    }
+}

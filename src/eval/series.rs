@@ -278,11 +278,6 @@ mod tests {
             ),
             ("nan", "t,v\n1,NaN\n", ":2: column \"v\": not a finite number"),
             ("bad time", "t,v\nnoon,1\n", ":2: column \"t\": not a timestamp"),
-            (
-                "out of order",
-                "t,v\n2,1\n1,1\n",
-                ":3: column \"t\": timestamp \"1\" is not after",
-            ),
             ("empty", "", "file is empty"),
             ("header only", "t,v\n", "no data rows"),
         ];
