@@ -69,6 +69,16 @@ impl AnomalyScorer {
         if beaten { raw } else { 0.0 }
     }
 
+    /// Forgets the reference history (the onset memory is kept).
+    pub fn clear_history(&mut self) {
+        self.reference.clear();
+    }
+
+    /// Adds `error` to the reference history without scoring it.
+    pub fn learn(&mut self, error: f64) {
+        self.reference.push(error);
+    }
+
     /// Past errors, oldest first, for snapshots.
     pub fn history(&self) -> Vec<f64> {
         self.reference.values_in_order().collect()
@@ -99,6 +109,7 @@ mod tests {
             history,
             quantile: Quantile::try_from(1.0).unwrap(),
             onset_rows,
+            tail_rows: 0,
         })
     }
 

@@ -158,6 +158,11 @@ pub struct ThresholdConfig {
     pub min_scores: usize,
     /// AE or PCA.
     pub score: ScoreSource,
+    /// Scores over the threshold enter the quantile window too.
+    pub learn_flagged: bool,
+    /// Rebuild the quantile window from the new model's scores of the training buffer at
+    /// every (re)train.
+    pub reseed: bool,
     /// Per-sensor overrides.
     pub sensors: BTreeMap<String, SensorThreshold>,
 }
@@ -178,6 +183,12 @@ pub struct ScoreConfig {
     pub quantile: Quantile,
     /// Onset suppression, rows (0 = off).
     pub onset_rows: usize,
+    /// Readings at the end of each window the error is averaged over (0 = the whole
+    /// window).
+    pub tail_rows: usize,
+    /// Rebuild the reference from the new model's errors on the training buffer at
+    /// every (re)train.
+    pub reseed: bool,
 }
 
 /// Everything the sans-IO detector needs.

@@ -408,6 +408,8 @@ fn threshold(raw: &RawConfig, p: &mut Problems) -> ThresholdConfig {
         window: t.window.max(1),
         min_scores: t.min_scores.max(1),
         score,
+        learn_flagged: t.learn_flagged,
+        reseed: t.reseed,
         sensors,
     }
 }
@@ -432,9 +434,14 @@ fn score(raw: &RawConfig, p: &mut Problems) -> ScoreConfig {
     p.check(s.history >= 1, "score.history", || {
         format!("must be at least 1, got {}", s.history)
     });
+    p.check(s.tail_rows <= raw.window.size, "score.tail_rows", || {
+        format!("must be at most window.size ({}), got {}", raw.window.size, s.tail_rows)
+    });
     ScoreConfig {
         history: s.history.max(1),
         quantile: p.quantile("score.quantile", s.quantile),
         onset_rows: s.onset_rows,
+        tail_rows: s.tail_rows.min(raw.window.size),
+        reseed: s.reseed,
     }
 }
