@@ -79,6 +79,9 @@ pub enum ScoreSource {
     Pca,
     /// The trivial baseline (distance from the training mean window), for comparison.
     Mean,
+    /// The mean of the autoencoder's and the PCA baseline's errors (a two-model
+    /// ensemble; both are in the same normalised units).
+    AePca,
 }
 
 impl ScoreSource {
@@ -88,6 +91,7 @@ impl ScoreSource {
             Self::Ae => s.ae,
             Self::Pca => s.pca,
             Self::Mean => s.mean,
+            Self::AePca => 0.5 * (s.ae + s.pca),
         }
     }
 }
@@ -189,6 +193,8 @@ pub struct ScoreConfig {
     /// Rebuild the reference from the new model's errors on the training buffer at
     /// every (re)train.
     pub reseed: bool,
+    /// Errors of windows over the threshold join the reference too.
+    pub learn_flagged: bool,
 }
 
 /// Everything the sans-IO detector needs.

@@ -226,7 +226,8 @@ pub struct RawThreshold {
     pub window: usize,
     /// Scores needed before any alert. Default 100.
     pub min_scores: usize,
-    /// Which score is thresholded: `ae`, `pca` or `mean` (the trivial baseline). Default `ae`.
+    /// Which score is thresholded: `ae`, `pca`, `ae_pca` (mean of both) or `mean` (the
+    /// trivial baseline). Default `ae`.
     pub score: String,
     /// Static floor: the threshold is never below this. Default 0.
     pub floor: f64,
@@ -285,6 +286,10 @@ pub struct RawScore {
     /// the model that is scoring (and is ready the moment the first model is).
     /// Default false.
     pub reseed: bool,
+    /// Whether the error of a window over the alert threshold joins the reference
+    /// history. `false` keeps one anomaly from masking the next for `history` windows.
+    /// Default true.
+    pub learn_flagged: bool,
 }
 
 fn default_sources() -> Vec<RawSource> {
@@ -441,6 +446,7 @@ impl Default for RawScore {
             onset_rows: 100,
             tail_rows: 0,
             reseed: false,
+            learn_flagged: true,
         }
     }
 }

@@ -382,10 +382,11 @@ fn threshold(raw: &RawConfig, p: &mut Problems) -> ThresholdConfig {
         "ae" => ScoreSource::Ae,
         "pca" => ScoreSource::Pca,
         "mean" => ScoreSource::Mean,
+        "ae_pca" => ScoreSource::AePca,
         other => {
             p.add(
                 "threshold.score",
-                format!("must be ae, pca or mean, got {other:?}"),
+                format!("must be ae, pca, ae_pca or mean, got {other:?}"),
             );
             ScoreSource::Ae
         }
@@ -443,5 +444,6 @@ fn score(raw: &RawConfig, p: &mut Problems) -> ScoreConfig {
         onset_rows: s.onset_rows,
         tail_rows: s.tail_rows.min(raw.window.size),
         reseed: s.reseed,
+        learn_flagged: s.learn_flagged,
     }
 }

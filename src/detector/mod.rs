@@ -171,7 +171,9 @@ impl Pipeline {
         if !over || config.threshold.learn_flagged {
             self.threshold.push(value);
         }
-        let anomaly_score = self.scorer.update(value);
+        let anomaly_score = self
+            .scorer
+            .update_learning(value, !over || config.score.learn_flagged);
         Scored {
             scores,
             threshold,
