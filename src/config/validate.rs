@@ -436,7 +436,10 @@ fn score(raw: &RawConfig, p: &mut Problems) -> ScoreConfig {
         format!("must be at least 1, got {}", s.history)
     });
     p.check(s.tail_rows <= raw.window.size, "score.tail_rows", || {
-        format!("must be at most window.size ({}), got {}", raw.window.size, s.tail_rows)
+        format!(
+            "must be at most window.size ({}), got {}",
+            raw.window.size, s.tail_rows
+        )
     });
     ScoreConfig {
         history: s.history.max(1),
