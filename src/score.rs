@@ -42,6 +42,11 @@ impl AnomalyScorer {
 
     /// The anomaly score of `error`, then learns `error` as history.
     pub fn update(&mut self, error: f64) -> f64 {
+        self.update_learning(error, true)
+    }
+
+    /// The anomaly score of `error`; learns `error` as history only when `learn`.
+    pub fn update_learning(&mut self, error: f64, learn: bool) -> f64 {
         let raw = match self.reference.quantile() {
             Some(reference) => {
                 let ratio = error / reference.max(MIN_REFERENCE);
@@ -49,7 +54,9 @@ impl AnomalyScorer {
             }
             None => 0.0,
         };
-        self.reference.push(error);
+        if learn {
+            self.reference.push(error);
+        }
         self.index += 1;
         if self.onset_rows == 0 {
             return raw;
@@ -67,6 +74,16 @@ impl AnomalyScorer {
             self.recent.pop_front();
         }
         if beaten { raw } else { 0.0 }
+    }
+
+    /// Forgets the reference history (the onset memory is kept).
+    pub fn clear_history(&mut self) {
+        self.reference.clear();
+    }
+
+    /// Adds `error` to the reference history without scoring it.
+    pub fn learn(&mut self, error: f64) {
+        self.reference.push(error);
     }
 
     /// Past errors, oldest first, for snapshots.
@@ -99,6 +116,9 @@ mod tests {
             history,
             quantile: Quantile::try_from(1.0).unwrap(),
             onset_rows,
+            tail_rows: 0,
+            reseed: false,
+            learn_flagged: true,
         })
     }
 
@@ -135,6 +155,16 @@ mod tests {
         assert_eq!(s.update(10.0), 0.0);
         // A bigger jump is.
         assert!(s.update(1000.0) > 0.0);
+    }
+
+    #[test]
+    fn unlearned_errors_do_not_raise_the_reference() {
+        let mut s = build(100, 0);
+        s.update(1.0);
+        s.update_learning(100.0, false);
+        assert!((s.update(1.0) - 0.5).abs() < 1e-12);
+        s.update_learning(100.0, true);
+        assert!(s.update(1.0) < 0.01);
     }
 
     #[test]

@@ -210,6 +210,13 @@ impl RollingQuantile {
         self.rebalance();
     }
 
+    /// Forgets every value (capacity and q stay).
+    pub fn clear(&mut self) {
+        self.order.clear();
+        self.low.clear();
+        self.high.clear();
+    }
+
     /// The current q-quantile, or `None` when no value has been pushed. O(log N).
     pub fn quantile(&self) -> Option<f64> {
         self.low.last().map(|(v, _)| v.0)

@@ -64,6 +64,15 @@ impl TrainingBuffer {
         self.len = (self.len + 1).min(self.capacity);
     }
 
+    /// The newest `n` windows (fewer if fewer are held), oldest of them first.
+    pub fn newest(&self, n: usize) -> impl Iterator<Item = &[f64]> + '_ {
+        let n = n.min(self.len);
+        (0..n).map(move |i| {
+            let slot = (self.head + self.capacity - n + i) % self.capacity;
+            &self.data[slot * self.width..(slot + 1) * self.width]
+        })
+    }
+
     /// The windows, oldest first, as `len × width`.
     pub fn to_array(&self) -> Array2<f64> {
         let start = if self.len < self.capacity { 0 } else { self.head };
@@ -132,6 +141,9 @@ mod tests {
         let a = b.to_array();
         assert_eq!(a.column(0).to_vec(), vec![2.0, 3.0, 4.0]);
         assert_eq!(b.len(), 3);
+        let newest: Vec<f64> = b.newest(2).map(|w| w[0]).collect();
+        assert_eq!(newest, vec![3.0, 4.0]);
+        assert_eq!(b.newest(10).count(), 3);
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub enum ScoreSource {
     Pca,
     /// The trivial baseline (distance from the training mean window), for comparison.
     Mean,
+    /// The mean of the autoencoder's and the PCA baseline's errors (a two-model
+    /// ensemble; both are in the same normalised units).
+    AePca,
 }
 
 impl ScoreSource {
@@ -88,6 +91,7 @@ impl ScoreSource {
             Self::Ae => s.ae,
             Self::Pca => s.pca,
             Self::Mean => s.mean,
+            Self::AePca => 0.5 * (s.ae + s.pca),
         }
     }
 }
@@ -158,6 +162,11 @@ pub struct ThresholdConfig {
     pub min_scores: usize,
     /// AE or PCA.
     pub score: ScoreSource,
+    /// Scores over the threshold enter the quantile window too.
+    pub learn_flagged: bool,
+    /// Rebuild the quantile window from the new model's scores of the training buffer at
+    /// every (re)train.
+    pub reseed: bool,
     /// Per-sensor overrides.
     pub sensors: BTreeMap<String, SensorThreshold>,
 }
@@ -178,6 +187,14 @@ pub struct ScoreConfig {
     pub quantile: Quantile,
     /// Onset suppression, rows (0 = off).
     pub onset_rows: usize,
+    /// Readings at the end of each window the error is averaged over (0 = the whole
+    /// window).
+    pub tail_rows: usize,
+    /// Rebuild the reference from the new model's errors on the training buffer at
+    /// every (re)train.
+    pub reseed: bool,
+    /// Errors of windows over the threshold join the reference too.
+    pub learn_flagged: bool,
 }
 
 /// Everything the sans-IO detector needs.

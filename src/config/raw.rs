@@ -226,10 +226,20 @@ pub struct RawThreshold {
     pub window: usize,
     /// Scores needed before any alert. Default 100.
     pub min_scores: usize,
-    /// Which score is thresholded: `ae`, `pca` or `mean` (the trivial baseline). Default `ae`.
+    /// Which score is thresholded: `ae`, `pca`, `ae_pca` (mean of both) or `mean` (the
+    /// trivial baseline). Default `ae`.
     pub score: String,
     /// Static floor: the threshold is never below this. Default 0.
     pub floor: f64,
+    /// Whether a score over the threshold joins the quantile window. `false` keeps a
+    /// long anomaly from raising its own threshold (the threshold then follows normal
+    /// scores only). Default true.
+    pub learn_flagged: bool,
+    /// At every (re)train, refill the quantile window with the new model's scores of the
+    /// newest `window` training windows (the control limit from training data, as
+    /// SKAB's methods do); alerts may then start as soon as the model exists.
+    /// Default false.
+    pub reseed: bool,
     /// Per-sensor overrides, keyed by sensor id: `[threshold.sensors.pump-7]`.
     pub sensors: BTreeMap<String, RawThresholdOverride>,
 }
@@ -267,6 +277,19 @@ pub struct RawScore {
     /// Rows after a high anomaly score during which only a higher one counts again
     /// (onset-only scoring); 0 disables. Default 100.
     pub onset_rows: usize,
+    /// The error of a window is the mean squared error of its newest `tail_rows`
+    /// readings only (what just arrived), not of the whole window; 0 = whole window.
+    /// Applies to every score (AE, PCA, mean) and so to thresholds too. Default 0.
+    pub tail_rows: usize,
+    /// At every (re)train, replace the reference history by the new model's errors on
+    /// the newest `history` windows of the training buffer, so the reference matches
+    /// the model that is scoring (and is ready the moment the first model is).
+    /// Default false.
+    pub reseed: bool,
+    /// Whether the error of a window over the alert threshold joins the reference
+    /// history. `false` keeps one anomaly from masking the next for `history` windows.
+    /// Default true.
+    pub learn_flagged: bool,
 }
 
 fn default_sources() -> Vec<RawSource> {
@@ -398,6 +421,8 @@ impl Default for RawThreshold {
             min_scores: 100,
             score: "ae".into(),
             floor: 0.0,
+            learn_flagged: true,
+            reseed: false,
             sensors: BTreeMap::new(),
         }
     }
@@ -419,6 +444,9 @@ impl Default for RawScore {
             history: 1000,
             quantile: 1.0,
             onset_rows: 100,
+            tail_rows: 0,
+            reseed: false,
+            learn_flagged: true,
         }
     }
 }

@@ -45,7 +45,7 @@ fn range_problems_are_collected_in_one_pass() {
         (
             "threshold.score",
             "[threshold]\nscore = \"svm\"",
-            "must be ae, pca or mean",
+            "must be ae, pca, ae_pca or mean",
         ),
         ("mqtt.protocol", "[mqtt]\nprotocol = 4", "must be 3 or 5, got 4"),
         (
@@ -99,4 +99,16 @@ fn raw_config_round_trips_through_toml() {
     let text = toml::to_string(&raw).unwrap();
     let back: RawConfig = toml::from_str(&text).unwrap();
     assert_eq!(raw, back);
+}
+
+#[test]
+fn ae_pca_score_is_the_mean_of_both_errors() {
+    let text = "[threshold]\nscore = \"ae_pca\"";
+    let c = Config::from_toml_str(text).unwrap();
+    let s = crate::model::WindowScores {
+        ae: 1.0,
+        pca: 3.0,
+        mean: 10.0,
+    };
+    assert_eq!(c.detector.threshold.score.pick(&s), 2.0);
 }

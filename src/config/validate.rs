@@ -382,10 +382,11 @@ fn threshold(raw: &RawConfig, p: &mut Problems) -> ThresholdConfig {
         "ae" => ScoreSource::Ae,
         "pca" => ScoreSource::Pca,
         "mean" => ScoreSource::Mean,
+        "ae_pca" => ScoreSource::AePca,
         other => {
             p.add(
                 "threshold.score",
-                format!("must be ae, pca or mean, got {other:?}"),
+                format!("must be ae, pca, ae_pca or mean, got {other:?}"),
             );
             ScoreSource::Ae
         }
@@ -408,6 +409,8 @@ fn threshold(raw: &RawConfig, p: &mut Problems) -> ThresholdConfig {
         window: t.window.max(1),
         min_scores: t.min_scores.max(1),
         score,
+        learn_flagged: t.learn_flagged,
+        reseed: t.reseed,
         sensors,
     }
 }
@@ -432,9 +435,18 @@ fn score(raw: &RawConfig, p: &mut Problems) -> ScoreConfig {
     p.check(s.history >= 1, "score.history", || {
         format!("must be at least 1, got {}", s.history)
     });
+    p.check(s.tail_rows <= raw.window.size, "score.tail_rows", || {
+        format!(
+            "must be at most window.size ({}), got {}",
+            raw.window.size, s.tail_rows
+        )
+    });
     ScoreConfig {
         history: s.history.max(1),
         quantile: p.quantile("score.quantile", s.quantile),
         onset_rows: s.onset_rows,
+        tail_rows: s.tail_rows.min(raw.window.size),
+        reseed: s.reseed,
+        learn_flagged: s.learn_flagged,
     }
 }

@@ -160,20 +160,25 @@ impl Pipeline {
     }
 
     fn score(&mut self, model: &Model, config: &DetectorConfig) -> Scored {
-        let scores = model.score(&self.raw, &mut self.workspace);
+        let scores = model.score(&self.raw, &mut self.workspace, config.score.tail_rows);
         let value = config.threshold.score.pick(&scores);
         let floor = config.threshold.for_sensor(self.sensor.as_str()).floor;
         // The threshold is read before this score joins the window: past data only.
         let threshold = (self.threshold.len() >= config.threshold.min_scores)
             .then(|| self.threshold.quantile().map(|q| q.max(floor)))
             .flatten();
-        self.threshold.push(value);
-        let anomaly_score = self.scorer.update(value);
+        let over = threshold.is_some_and(|t| value > t);
+        if !over || config.threshold.learn_flagged {
+            self.threshold.push(value);
+        }
+        let anomaly_score = self
+            .scorer
+            .update_learning(value, !over || config.score.learn_flagged);
         Scored {
             scores,
             threshold,
             anomaly_score,
-            over: threshold.is_some_and(|t| value > t),
+            over,
             model_version: model.version,
         }
     }
@@ -217,6 +222,42 @@ impl Pipeline {
             window_start: self.window.start_ts(),
             window_end: self.window.end_ts(),
         })
+    }
+
+    /// After a new model: rebuilds the anomaly scorer's reference and/or the threshold
+    /// window from the new model's scores of the newest training windows, as configured.
+    fn reseed(&mut self, config: &DetectorConfig) {
+        let (score, threshold) = (config.score.reseed, config.threshold.reseed);
+        let Some(model) = self.model.clone() else {
+            return;
+        };
+        if !score && !threshold {
+            return;
+        }
+        if score {
+            self.scorer.clear_history();
+        }
+        if threshold {
+            let q = config.threshold.for_sensor(self.sensor.as_str()).quantile.get();
+            self.threshold = RollingQuantile::new(config.threshold.window, q);
+        }
+        let n = match (score, threshold) {
+            (true, true) => config.score.history.max(config.threshold.window),
+            (true, false) => config.score.history,
+            _ => config.threshold.window,
+        };
+        let skip_score = self.buffer.len().min(n).saturating_sub(config.score.history);
+        let skip_threshold = self.buffer.len().min(n).saturating_sub(config.threshold.window);
+        for (i, w) in self.buffer.newest(n).enumerate() {
+            let s = model.score(w, &mut self.workspace, config.score.tail_rows);
+            let value = config.threshold.score.pick(&s);
+            if score && i >= skip_score {
+                self.scorer.learn(value);
+            }
+            if threshold && i >= skip_threshold {
+                self.threshold.push(value);
+            }
+        }
     }
 
     fn maybe_job(&mut self, config: &DetectorConfig) -> Option<TrainJob> {
@@ -311,6 +352,7 @@ impl Detector {
             p.training = false;
             if let Some(m) = model {
                 p.model = Some(Arc::new(m));
+                p.reseed(&self.config);
             }
         }
     }

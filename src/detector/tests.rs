@@ -164,3 +164,81 @@ impl TapRetrain for DetectorConfig {
         self
     }
 }
+
+/// The score of the window where a spike is the newest reading, and of the window two
+/// readings later.
+fn spike_scores(extra: &str) -> (f64, f64) {
+    let mut d = Detector::new(build_config(extra), 10);
+    let id = SensorId::new("s1");
+    feed(&mut d, &id, 0, 400);
+    let mut at = [0.0; 2];
+    for i in 400..410 {
+        let mut r = build_reading(i);
+        if i == 405 {
+            r[1] += 40.0;
+        }
+        let step = d.process_inline(&id, i as f64, &r, names).unwrap();
+        match i {
+            405 => at[0] = step.scored.unwrap().scores.ae,
+            407 => at[1] = step.scored.unwrap().scores.ae,
+            _ => {}
+        }
+    }
+    (at[0], at[1])
+}
+
+#[test]
+fn tail_rows_scores_only_the_newest_readings() {
+    let (now, later) = spike_scores("[score]\ntail_rows = 1");
+    assert!(now > 1.0 && later < now / 10.0, "{now} {later}");
+    // The whole-window error still sees the spike two readings later.
+    let (now, later) = spike_scores("");
+    assert!(later > now / 10.0, "{now} {later}");
+}
+
+/// Thresholds in force after a long run of high scores.
+fn threshold_after_a_shift(learn_flagged: bool) -> (f64, f64) {
+    let mut config = build_config("");
+    config.threshold.learn_flagged = learn_flagged;
+    let mut d = Detector::new(config, 10);
+    let id = SensorId::new("s1");
+    let steps = feed(&mut d, &id, 0, 400);
+    let before = steps.last().unwrap().scored.unwrap().threshold.unwrap();
+    let mut after = 0.0;
+    for i in 400..600 {
+        let mut r = build_reading(i);
+        r[1] += 40.0;
+        let step = d.process_inline(&id, i as f64, &r, names).unwrap();
+        after = step.scored.unwrap().threshold.unwrap();
+    }
+    (before, after)
+}
+
+#[test]
+fn unflagged_learning_keeps_a_long_anomaly_out_of_the_threshold() {
+    let (before, after) = threshold_after_a_shift(false);
+    assert!((after - before).abs() < 1e-12, "{before} {after}");
+    let (before, after) = threshold_after_a_shift(true);
+    assert!(after > 10.0 * before, "{before} {after}");
+}
+
+/// The first scored window after the first model.
+fn first_scored(reseed: bool) -> Scored {
+    let mut config = build_config("");
+    config.score.reseed = reseed;
+    config.threshold.reseed = reseed;
+    let mut d = Detector::new(config, 10);
+    let id = SensorId::new("s1");
+    let steps = feed(&mut d, &id, 0, 80);
+    steps.iter().find_map(|s| s.scored).unwrap()
+}
+
+#[test]
+fn reseeding_makes_reference_and_threshold_ready_with_the_model() {
+    let cold = first_scored(false);
+    assert_eq!(cold.anomaly_score, 0.0);
+    assert!(cold.threshold.is_none());
+    let warm = first_scored(true);
+    assert!(warm.anomaly_score > 0.0 && warm.anomaly_score < 1.0);
+    assert!(warm.threshold.is_some_and(|t| t > 0.0));
+}

@@ -82,15 +82,22 @@ pub struct WindowScores {
 impl Model {
     /// Scores a raw flattened window with both models. Leaves the autoencoder's
     /// per-input squared errors in `ws.squared_error` for [`Self::channel_errors`].
-    pub fn score(&self, raw: &[f64], ws: &mut Workspace) -> WindowScores {
+    ///
+    /// With `tail_rows > 0` every score is the mean over the newest `tail_rows`
+    /// readings of the window only (the reconstruction still sees the whole window).
+    pub fn score(&self, raw: &[f64], ws: &mut Workspace, tail_rows: usize) -> WindowScores {
         let k = raw.len();
+        let from = match tail_rows {
+            0 => 0,
+            t => k.saturating_sub(t * self.channels),
+        };
+        let n = (k - from).max(1) as f64;
         ws.normalised.resize(k, 0.0);
         ws.reconstruction.resize(k, 0.0);
         ws.squared_error.resize(k, 0.0);
         self.normaliser.apply_into(raw, &mut ws.normalised);
         self.ae
             .reconstruct_into(&ws.normalised, &mut ws.reconstruction, &mut ws.scratch);
-        let mut ae = 0.0;
         for ((e, x), r) in ws
             .squared_error
             .iter_mut()
@@ -98,20 +105,19 @@ impl Model {
             .zip(&ws.reconstruction)
         {
             *e = (x - r) * (x - r);
-            ae += *e;
         }
+        let ae: f64 = ws.squared_error[from..].iter().sum();
         self.pca
             .reconstruct_into(&ws.normalised, &mut ws.reconstruction, &mut ws.scratch);
-        let pca: f64 = ws
-            .normalised
+        let pca: f64 = ws.normalised[from..]
             .iter()
-            .zip(&ws.reconstruction)
+            .zip(&ws.reconstruction[from..])
             .map(|(x, r)| (x - r) * (x - r))
             .sum();
-        let mean = self.pca.mean_error(&ws.normalised);
+        let mean = self.pca.mean_error_from(&ws.normalised, from);
         WindowScores {
-            ae: ae / k as f64,
-            pca: pca / k as f64,
+            ae: ae / n,
+            pca: pca / n,
             mean,
         }
     }
