@@ -192,6 +192,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 seed,
                 anomaly_every,
                 warmup,
+                ..Default::default()
             };
             let duration = seconds.map(std::time::Duration::from_secs);
             let summary = block_on(anomalyd::simulate::run(
