@@ -14,6 +14,7 @@ fn build_params(seed: u64) -> SimParams {
         seed,
         anomaly_every: 5.0,
         warmup: 30.0,
+        ..SimParams::default()
     }
 }
 
