@@ -1,14 +1,29 @@
 //! Broker connection settings shared by the subscriber ([`super::mqtt`]) and the
-//! publisher ([`crate::publish`]): MQTT options from `[mqtt]` (session, credentials,
-//! TLS with rustls + ring, last will) and the reconnect [`Backoff`].
+//! publisher ([`crate::publish`]): MQTT 3.1.1 and MQTT 5 options from `[mqtt]`
+//! (session, credentials, TLS with rustls + ring, last will) and the reconnect
+//! [`Backoff`]. [`super::net`] picks the protocol and builds the client from these.
 //!
 //! Nothing here touches a socket, so the pure parts are unit-tested.
 
 use std::time::Duration;
 
-use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
+use rumqttc::{QoS, TlsConfiguration, Transport, v5};
 
 use crate::config::MqttConfig;
+
+/// Largest packet accepted from the broker. Telemetry payloads are limited by
+/// `limits.max_payload_bytes` after receipt; this limit only keeps rumqttc from
+/// rejecting an oversize payload as a protocol error (which would drop the connection
+/// instead of counting one message).
+const MAX_INCOMING_PACKET: usize = 16 * 1024 * 1024;
+
+/// Largest packet the daemon sends (MQTT 3.1.1; under MQTT 5 the broker's ConnAck says).
+const MAX_OUTGOING_PACKET: usize = 1024 * 1024;
+
+/// MQTT 5 session expiry of a persistent session: `u32::MAX` means the session never
+/// expires (MQTT 5 §3.1.2.11.2), like a 3.1.1 session with `clean_session = false`.
+/// Without it an MQTT 5 broker ends the session at disconnect and queues nothing.
+const SESSION_NEVER_EXPIRES: u32 = u32::MAX;
 
 /// Why the connection settings could not be built. Fatal at startup.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +42,46 @@ pub enum ConnError {
     #[error("`mqtt.tls` needs both cert_file and key_file for client authentication, got only one")]
     HalfClientAuth,
     /// A protocol version the daemon does not speak.
-    #[error("`mqtt.protocol` {0} is not supported by this build of the daemon (use 3)")]
+    #[error("`mqtt.protocol` must be 3 or 5, got {0}")]
     Protocol(u8),
+}
+
+/// A last will, independent of the protocol version: retained, QoS 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Will {
+    /// The topic the broker publishes the will on.
+    pub topic: String,
+    /// The will's payload.
+    pub payload: &'static str,
+}
+
+/// What both protocol versions configure the same way.
+struct Common {
+    credentials: Option<(String, String)>,
+    transport: Option<Transport>,
+}
+
+impl Common {
+    fn read(cfg: &MqttConfig) -> Result<Self, ConnError> {
+        let credentials = match &cfg.username {
+            Some(user) => {
+                let password = match &cfg.password_file {
+                    Some(path) => read_password(path)?,
+                    None => String::new(),
+                };
+                Some((user.clone(), password))
+            }
+            None => None,
+        };
+        let transport = match &cfg.tls {
+            Some(tls) => Some(Transport::Tls(tls_config(tls)?)),
+            None => None,
+        };
+        Ok(Self {
+            credentials,
+            transport,
+        })
+    }
 }
 
 /// Builds MQTT 3.1.1 options for one connection of this instance.
@@ -39,37 +92,79 @@ pub enum ConnError {
 /// # Errors
 ///
 /// [`ConnError`] when a credential or TLS file cannot be read.
-pub fn options(cfg: &MqttConfig, client_id: &str, will: Option<LastWill>) -> Result<MqttOptions, ConnError> {
-    if cfg.protocol != 3 {
-        return Err(ConnError::Protocol(cfg.protocol));
-    }
-    let mut opts = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
+pub fn options(
+    cfg: &MqttConfig,
+    client_id: &str,
+    will: Option<&Will>,
+) -> Result<rumqttc::MqttOptions, ConnError> {
+    let common = Common::read(cfg)?;
+    let mut opts = rumqttc::MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
     opts.set_keep_alive(cfg.keep_alive.max(Duration::from_secs(1)));
     // A persistent session lets the broker queue QoS 1 telemetry while we restart.
     opts.set_clean_session(!cfg.persistent_session);
-    // Telemetry payloads are limited by `limits.max_payload_bytes` after receipt; the
-    // packet limit only keeps rumqttc from rejecting an oversize payload as a
-    // protocol error (which would drop the connection instead of counting one message).
-    opts.set_max_packet_size(16 * 1024 * 1024, 1024 * 1024);
-    if let Some(user) = &cfg.username {
-        let password = match &cfg.password_file {
-            Some(path) => read_password(path)?,
-            None => String::new(),
-        };
-        opts.set_credentials(user.clone(), password);
+    opts.set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
+    if let Some((user, password)) = common.credentials {
+        opts.set_credentials(user, password);
     }
-    if let Some(tls) = &cfg.tls {
-        opts.set_transport(Transport::Tls(tls_config(tls)?));
+    if let Some(transport) = common.transport {
+        opts.set_transport(transport);
     }
     if let Some(will) = will {
-        opts.set_last_will(will);
+        opts.set_last_will(rumqttc::LastWill::new(
+            &will.topic,
+            will.payload,
+            QoS::AtLeastOnce,
+            true,
+        ));
+    }
+    Ok(opts)
+}
+
+/// Builds MQTT 5 options: the same settings as [`options`], with the session kept by
+/// `clean_start = false` plus a session expiry interval.
+///
+/// # Errors
+///
+/// [`ConnError`] when a credential or TLS file cannot be read.
+pub fn options_v5(
+    cfg: &MqttConfig,
+    client_id: &str,
+    will: Option<&Will>,
+) -> Result<v5::MqttOptions, ConnError> {
+    let common = Common::read(cfg)?;
+    let mut opts = v5::MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
+    opts.set_keep_alive(cfg.keep_alive.max(Duration::from_secs(1)));
+    opts.set_clean_start(!cfg.persistent_session);
+    if cfg.persistent_session {
+        opts.set_session_expiry_interval(Some(SESSION_NEVER_EXPIRES));
+    }
+    // Sent to the broker as Maximum Packet Size; the outgoing limit is the broker's.
+    opts.set_max_packet_size(Some(MAX_INCOMING_PACKET as u32));
+    if let Some((user, password)) = common.credentials {
+        opts.set_credentials(user, password);
+    }
+    if let Some(transport) = common.transport {
+        opts.set_transport(transport);
+    }
+    if let Some(will) = will {
+        let qos = v5::mqttbytes::QoS::AtLeastOnce;
+        opts.set_last_will(v5::mqttbytes::v5::LastWill::new(
+            &will.topic,
+            will.payload,
+            qos,
+            true,
+            None,
+        ));
     }
     Ok(opts)
 }
 
 /// The retained `offline` last will for the status topic.
-pub fn offline_will(status_topic: &str) -> LastWill {
-    LastWill::new(status_topic, "offline", QoS::AtLeastOnce, true)
+pub fn offline_will(status_topic: &str) -> Will {
+    Will {
+        topic: status_topic.to_string(),
+        payload: "offline",
+    }
 }
 
 fn read_file(what: &'static str, path: &str) -> Result<Vec<u8>, ConnError> {
@@ -170,6 +265,44 @@ mod tests {
             read_password(path.to_str().expect("utf-8 path")).expect("read"),
             "s3cret"
         );
+    }
+
+    fn build_mqtt_config(persistent_session: bool) -> MqttConfig {
+        MqttConfig {
+            host: "localhost".into(),
+            port: 1883,
+            client_id: "c".into(),
+            keep_alive: Duration::from_secs(5),
+            persistent_session,
+            protocol: 5,
+            qos: 1,
+            username: None,
+            password_file: None,
+            tls: None,
+            reconnect_min: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn v5_persistent_session_keeps_the_session_and_never_expires_it() {
+        let opts = options_v5(&build_mqtt_config(true), "c", None).expect("options");
+        assert!(!opts.clean_start());
+        assert_eq!(opts.session_expiry_interval(), Some(u32::MAX));
+        let opts = options_v5(&build_mqtt_config(false), "c", None).expect("options");
+        assert!(opts.clean_start());
+        assert_eq!(opts.session_expiry_interval(), None);
+    }
+
+    #[test]
+    fn v5_will_is_retained_offline_at_qos_1() {
+        let will = offline_will("p/status");
+        let opts = options_v5(&build_mqtt_config(true), "c", Some(&will)).expect("options");
+        let lw = opts.last_will().expect("will set");
+        assert_eq!(&lw.topic[..], b"p/status");
+        assert_eq!(&lw.message[..], b"offline");
+        assert!(lw.retain);
+        assert_eq!(lw.qos, v5::mqttbytes::QoS::AtLeastOnce);
     }
 
     #[test]

@@ -4,5 +4,6 @@
 //! pure bytes → records, no IO). It does not window, score or alert; the detector does.
 pub mod conn;
 pub mod mqtt;
+pub mod net;
 pub mod payload;
 pub mod route;

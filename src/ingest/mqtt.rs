@@ -1,20 +1,22 @@
 //! The subscriber: the only poller of the telemetry connection's MQTT event loop.
 //!
-//! [`Ingest::run`] polls rumqttc, (re)subscribes every `[[sources]]` filter after a
-//! ConnAck without a session, routes each Publish to its source, takes the sensor id
-//! from the topic or the payload, parses with [`super::payload::parse`] and hands
-//! [`Telemetry`] to the detector with `try_send`: `poll()` is never blocked, and a full
-//! channel is a counted drop. After a connection error it backs off exponentially in
-//! a `select!` with the cancellation token. It does not window, score or publish.
+//! [`Ingest::run`] polls the connection ([`super::net`]: MQTT 3.1.1 or 5), (re)subscribes
+//! every `[[sources]]` filter after a ConnAck without a session, routes each Publish to
+//! its source, takes the sensor id from the topic or the payload, parses with
+//! [`super::payload::parse`] and hands [`Telemetry`] to the detector with `try_send`:
+//! `poll()` is never blocked, and a full channel is a counted drop. After a connection
+//! error it backs off exponentially in a `select!` with the cancellation token. It does
+//! not window, score or publish.
 
 use std::time::Instant;
 
-use rumqttc::{AsyncClient, ConnAck, ConnectionError, Event, EventLoop, Packet, Publish, QoS};
+use rumqttc::QoS;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::conn::{self, Backoff, ConnError};
+use super::conn::{Backoff, ConnError};
+use super::net::{self, Client, EventLoop, NetError, NetEvent};
 use super::payload::{self, PayloadFormat, PayloadParams};
 use super::route::{Route, SensorFrom};
 use crate::config::Config;
@@ -56,7 +58,7 @@ pub enum IngestError {
 
 /// The subscriber task's state; see the module docs.
 pub struct Ingest {
-    client: AsyncClient,
+    client: Client,
     eventloop: EventLoop,
     routes: Vec<Route>,
     qos: QoS,
@@ -79,8 +81,7 @@ impl Ingest {
         readings_tx: mpsc::Sender<Telemetry>,
         health: Health,
     ) -> Result<Self, IngestError> {
-        let opts = conn::options(&config.mqtt, &config.mqtt.client_id, None)?;
-        let (client, eventloop) = AsyncClient::new(opts, REQUEST_CAPACITY);
+        let (client, eventloop) = net::connect(&config.mqtt, &config.mqtt.client_id, None, REQUEST_CAPACITY)?;
         let routes = build_routes(config)?;
         let qos = if config.mqtt.qos == 0 {
             QoS::AtMostOnce
@@ -121,28 +122,28 @@ impl Ingest {
         self.disconnect().await;
     }
 
-    fn on_event(&mut self, event: Event) {
+    fn on_event(&mut self, event: NetEvent) {
         match event {
-            Event::Incoming(Packet::ConnAck(ack)) => self.on_connack(ack),
-            Event::Incoming(Packet::Publish(publish)) => self.on_publish(&publish),
-            Event::Incoming(Packet::SubAck(ack)) => {
-                debug!(pkid = ack.pkid, codes = ?ack.return_codes, "Subscribed.")
-            }
+            NetEvent::ConnAck { session_present } => self.on_connack(session_present),
+            NetEvent::Publish { topic, payload } => self.on_publish(&topic, &payload),
+            NetEvent::SubAck { pkid, rejected: 0 } => debug!(pkid, "Subscribed."),
+            // E.g. `$share/...` on a broker without shared subscriptions.
+            NetEvent::SubAck { pkid, rejected } => warn!(pkid, rejected, "Broker refused subscriptions."),
             _ => {}
         }
     }
 
-    fn on_connack(&mut self, ack: ConnAck) {
-        info!(session_present = ack.session_present, "Telemetry connection up.");
+    fn on_connack(&mut self, session_present: bool) {
+        info!(session_present, "Telemetry connection up.");
         self.backoff.reset();
         self.health.set_broker_connected(true);
         // With a kept session the broker still has our subscriptions (and queued
         // telemetry); subscribing again would be harmless but is not needed.
-        if ack.session_present {
+        if session_present {
             return;
         }
         for route in &self.routes {
-            if let Err(error) = self.client.try_subscribe(route.filter.clone(), self.qos) {
+            if let Err(error) = self.client.try_subscribe(&route.filter, self.qos) {
                 warn!(topic = %route.filter, %error, "Cannot queue subscription.");
             }
         }
@@ -150,7 +151,7 @@ impl Ingest {
 
     /// Logs the error, marks the broker down and waits out the backoff. Returns false
     /// when cancelled during the wait.
-    async fn on_error(&mut self, error: ConnectionError, shutdown: &CancellationToken) -> bool {
+    async fn on_error(&mut self, error: NetError, shutdown: &CancellationToken) -> bool {
         let delay = self.backoff.next_delay();
         warn!(%error, retry_in_ms = delay.as_millis() as u64, "Telemetry connection failed.");
         self.health.set_broker_connected(false);
@@ -161,34 +162,30 @@ impl Ingest {
         }
     }
 
-    fn on_publish(&mut self, publish: &Publish) {
-        let Some(route) = self.routes.iter().find(|r| r.matches(&publish.topic)) else {
-            self.bad_input("no_route", &publish.topic, "topic matches no source");
+    fn on_publish(&mut self, topic: &str, payload: &[u8]) {
+        let Some(route) = self.routes.iter().find(|r| r.matches(topic)) else {
+            self.bad_input("no_route", topic, "topic matches no source");
             return;
         };
         let now = unix_now();
-        let records = match payload::parse(&publish.payload, &route.params, now) {
+        let records = match payload::parse(payload, &route.params, now) {
             Ok(records) => records,
             Err(error) => {
                 let kind = error.kind();
-                self.bad_input(kind, &publish.topic, &error.to_string());
+                self.bad_input(kind, topic, &error.to_string());
                 return;
             }
         };
-        let topic_sensor = route.sensor_from_topic(&publish.topic);
+        let topic_sensor = route.sensor_from_topic(topic);
         for record in records {
             let Some(sensor) = record.sensor.as_deref().or(topic_sensor) else {
-                self.bad_input(
-                    "missing_sensor",
-                    &publish.topic,
-                    "no sensor id in topic or payload",
-                );
+                self.bad_input("missing_sensor", topic, "no sensor id in topic or payload");
                 continue;
             };
             if record.channels.len() > self.max_channels {
                 self.bad_input(
                     "too_many_channels",
-                    &publish.topic,
+                    topic,
                     "more channels than limits.max_channels",
                 );
                 continue;
@@ -236,7 +233,7 @@ impl Ingest {
         let flush = async {
             loop {
                 match self.eventloop.poll().await {
-                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                    Ok(NetEvent::DisconnectSent) | Err(_) => break,
                     Ok(_) => {}
                 }
             }

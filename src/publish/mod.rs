@@ -16,7 +16,7 @@ mod unacked;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, ConnAck, ConnectionError, Event, EventLoop, Outgoing, Packet, QoS};
+use rumqttc::QoS;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -25,6 +25,7 @@ use tracing::{debug, info, warn};
 use crate::alert::{AlertEvent, AlertEventKind, render_topic};
 use crate::config::Config;
 use crate::ingest::conn::{self, Backoff, ConnError};
+use crate::ingest::net::{self, Client, EventLoop, NetError, NetEvent};
 use crate::metrics::names;
 use unacked::{Tracked, Unacked};
 
@@ -80,7 +81,7 @@ struct Message {
 
 /// The publisher task's state; see the module docs.
 pub struct Publisher {
-    client: AsyncClient,
+    client: Client,
     eventloop: EventLoop,
     alert_topic: String,
     state_topic: String,
@@ -107,8 +108,7 @@ impl Publisher {
     pub fn new(config: &Config) -> Result<Self, ConnError> {
         let will = conn::offline_will(&config.alerts.status_topic);
         let client_id = format!("{}-pub", config.mqtt.client_id);
-        let opts = conn::options(&config.mqtt, &client_id, Some(will))?;
-        let (client, eventloop) = AsyncClient::new(opts, REQUEST_CAPACITY);
+        let (client, eventloop) = net::connect(&config.mqtt, &client_id, Some(&will), REQUEST_CAPACITY)?;
         Ok(Self {
             client,
             eventloop,
@@ -211,11 +211,11 @@ impl Publisher {
         }
     }
 
-    fn on_poll(&mut self, event: Result<Event, ConnectionError>) {
+    fn on_poll(&mut self, event: Result<NetEvent, NetError>) {
         match event {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => self.on_connack(ack),
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => self.unacked.written(pkid),
-            Ok(Event::Incoming(Packet::PubAck(ack))) => self.unacked.acked(ack.pkid),
+            Ok(NetEvent::ConnAck { session_present }) => self.on_connack(session_present),
+            Ok(NetEvent::PublishSent { pkid }) => self.unacked.written(pkid),
+            Ok(NetEvent::PubAck { pkid }) => self.unacked.acked(pkid),
             Ok(_) => {}
             Err(error) => {
                 let delay = self.backoff.next_delay();
@@ -227,12 +227,12 @@ impl Publisher {
         }
     }
 
-    fn on_connack(&mut self, ack: ConnAck) {
-        if !ack.session_present {
+    fn on_connack(&mut self, session_present: bool) {
+        if !session_present {
             self.requeue_unacked();
         }
         info!(
-            session_present = ack.session_present,
+            session_present,
             queued = self.alerts.len(),
             "Alert connection up."
         );
@@ -297,7 +297,7 @@ impl Publisher {
         let drain = async {
             loop {
                 match self.eventloop.poll().await {
-                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                    Ok(NetEvent::DisconnectSent) | Err(_) => break,
                     Ok(other) => debug!(?other, "Flushing."),
                 }
             }

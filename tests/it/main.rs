@@ -3,6 +3,7 @@
 //! state directory, and every wait is bounded.
 
 mod lifecycle;
+mod mqtt5;
 mod resilience;
 mod support;
 
