@@ -4,6 +4,7 @@
 //! reconstruction of the same length; the score is the mean squared error.
 
 pub mod autoencoder;
+mod fastmath;
 
 /// Errors from building or training a model.
 #[derive(Debug, thiserror::Error, PartialEq)]

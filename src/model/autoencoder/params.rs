@@ -26,8 +26,8 @@ impl Activation {
     pub fn apply(self, z: f64) -> f64 {
         match self {
             Self::Relu => z.max(0.0),
-            Self::Tanh => z.tanh(),
-            Self::Sigmoid => 1.0 / (1.0 + (-z).exp()),
+            Self::Tanh => crate::model::fastmath::tanh(z),
+            Self::Sigmoid => 1.0 / (1.0 + crate::model::fastmath::exp(-z)),
             Self::Linear => z,
         }
     }
