@@ -318,3 +318,21 @@ fn detrend_and_point_keys_parse() {
     assert!(Config::from_toml_str("[window]\ndetrend = \"bogus\"").is_err());
     assert!(Config::from_toml_str("[score]\npoint = \"bogus\"").is_err());
 }
+
+#[test]
+fn snapshot_keeps_point_history_and_detrend_state() {
+    let mut config = build_config("[score]\npoint = \"z\"\nreseed = true");
+    config.detrend = Detrend::Ema { rows: 20 };
+    let mut a = Detector::new(config.clone(), 10);
+    let id = SensorId::new("s1");
+    feed(&mut a, &id, 0, 120);
+    let snap = a.snapshot();
+    let s = &snap.sensors[0];
+    assert!(!s.point_scorer.is_empty(), "point history saved");
+    assert_eq!(s.ema.len(), 2, "EMA saved");
+    let mut b = Detector::new(config, 10);
+    assert_eq!(b.restore(snap.clone()), 1);
+    let again = b.snapshot();
+    assert_eq!(again.sensors[0].point_scorer, s.point_scorer);
+    assert_eq!(again.sensors[0].ema, s.ema);
+}
