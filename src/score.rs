@@ -119,6 +119,8 @@ mod tests {
             tail_rows: 0,
             reseed: false,
             learn_flagged: true,
+            point: crate::config::PointScore::Off,
+            combine: crate::config::Combine::Max,
         })
     }
 

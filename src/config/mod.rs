@@ -195,6 +195,46 @@ pub struct ScoreConfig {
     pub reseed: bool,
     /// Errors of windows over the threshold join the reference too.
     pub learn_flagged: bool,
+    /// Second, per-reading component of `anomaly_score` (off by default).
+    pub point: PointScore,
+    /// How the window and point components are combined.
+    pub combine: Combine,
+}
+
+/// The newest reading's own error, scored beside the window error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PointScore {
+    /// No point component: `anomaly_score` is the window component alone.
+    Off,
+    /// Mean over channels of the newest reading's squared AE reconstruction error.
+    Ae,
+    /// Mean over channels of the newest reading's squared normalised value (its
+    /// deviation from the training mean, in training standard deviations).
+    Z,
+}
+
+/// How the window and point anomaly scores are combined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Combine {
+    /// The larger of the two.
+    Max,
+    /// Their mean.
+    Mean,
+}
+
+/// Drift removal applied to readings before they enter the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detrend {
+    /// Raw readings (default).
+    None,
+    /// Each channel minus an exponential moving average of its past readings
+    /// (alpha = 2 / (rows + 1)); the EMA starts at the first reading.
+    Ema {
+        /// Span of the EMA, readings.
+        rows: usize,
+    },
+    /// Each channel of a window minus its mean over that window.
+    WindowMean,
 }
 
 /// Everything the sans-IO detector needs.
@@ -212,6 +252,10 @@ pub struct DetectorConfig {
     pub alert: AlertParams,
     /// Anomaly score mapping.
     pub score: ScoreConfig,
+    /// Drift removal before windowing.
+    pub detrend: Detrend,
+    /// Channel names the detrend applies to; empty = every channel.
+    pub detrend_channels: Vec<String>,
 }
 
 /// Validated `[mqtt]`.

@@ -160,6 +160,14 @@ pub struct RawWindow {
     pub stride: usize,
     /// A gap longer than this (seconds, reading time) resets the window; 0 disables. Default 0.
     pub max_gap_secs: f64,
+    /// Drift removal before windowing: `none`, `ema` (each channel minus an EMA of its
+    /// past readings over `detrend_rows`) or `window_mean` (each channel of a window
+    /// minus its mean over the window). Default `none`.
+    pub detrend: String,
+    /// Span of the `ema` detrend, readings. Default 100.
+    pub detrend_rows: usize,
+    /// Channel names the detrend applies to; empty = every channel. Default empty.
+    pub detrend_channels: Vec<String>,
 }
 
 /// `[model]`.
@@ -290,6 +298,12 @@ pub struct RawScore {
     /// history. `false` keeps one anomaly from masking the next for `history` windows.
     /// Default true.
     pub learn_flagged: bool,
+    /// Second, per-reading component of `anomaly_score`: `off`, `ae` (the newest
+    /// reading's squared AE error) or `z` (its squared normalised value), divided by
+    /// its own past values like the window error. Default `off`.
+    pub point: String,
+    /// `max` or `mean` of the window and point components. Default `max`.
+    pub combine: String,
 }
 
 fn default_sources() -> Vec<RawSource> {
@@ -374,6 +388,9 @@ impl Default for RawWindow {
             size: 32,
             stride: 1,
             max_gap_secs: 0.0,
+            detrend: "none".into(),
+            detrend_rows: 100,
+            detrend_channels: Vec::new(),
         }
     }
 }
@@ -447,6 +464,8 @@ impl Default for RawScore {
             tail_rows: 0,
             reseed: false,
             learn_flagged: true,
+            point: "off".into(),
+            combine: "max".into(),
         }
     }
 }

@@ -260,6 +260,8 @@ fn detector(raw: &RawConfig, p: &mut Problems) -> DetectorConfig {
         threshold: threshold(raw, p),
         alert: alert(raw, p),
         score: score(raw, p),
+        detrend: detrend(raw, p),
+        detrend_channels: raw.window.detrend_channels.clone(),
     }
 }
 
@@ -448,5 +450,45 @@ fn score(raw: &RawConfig, p: &mut Problems) -> ScoreConfig {
         tail_rows: s.tail_rows.min(raw.window.size),
         reseed: s.reseed,
         learn_flagged: s.learn_flagged,
+        point: match s.point.as_str() {
+            "off" => PointScore::Off,
+            "ae" => PointScore::Ae,
+            "z" => PointScore::Z,
+            other => {
+                p.add("score.point", format!("must be off, ae or z, got {other:?}"));
+                PointScore::Off
+            }
+        },
+        combine: match s.combine.as_str() {
+            "max" => Combine::Max,
+            "mean" => Combine::Mean,
+            other => {
+                p.add("score.combine", format!("must be max or mean, got {other:?}"));
+                Combine::Max
+            }
+        },
+    }
+}
+
+fn detrend(raw: &RawConfig, p: &mut Problems) -> Detrend {
+    let w = &raw.window;
+    match w.detrend.as_str() {
+        "none" => Detrend::None,
+        "window_mean" => Detrend::WindowMean,
+        "ema" => {
+            p.check(w.detrend_rows >= 1, "window.detrend_rows", || {
+                format!("must be at least 1, got {}", w.detrend_rows)
+            });
+            Detrend::Ema {
+                rows: w.detrend_rows.max(1),
+            }
+        }
+        other => {
+            p.add(
+                "window.detrend",
+                format!("must be none, ema or window_mean, got {other:?}"),
+            );
+            Detrend::None
+        }
     }
 }

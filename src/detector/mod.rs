@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::alert::{AlertEvent, AlertState, ChannelContribution};
-use crate::config::{DetectorConfig, TrainPolicy};
+use crate::config::{Combine, DetectorConfig, Detrend, PointScore, TrainPolicy};
 use crate::model::{Model, WindowScores, Workspace};
 use crate::reading::SensorId;
 use crate::score::AnomalyScorer;
@@ -83,6 +83,15 @@ pub struct Pipeline {
     buffer: TrainingBuffer,
     threshold: RollingQuantile,
     scorer: AnomalyScorer,
+    /// Anomaly scorer of the newest reading's error (`score.point`).
+    point_scorer: AnomalyScorer,
+    /// Per-channel EMA of past readings (`window.detrend = "ema"`).
+    ema: Vec<f64>,
+    ema_started: bool,
+    /// Per channel: whether the detrend applies to it (`window.detrend_channels`).
+    detrend_mask: Vec<bool>,
+    /// The reading after drift removal, handed to the window.
+    detrended: Vec<f64>,
     alert: AlertState,
     /// A job is out and its model not yet installed.
     training: bool,
@@ -105,6 +114,14 @@ impl Pipeline {
             buffer: TrainingBuffer::new(config.training.buffer, width),
             threshold: RollingQuantile::new(config.threshold.window, t.quantile.get()),
             scorer: AnomalyScorer::new(&config.score),
+            point_scorer: AnomalyScorer::new(&config.score),
+            ema: vec![0.0; params.channels],
+            ema_started: false,
+            detrend_mask: channel_names
+                .iter()
+                .map(|n| config.detrend_channels.is_empty() || config.detrend_channels.contains(n))
+                .collect(),
+            detrended: vec![0.0; params.channels],
             alert: AlertState::default(),
             training: false,
             windows_since_job: 0,
@@ -134,7 +151,39 @@ impl Pipeline {
     }
 
     fn push(&mut self, ts: f64, values: &[f64], config: &DetectorConfig) -> Result<Step, WindowReject> {
-        match self.window.push(ts, values) {
+        let push = match config.detrend {
+            Detrend::Ema { rows } if values.len() == self.detrended.len() => {
+                // Past readings only: the EMA is updated after this reading is taken.
+                for (((d, &v), &m), &on) in self
+                    .detrended
+                    .iter_mut()
+                    .zip(values)
+                    .zip(&self.ema)
+                    .zip(&self.detrend_mask)
+                {
+                    *d = match (on, self.ema_started) {
+                        (false, _) => v,
+                        (true, true) => v - m,
+                        (true, false) => 0.0,
+                    };
+                }
+                let push = self.window.push(ts, &self.detrended);
+                if !matches!(push, Push::Rejected(_)) {
+                    let alpha = 2.0 / (rows as f64 + 1.0);
+                    for (m, &v) in self.ema.iter_mut().zip(values) {
+                        *m = if self.ema_started {
+                            *m + alpha * (v - *m)
+                        } else {
+                            v
+                        };
+                    }
+                    self.ema_started = true;
+                }
+                push
+            }
+            _ => self.window.push(ts, values),
+        };
+        match push {
             Push::Rejected(reason) => Err(reason),
             Push::Filling => Ok(Step::default()),
             Push::Ready => Ok(self.on_window(ts, config)),
@@ -143,6 +192,9 @@ impl Pipeline {
 
     fn on_window(&mut self, ts: f64, config: &DetectorConfig) -> Step {
         self.window.copy_into(&mut self.raw);
+        if config.detrend == Detrend::WindowMean {
+            demean(&mut self.raw, &self.detrend_mask);
+        }
         let mut step = Step::default();
         let mut flagged = false;
         if let Some(model) = self.model.clone() {
@@ -171,15 +223,34 @@ impl Pipeline {
         if !over || config.threshold.learn_flagged {
             self.threshold.push(value);
         }
-        let anomaly_score = self
-            .scorer
-            .update_learning(value, !over || config.score.learn_flagged);
+        let learn = !over || config.score.learn_flagged;
+        let window_score = self.scorer.update_learning(value, learn);
+        let anomaly_score = match self.point_error(config) {
+            None => window_score,
+            Some(e) => {
+                let point_score = self.point_scorer.update_learning(e, learn);
+                match config.score.combine {
+                    Combine::Max => window_score.max(point_score),
+                    Combine::Mean => 0.5 * (window_score + point_score),
+                }
+            }
+        };
         Scored {
             scores,
             threshold,
             anomaly_score,
             over,
             model_version: model.version,
+        }
+    }
+
+    /// The newest reading's error for the point component, from the last score.
+    fn point_error(&self, config: &DetectorConfig) -> Option<f64> {
+        let channels = self.channel_names.len();
+        match config.score.point {
+            PointScore::Off => None,
+            PointScore::Ae => Some(self.workspace.newest_ae_error(channels)),
+            PointScore::Z => Some(self.workspace.newest_z_error(channels)),
         }
     }
 
@@ -236,6 +307,7 @@ impl Pipeline {
         }
         if score {
             self.scorer.clear_history();
+            self.point_scorer.clear_history();
         }
         if threshold {
             let q = config.threshold.for_sensor(self.sensor.as_str()).quantile.get();
@@ -253,6 +325,9 @@ impl Pipeline {
             let value = config.threshold.score.pick(&s);
             if score && i >= skip_score {
                 self.scorer.learn(value);
+                if let Some(e) = self.point_error(config) {
+                    self.point_scorer.learn(e);
+                }
             }
             if threshold && i >= skip_threshold {
                 self.threshold.push(value);
@@ -286,6 +361,19 @@ impl Pipeline {
             channels: self.channel_names.len(),
             warm: self.model.clone(),
         })
+    }
+}
+
+/// Subtracts from each selected channel of a flattened time-major window its mean over
+/// the window, in place.
+fn demean(window: &mut [f64], mask: &[bool]) {
+    let channels = mask.len().max(1);
+    let rows = (window.len() / channels).max(1) as f64;
+    for (c, _) in mask.iter().enumerate().filter(|(_, on)| **on) {
+        let mean = window.iter().skip(c).step_by(channels).sum::<f64>() / rows;
+        for v in window.iter_mut().skip(c).step_by(channels) {
+            *v -= mean;
+        }
     }
 }
 

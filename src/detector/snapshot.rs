@@ -42,6 +42,13 @@ pub struct SensorSnapshot {
     pub threshold: Vec<f64>,
     /// Anomaly-score reference history, oldest first.
     pub scorer: Vec<f64>,
+    /// Reference history of the `score.point` component, oldest first (absent in older
+    /// snapshots).
+    #[serde(default)]
+    pub point_scorer: Vec<f64>,
+    /// Per-channel EMA of past readings for `window.detrend = "ema"`; empty = not started.
+    #[serde(default)]
+    pub ema: Vec<f64>,
     /// Alert lifecycle state.
     pub alert: AlertState,
 }
@@ -54,6 +61,12 @@ impl Pipeline {
             model: self.model.as_deref().cloned(),
             threshold: self.threshold.values_in_order().collect(),
             scorer: self.scorer.history(),
+            point_scorer: self.point_scorer.history(),
+            ema: if self.ema_started {
+                self.ema.clone()
+            } else {
+                Vec::new()
+            },
             alert: self.alert.clone(),
         }
     }
@@ -106,6 +119,11 @@ impl Detector {
                 p.threshold.push(v);
             }
             p.scorer.restore(&s.scorer);
+            p.point_scorer.restore(&s.point_scorer);
+            if s.ema.len() == channels {
+                p.ema = s.ema;
+                p.ema_started = true;
+            }
             p.alert = s.alert;
             self.pipelines.insert(id, p);
             restored += 1;
@@ -124,6 +142,9 @@ impl Detector {
             let history = p.scorer.history();
             p.scorer = AnomalyScorer::new(&self.config.score);
             p.scorer.restore(&history);
+            let history = p.point_scorer.history();
+            p.point_scorer = AnomalyScorer::new(&self.config.score);
+            p.point_scorer.restore(&history);
         }
     }
 }

@@ -242,3 +242,97 @@ fn reseeding_makes_reference_and_threshold_ready_with_the_model() {
     assert!(warm.anomaly_score > 0.0 && warm.anomaly_score < 1.0);
     assert!(warm.threshold.is_some_and(|t| t > 0.0));
 }
+
+/// The anomaly score of the window whose newest reading is a moderate spike.
+fn spike_anomaly_score(extra: &str) -> f64 {
+    let mut d = Detector::new(build_config(&format!("[score]\nreseed = true\n{extra}")), 10);
+    let id = SensorId::new("s1");
+    feed(&mut d, &id, 0, 400);
+    let mut r = build_reading(400);
+    r[1] += 3.0;
+    let step = d.process_inline(&id, 400.0, &r, names).unwrap();
+    step.scored.unwrap().anomaly_score
+}
+
+#[test]
+fn point_component_lifts_a_new_extreme_reading() {
+    let window_only = spike_anomaly_score("");
+    for point in ["z", "ae"] {
+        let with_point = spike_anomaly_score(&format!("point = \"{point}\""));
+        assert!(
+            with_point > window_only + 0.05,
+            "{point}: {with_point} vs window only {window_only}"
+        );
+    }
+}
+
+/// AE scores just before and 200 readings after a lasting +40 shift of channel `vib`.
+fn shift_scores(detrend: Detrend, channels: &[&str]) -> (f64, f64) {
+    let mut config = build_config("");
+    config.detrend = detrend;
+    config.detrend_channels = channels.iter().map(|c| c.to_string()).collect();
+    let mut d = Detector::new(config, 10);
+    let id = SensorId::new("s1");
+    let mut at = [0.0; 2];
+    for i in 0..600 {
+        let mut r = build_reading(i);
+        if i >= 400 {
+            r[1] += 40.0;
+        }
+        let step = d.process_inline(&id, i as f64, &r, names).unwrap();
+        match i {
+            399 => at[0] = step.scored.unwrap().scores.ae,
+            599 => at[1] = step.scored.unwrap().scores.ae,
+            _ => {}
+        }
+    }
+    (at[0], at[1])
+}
+
+#[test]
+fn detrend_follows_a_lasting_level_shift() {
+    let (before, after) = shift_scores(Detrend::None, &[]);
+    assert!(after > 100.0 * before, "no detrend: {before} {after}");
+    for detrend in [Detrend::Ema { rows: 20 }, Detrend::WindowMean] {
+        let (before, after) = shift_scores(detrend, &[]);
+        assert!(after < 10.0 * before.max(1e-3), "{detrend:?}: {before} {after}");
+    }
+    // Only the listed channels are detrended.
+    let (before, after) = shift_scores(Detrend::Ema { rows: 20 }, &["temp"]);
+    assert!(after > 100.0 * before, "vib not detrended: {before} {after}");
+    let (before, after) = shift_scores(Detrend::Ema { rows: 20 }, &["vib"]);
+    assert!(after < 10.0 * before.max(1e-3), "vib detrended: {before} {after}");
+}
+
+#[test]
+fn detrend_and_point_keys_parse() {
+    let c = build_config("[score]\npoint = \"z\"\ncombine = \"mean\"");
+    assert_eq!(c.score.point, PointScore::Z);
+    assert_eq!(c.score.combine, Combine::Mean);
+    let d = build_config("");
+    assert_eq!((d.score.point, d.detrend), (PointScore::Off, Detrend::None));
+    let text = "[window]\ndetrend = \"ema\"\ndetrend_rows = 50\ndetrend_channels = [\"a\"]";
+    let c = Config::from_toml_str(text).unwrap().detector;
+    assert_eq!(c.detrend, Detrend::Ema { rows: 50 });
+    assert_eq!(c.detrend_channels, vec!["a".to_string()]);
+    assert!(Config::from_toml_str("[window]\ndetrend = \"bogus\"").is_err());
+    assert!(Config::from_toml_str("[score]\npoint = \"bogus\"").is_err());
+}
+
+#[test]
+fn snapshot_keeps_point_history_and_detrend_state() {
+    let mut config = build_config("[score]\npoint = \"z\"\nreseed = true");
+    config.detrend = Detrend::Ema { rows: 20 };
+    let mut a = Detector::new(config.clone(), 10);
+    let id = SensorId::new("s1");
+    feed(&mut a, &id, 0, 120);
+    let snap = a.snapshot();
+    let s = &snap.sensors[0];
+    assert!(!s.point_scorer.is_empty(), "point history saved");
+    assert_eq!(s.ema.len(), 2, "EMA saved");
+    let mut b = Detector::new(config, 10);
+    assert_eq!(b.restore(snap.clone()), 1);
+    let again = b.snapshot();
+    assert_eq!(again.sensors[0].point_scorer, s.point_scorer);
+    assert_eq!(again.sensors[0].ema, s.ema);
+}

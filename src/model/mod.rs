@@ -69,6 +69,26 @@ pub struct Workspace {
     scratch: Vec<f64>,
 }
 
+impl Workspace {
+    /// Mean over channels of the newest reading's squared AE error, from the last
+    /// [`Model::score`] call.
+    pub fn newest_ae_error(&self, channels: usize) -> f64 {
+        newest_mean(&self.squared_error, channels, |e| e)
+    }
+
+    /// Mean over channels of the newest reading's squared normalised value (distance
+    /// from the training mean), from the last [`Model::score`] call.
+    pub fn newest_z_error(&self, channels: usize) -> f64 {
+        newest_mean(&self.normalised, channels, |x| x * x)
+    }
+}
+
+fn newest_mean(v: &[f64], channels: usize, f: impl Fn(f64) -> f64) -> f64 {
+    let c = channels.clamp(1, v.len().max(1));
+    let from = v.len().saturating_sub(c);
+    v[from..].iter().map(|&x| f(x)).sum::<f64>() / c as f64
+}
+
 /// Both scores of one window.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WindowScores {
