@@ -10,11 +10,7 @@ async fn normal_telemetry_warms_up_without_alerts_then_anomaly_raises_and_recove
     let w = World::new("lifecycle", 10).await;
     let mut d = w.daemon();
     let mut probe = w.probe().await;
-    probe
-        .wait_for(WAIT, "birth message", |m| {
-            m.topic.ends_with("/status") && m.payload == b"online"
-        })
-        .await;
+    probe.wait_online(WAIT).await;
     let topic = w.telemetry("pump-1");
     let mut sig = Signal::new(now() - 5000.0);
 
@@ -68,11 +64,7 @@ async fn garbage_of_every_kind_is_counted_and_the_good_sensor_still_alerts() {
     let w = World::new("garbage", 2).await;
     let mut d = w.daemon();
     let mut probe = w.probe().await;
-    probe
-        .wait_for(WAIT, "birth message", |m| {
-            m.topic.ends_with("/status") && m.payload == b"online"
-        })
-        .await;
+    probe.wait_online(WAIT).await;
     let good = w.telemetry("good");
     let junk = w.telemetry("junk");
     let mut sig = Signal::new(now() - 5000.0);

@@ -10,11 +10,7 @@ async fn broker_restart_reconnects_and_an_alert_raised_during_the_outage_arrives
     let mut w = World::new("outage", 10).await;
     let mut d = w.daemon();
     let mut probe = w.probe().await;
-    probe
-        .wait_for(WAIT, "birth message", |m| {
-            m.topic.ends_with("/status") && m.payload == b"online"
-        })
-        .await;
+    probe.wait_online(WAIT).await;
     let topic = w.telemetry("press-3");
     let mut sig = Signal::new(now() - 5000.0);
     warm_up(&mut probe, &topic, "press-3", &mut sig).await;
@@ -70,11 +66,7 @@ async fn sigterm_exits_zero_with_a_snapshot_and_a_restart_alerts_without_warm_up
     let w = World::new("snapshot", 10).await;
     let mut d = w.daemon();
     let mut probe = w.probe().await;
-    probe
-        .wait_for(WAIT, "birth message", |m| {
-            m.topic.ends_with("/status") && m.payload == b"online"
-        })
-        .await;
+    probe.wait_online(WAIT).await;
     let topic = w.telemetry("fan-2");
     let mut sig = Signal::new(now() - 5000.0);
     warm_up(&mut probe, &topic, "fan-2", &mut sig).await;
@@ -119,11 +111,7 @@ async fn a_corrupt_snapshot_is_logged_and_ignored() {
     let w = World::new("corrupt", 10).await;
     let mut d = w.daemon();
     let mut probe = w.probe().await;
-    probe
-        .wait_for(WAIT, "birth message", |m| {
-            m.topic.ends_with("/status") && m.payload == b"online"
-        })
-        .await;
+    probe.wait_online(WAIT).await;
     let topic = w.telemetry("valve-9");
     let mut sig = Signal::new(now() - 5000.0);
     feed(&probe, &topic, &mut sig, 20, 0.0).await;
@@ -172,11 +160,7 @@ async fn sighup_rejects_an_invalid_file_and_applies_a_valid_one() {
     let w = World::new("sighup", 10).await;
     let mut d = w.daemon();
     let mut probe = w.probe().await;
-    probe
-        .wait_for(WAIT, "birth message", |m| {
-            m.topic.ends_with("/status") && m.payload == b"online"
-        })
-        .await;
+    probe.wait_online(WAIT).await;
 
     std::fs::write(&d.config, "[threshold]\nquantile = 7\n").expect("write bad config");
     d.signal("HUP");

@@ -104,6 +104,14 @@ impl Probe {
         }
     }
 
+    /// Waits (up to `limit`) for the daemon's retained `online` birth message.
+    pub async fn wait_online(&mut self, limit: Duration) -> Msg {
+        self.wait_for(limit, "birth message", |m| {
+            m.topic.ends_with("/status") && m.payload == b"online"
+        })
+        .await
+    }
+
     /// Every message received so far, without waiting.
     pub fn drain(&mut self) -> Vec<Msg> {
         let mut out = Vec::new();
