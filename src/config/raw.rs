@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::autoencoder::Activation;
+use crate::model::autoencoder::{Activation, AutoencoderParams};
 
 /// The whole file.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -396,20 +396,27 @@ impl Default for RawWindow {
 }
 
 impl Default for RawModel {
+    /// The network's hyper-parameters default to the autoencoder's own defaults, so the
+    /// two cannot drift apart; the rest are the config file's.
     fn default() -> Self {
+        let ae = AutoencoderParams::new(RawWindow::default().size)
+            .check()
+            // Cannot fail: the builder's defaults are valid for the default window
+            // (asserted by the autoencoder's tests and by config/anomalyd.toml's test).
+            .expect("autoencoder defaults are valid");
         Self {
             kind: "undercomplete".into(),
-            hidden: vec![16],
-            latent: 4,
-            activation: Activation::Tanh,
-            output_activation: Activation::Linear,
+            hidden: ae.hidden().to_vec(),
+            latent: ae.latent(),
+            activation: ae.activation(),
+            output_activation: ae.output_activation(),
             loss: "mse".into(),
-            learning_rate: 1e-3,
-            batch_size: 32,
-            epochs: 20,
-            validation_fraction: 0.1,
-            patience: 3,
-            seed: 42,
+            learning_rate: ae.learning_rate(),
+            batch_size: ae.batch_size(),
+            epochs: ae.epochs(),
+            validation_fraction: ae.validation_fraction(),
+            patience: ae.patience(),
+            seed: ae.seed(),
             penalty: "l1".into(),
             penalty_weight: 1e-3,
             noise: "gaussian".into(),
