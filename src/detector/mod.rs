@@ -72,7 +72,7 @@ pub struct Step {
 }
 
 /// One sensor's state.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Pipeline {
     sensor: SensorId,
     channel_names: Vec<String>,
@@ -378,7 +378,7 @@ fn demean(window: &mut [f64], mask: &[bool]) {
 }
 
 /// All sensors' pipelines.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Detector {
     config: DetectorConfig,
     max_sensors: usize,

@@ -31,7 +31,8 @@ const INV_FACT: [f64; 12] = [
 /// without cancellation, for `x` in [−700, 700].
 #[inline(always)]
 fn split_exp(x: f64) -> (f64, f64) {
-    let k = (x * LOG2_E + ROUNDER) - ROUNDER;
+    let kr = x * LOG2_E + ROUNDER;
+    let k = kr - ROUNDER;
     // Cody–Waite: ln 2 split so that k·LN2_HI is exact for |k| < 2^11.
     const LN2_HI: f64 = 6.931_471_803_691_238e-1;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
@@ -42,8 +43,11 @@ fn split_exp(x: f64) -> (f64, f64) {
     for c in INV_FACT[..11].iter().rev() {
         p = p * r + c;
     }
-    // 2^k from its exponent bits; |k| ≤ 1010 here, inside the normal range.
-    let scale = f64::from_bits(((k as i64 + 1023) as u64) << 52);
+    // 2^k from its exponent bits; |k| ≤ 1010 here, inside the normal range. `kr` lies
+    // in [2^52, 2^53), where one ulp is 1, so its bits are ROUNDER's bits + k: integer
+    // arithmetic on the bits (no float → int conversion) keeps the loop vectorisable.
+    let k_bits = kr.to_bits().wrapping_sub(ROUNDER.to_bits());
+    let scale = f64::from_bits(k_bits.wrapping_add(1023) << 52);
     (scale, r + r * r * p)
 }
 

@@ -32,7 +32,8 @@ impl Layer {
         ArrayView2::from_shape((self.n_out, self.n_in), &self.w).expect("layer shape")
     }
 
-    /// Scores one row: `output = act(W input + b)`.
+    /// Scores one row: `output = act(W input + b)` (all pre-activations first, then the
+    /// activation over the slice, so it vectorises).
     #[inline(always)]
     fn forward_row(&self, input: &[f64], output: &mut [f64]) {
         let input = &input[..self.n_in];
@@ -62,8 +63,9 @@ impl Layer {
             for (w, x) in rr.iter().zip(ir) {
                 s += w * x;
             }
-            *o = self.act.apply(s);
+            *o = s;
         }
+        self.act.apply_slice(&mut output[..self.n_out]);
     }
 }
 
@@ -341,7 +343,10 @@ fn layer_forward(layer: &Layer, a: ArrayView2<f64>) -> Array2<f64> {
     let b = Array1::from(layer.b.clone());
     z += &b;
     let act = layer.act;
-    z.mapv_inplace(|v| act.apply(v));
+    match z.as_slice_memory_order_mut() {
+        Some(all) => act.apply_slice(all),
+        None => z.mapv_inplace(|v| act.apply(v)),
+    }
     z
 }
 
