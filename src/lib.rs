@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod publish;
+pub mod range;
 pub mod ratelimit;
 pub mod reading;
 pub mod score;

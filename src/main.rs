@@ -124,7 +124,6 @@ fn main() -> ExitCode {
         "info"
     };
     init_tracing(cli.log.as_deref().unwrap_or(default_log));
-    quiet_linfa_panics();
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -132,20 +131,6 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// linfa's LOBPCG can panic on nearly collinear training windows; the PCA fit catches
-/// that and falls back to an exact solver (see `model::pca`), so such a panic is an
-/// expected, handled event: log it at debug level instead of printing a backtrace.
-fn quiet_linfa_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if info.location().is_some_and(|l| l.file().contains("linfa-linalg")) {
-            tracing::debug!(%info, "linfa solver panic caught; exact PCA fallback used.");
-        } else {
-            default(info);
-        }
-    }));
 }
 
 fn init_tracing(filter: &str) {

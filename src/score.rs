@@ -121,6 +121,8 @@ mod tests {
             learn_flagged: true,
             point: crate::config::PointScore::Off,
             combine: crate::config::Combine::Max,
+            range_margin: None,
+            range_rows: 1,
         })
     }
 

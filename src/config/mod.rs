@@ -199,6 +199,11 @@ pub struct ScoreConfig {
     pub point: PointScore,
     /// How the window and point components are combined.
     pub combine: Combine,
+    /// Recent-range component: a reading this fraction of the range beyond the range
+    /// of the previous `range_rows` readings scores 1 (`None` = off).
+    pub range_margin: Option<f64>,
+    /// Readings the recent range covers.
+    pub range_rows: usize,
 }
 
 /// The newest reading's own error, scored beside the window error.

@@ -304,6 +304,11 @@ pub struct RawScore {
     pub point: String,
     /// `max` or `mean` of the window and point components. Default `max`.
     pub combine: String,
+    /// A reading more than this fraction of the recent range beyond that range (any
+    /// channel, over the previous `range_rows` readings) scores 1; 0 disables. Default 0.
+    pub range_margin: f64,
+    /// Readings the recent range is taken over. Default 5000.
+    pub range_rows: usize,
 }
 
 fn default_sources() -> Vec<RawSource> {
@@ -473,6 +478,8 @@ impl Default for RawScore {
             learn_flagged: true,
             point: "off".into(),
             combine: "max".into(),
+            range_margin: 0.0,
+            range_rows: 5000,
         }
     }
 }

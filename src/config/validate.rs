@@ -443,7 +443,17 @@ fn score(raw: &RawConfig, p: &mut Problems) -> ScoreConfig {
             raw.window.size, s.tail_rows
         )
     });
+    p.check(
+        s.range_margin.is_finite() && s.range_margin >= 0.0,
+        "score.range_margin",
+        || format!("must be a number >= 0 (0 = off), got {}", s.range_margin),
+    );
+    p.check(s.range_rows >= 1, "score.range_rows", || {
+        format!("must be at least 1, got {}", s.range_rows)
+    });
     ScoreConfig {
+        range_margin: (s.range_margin.is_finite() && s.range_margin > 0.0).then_some(s.range_margin),
+        range_rows: s.range_rows.max(1),
         history: s.history.max(1),
         quantile: p.quantile("score.quantile", s.quantile),
         onset_rows: s.onset_rows,

@@ -14,8 +14,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::alert::{AlertEvent, AlertState, ChannelContribution};
-use crate::config::{Combine, DetectorConfig, Detrend, PointScore, TrainPolicy};
+use crate::config::{Combine, DetectorConfig, Detrend, PointScore, ScoreConfig, TrainPolicy};
 use crate::model::{Model, WindowScores, Workspace};
+use crate::range::RecentRange;
 use crate::reading::SensorId;
 use crate::score::AnomalyScorer;
 use crate::threshold::RollingQuantile;
@@ -85,6 +86,10 @@ pub struct Pipeline {
     scorer: AnomalyScorer,
     /// Anomaly scorer of the newest reading's error (`score.point`).
     point_scorer: AnomalyScorer,
+    /// Recent per-channel range of raw readings (`score.range_margin`).
+    range: Option<RecentRange>,
+    /// The newest reading left the recent range.
+    outside_range: bool,
     /// Per-channel EMA of past readings (`window.detrend = "ema"`).
     ema: Vec<f64>,
     ema_started: bool,
@@ -115,6 +120,8 @@ impl Pipeline {
             threshold: RollingQuantile::new(config.threshold.window, t.quantile.get()),
             scorer: AnomalyScorer::new(&config.score),
             point_scorer: AnomalyScorer::new(&config.score),
+            range: new_range(&config.score, channel_names.len()),
+            outside_range: false,
             ema: vec![0.0; params.channels],
             ema_started: false,
             detrend_mask: channel_names
@@ -183,6 +190,9 @@ impl Pipeline {
             }
             _ => self.window.push(ts, values),
         };
+        if !matches!(push, Push::Rejected(_)) {
+            self.outside_range = self.range.as_mut().is_some_and(|r| r.update(values));
+        }
         match push {
             Push::Rejected(reason) => Err(reason),
             Push::Filling => Ok(Step::default()),
@@ -225,7 +235,7 @@ impl Pipeline {
         }
         let learn = !over || config.score.learn_flagged;
         let window_score = self.scorer.update_learning(value, learn);
-        let anomaly_score = match self.point_error(config) {
+        let combined = match self.point_error(config) {
             None => window_score,
             Some(e) => {
                 let point_score = self.point_scorer.update_learning(e, learn);
@@ -235,6 +245,9 @@ impl Pipeline {
                 }
             }
         };
+        // A reading beyond everything of the last `range_rows` readings is as anomalous
+        // as a score can say, whatever the reconstruction.
+        let anomaly_score = if self.outside_range { 1.0 } else { combined };
         Scored {
             scores,
             threshold,
@@ -362,6 +375,13 @@ impl Pipeline {
             warm: self.model.clone(),
         })
     }
+}
+
+/// The recent-range tracker `score` asks for, if any.
+pub(crate) fn new_range(score: &ScoreConfig, channels: usize) -> Option<RecentRange> {
+    score
+        .range_margin
+        .map(|margin| RecentRange::new(channels, score.range_rows, margin))
 }
 
 /// Subtracts from each selected channel of a flattened time-major window its mean over

@@ -145,6 +145,14 @@ impl Detector {
             let history = p.point_scorer.history();
             p.point_scorer = AnomalyScorer::new(&self.config.score);
             p.point_scorer.restore(&history);
+            let wanted = self
+                .config
+                .score
+                .range_margin
+                .map(|m| (self.config.score.range_rows, m));
+            if p.range.as_ref().map(|r| r.settings()) != wanted {
+                p.range = super::new_range(&self.config.score, p.channel_names.len());
+            }
         }
     }
 }

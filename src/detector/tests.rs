@@ -266,6 +266,31 @@ fn point_component_lifts_a_new_extreme_reading() {
     }
 }
 
+#[test]
+fn a_reading_beyond_the_recent_range_scores_one() {
+    // vib spans about [3, 7]: +3 leaves it by far more than 5 % of the range.
+    let window_only = spike_anomaly_score("");
+    assert!(window_only < 1.0, "{window_only}");
+    assert_eq!(spike_anomaly_score("range_margin = 0.05"), 1.0);
+    // A margin wider than the excursion leaves the score to the window component.
+    assert_eq!(spike_anomaly_score("range_margin = 2.0"), window_only);
+}
+
+#[test]
+fn reload_turns_the_range_component_on() {
+    let mut d = Detector::new(build_config("[score]\nreseed = true\n"), 10);
+    let id = SensorId::new("s1");
+    feed(&mut d, &id, 0, 400);
+    let on = build_config("[score]\nreseed = true\nrange_margin = 0.05\n");
+    d.reload(on.threshold.clone(), on.alert, on.score);
+    // The range starts empty at the reload, then learns the signal again.
+    feed(&mut d, &id, 400, 500);
+    let mut r = build_reading(500);
+    r[1] += 6.0; // vib spans about [3, 7]
+    let step = d.process_inline(&id, 500.0, &r, names).unwrap();
+    assert_eq!(step.scored.unwrap().anomaly_score, 1.0);
+}
+
 /// AE scores just before and 200 readings after a lasting +40 shift of channel `vib`.
 fn shift_scores(detrend: Detrend, channels: &[&str]) -> (f64, f64) {
     let mut config = build_config("");

@@ -58,6 +58,7 @@ impl PcaModel {
         // down, and the exact dense eigen-decomposition of the covariance (tiny here:
         // inputs × inputs) takes over.
         let dataset = Dataset::from(data.to_owned());
+        quiet_linfa_panics();
         let fitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             Pca::params(components).fit(&dataset)
         }));
@@ -146,6 +147,24 @@ fn exact_components(data: ArrayView2<'_, f64>, mean: &Array1<f64>, k: usize) -> 
     let (_, vectors) = cov.eigh().ok()?.sort_eig_desc();
     let top = vectors.slice(ndarray::s![.., ..k]).t().to_owned();
     top.iter().all(|v| v.is_finite()).then_some(top)
+}
+
+/// A panic inside linfa-linalg is an expected, handled event here (the fit above
+/// catches it and uses the exact solver), so it is logged at debug level instead of
+/// printing a backtrace. Installed once, process-wide, the first time a PCA is fitted;
+/// every other panic still goes to the hook that was in place before.
+fn quiet_linfa_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.location().is_some_and(|l| l.file().contains("linfa-linalg")) {
+                tracing::debug!(%info, "linfa solver panic caught; exact PCA fallback used.");
+            } else {
+                previous(info);
+            }
+        }));
+    });
 }
 
 #[cfg(test)]
