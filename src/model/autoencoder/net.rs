@@ -198,6 +198,28 @@ impl Autoencoder {
     pub fn reconstruct_into(&self, x: &[f64], out: &mut [f64], scratch: &mut Vec<f64>) {
         assert_eq!(x.len(), self.n_inputs, "input length");
         assert_eq!(out.len(), self.n_inputs, "output length");
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked on the line above), which is the
+            // only requirement for calling a `#[target_feature(enable = "avx2")]` fn.
+            unsafe { self.reconstruct_avx2(x, out, scratch) };
+            return;
+        }
+        self.reconstruct_portable(x, out, scratch);
+    }
+
+    /// [`Self::reconstruct_portable`] compiled for AVX2: the same operations in the same
+    /// order on 4 lanes instead of SSE2's 2 (no FMA, so results are bit-identical).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn reconstruct_avx2(&self, x: &[f64], out: &mut [f64], scratch: &mut Vec<f64>) {
+        self.reconstruct_portable(x, out, scratch);
+    }
+
+    /// The forward pass of [`Self::reconstruct_into`] for any CPU; inlined into the
+    /// AVX2 variant so the compiler vectorises it for whichever it is compiled into.
+    #[inline(always)]
+    pub(crate) fn reconstruct_portable(&self, x: &[f64], out: &mut [f64], scratch: &mut Vec<f64>) {
         let half = self.max_width;
         if scratch.len() < 2 * half {
             scratch.resize(2 * half, 0.0);

@@ -291,6 +291,28 @@ fn reconstruct_batch_equals_reconstruct_into_row_by_row() {
 }
 
 #[test]
+fn dispatched_scoring_is_bit_identical_to_the_portable_path() {
+    // On an AVX2 machine reconstruct_into takes the AVX2 build of the same code; scores
+    // must not depend on the CPU the daemon happens to run on.
+    let x = uniform(50, 32, -3.0, 3.0, 77);
+    for act in ACTIVATIONS {
+        let params = build_params(32, vec![16], 4).activation(act).check().unwrap();
+        let ae = Autoencoder::new(&params);
+        let (mut a, mut b, mut scratch) = (vec![0.0; 32], vec![0.0; 32], Vec::new());
+        for row in x.rows() {
+            let row = row.as_slice().unwrap();
+            ae.reconstruct_into(row, &mut a, &mut scratch);
+            ae.reconstruct_portable(row, &mut b, &mut scratch);
+            let (a_bits, b_bits): (Vec<u64>, Vec<u64>) = (
+                a.iter().map(|v| v.to_bits()).collect(),
+                b.iter().map(|v| v.to_bits()).collect(),
+            );
+            assert_eq!(a_bits, b_bits, "{act:?}");
+        }
+    }
+}
+
+#[test]
 fn check_rejects_each_bad_parameter_by_name() {
     let gaussian = |std| AutoencoderKind::Denoising {
         noise: Noise::Gaussian { std },
