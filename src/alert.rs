@@ -11,8 +11,18 @@
 use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
 
+/// What makes a scored window count as "over" for the alert lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AlertTrigger {
+    /// The thresholded model score is over its rolling quantile (the default).
+    Threshold,
+    /// The window's `anomaly_score` (onset-only, relative to past errors; what NAB
+    /// measures) is at least this value, in (0, 1].
+    AnomalyScore(f64),
+}
+
 /// Alert lifecycle settings, counted in scored windows.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AlertParams {
     /// Consecutive windows over threshold needed to raise (≥ 1; 0 behaves as 1).
     pub consecutive: u32,
@@ -20,6 +30,8 @@ pub struct AlertParams {
     pub clear_after: u32,
     /// Windows after a clear during which no new raise may happen.
     pub cooldown: u32,
+    /// Which signal counts as over.
+    pub trigger: AlertTrigger,
 }
 
 /// What an alert event announces.
@@ -119,6 +131,10 @@ pub struct AlertEvent {
     pub over_by: f64,
     /// PCA baseline score of the same window, when a PCA model exists.
     pub pca_score: Option<f64>,
+    /// The window's anomaly score in [0, 1] (onset-only, relative to past errors; see
+    /// `[score]`), whatever `alert.trigger` is.
+    #[serde(default)]
+    pub anomaly_score: f64,
     /// Version of the autoencoder that scored the window.
     pub model_version: u64,
     /// Per-channel error breakdown, in channel order.
@@ -251,6 +267,7 @@ mod tests {
             consecutive,
             clear_after,
             cooldown,
+            trigger: AlertTrigger::Threshold,
         }
     }
 
@@ -354,6 +371,7 @@ mod tests {
             quantile: 0.995,
             over_by: 4.0,
             pca_score: None,
+            anomaly_score: 0.9,
             model_version: 3,
             channels: channel_contributions(&["a", "b"], &[0.0, 0.0, 1.0, 1.0], &[1.0, 0.0, 1.0, 2.0]),
             window_start: 1_714_564_790.0,

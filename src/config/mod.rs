@@ -11,7 +11,7 @@ use std::time::Duration;
 
 pub use raw::RawConfig;
 
-use crate::alert::AlertParams;
+use crate::alert::{AlertParams, AlertTrigger};
 use crate::model::ModelError;
 use crate::model::autoencoder::{AutoencoderKind, AutoencoderParams, AutoencoderValidParams};
 use crate::model::normalise::NormaliseMode;

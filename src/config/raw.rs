@@ -272,6 +272,13 @@ pub struct RawAlert {
     pub clear_after: u32,
     /// Windows after a clear during which no new alert is raised. Default 100.
     pub cooldown: u32,
+    /// What counts as over: `threshold` (the score over its rolling quantile) or
+    /// `anomaly_score` (the window's anomaly score at least `anomaly_threshold`).
+    /// Default `threshold`.
+    pub trigger: String,
+    /// With `trigger = "anomaly_score"`: the anomaly score that counts as over, in
+    /// (0, 1]. Default 0.52 (NAB's swept optimum for `config/nab.toml`).
+    pub anomaly_threshold: f64,
 }
 
 /// `[score]`.
@@ -463,6 +470,8 @@ impl Default for RawAlert {
             consecutive: 3,
             clear_after: 10,
             cooldown: 100,
+            trigger: "threshold".into(),
+            anomaly_threshold: 0.52,
         }
     }
 }

@@ -64,6 +64,26 @@ fn range_problems_are_collected_in_one_pass() {
             "got 0",
         ),
         ("model", "[model]\nlatent = 40", "latent"),
+        (
+            "alert.trigger",
+            "[alert]\ntrigger = \"score\"",
+            "must be threshold or anomaly_score",
+        ),
+        (
+            "alert.anomaly_threshold",
+            "[alert]\nanomaly_threshold = 1.5",
+            "must be in (0, 1], got 1.5",
+        ),
+        (
+            "alert.consecutive",
+            "[alert]\ntrigger = \"anomaly_score\"\nconsecutive = 3",
+            "must be 1 with alert.trigger",
+        ),
+        (
+            "score.range_margin",
+            "[score]\nrange_margin = -0.1",
+            "must be a number >= 0",
+        ),
     ];
     for (key, text, want) in cases {
         let p = problems(text);

@@ -425,10 +425,42 @@ fn alert(raw: &RawConfig, p: &mut Problems) -> AlertParams {
     p.check(a.clear_after >= 1, "alert.clear_after", || {
         format!("must be at least 1, got {}", a.clear_after)
     });
+    p.check(
+        a.anomaly_threshold > 0.0 && a.anomaly_threshold <= 1.0,
+        "alert.anomaly_threshold",
+        || format!("must be in (0, 1], got {}", a.anomaly_threshold),
+    );
+    let trigger = match a.trigger.as_str() {
+        "threshold" => AlertTrigger::Threshold,
+        "anomaly_score" => {
+            // Onset-only scores are non-zero on single windows, so a run of them
+            // never comes.
+            p.check(
+                a.consecutive <= 1 || raw.score.onset_rows == 0,
+                "alert.consecutive",
+                || {
+                    format!(
+                        "must be 1 with alert.trigger = \"anomaly_score\" while score.onset_rows > 0 \
+                         (onset-only scores are non-zero on single windows), got {}",
+                        a.consecutive
+                    )
+                },
+            );
+            AlertTrigger::AnomalyScore(a.anomaly_threshold.clamp(f64::MIN_POSITIVE, 1.0))
+        }
+        other => {
+            p.add(
+                "alert.trigger",
+                format!("must be threshold or anomaly_score, got {other:?}"),
+            );
+            AlertTrigger::Threshold
+        }
+    };
     AlertParams {
         consecutive: a.consecutive.max(1),
         clear_after: a.clear_after.max(1),
         cooldown: a.cooldown,
+        trigger,
     }
 }
 

@@ -13,7 +13,7 @@ mod tests;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::alert::{AlertEvent, AlertState, ChannelContribution};
+use crate::alert::{AlertEvent, AlertState, AlertTrigger, ChannelContribution};
 use crate::config::{Combine, DetectorConfig, Detrend, PointScore, ScoreConfig, TrainPolicy};
 use crate::model::{Model, WindowScores, Workspace};
 use crate::range::RecentRange;
@@ -275,7 +275,11 @@ impl Pipeline {
         config: &DetectorConfig,
     ) -> Option<AlertEvent> {
         let threshold = s.threshold?;
-        let kind = self.alert.update(&config.alert, s.over)?;
+        let over = match config.alert.trigger {
+            AlertTrigger::Threshold => s.over,
+            AlertTrigger::AnomalyScore(min) => s.anomaly_score >= min,
+        };
+        let kind = self.alert.update(&config.alert, over)?;
         let score = config.threshold.score.pick(&s.scores);
         let channels = model
             .channel_errors(&self.workspace)
@@ -301,6 +305,7 @@ impl Pipeline {
                 f64::INFINITY
             },
             pca_score: Some(s.scores.pca),
+            anomaly_score: s.anomaly_score,
             model_version: model.version,
             channels,
             window_start: self.window.start_ts(),

@@ -276,6 +276,49 @@ fn a_reading_beyond_the_recent_range_scores_one() {
     assert_eq!(spike_anomaly_score("range_margin = 2.0"), window_only);
 }
 
+/// Alert events from a large spike at reading 400 under `[alert]` settings `alert`.
+fn spike_events(alert: &str) -> Vec<AlertEvent> {
+    // build_config ends inside [alert] (consecutive 1, clear_after 3, cooldown 10).
+    let mut d = Detector::new(build_config(&format!("{alert}\n[score]\nreseed = true\n")), 10);
+    let id = SensorId::new("s1");
+    let mut events: Vec<AlertEvent> = feed(&mut d, &id, 0, 400)
+        .into_iter()
+        .filter_map(|s| s.event)
+        .collect();
+    let mut r = build_reading(400);
+    r[1] += 40.0;
+    events.extend(d.process_inline(&id, 400.0, &r, names).unwrap().event);
+    events.extend(feed(&mut d, &id, 401, 420).into_iter().filter_map(|s| s.event));
+    events
+}
+
+#[test]
+fn anomaly_score_trigger_raises_on_the_anomaly_score_alone() {
+    let on_score = spike_events("trigger = \"anomaly_score\"\nanomaly_threshold = 0.6");
+    let raised: Vec<_> = on_score
+        .iter()
+        .filter(|e| e.event == AlertEventKind::Raised)
+        .collect();
+    assert_eq!(raised.len(), 1, "{on_score:?}");
+    assert_eq!(raised[0].ts, 400.0);
+    assert!(raised[0].anomaly_score >= 0.6, "{}", raised[0].anomaly_score);
+    // Cleared after clear_after (3) windows whose (onset-only) anomaly score is lower.
+    assert!(
+        on_score
+            .iter()
+            .any(|e| e.event == AlertEventKind::Cleared && e.ts == 403.0)
+    );
+    // A cut no anomaly score reaches raises nothing, even where the threshold would.
+    let unreachable = spike_events("trigger = \"anomaly_score\"\nanomaly_threshold = 1.0");
+    assert!(unreachable.is_empty(), "{unreachable:?}");
+    let on_threshold = spike_events("");
+    assert!(
+        on_threshold
+            .iter()
+            .any(|e| e.event == AlertEventKind::Raised && e.ts == 400.0)
+    );
+}
+
 #[test]
 fn reload_turns_the_range_component_on() {
     let mut d = Detector::new(build_config("[score]\nreseed = true\n"), 10);
