@@ -271,9 +271,15 @@ fn a_reading_beyond_the_recent_range_scores_one() {
     // vib spans about [3, 7]: +3 leaves it by far more than 5 % of the range.
     let window_only = spike_anomaly_score("");
     assert!(window_only < 1.0, "{window_only}");
-    assert_eq!(spike_anomaly_score("range_margin = 0.05"), 1.0);
+    // range_rows 1000: warm after 100 readings; the spike comes at reading 400.
+    assert_eq!(spike_anomaly_score("range_margin = 0.05\nrange_rows = 1000"), 1.0);
     // A margin wider than the excursion leaves the score to the window component.
-    assert_eq!(spike_anomaly_score("range_margin = 2.0"), window_only);
+    assert_eq!(
+        spike_anomaly_score("range_margin = 2.0\nrange_rows = 1000"),
+        window_only
+    );
+    // With the default 5000 rows the range is still warming up (500 readings) at 400.
+    assert_eq!(spike_anomaly_score("range_margin = 0.05"), window_only);
 }
 
 /// Alert events from a large spike at reading 400 under `[alert]` settings `alert`.
@@ -324,14 +330,24 @@ fn reload_turns_the_range_component_on() {
     let mut d = Detector::new(build_config("[score]\nreseed = true\n"), 10);
     let id = SensorId::new("s1");
     feed(&mut d, &id, 0, 400);
-    let on = build_config("[score]\nreseed = true\nrange_margin = 0.05\n");
+    let on = build_config("[score]\nreseed = true\nrange_margin = 0.05\nrange_rows = 1000\n");
     d.reload(on.threshold.clone(), on.alert, on.score);
-    // The range starts empty at the reload, then learns the signal again.
-    feed(&mut d, &id, 400, 500);
-    let mut r = build_reading(500);
-    r[1] += 6.0; // vib spans about [3, 7]
-    let step = d.process_inline(&id, 500.0, &r, names).unwrap();
-    assert_eq!(step.scored.unwrap().anomaly_score, 1.0);
+    // The range starts empty at the reload: a spike within its 100-reading warm-up
+    // does not score 1 (a range of a few readings is too narrow to judge by)…
+    feed(&mut d, &id, 400, 450);
+    let spike = |d: &mut Detector, i: usize, by: f64| {
+        let mut r = build_reading(i);
+        r[1] += by;
+        d.process_inline(&id, i as f64, &r, names)
+            .unwrap()
+            .scored
+            .unwrap()
+            .anomaly_score
+    };
+    assert!(spike(&mut d, 450, 6.0) < 1.0);
+    // …once warm, a reading beyond everything since the reload does.
+    feed(&mut d, &id, 451, 560);
+    assert_eq!(spike(&mut d, 560, 20.0), 1.0);
 }
 
 /// AE scores just before and 200 readings after a lasting +40 shift of channel `vib`.
