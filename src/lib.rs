@@ -10,8 +10,9 @@
 //!             detector → store (snapshots)      every stage → metrics
 //! ```
 //!
-//! The detector core ([`detector`], [`window`], [`model`], [`threshold`], [`alert`],
-//! [`trainer`]) is sans-IO: the daemon, `replay` and `eval` all drive the same code.
+//! The detector core ([`detector`], [`window`], [`model`], [`threshold`], [`score`],
+//! [`range`], [`alert`], [`trainer`]) is sans-IO: the daemon, `replay` and `eval` all
+//! drive the same code.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod alert;

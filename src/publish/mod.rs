@@ -8,7 +8,7 @@
 //! instance status topic: birth `online` on every ConnAck, last will `offline`, and an
 //! explicit `offline` when the daemon stops. Sensor ids are sanitised by
 //! [`crate::alert::render_topic`] before they enter a topic. Publishes stay tracked
-//! ([`unacked`]) until the broker acknowledges them, so a broker restart that loses
+//! (`unacked`) until the broker acknowledges them, so a broker restart that loses
 //! the session does not lose an alert.
 
 mod unacked;

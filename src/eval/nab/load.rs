@@ -92,7 +92,7 @@ fn find_scores_file(dir: &Path, name: &str) -> Result<PathBuf, EvalError> {
         .ok_or_else(missing)
 }
 
-/// Loads precomputed scores for every labelled file from `dir` (see [`find_scores_file`]
+/// Loads precomputed scores for every labelled file from `dir` (see `find_scores_file`
 /// for the layouts), mapping windows to rows. Powers `anomalyd eval --scores DIR`.
 pub fn load_scores_dir(
     dir: &Path,

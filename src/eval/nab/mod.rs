@@ -2,7 +2,7 @@
 //!
 //! [`score_corpus`] is pure: it takes per-row anomaly scores with windows already mapped to
 //! row ranges and returns the swept, normalised score for one [`Profile`]. The loaders
-//! in [`load`] ([`load_windows`], [`load_scores_dir`]) read NAB's label JSON and precomputed
+//! in `load` ([`load_windows`], [`load_scores_dir`]) read NAB's label JSON and precomputed
 //! score CSVs.
 
 mod load;
