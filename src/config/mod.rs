@@ -116,6 +116,8 @@ pub struct TrainingConfig {
     pub buffer: usize,
     /// What enters the buffer.
     pub policy: TrainPolicy,
+    /// Trainings the daemon runs at once (≥ 1).
+    pub parallel: usize,
 }
 
 /// Validated `[model]`: builds the autoencoder parameters for a given input width.

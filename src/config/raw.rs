@@ -222,6 +222,9 @@ pub struct RawTraining {
     pub buffer: usize,
     /// `skip_flagged` (windows over the threshold are not learned) or `learn_all`. Default `skip_flagged`.
     pub policy: String,
+    /// Trainings the daemon runs at once; further sensors' jobs wait their turn. Bounds
+    /// training's CPU and memory when many sensors are due together. Default 1.
+    pub parallel: usize,
 }
 
 /// `[threshold]`.
@@ -445,6 +448,7 @@ impl Default for RawTraining {
             retrain_every: 500,
             buffer: 3000,
             policy: "skip_flagged".into(),
+            parallel: 1,
         }
     }
 }

@@ -80,6 +80,11 @@ fn range_problems_are_collected_in_one_pass() {
             "must be 1 with alert.trigger",
         ),
         (
+            "training.parallel",
+            "[training]\nparallel = 0",
+            "must be at least 1, got 0",
+        ),
+        (
             "score.range_margin",
             "[score]\nrange_margin = -0.1",
             "must be a number >= 0",

@@ -247,7 +247,11 @@ fn detector(raw: &RawConfig, p: &mut Problems) -> DetectorConfig {
             TrainPolicy::SkipFlagged
         }
     };
+    p.check(t.parallel >= 1, "training.parallel", || {
+        format!("must be at least 1, got {}", t.parallel)
+    });
     let training = TrainingConfig {
+        parallel: t.parallel.max(1),
         min_windows: t.min_windows,
         retrain_every: (t.retrain_every > 0).then_some(t.retrain_every),
         buffer: t.buffer,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -69,6 +69,8 @@ struct Running {
     trained_tx: mpsc::Sender<Trained>,
     store: Option<Arc<Store>>,
     tracker: TaskTracker,
+    /// `training.parallel` permits; see `spawn_training`.
+    train_gate: Arc<Semaphore>,
     published: HashMap<SensorId, Published>,
     /// Per-sensor gauge labels, capped so thousands of sensors cannot blow up `/metrics`.
     sensor_labels: SensorLabels,
@@ -96,7 +98,9 @@ impl DetectorTask {
         // One job per sensor is in flight at most (the detector guarantees it), so
         // this capacity only makes a blocking thread wait if thousands finish at once.
         let (trained_tx, mut trained_rx) = mpsc::channel(64);
+        let parallel = detector.config().training.parallel;
         let mut run = Running {
+            train_gate: Arc::new(Semaphore::new(parallel)),
             detector,
             outbound_tx,
             trained_tx,
@@ -125,6 +129,7 @@ impl DetectorTask {
             }
         }
         health.set_detector_alive(false);
+        run.train_gate.close();
         run.final_snapshot().await;
     }
 }
@@ -215,25 +220,40 @@ impl Running {
         }
     }
 
-    /// Trains on a blocking thread; the result comes back through `trained_tx`.
+    /// Trains on a blocking thread once one of the `training.parallel` permits is free;
+    /// the result comes back through `trained_tx`. Without the gate, fifty sensors due
+    /// together trained on fifty threads at once: the CPU went to training, readings
+    /// were dropped, and the resident set reached ~700 MB.
     fn spawn_training(&self, job: TrainJob) {
         let config: ModelConfig = self.detector.config().model.clone();
         let trained_tx = self.trained_tx.clone();
-        self.tracker.spawn_blocking(move || {
-            let started = Instant::now();
-            let model = match crate::trainer::train(&job, &config) {
-                Ok(m) => Some(m),
-                Err(error) => {
-                    warn!(sensor = %job.sensor, %error, "Training failed; keeping the old model.");
-                    None
-                }
+        let gate = Arc::clone(&self.train_gate);
+        self.tracker.spawn(async move {
+            // Closed when the detector stops: waiting jobs give up instead of training.
+            let Ok(_permit) = gate.acquire_owned().await else {
+                return;
             };
-            // Fails only when the detector has stopped: the model is not needed then.
-            let _ = trained_tx.blocking_send(Trained {
-                sensor: job.sensor,
-                model,
-                took: started.elapsed(),
-            });
+            let trained = tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                let model = match crate::trainer::train(&job, &config) {
+                    Ok(m) => Some(m),
+                    Err(error) => {
+                        warn!(sensor = %job.sensor, %error, "Training failed; keeping the old model.");
+                        None
+                    }
+                };
+                Trained {
+                    sensor: job.sensor,
+                    model,
+                    took: started.elapsed(),
+                }
+            })
+            .await;
+            // A panic inside training is logged by the runtime; the sensor keeps its model.
+            if let Ok(trained) = trained {
+                // Fails only when the detector has stopped: the model is not needed then.
+                let _ = trained_tx.send(trained).await;
+            }
         });
     }
 
