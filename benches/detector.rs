@@ -17,7 +17,7 @@ use anomalyd::eval::replay::replay;
 use anomalyd::eval::series::read_series;
 use anomalyd::model::Workspace;
 use anomalyd::reading::SensorId;
-use anomalyd::trainer::{TrainJob, train};
+use anomalyd::trainer::{TrainJob, TrainingBuffer, train};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array2;
 
@@ -39,7 +39,14 @@ fn job(rows: usize, size: usize, channels: usize) -> TrainJob {
     TrainJob {
         sensor: SensorId::new("bench"),
         version: 1,
-        windows: windows(rows, size, channels),
+        windows: {
+            let data = windows(rows, size, channels);
+            let mut buffer = TrainingBuffer::new(rows, size * channels, channels);
+            for row in data.rows() {
+                buffer.push(row.as_slice().expect("standard layout"));
+            }
+            buffer
+        },
         channels,
         warm: None,
     }

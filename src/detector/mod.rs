@@ -116,7 +116,7 @@ impl Pipeline {
             raw: vec![0.0; width],
             workspace: Workspace::default(),
             model: None,
-            buffer: TrainingBuffer::new(config.training.buffer, width),
+            buffer: TrainingBuffer::new(config.training.buffer, width, params.stride * params.channels),
             threshold: RollingQuantile::new(config.threshold.window, t.quantile.get()),
             scorer: AnomalyScorer::new(&config.score),
             point_scorer: AnomalyScorer::new(&config.score),
@@ -375,7 +375,7 @@ impl Pipeline {
         Some(TrainJob {
             sensor: self.sensor.clone(),
             version: self.model_version() + 1,
-            windows: self.buffer.to_array(),
+            windows: self.buffer.clone(),
             channels: self.channel_names.len(),
             warm: self.model.clone(),
         })
