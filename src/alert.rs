@@ -135,6 +135,10 @@ pub struct AlertEvent {
     /// `[score]`), whatever `alert.trigger` is.
     #[serde(default)]
     pub anomaly_score: f64,
+    /// Channels whose reading left their recent range (`score.range_margin`); absent
+    /// from the JSON when none did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outside_range: Vec<String>,
     /// Version of the autoencoder that scored the window.
     pub model_version: u64,
     /// Per-channel error breakdown, in channel order.
@@ -372,6 +376,7 @@ mod tests {
             over_by: 4.0,
             pca_score: None,
             anomaly_score: 0.9,
+            outside_range: Vec::new(),
             model_version: 3,
             channels: channel_contributions(&["a", "b"], &[0.0, 0.0, 1.0, 1.0], &[1.0, 0.0, 1.0, 2.0]),
             window_start: 1_714_564_790.0,

@@ -29,6 +29,8 @@ pub struct RecentRange {
     max: Vec<VecDeque<(u64, f64)>>,
     /// Per channel: (sequence, value), values strictly increasing from the front.
     min: Vec<VecDeque<(u64, f64)>>,
+    /// Per channel: whether the last reading left its range.
+    outside: Vec<bool>,
 }
 
 impl RecentRange {
@@ -40,6 +42,7 @@ impl RecentRange {
             seen: 0,
             max: vec![VecDeque::new(); channels],
             min: vec![VecDeque::new(); channels],
+            outside: vec![false; channels],
         }
     }
 
@@ -47,6 +50,11 @@ impl RecentRange {
     /// least 2.
     pub fn warm_up(&self) -> usize {
         (self.rows / 10).max(2)
+    }
+
+    /// Per channel, whether the last [`Self::update`] found it outside its range.
+    pub fn outside(&self) -> &[bool] {
+        &self.outside
     }
 
     /// `(rows, margin)` as built.
@@ -64,11 +72,16 @@ impl RecentRange {
         }
         let warm = self.seen >= self.warm_up() as u64;
         let mut outside = false;
-        for ((&v, max), min) in values.iter().zip(&mut self.max).zip(&mut self.min) {
-            if let (Some(&(_, hi)), Some(&(_, lo))) = (max.front(), min.front()) {
-                let tolerance = (hi - lo) * self.margin;
-                outside |= warm && hi > lo && (v > hi + tolerance || v < lo - tolerance);
-            }
+        let channels = values.iter().zip(&mut self.max).zip(&mut self.min);
+        for (((&v, max), min), left) in channels.zip(&mut self.outside) {
+            *left = match (max.front(), min.front()) {
+                (Some(&(_, hi)), Some(&(_, lo))) => {
+                    let tolerance = (hi - lo) * self.margin;
+                    warm && hi > lo && (v > hi + tolerance || v < lo - tolerance)
+                }
+                _ => false,
+            };
+            outside |= *left;
             while max.back().is_some_and(|&(_, b)| b <= v) {
                 max.pop_back();
             }
@@ -142,6 +155,7 @@ mod tests {
             "channel 0 has been constant: no range yet"
         );
         assert!(r.update(&[7.0, 100.0]));
+        assert_eq!(r.outside(), &[false, true]);
         assert!(!r.update(&[1.0]), "a reading of the wrong width is ignored");
     }
 

@@ -306,6 +306,16 @@ impl Pipeline {
             },
             pca_score: Some(s.scores.pca),
             anomaly_score: s.anomaly_score,
+            outside_range: match (&self.range, self.outside_range) {
+                (Some(range), true) => range
+                    .outside()
+                    .iter()
+                    .zip(&self.channel_names)
+                    .filter(|(left, _)| **left)
+                    .map(|(_, name)| name.clone())
+                    .collect(),
+                _ => Vec::new(),
+            },
             model_version: model.version,
             channels,
             window_start: self.window.start_ts(),

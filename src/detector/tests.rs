@@ -278,6 +278,24 @@ fn a_reading_beyond_the_recent_range_scores_one() {
         spike_anomaly_score("range_margin = 2.0\nrange_rows = 1000"),
         window_only
     );
+    // An alert raised on it names the channel that left its range.
+    let mut d = Detector::new(
+        build_config(
+            "trigger = \"anomaly_score\"\n[score]\nreseed = true\nrange_margin = 0.05\nrange_rows = 1000",
+        ),
+        10,
+    );
+    let id = SensorId::new("s1");
+    feed(&mut d, &id, 0, 400);
+    let mut r = build_reading(400);
+    r[1] += 3.0;
+    let event = d
+        .process_inline(&id, 400.0, &r, names)
+        .unwrap()
+        .event
+        .expect("raised");
+    assert_eq!(event.outside_range, vec!["vib".to_string()]);
+    assert!(event.to_json().contains("\"outside_range\":[\"vib\"]"));
     // With the default 5000 rows the range is still warming up (500 readings) at 400.
     assert_eq!(spike_anomaly_score("range_margin = 0.05"), window_only);
 }
