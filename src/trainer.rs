@@ -79,15 +79,14 @@ impl TrainingBuffer {
         assert_eq!(window.len(), self.width, "training window width");
         let end = self.base + self.stream.len() as u64;
         let shared = self.width.saturating_sub(self.step);
+        // Every window ends where the stream ends, so the newest window's tail is the
+        // stream's tail (and the stream holds at least `width` values when non-empty).
         let continues = shared > 0
-            && self.starts.back().is_some_and(|&last| {
-                last + self.width as u64 == end && {
-                    let tail = &self.stream[self.stream.len() - shared..];
-                    tail.iter()
-                        .zip(&window[..shared])
-                        .all(|(a, b)| a.to_bits() == b.to_bits())
-                }
-            });
+            && !self.starts.is_empty()
+            && self.stream[self.stream.len() - shared..]
+                .iter()
+                .zip(&window[..shared])
+                .all(|(a, b)| a.to_bits() == b.to_bits());
         if continues {
             self.stream.extend_from_slice(&window[shared..]);
             self.starts.push_back(end - shared as u64);

@@ -86,10 +86,9 @@ pub struct Pipeline {
     scorer: AnomalyScorer,
     /// Anomaly scorer of the newest reading's error (`score.point`).
     point_scorer: AnomalyScorer,
-    /// Recent per-channel range of raw readings (`score.range_margin`).
+    /// Recent per-channel range of raw readings (`score.range_margin`); it remembers
+    /// which channels the newest reading took outside it.
     range: Option<RecentRange>,
-    /// The newest reading left the recent range.
-    outside_range: bool,
     /// Per-channel EMA of past readings (`window.detrend = "ema"`).
     ema: Vec<f64>,
     ema_started: bool,
@@ -121,7 +120,6 @@ impl Pipeline {
             scorer: AnomalyScorer::new(&config.score),
             point_scorer: AnomalyScorer::new(&config.score),
             range: new_range(&config.score, channel_names.len()),
-            outside_range: false,
             ema: vec![0.0; params.channels],
             ema_started: false,
             detrend_mask: channel_names
@@ -191,7 +189,9 @@ impl Pipeline {
             _ => self.window.push(ts, values),
         };
         if !matches!(push, Push::Rejected(_)) {
-            self.outside_range = self.range.as_mut().is_some_and(|r| r.update(values));
+            if let Some(range) = self.range.as_mut() {
+                range.update(values);
+            }
         }
         match push {
             Push::Rejected(reason) => Err(reason),
@@ -247,7 +247,8 @@ impl Pipeline {
         };
         // A reading beyond everything of the last `range_rows` readings is as anomalous
         // as a score can say, whatever the reconstruction.
-        let anomaly_score = if self.outside_range { 1.0 } else { combined };
+        let outside = self.range.as_ref().is_some_and(|r| r.outside().contains(&true));
+        let anomaly_score = if outside { 1.0 } else { combined };
         Scored {
             scores,
             threshold,
@@ -306,16 +307,15 @@ impl Pipeline {
             },
             pca_score: Some(s.scores.pca),
             anomaly_score: s.anomaly_score,
-            outside_range: match (&self.range, self.outside_range) {
-                (Some(range), true) => range
+            outside_range: self.range.as_ref().map_or_else(Vec::new, |range| {
+                range
                     .outside()
                     .iter()
                     .zip(&self.channel_names)
                     .filter(|(left, _)| **left)
                     .map(|(_, name)| name.clone())
-                    .collect(),
-                _ => Vec::new(),
-            },
+                    .collect()
+            }),
             model_version: model.version,
             channels,
             window_start: self.window.start_ts(),

@@ -245,13 +245,37 @@ fn reseeding_makes_reference_and_threshold_ready_with_the_model() {
 
 /// The anomaly score of the window whose newest reading is a moderate spike.
 fn spike_anomaly_score(extra: &str) -> f64 {
-    let mut d = Detector::new(build_config(&format!("[score]\nreseed = true\n{extra}")), 10);
+    spike_step("", extra, 3.0).step.scored.unwrap().anomaly_score
+}
+
+/// A detector after reading 400, whose `vib` was raised by `by`.
+struct Spiked {
+    detector: Detector,
+    /// Alert events of readings 0–399.
+    before: Vec<AlertEvent>,
+    /// Reading 400.
+    step: Step,
+}
+
+/// Feeds 400 readings, then reading 400 with `vib` raised by `by`; `alert` and `score`
+/// are extra keys of `[alert]` and `[score]` (which has `reseed = true`).
+fn spike_step(alert: &str, score: &str, by: f64) -> Spiked {
+    // build_config ends inside [alert] (consecutive 1, clear_after 3, cooldown 10).
+    let text = format!("{alert}\n[score]\nreseed = true\n{score}");
+    let mut detector = Detector::new(build_config(&text), 10);
     let id = SensorId::new("s1");
-    feed(&mut d, &id, 0, 400);
+    let before = feed(&mut detector, &id, 0, 400)
+        .into_iter()
+        .filter_map(|s| s.event)
+        .collect();
     let mut r = build_reading(400);
-    r[1] += 3.0;
-    let step = d.process_inline(&id, 400.0, &r, names).unwrap();
-    step.scored.unwrap().anomaly_score
+    r[1] += by;
+    let step = detector.process_inline(&id, 400.0, &r, names).unwrap();
+    Spiked {
+        detector,
+        before,
+        step,
+    }
 }
 
 #[test]
@@ -279,21 +303,14 @@ fn a_reading_beyond_the_recent_range_scores_one() {
         window_only
     );
     // An alert raised on it names the channel that left its range.
-    let mut d = Detector::new(
-        build_config(
-            "trigger = \"anomaly_score\"\n[score]\nreseed = true\nrange_margin = 0.05\nrange_rows = 1000",
-        ),
-        10,
-    );
-    let id = SensorId::new("s1");
-    feed(&mut d, &id, 0, 400);
-    let mut r = build_reading(400);
-    r[1] += 3.0;
-    let event = d
-        .process_inline(&id, 400.0, &r, names)
-        .unwrap()
-        .event
-        .expect("raised");
+    let event = spike_step(
+        "trigger = \"anomaly_score\"",
+        "range_margin = 0.05\nrange_rows = 1000",
+        3.0,
+    )
+    .step
+    .event
+    .expect("raised");
     assert_eq!(event.outside_range, vec!["vib".to_string()]);
     assert!(event.to_json().contains("\"outside_range\":[\"vib\"]"));
     // With the default 5000 rows the range is still warming up (500 readings) at 400.
@@ -302,18 +319,19 @@ fn a_reading_beyond_the_recent_range_scores_one() {
 
 /// Alert events from a large spike at reading 400 under `[alert]` settings `alert`.
 fn spike_events(alert: &str) -> Vec<AlertEvent> {
-    // build_config ends inside [alert] (consecutive 1, clear_after 3, cooldown 10).
-    let mut d = Detector::new(build_config(&format!("{alert}\n[score]\nreseed = true\n")), 10);
+    let Spiked {
+        mut detector,
+        mut before,
+        step,
+    } = spike_step(alert, "", 40.0);
+    before.extend(step.event);
     let id = SensorId::new("s1");
-    let mut events: Vec<AlertEvent> = feed(&mut d, &id, 0, 400)
-        .into_iter()
-        .filter_map(|s| s.event)
-        .collect();
-    let mut r = build_reading(400);
-    r[1] += 40.0;
-    events.extend(d.process_inline(&id, 400.0, &r, names).unwrap().event);
-    events.extend(feed(&mut d, &id, 401, 420).into_iter().filter_map(|s| s.event));
-    events
+    before.extend(
+        feed(&mut detector, &id, 401, 420)
+            .into_iter()
+            .filter_map(|s| s.event),
+    );
+    before
 }
 
 #[test]
