@@ -2,7 +2,8 @@
 //!
 //! Owns the per-sensor state machine ([`AlertState`]: raise after `consecutive`
 //! windows over threshold, clear after `clear_after` windows under it, no raise during
-//! `cooldown` windows after a clear), the JSON event the publisher sends
+//! `cooldown` windows after a clear; acceptance clears through [`AlertState::clear`]
+//! when the learning policy says so), the JSON event the publisher sends
 //! ([`AlertEvent`]), the per-channel error breakdown ([`channel_contributions`]), and
 //! topic rendering ([`render_topic`], [`sanitize_topic_level`]). It is sans-IO: the
 //! detector calls [`AlertState::update`] once per scored window and hands any event to
@@ -10,16 +11,6 @@
 
 use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
-
-/// What makes a scored window count as "over" for the alert lifecycle.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum AlertTrigger {
-    /// The thresholded model score is over its rolling quantile (the default).
-    Threshold,
-    /// The window's `anomaly_score` (onset-only, relative to past errors; what NAB
-    /// measures) is at least this value, in (0, 1].
-    AnomalyScore(f64),
-}
 
 /// Alert lifecycle settings, counted in scored windows.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,8 +21,6 @@ pub struct AlertParams {
     pub clear_after: u32,
     /// Windows after a clear during which no new raise may happen.
     pub cooldown: u32,
-    /// Which signal counts as over.
-    pub trigger: AlertTrigger,
 }
 
 /// What an alert event announces.
@@ -40,12 +29,23 @@ pub struct AlertParams {
 pub enum AlertEventKind {
     /// The sensor entered the alert state.
     Raised,
-    /// The sensor left the alert state.
+    /// The sensor left the alert state (see [`ClearReason`]).
     Cleared,
 }
 
+/// Why an alert was cleared.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClearReason {
+    /// The signal came back under the threshold for `clear_after` windows.
+    Recovered,
+    /// The alert lasted `[learning] accept_after_secs`: what it saw is the new normal
+    /// and the detector re-baselined on it.
+    Accepted,
+}
+
 /// Per-sensor alert state; serialisable so snapshots keep a raised alert raised.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct AlertState {
     /// Whether an alert is currently raised.
     raised: bool,
@@ -55,6 +55,9 @@ pub struct AlertState {
     under_run: u32,
     /// Windows left in which a raise is suppressed after the last clear.
     cooldown_left: u32,
+    /// Reading time of the raise, while raised (absent in older snapshots).
+    #[serde(default)]
+    raised_at: Option<f64>,
 }
 
 impl AlertState {
@@ -64,7 +67,7 @@ impl AlertState {
     /// Windows over threshold during the cooldown still count toward `consecutive`,
     /// so an anomaly that persists through the cooldown is raised as soon as it ends;
     /// a flapping signal is raised at most once per clear + cooldown.
-    pub fn update(&mut self, p: &AlertParams, over: bool) -> Option<AlertEventKind> {
+    pub fn update(&mut self, p: &AlertParams, over: bool, ts: f64) -> Option<AlertEventKind> {
         if over {
             self.over_run = self.over_run.saturating_add(1);
             self.under_run = 0;
@@ -74,9 +77,7 @@ impl AlertState {
         }
         if self.raised {
             if self.under_run >= p.clear_after.max(1) {
-                self.raised = false;
-                self.cooldown_left = p.cooldown;
-                self.under_run = 0;
+                self.clear(p);
                 return Some(AlertEventKind::Cleared);
             }
             return None;
@@ -87,10 +88,26 @@ impl AlertState {
         }
         if self.over_run >= p.consecutive.max(1) {
             self.raised = true;
+            self.raised_at = Some(ts);
             self.over_run = 0;
             return Some(AlertEventKind::Raised);
         }
         None
+    }
+
+    /// Clears a raised alert whatever the signal does (acceptance), with the usual
+    /// cooldown after it.
+    pub fn clear(&mut self, p: &AlertParams) {
+        self.raised = false;
+        self.raised_at = None;
+        self.cooldown_left = p.cooldown;
+        self.under_run = 0;
+        self.over_run = 0;
+    }
+
+    /// Reading time of the raise, while an alert is raised.
+    pub fn raised_at(&self) -> Option<f64> {
+        self.raised_at.filter(|_| self.raised)
     }
 
     /// Whether an alert is currently raised.
@@ -117,6 +134,14 @@ pub struct AlertEvent {
     pub sensor: String,
     /// `raised` or `cleared`.
     pub event: AlertEventKind,
+    /// With `cleared`: `recovered` or `accepted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ClearReason>,
+    /// Whether the detector learns this sensor's windows from now on: false while an
+    /// alert is raised (its windows over the threshold are kept out of the threshold,
+    /// the score reference and the training buffer, and held for acceptance).
+    #[serde(default)]
+    pub learning: bool,
     /// Timestamp of the triggering reading, Unix seconds.
     pub ts: f64,
     /// The same timestamp as RFC 3339 UTC with milliseconds (see [`rfc3339`]).
@@ -271,7 +296,6 @@ mod tests {
             consecutive,
             clear_after,
             cooldown,
-            trigger: AlertTrigger::Threshold,
         }
     }
 
@@ -280,7 +304,7 @@ mod tests {
         let mut s = AlertState::default();
         signal
             .chars()
-            .map(|c| match s.update(p, c == '1') {
+            .map(|c| match s.update(p, c == '1', 0.0) {
                 Some(AlertEventKind::Raised) => 'R',
                 Some(AlertEventKind::Cleared) => 'C',
                 None => '.',
@@ -358,16 +382,20 @@ mod tests {
         let p = params(1, 1, 0);
         let mut s = AlertState::default();
         assert!(!s.is_raised());
-        s.update(&p, true);
+        s.update(&p, true, 10.0);
         assert!(s.is_raised());
-        s.update(&p, false);
+        assert_eq!(s.raised_at(), Some(10.0));
+        s.update(&p, false, 11.0);
         assert!(!s.is_raised());
+        assert_eq!(s.raised_at(), None);
     }
 
     fn build_event() -> AlertEvent {
         AlertEvent {
             sensor: "pump/1".into(),
             event: AlertEventKind::Raised,
+            reason: None,
+            learning: false,
             ts: 1_714_564_800.25,
             ts_rfc3339: rfc3339(1_714_564_800.25),
             score: 2.0,

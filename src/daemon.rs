@@ -240,6 +240,7 @@ async fn reload_loop(path: PathBuf, reload_tx: mpsc::Sender<Reload>, token: Canc
                         threshold: c.detector.threshold,
                         alert: c.detector.alert,
                         score: c.detector.score,
+                        learning: c.detector.learning,
                     })
                     .await;
             }

@@ -267,9 +267,6 @@ buffer = 1500
 quantile = 0.995
 window = 2000
 min_scores = 150
-# Alerting windows stay out of the quantile, so one spike does not lift the threshold
-# over the next anomaly.
-learn_flagged = false
 
 [alert]
 consecutive = 4

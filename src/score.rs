@@ -12,7 +12,6 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ScoreConfig;
 use crate::threshold::RollingQuantile;
 
 /// Turns scores into anomaly scores; one per sensor.
@@ -30,11 +29,12 @@ pub struct AnomalyScorer {
 const MIN_REFERENCE: f64 = 1e-12;
 
 impl AnomalyScorer {
-    /// A scorer with no history.
-    pub fn new(config: &ScoreConfig) -> Self {
+    /// A scorer with no history, relative to the maximum of the last `history` errors,
+    /// counting only values that beat those of the previous `onset_rows` (0 = every value).
+    pub fn new(history: usize, onset_rows: usize) -> Self {
         Self {
-            reference: RollingQuantile::new(config.history, config.quantile.get()),
-            onset_rows: config.onset_rows,
+            reference: RollingQuantile::new(history, 1.0),
+            onset_rows,
             recent: VecDeque::new(),
             index: 0,
         }
@@ -109,21 +109,9 @@ pub struct ScorerSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Quantile;
 
     fn build(history: usize, onset_rows: usize) -> AnomalyScorer {
-        AnomalyScorer::new(&ScoreConfig {
-            history,
-            quantile: Quantile::try_from(1.0).unwrap(),
-            onset_rows,
-            tail_rows: 0,
-            reseed: false,
-            learn_flagged: true,
-            point: crate::config::PointScore::Off,
-            combine: crate::config::Combine::Max,
-            range_margin: None,
-            range_rows: 1,
-        })
+        AnomalyScorer::new(history, onset_rows)
     }
 
     #[test]

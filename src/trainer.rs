@@ -54,6 +54,13 @@ impl TrainingBuffer {
         }
     }
 
+    /// Forgets every window.
+    pub fn clear(&mut self) {
+        self.base += self.stream.len() as u64;
+        self.stream.clear();
+        self.starts.clear();
+    }
+
     /// Windows held.
     pub fn len(&self) -> usize {
         self.starts.len()

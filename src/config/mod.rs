@@ -7,11 +7,12 @@ mod validate;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 pub use raw::RawConfig;
 
-use crate::alert::{AlertParams, AlertTrigger};
+use crate::alert::AlertParams;
 use crate::model::ModelError;
 use crate::model::autoencoder::{AutoencoderKind, AutoencoderParams, AutoencoderValidParams};
 use crate::model::normalise::NormaliseMode;
@@ -47,6 +48,48 @@ pub enum ConfigError {
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<ConfigProblem>),
 }
+
+/// Keys earlier versions had, each with what replaced it, so `check-config` can say
+/// more than "unknown key".
+const REMOVED: &[(&str, &str)] = &[
+    (
+        "training.policy",
+        "[learning] decides what is learned: windows over the threshold never are",
+    ),
+    (
+        "threshold.learn_flagged",
+        "[learning] decides what is learned: scores over the threshold stay out of the window",
+    ),
+    (
+        "score.learn_flagged",
+        "[learning] decides what is learned: errors over the threshold stay out of the reference",
+    ),
+    (
+        "threshold.reseed",
+        "the threshold is rebuilt from the new model's errors when an alert is accepted ([learning] accept_after_secs)",
+    ),
+    (
+        "score.reseed",
+        "score.strategy = \"onset\" always rebuilds its reference from each new model's errors",
+    ),
+    (
+        "score.quantile",
+        "score.strategy = \"onset\" uses the maximum of score.history errors",
+    ),
+    ("score.tail_rows", "the whole window's error is scored"),
+    (
+        "score.combine",
+        "score.strategy = \"onset\" takes the larger of its components",
+    ),
+    (
+        "alert.trigger",
+        "alerts follow the threshold; anomaly_score is in every event (score.strategy)",
+    ),
+    (
+        "alert.anomaly_threshold",
+        "alerts follow the threshold; anomaly_score is in every event (score.strategy)",
+    ),
+];
 
 /// A quantile in (0, 1].
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
@@ -96,15 +139,6 @@ impl ScoreSource {
     }
 }
 
-/// Which recent windows the retrain learns from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrainPolicy {
-    /// Windows over the threshold are not learned (default).
-    SkipFlagged,
-    /// Every window is learned.
-    LearnAll,
-}
-
 /// Validated `[training]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainingConfig {
@@ -114,8 +148,6 @@ pub struct TrainingConfig {
     pub retrain_every: Option<usize>,
     /// Capacity of the training buffer, windows.
     pub buffer: usize,
-    /// What enters the buffer.
-    pub policy: TrainPolicy,
     /// Trainings the daemon runs at once (≥ 1).
     pub parallel: usize,
 }
@@ -164,11 +196,6 @@ pub struct ThresholdConfig {
     pub min_scores: usize,
     /// AE or PCA.
     pub score: ScoreSource,
-    /// Scores over the threshold enter the quantile window too.
-    pub learn_flagged: bool,
-    /// Rebuild the quantile window from the new model's scores of the training buffer at
-    /// every (re)train.
-    pub reseed: bool,
     /// Per-sensor overrides.
     pub sensors: BTreeMap<String, SensorThreshold>,
 }
@@ -180,53 +207,49 @@ impl ThresholdConfig {
     }
 }
 
-/// Validated `[score]`: how `anomaly_score` is derived from past scores only.
+/// Validated `[score]`: the scoring strategy, which turns each window's error into
+/// `anomaly_score` in [0, 1] from past data only (see [`crate::score`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ScoreConfig {
-    /// Past scores kept as reference.
-    pub history: usize,
-    /// Quantile of the reference (1 = maximum).
-    pub quantile: Quantile,
-    /// Onset suppression, rows (0 = off).
+pub enum ScoreStrategy {
+    /// The product default: the window's error against the largest of the recent errors
+    /// of the model in force, counted only at onsets, with the newest reading's own
+    /// deviation and a recent-range check beside it (the larger wins).
+    Onset(OnsetScore),
+    /// The error against the alert threshold, `s / (s + threshold)`: 0.5 at the
+    /// threshold, no onset suppression. For comparison and for operators who want the
+    /// anomaly score to follow the alerts.
+    Ratio,
+}
+
+/// Parameters of [`ScoreStrategy::Onset`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OnsetScore {
+    /// Past errors the reference (their maximum) is taken from.
+    pub history: NonZeroUsize,
+    /// Rows after a high anomaly score during which only a higher one counts (0 = off).
     pub onset_rows: usize,
-    /// Readings at the end of each window the error is averaged over (0 = the whole
-    /// window).
-    pub tail_rows: usize,
-    /// Rebuild the reference from the new model's errors on the training buffer at
-    /// every (re)train.
-    pub reseed: bool,
-    /// Errors of windows over the threshold join the reference too.
-    pub learn_flagged: bool,
-    /// Second, per-reading component of `anomaly_score` (off by default).
-    pub point: PointScore,
-    /// How the window and point components are combined.
-    pub combine: Combine,
-    /// Recent-range component: a reading this fraction of the range beyond the range
-    /// of the previous `range_rows` readings scores 1 (`None` = off).
-    pub range_margin: Option<f64>,
-    /// Readings the recent range covers.
-    pub range_rows: usize,
+    /// Score the newest reading's squared normalised value beside the window error.
+    pub point: bool,
+    /// Recent-range component (`None` = off).
+    pub range: Option<RangeParams>,
 }
 
-/// The newest reading's own error, scored beside the window error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PointScore {
-    /// No point component: `anomaly_score` is the window component alone.
-    Off,
-    /// Mean over channels of the newest reading's squared AE reconstruction error.
-    Ae,
-    /// Mean over channels of the newest reading's squared normalised value (its
-    /// deviation from the training mean, in training standard deviations).
-    Z,
+/// The recent-range component: a reading `margin` × range beyond the range of the
+/// previous `rows` readings scores 1.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RangeParams {
+    /// Fraction of the range, > 0.
+    pub margin: f64,
+    /// Readings the range covers.
+    pub rows: NonZeroUsize,
 }
 
-/// How the window and point anomaly scores are combined.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Combine {
-    /// The larger of the two.
-    Max,
-    /// Their mean.
-    Mean,
+/// Validated `[learning]` (the policy itself lives in `detector::learning`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LearningConfig {
+    /// An alert raised this long (reading time) is accepted as the new normal; `None` =
+    /// never.
+    pub accept_after: Option<Duration>,
 }
 
 /// Drift removal applied to readings before they enter the window.
@@ -257,8 +280,10 @@ pub struct DetectorConfig {
     pub threshold: ThresholdConfig,
     /// Alert lifecycle.
     pub alert: AlertParams,
-    /// Anomaly score mapping.
-    pub score: ScoreConfig,
+    /// Scoring strategy (`anomaly_score`).
+    pub score: ScoreStrategy,
+    /// What the detector learns from.
+    pub learning: LearningConfig,
     /// Drift removal before windowing.
     pub detrend: Detrend,
     /// Channel names the detrend applies to; empty = every channel.
@@ -325,9 +350,12 @@ impl Config {
         let raw: Result<RawConfig, _> = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()));
         let mut problems: Vec<ConfigProblem> = unknown
             .into_iter()
-            .map(|key| ConfigProblem {
-                key,
-                message: "is not a known key".into(),
+            .map(|key| {
+                let message = match REMOVED.iter().find(|(k, _)| *k == key) {
+                    Some((_, instead)) => format!("was removed: {instead}"),
+                    None => "is not a known key".into(),
+                };
+                ConfigProblem { key, message }
             })
             .collect();
         match raw {

@@ -40,6 +40,8 @@ pub struct RawConfig {
     pub alert: RawAlert,
     /// `[score]`: how an error becomes `anomaly_score` in [0, 1].
     pub score: RawScore,
+    /// `[learning]`: what the detector learns from, and when an alert becomes normal.
+    pub learning: RawLearning,
 }
 
 /// `[mqtt]`.
@@ -174,11 +176,11 @@ pub struct RawWindow {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct RawModel {
-    /// `undercomplete`, `sparse` or `denoising`. Default `undercomplete`.
+    /// `undercomplete`, `sparse` or `denoising`. Default `denoising`.
     pub kind: String,
     /// Hidden layer widths of the encoder (mirrored in the decoder). Default `[16]`.
     pub hidden: Vec<usize>,
-    /// Width of the code. Default 4.
+    /// Width of the code. Default 2.
     pub latent: usize,
     /// Hidden activation: `relu`, `tanh`, `sigmoid`. Default `tanh`.
     pub activation: Activation,
@@ -214,14 +216,12 @@ pub struct RawModel {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct RawTraining {
-    /// Windows collected before the first model (no scores before). Default 256.
+    /// Windows collected before the first model (no scores before). Default 100.
     pub min_windows: usize,
     /// Scored windows between retrains; 0 = never retrain. Default 500.
     pub retrain_every: usize,
-    /// Most recent windows kept for training. Default 3000.
+    /// Most recent windows kept for training. Default 5000.
     pub buffer: usize,
-    /// `skip_flagged` (windows over the threshold are not learned) or `learn_all`. Default `skip_flagged`.
-    pub policy: String,
     /// Trainings the daemon runs at once; further sensors' jobs wait their turn. Bounds
     /// training's CPU and memory when many sensors are due together. Default 1.
     pub parallel: usize,
@@ -231,7 +231,7 @@ pub struct RawTraining {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct RawThreshold {
-    /// Quantile q in (0, 1] of recent scores. Default 0.995.
+    /// Quantile q in (0, 1] of recent scores. Default 0.999.
     pub quantile: f64,
     /// Number of recent scores the quantile is taken over. Default 10000.
     pub window: usize,
@@ -242,15 +242,6 @@ pub struct RawThreshold {
     pub score: String,
     /// Static floor: the threshold is never below this. Default 0.
     pub floor: f64,
-    /// Whether a score over the threshold joins the quantile window. `false` keeps a
-    /// long anomaly from raising its own threshold (the threshold then follows normal
-    /// scores only). Default true.
-    pub learn_flagged: bool,
-    /// At every (re)train, refill the quantile window with the new model's scores of the
-    /// newest `window` training windows (the control limit from training data, as
-    /// SKAB's methods do); alerts may then start as soon as the model exists.
-    /// Default false.
-    pub reseed: bool,
     /// Per-sensor overrides, keyed by sensor id: `[threshold.sensors.pump-7]`.
     pub sensors: BTreeMap<String, RawThresholdOverride>,
 }
@@ -275,50 +266,39 @@ pub struct RawAlert {
     pub clear_after: u32,
     /// Windows after a clear during which no new alert is raised. Default 100.
     pub cooldown: u32,
-    /// What counts as over: `threshold` (the score over its rolling quantile) or
-    /// `anomaly_score` (the window's anomaly score at least `anomaly_threshold`).
-    /// Default `threshold`.
-    pub trigger: String,
-    /// With `trigger = "anomaly_score"`: the anomaly score that counts as over, in
-    /// (0, 1]. Default 0.52 (NAB's swept optimum for `config/nab.toml`).
-    pub anomaly_threshold: f64,
 }
 
-/// `[score]`.
+/// `[score]`: the scoring strategy and its parameters.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct RawScore {
-    /// Past scores the anomaly score is relative to. Default 1000.
+    /// `onset` (the window's error against the largest recent error, onsets only, with
+    /// the newest reading's own deviation and the recent range) or `ratio` (the error
+    /// against the alert threshold). Default `onset`.
+    pub strategy: String,
+    /// `onset`: past errors the reference (their maximum) is taken from. Default 5000.
     pub history: usize,
-    /// Quantile of those past scores used as the reference; 1 = their maximum. Default 1.
-    pub quantile: f64,
-    /// Rows after a high anomaly score during which only a higher one counts again
-    /// (onset-only scoring); 0 disables. Default 100.
+    /// `onset`: rows after a high anomaly score during which only a higher one counts
+    /// again; 0 disables. Default 100.
     pub onset_rows: usize,
-    /// The error of a window is the mean squared error of its newest `tail_rows`
-    /// readings only (what just arrived), not of the whole window; 0 = whole window.
-    /// Applies to every score (AE, PCA, mean) and so to thresholds too. Default 0.
-    pub tail_rows: usize,
-    /// At every (re)train, replace the reference history by the new model's errors on
-    /// the newest `history` windows of the training buffer, so the reference matches
-    /// the model that is scoring (and is ready the moment the first model is).
-    /// Default false.
-    pub reseed: bool,
-    /// Whether the error of a window over the alert threshold joins the reference
-    /// history. `false` keeps one anomaly from masking the next for `history` windows.
-    /// Default true.
-    pub learn_flagged: bool,
-    /// Second, per-reading component of `anomaly_score`: `off`, `ae` (the newest
-    /// reading's squared AE error) or `z` (its squared normalised value), divided by
-    /// its own past values like the window error. Default `off`.
+    /// `onset`: also score the newest reading's own deviation (`z`: its squared
+    /// normalised value over its own past maximum) or not (`off`). Default `z`.
     pub point: String,
-    /// `max` or `mean` of the window and point components. Default `max`.
-    pub combine: String,
-    /// A reading more than this fraction of the recent range beyond that range (any
-    /// channel, over the previous `range_rows` readings) scores 1; 0 disables. Default 0.
+    /// `onset`: a reading more than this fraction of the recent range beyond that range
+    /// (any channel) scores 1; 0 disables. Default 0.05.
     pub range_margin: f64,
-    /// Readings the recent range is taken over. Default 5000.
+    /// `onset`: readings the recent range is taken over. Default 5000.
     pub range_rows: usize,
+}
+
+/// `[learning]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawLearning {
+    /// An alert that stays raised this long (seconds of reading time) is accepted as the
+    /// new normal: the detector re-baselines on the recent windows and clears it with
+    /// reason `accepted`; 0 = never. Default 3600.
+    pub accept_after_secs: f64,
 }
 
 fn default_sources() -> Vec<RawSource> {
@@ -420,9 +400,10 @@ impl Default for RawModel {
             // (asserted by the autoencoder's tests and by config/anomalyd.toml's test).
             .expect("autoencoder defaults are valid");
         Self {
-            kind: "undercomplete".into(),
+            kind: "denoising".into(),
             hidden: ae.hidden().to_vec(),
-            latent: ae.latent(),
+            // Narrower than the builder's 4: measured best on NAB (docs/quality.md).
+            latent: 2,
             activation: ae.activation(),
             output_activation: ae.output_activation(),
             loss: "mse".into(),
@@ -444,10 +425,9 @@ impl Default for RawModel {
 impl Default for RawTraining {
     fn default() -> Self {
         Self {
-            min_windows: 256,
+            min_windows: 100,
             retrain_every: 500,
-            buffer: 3000,
-            policy: "skip_flagged".into(),
+            buffer: 5000,
             parallel: 1,
         }
     }
@@ -456,13 +436,11 @@ impl Default for RawTraining {
 impl Default for RawThreshold {
     fn default() -> Self {
         Self {
-            quantile: 0.995,
+            quantile: 0.999,
             window: 10_000,
             min_scores: 100,
             score: "ae".into(),
             floor: 0.0,
-            learn_flagged: true,
-            reseed: false,
             sensors: BTreeMap::new(),
         }
     }
@@ -474,8 +452,6 @@ impl Default for RawAlert {
             consecutive: 3,
             clear_after: 10,
             cooldown: 100,
-            trigger: "threshold".into(),
-            anomaly_threshold: 0.52,
         }
     }
 }
@@ -483,16 +459,20 @@ impl Default for RawAlert {
 impl Default for RawScore {
     fn default() -> Self {
         Self {
-            history: 1000,
-            quantile: 1.0,
+            strategy: "onset".into(),
+            history: 5000,
             onset_rows: 100,
-            tail_rows: 0,
-            reseed: false,
-            learn_flagged: true,
-            point: "off".into(),
-            combine: "max".into(),
-            range_margin: 0.0,
+            point: "z".into(),
+            range_margin: 0.05,
             range_rows: 5000,
+        }
+    }
+}
+
+impl Default for RawLearning {
+    fn default() -> Self {
+        Self {
+            accept_after_secs: 3600.0,
         }
     }
 }

@@ -14,7 +14,7 @@ fn example_file_parses_and_matches_the_defaults() {
     let from_file = Config::from_toml_str(text).unwrap();
     let defaults = Config::from_toml_str("").unwrap();
     assert_eq!(from_file, defaults, "config/anomalyd.toml must show the defaults");
-    assert_eq!(from_file.detector.threshold.default.quantile.get(), 0.995);
+    assert_eq!(from_file.detector.threshold.default.quantile.get(), 0.999);
     assert_eq!(from_file.sources[0].topic, "sensors/+/telemetry");
 }
 
@@ -63,21 +63,35 @@ fn range_problems_are_collected_in_one_pass() {
             "[threshold.sensors.p1]\nquantile = 0",
             "got 0",
         ),
-        ("model", "[model]\nlatent = 40", "latent"),
+        (
+            "model",
+            "[model]\nkind = \"undercomplete\"\nlatent = 40",
+            "latent",
+        ),
         (
             "alert.trigger",
             "[alert]\ntrigger = \"score\"",
-            "must be threshold or anomaly_score",
+            "was removed: alerts follow the threshold",
         ),
         (
-            "alert.anomaly_threshold",
-            "[alert]\nanomaly_threshold = 1.5",
-            "must be in (0, 1], got 1.5",
+            "training.policy",
+            "[training]\npolicy = \"learn_all\"",
+            "was removed: [learning] decides",
         ),
         (
-            "alert.consecutive",
-            "[alert]\ntrigger = \"anomaly_score\"\nconsecutive = 3",
-            "must be 1 with alert.trigger",
+            "learning.accept_after_secs",
+            "[learning]\naccept_after_secs = -1",
+            "must be 0 (never) or a positive number of seconds, got -1",
+        ),
+        (
+            "score.strategy",
+            "[score]\nstrategy = \"max\"",
+            "must be onset or ratio",
+        ),
+        (
+            "score.history",
+            "[score]\nhistory = 0",
+            "must be at least 1, got 0",
         ),
         (
             "training.parallel",
@@ -115,7 +129,7 @@ fn per_sensor_overrides_apply_only_to_that_sensor() {
     let t = &cfg.detector.threshold;
     assert_eq!(t.for_sensor("pump-7").quantile.get(), 0.9);
     assert_eq!(t.for_sensor("pump-7").floor, 2.0);
-    assert_eq!(t.for_sensor("pump-8").quantile.get(), 0.995);
+    assert_eq!(t.for_sensor("pump-8").quantile.get(), 0.999);
 }
 
 #[test]

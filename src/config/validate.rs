@@ -236,17 +236,6 @@ fn detector(raw: &RawConfig, p: &mut Problems) -> DetectorConfig {
             t.min_windows, t.buffer
         )
     });
-    let policy = match t.policy.as_str() {
-        "skip_flagged" => TrainPolicy::SkipFlagged,
-        "learn_all" => TrainPolicy::LearnAll,
-        other => {
-            p.add(
-                "training.policy",
-                format!("must be skip_flagged or learn_all, got {other:?}"),
-            );
-            TrainPolicy::SkipFlagged
-        }
-    };
     p.check(t.parallel >= 1, "training.parallel", || {
         format!("must be at least 1, got {}", t.parallel)
     });
@@ -255,7 +244,6 @@ fn detector(raw: &RawConfig, p: &mut Problems) -> DetectorConfig {
         min_windows: t.min_windows,
         retrain_every: (t.retrain_every > 0).then_some(t.retrain_every),
         buffer: t.buffer,
-        policy,
     };
     DetectorConfig {
         window,
@@ -264,6 +252,7 @@ fn detector(raw: &RawConfig, p: &mut Problems) -> DetectorConfig {
         threshold: threshold(raw, p),
         alert: alert(raw, p),
         score: score(raw, p),
+        learning: learning(raw, p),
         detrend: detrend(raw, p),
         detrend_channels: raw.window.detrend_channels.clone(),
     }
@@ -415,8 +404,6 @@ fn threshold(raw: &RawConfig, p: &mut Problems) -> ThresholdConfig {
         window: t.window.max(1),
         min_scores: t.min_scores.max(1),
         score,
-        learn_flagged: t.learn_flagged,
-        reseed: t.reseed,
         sensors,
     }
 }
@@ -429,90 +416,65 @@ fn alert(raw: &RawConfig, p: &mut Problems) -> AlertParams {
     p.check(a.clear_after >= 1, "alert.clear_after", || {
         format!("must be at least 1, got {}", a.clear_after)
     });
-    p.check(
-        a.anomaly_threshold > 0.0 && a.anomaly_threshold <= 1.0,
-        "alert.anomaly_threshold",
-        || format!("must be in (0, 1], got {}", a.anomaly_threshold),
-    );
-    let trigger = match a.trigger.as_str() {
-        "threshold" => AlertTrigger::Threshold,
-        "anomaly_score" => {
-            // Onset-only scores are non-zero on single windows, so a run of them
-            // never comes.
-            p.check(
-                a.consecutive <= 1 || raw.score.onset_rows == 0,
-                "alert.consecutive",
-                || {
-                    format!(
-                        "must be 1 with alert.trigger = \"anomaly_score\" while score.onset_rows > 0 \
-                         (onset-only scores are non-zero on single windows), got {}",
-                        a.consecutive
-                    )
-                },
-            );
-            AlertTrigger::AnomalyScore(a.anomaly_threshold.clamp(f64::MIN_POSITIVE, 1.0))
-        }
-        other => {
-            p.add(
-                "alert.trigger",
-                format!("must be threshold or anomaly_score, got {other:?}"),
-            );
-            AlertTrigger::Threshold
-        }
-    };
     AlertParams {
         consecutive: a.consecutive.max(1),
         clear_after: a.clear_after.max(1),
         cooldown: a.cooldown,
-        trigger,
     }
 }
 
-fn score(raw: &RawConfig, p: &mut Problems) -> ScoreConfig {
+fn nonzero(p: &mut Problems, key: &str, n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap_or_else(|| {
+        p.add(key, "must be at least 1, got 0");
+        NonZeroUsize::MIN
+    })
+}
+
+fn score(raw: &RawConfig, p: &mut Problems) -> ScoreStrategy {
     let s = &raw.score;
-    p.check(s.history >= 1, "score.history", || {
-        format!("must be at least 1, got {}", s.history)
-    });
-    p.check(s.tail_rows <= raw.window.size, "score.tail_rows", || {
-        format!(
-            "must be at most window.size ({}), got {}",
-            raw.window.size, s.tail_rows
-        )
-    });
+    match s.strategy.as_str() {
+        "ratio" => ScoreStrategy::Ratio,
+        "onset" => {
+            p.check(
+                s.range_margin.is_finite() && s.range_margin >= 0.0,
+                "score.range_margin",
+                || format!("must be a number >= 0 (0 = off), got {}", s.range_margin),
+            );
+            let rows = nonzero(p, "score.range_rows", s.range_rows);
+            let point = match s.point.as_str() {
+                "z" => true,
+                "off" => false,
+                other => {
+                    p.add("score.point", format!("must be z or off, got {other:?}"));
+                    false
+                }
+            };
+            ScoreStrategy::Onset(OnsetScore {
+                history: nonzero(p, "score.history", s.history),
+                onset_rows: s.onset_rows,
+                point,
+                range: (s.range_margin.is_finite() && s.range_margin > 0.0).then_some(RangeParams {
+                    margin: s.range_margin,
+                    rows,
+                }),
+            })
+        }
+        other => {
+            p.add("score.strategy", format!("must be onset or ratio, got {other:?}"));
+            ScoreStrategy::Ratio
+        }
+    }
+}
+
+fn learning(raw: &RawConfig, p: &mut Problems) -> LearningConfig {
+    let secs = raw.learning.accept_after_secs;
     p.check(
-        s.range_margin.is_finite() && s.range_margin >= 0.0,
-        "score.range_margin",
-        || format!("must be a number >= 0 (0 = off), got {}", s.range_margin),
+        secs.is_finite() && secs >= 0.0,
+        "learning.accept_after_secs",
+        || format!("must be 0 (never) or a positive number of seconds, got {secs}"),
     );
-    p.check(s.range_rows >= 1, "score.range_rows", || {
-        format!("must be at least 1, got {}", s.range_rows)
-    });
-    ScoreConfig {
-        range_margin: (s.range_margin.is_finite() && s.range_margin > 0.0).then_some(s.range_margin),
-        range_rows: s.range_rows.max(1),
-        history: s.history.max(1),
-        quantile: p.quantile("score.quantile", s.quantile),
-        onset_rows: s.onset_rows,
-        tail_rows: s.tail_rows.min(raw.window.size),
-        reseed: s.reseed,
-        learn_flagged: s.learn_flagged,
-        point: match s.point.as_str() {
-            "off" => PointScore::Off,
-            "ae" => PointScore::Ae,
-            "z" => PointScore::Z,
-            other => {
-                p.add("score.point", format!("must be off, ae or z, got {other:?}"));
-                PointScore::Off
-            }
-        },
-        combine: match s.combine.as_str() {
-            "max" => Combine::Max,
-            "mean" => Combine::Mean,
-            other => {
-                p.add("score.combine", format!("must be max or mean, got {other:?}"));
-                Combine::Max
-            }
-        },
+    LearningConfig {
+        accept_after: (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs)),
     }
 }
 

@@ -12,13 +12,13 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::alert::{AlertEventKind, AlertParams};
-use crate::config::{ModelConfig, ScoreConfig, ThresholdConfig};
+use crate::alert::{AlertEventKind, AlertParams, ClearReason};
+use crate::config::{LearningConfig, ModelConfig, ScoreStrategy, ThresholdConfig};
 use crate::detector::{DetectError, Detector, Step};
 use crate::ingest::mqtt::Telemetry;
 use crate::metrics::{Health, SensorLabels, labels, names};
 use crate::model::Model;
-use crate::publish::{Outbound, SensorState, StateKind};
+use crate::publish::{Outbound, SensorState};
 use crate::ratelimit::LogLimiter;
 use crate::reading::SensorId;
 use crate::store::Store;
@@ -39,15 +39,17 @@ pub(crate) struct Trained {
 pub(crate) struct Reload {
     pub(crate) threshold: ThresholdConfig,
     pub(crate) alert: AlertParams,
-    pub(crate) score: ScoreConfig,
+    pub(crate) score: ScoreStrategy,
+    pub(crate) learning: LearningConfig,
 }
 
 /// What was last published for a sensor; a change triggers a retained state update.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Published {
-    state: StateKind,
+    state: crate::detector::SensorState,
     model_version: u64,
     threshold_ready: bool,
+    last_clear: Option<crate::alert::ClearReason>,
 }
 
 /// The detector task's state; see the module docs.
@@ -164,6 +166,9 @@ impl Running {
                 AlertEventKind::Cleared => "cleared",
             };
             metrics::counter!(names::ALERTS, labels::EVENT => label).increment(1);
+            if event.reason == Some(ClearReason::Accepted) {
+                metrics::counter!(names::ALERTS_ACCEPTED).increment(1);
+            }
             // The publisher drains its channel into its own queue at once, so this
             // only waits for a moment under a burst.
             let _ = self.outbound_tx.send(Outbound::Alert(Box::new(event))).await;
@@ -178,17 +183,12 @@ impl Running {
         };
         let threshold_ready = p.threshold_len() >= self.detector.config().threshold.min_scores;
         let model_version = p.model_version();
-        let state = if p.alert_raised() {
-            StateKind::Alert
-        } else if model_version == 0 || !threshold_ready {
-            StateKind::WarmingUp
-        } else {
-            StateKind::Normal
-        };
+        let state = p.state(self.detector.config());
         let now = Published {
             state,
             model_version,
             threshold_ready,
+            last_clear: p.last_clear(),
         };
         let before = self.published.insert(sensor.clone(), now);
         if before == Some(now) {
@@ -202,6 +202,7 @@ impl Running {
         let msg = SensorState {
             sensor: sensor.to_string(),
             state,
+            last_clear: now.last_clear,
             model_version,
             threshold_ready,
             ts,
@@ -271,7 +272,8 @@ impl Running {
     }
 
     fn on_reload(&mut self, reload: Reload) {
-        self.detector.reload(reload.threshold, reload.alert, reload.score);
+        self.detector
+            .reload(reload.threshold, reload.alert, reload.score, reload.learning);
         info!("Threshold and alert settings reloaded.");
     }
 

@@ -1,11 +1,19 @@
-//! The per-sensor pipeline, sans-IO: reading → window → both scores → threshold →
-//! anomaly score → alert state. The daemon, `replay` and `eval` all drive this code;
-//! nothing about scoring exists anywhere else.
+//! The per-sensor pipeline, sans-IO: reading → drift removal → window → scoring (both
+//! models, threshold, anomaly score) → learning policy → alert lifecycle. The daemon,
+//! `replay` and `eval` all drive this code; nothing about scoring exists anywhere else.
+//!
+//! Each stage is a type that owns its state and makes its decisions: [`drift`]
+//! (`[window] detrend`), [`scoring`] (`[threshold]`, `[score]`), [`learning`] (what is
+//! learned, when a model is due, acceptance; `[learning]`, `[training]`) and the alert
+//! lifecycle in [`crate::alert`]. The sensor's [`SensorState`] is an output of the core.
 //!
 //! The detector never trains by itself: when a sensor needs a model it returns a
 //! [`TrainJob`] in its [`Step`], and whoever drives it installs the result with
 //! [`Detector::install`] (inline in replay, from a blocking thread in the daemon).
 
+mod drift;
+mod learning;
+mod scoring;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -13,15 +21,16 @@ mod tests;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::alert::{AlertEvent, AlertState, AlertTrigger, ChannelContribution};
-use crate::config::{Combine, DetectorConfig, Detrend, PointScore, ScoreConfig, TrainPolicy};
-use crate::model::{Model, WindowScores, Workspace};
-use crate::range::RecentRange;
+use crate::alert::{AlertEvent, AlertEventKind, AlertState, ChannelContribution, ClearReason};
+use crate::config::DetectorConfig;
+use crate::model::{Model, WindowScores};
 use crate::reading::SensorId;
-use crate::score::AnomalyScorer;
-use crate::threshold::RollingQuantile;
-use crate::trainer::{TrainJob, TrainingBuffer};
+use crate::trainer::TrainJob;
 use crate::window::{Push, Window, WindowParams, WindowReject};
+
+use drift::Drift;
+use learning::{Installed, Learning};
+use scoring::{Judged, Scoring};
 
 pub use snapshot::{DetectorSnapshot, SNAPSHOT_FORMAT, SensorSnapshot};
 
@@ -29,7 +38,7 @@ pub use snapshot::{DetectorSnapshot, SNAPSHOT_FORMAT, SensorSnapshot};
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum DetectError {
     /// A new sensor arrived while `max_sensors` are already tracked.
-    #[error("sensor limit of {limit} reached, reading of new sensor {sensor} dropped")]
+    #[error("sensor limit of {limit} reached, reading of new sensor {sensor:?} dropped")]
     TooManySensors {
         /// The new sensor.
         sensor: String,
@@ -37,13 +46,40 @@ pub enum DetectError {
         limit: usize,
     },
     /// The window refused the reading (order, duplicate, NaN, channel count).
-    #[error("reading of sensor {sensor} rejected: {reason:?}")]
+    #[error("reading of sensor {sensor:?} rejected: {reason:?}")]
     Rejected {
         /// The sensor.
         sensor: String,
         /// Why.
         reason: WindowReject,
     },
+}
+
+/// Where a sensor stands, as the core sees it: the one readiness rule, which the daemon
+/// publishes and `replay` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SensorState {
+    /// No model yet, or fewer than `threshold.min_scores` scores: no alert can be raised.
+    WarmingUp,
+    /// Scoring, no alert raised.
+    Normal,
+    /// An alert is raised; its windows over the threshold are not learned.
+    Alert,
+    /// An alert was accepted as the new normal and the detector is re-baselining.
+    Accepted,
+}
+
+impl SensorState {
+    /// `warming_up`, `normal`, `alert` or `accepted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WarmingUp => "warming_up",
+            Self::Normal => "normal",
+            Self::Alert => "alert",
+            Self::Accepted => "accepted",
+        }
+    }
 }
 
 /// What one scored window produced.
@@ -57,12 +93,14 @@ pub struct Scored {
     pub anomaly_score: f64,
     /// The thresholded score is over the threshold.
     pub over: bool,
+    /// The window's errors were learned (see the learning policy).
+    pub learned: bool,
     /// Model generation that scored it.
     pub model_version: u64,
 }
 
 /// Everything one reading produced.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Step {
     /// Present when a window was due and a model exists.
     pub scored: Option<Scored>,
@@ -70,36 +108,25 @@ pub struct Step {
     pub event: Option<AlertEvent>,
     /// A model should be trained and installed.
     pub train: Option<TrainJob>,
+    /// The sensor's state after this reading.
+    pub state: SensorState,
 }
 
-/// One sensor's state.
+/// One sensor's state: the window and the stages a window goes through.
 #[derive(Clone, Debug)]
 pub struct Pipeline {
     sensor: SensorId,
     channel_names: Vec<String>,
     window: Window,
+    /// The newest window, flattened, after per-window drift removal.
     raw: Vec<f64>,
-    workspace: Workspace,
     model: Option<Arc<Model>>,
-    buffer: TrainingBuffer,
-    threshold: RollingQuantile,
-    scorer: AnomalyScorer,
-    /// Anomaly scorer of the newest reading's error (`score.point`).
-    point_scorer: AnomalyScorer,
-    /// Recent per-channel range of raw readings (`score.range_margin`); it remembers
-    /// which channels the newest reading took outside it.
-    range: Option<RecentRange>,
-    /// Per-channel EMA of past readings (`window.detrend = "ema"`).
-    ema: Vec<f64>,
-    ema_started: bool,
-    /// Per channel: whether the detrend applies to it (`window.detrend_channels`).
-    detrend_mask: Vec<bool>,
-    /// The reading after drift removal, handed to the window.
-    detrended: Vec<f64>,
+    drift: Drift,
+    scoring: Scoring,
+    learning: Learning,
     alert: AlertState,
-    /// A job is out and its model not yet installed.
-    training: bool,
-    windows_since_job: usize,
+    /// Why the last alert was cleared, if one was.
+    last_clear: Option<ClearReason>,
 }
 
 impl Pipeline {
@@ -109,27 +136,15 @@ impl Pipeline {
             ..config.window.clone()
         };
         let width = params.size * params.channels;
-        let t = config.threshold.for_sensor(sensor.as_str());
         Self {
             window: Window::new(&params),
             raw: vec![0.0; width],
-            workspace: Workspace::default(),
             model: None,
-            buffer: TrainingBuffer::new(config.training.buffer, width, params.stride * params.channels),
-            threshold: RollingQuantile::new(config.threshold.window, t.quantile.get()),
-            scorer: AnomalyScorer::new(&config.score),
-            point_scorer: AnomalyScorer::new(&config.score),
-            range: new_range(&config.score, channel_names.len()),
-            ema: vec![0.0; params.channels],
-            ema_started: false,
-            detrend_mask: channel_names
-                .iter()
-                .map(|n| config.detrend_channels.is_empty() || config.detrend_channels.contains(n))
-                .collect(),
-            detrended: vec![0.0; params.channels],
+            drift: Drift::new(config, &channel_names),
+            scoring: Scoring::new(config, sensor.as_str(), channel_names.len()),
+            learning: Learning::new(config, width, params.stride * params.channels),
             alert: AlertState::default(),
-            training: false,
-            windows_since_job: 0,
+            last_clear: None,
             sensor,
             channel_names,
         }
@@ -142,7 +157,7 @@ impl Pipeline {
 
     /// Scores in the threshold window.
     pub fn threshold_len(&self) -> usize {
-        self.threshold.len()
+        self.scoring.threshold_len()
     }
 
     /// Whether an alert is raised.
@@ -155,135 +170,110 @@ impl Pipeline {
         &self.channel_names
     }
 
+    /// Why the last alert was cleared (`None` before the first clear since start).
+    pub fn last_clear(&self) -> Option<ClearReason> {
+        self.last_clear
+    }
+
+    /// The sensor's state.
+    pub fn state(&self, config: &DetectorConfig) -> SensorState {
+        if self.learning.accepted() {
+            SensorState::Accepted
+        } else if self.alert.is_raised() {
+            SensorState::Alert
+        } else if self.model.is_none() || self.scoring.threshold_len() < config.threshold.min_scores {
+            SensorState::WarmingUp
+        } else {
+            SensorState::Normal
+        }
+    }
+
     fn push(&mut self, ts: f64, values: &[f64], config: &DetectorConfig) -> Result<Step, WindowReject> {
-        let push = match config.detrend {
-            Detrend::Ema { rows } if values.len() == self.detrended.len() => {
-                // Past readings only: the EMA is updated after this reading is taken.
-                for (((d, &v), &m), &on) in self
-                    .detrended
-                    .iter_mut()
-                    .zip(values)
-                    .zip(&self.ema)
-                    .zip(&self.detrend_mask)
-                {
-                    *d = match (on, self.ema_started) {
-                        (false, _) => v,
-                        (true, true) => v - m,
-                        (true, false) => 0.0,
-                    };
-                }
-                let push = self.window.push(ts, &self.detrended);
-                if !matches!(push, Push::Rejected(_)) {
-                    let alpha = 2.0 / (rows as f64 + 1.0);
-                    for (m, &v) in self.ema.iter_mut().zip(values) {
-                        *m = if self.ema_started {
-                            *m + alpha * (v - *m)
-                        } else {
-                            v
-                        };
-                    }
-                    self.ema_started = true;
-                }
-                push
-            }
-            _ => self.window.push(ts, values),
+        let push = self.window.push(ts, self.drift.apply(values));
+        if let Push::Rejected(reason) = push {
+            return Err(reason);
+        }
+        self.drift.commit(values);
+        self.scoring.observe(values);
+        let (scored, event, train) = match push {
+            Push::Ready => self.on_window(ts, config),
+            _ => (None, None, None),
         };
-        if !matches!(push, Push::Rejected(_)) {
-            if let Some(range) = self.range.as_mut() {
-                range.update(values);
-            }
-        }
-        match push {
-            Push::Rejected(reason) => Err(reason),
-            Push::Filling => Ok(Step::default()),
-            Push::Ready => Ok(self.on_window(ts, config)),
-        }
+        Ok(Step {
+            scored,
+            event,
+            train,
+            state: self.state(config),
+        })
     }
 
-    fn on_window(&mut self, ts: f64, config: &DetectorConfig) -> Step {
+    fn on_window(
+        &mut self,
+        ts: f64,
+        config: &DetectorConfig,
+    ) -> (Option<Scored>, Option<AlertEvent>, Option<TrainJob>) {
         self.window.copy_into(&mut self.raw);
-        if config.detrend == Detrend::WindowMean {
-            demean(&mut self.raw, &self.detrend_mask);
-        }
-        let mut step = Step::default();
-        let mut flagged = false;
+        self.drift.window(&mut self.raw);
+        let mut scored = None;
+        let mut event = None;
         if let Some(model) = self.model.clone() {
-            let scored = self.score(&model, config);
-            flagged = scored.over;
-            step.event = self.advance_alert(&model, &scored, ts, config);
-            step.scored = Some(scored);
-        }
-        if !flagged || config.training.policy == TrainPolicy::LearnAll {
-            self.buffer.push(&self.raw);
-        }
-        self.windows_since_job += 1;
-        step.train = self.maybe_job(config);
-        step
-    }
-
-    fn score(&mut self, model: &Model, config: &DetectorConfig) -> Scored {
-        let scores = model.score(&self.raw, &mut self.workspace, config.score.tail_rows);
-        let value = config.threshold.score.pick(&scores);
-        let floor = config.threshold.for_sensor(self.sensor.as_str()).floor;
-        // The threshold is read before this score joins the window: past data only.
-        let threshold = (self.threshold.len() >= config.threshold.min_scores)
-            .then(|| self.threshold.quantile().map(|q| q.max(floor)))
-            .flatten();
-        let over = threshold.is_some_and(|t| value > t);
-        if !over || config.threshold.learn_flagged {
-            self.threshold.push(value);
-        }
-        let learn = !over || config.score.learn_flagged;
-        let window_score = self.scorer.update_learning(value, learn);
-        let combined = match self.point_error(config) {
-            None => window_score,
-            Some(e) => {
-                let point_score = self.point_scorer.update_learning(e, learn);
-                match config.score.combine {
-                    Combine::Max => window_score.max(point_score),
-                    Combine::Mean => 0.5 * (window_score + point_score),
-                }
+            let judged = self.scoring.judge(&model, &self.raw, config);
+            let learned = self.learning.learns(judged.over);
+            let censor = judged.over && !self.learning.accepted();
+            let anomaly_score = self
+                .scoring
+                .finish(&judged, self.channel_names.len(), learned, censor);
+            let s = Scored {
+                scores: judged.scores,
+                threshold: judged.threshold,
+                anomaly_score,
+                over: judged.over,
+                learned,
+                model_version: model.version,
+            };
+            if !self.learning.accepted() && judged.threshold.is_some() {
+                event = self.advance_alert(&model, &judged, &s, ts, config);
             }
-        };
-        // A reading beyond everything of the last `range_rows` readings is as anomalous
-        // as a score can say, whatever the reconstruction.
-        let outside = self.range.as_ref().is_some_and(|r| r.outside().contains(&true));
-        let anomaly_score = if outside { 1.0 } else { combined };
-        Scored {
-            scores,
-            threshold,
-            anomaly_score,
-            over,
-            model_version: model.version,
+            scored = Some(s);
         }
+        let learned = scored.as_ref().is_none_or(|s| s.learned);
+        self.learning.keep(&self.raw, learned, self.alert.is_raised());
+        (scored, event, self.maybe_job(config))
     }
 
-    /// The newest reading's error for the point component, from the last score.
-    fn point_error(&self, config: &DetectorConfig) -> Option<f64> {
-        let channels = self.channel_names.len();
-        match config.score.point {
-            PointScore::Off => None,
-            PointScore::Ae => Some(self.workspace.newest_ae_error(channels)),
-            PointScore::Z => Some(self.workspace.newest_z_error(channels)),
-        }
-    }
-
+    /// Feeds the window to the alert lifecycle; accepts a raised alert that is old
+    /// enough. Returns the event this window causes.
     fn advance_alert(
         &mut self,
         model: &Model,
+        j: &Judged,
         s: &Scored,
         ts: f64,
         config: &DetectorConfig,
     ) -> Option<AlertEvent> {
-        let threshold = s.threshold?;
-        let over = match config.alert.trigger {
-            AlertTrigger::Threshold => s.over,
-            AlertTrigger::AnomalyScore(min) => s.anomaly_score >= min,
+        let (kind, reason) = if self
+            .learning
+            .due_for_acceptance(self.alert.raised_at(), ts, config)
+        {
+            self.alert.clear(&config.alert);
+            self.learning.accept();
+            (AlertEventKind::Cleared, Some(ClearReason::Accepted))
+        } else {
+            match self.alert.update(&config.alert, s.over, ts)? {
+                AlertEventKind::Cleared => {
+                    self.learning.recovered();
+                    (AlertEventKind::Cleared, Some(ClearReason::Recovered))
+                }
+                AlertEventKind::Raised => (AlertEventKind::Raised, None),
+            }
         };
-        let kind = self.alert.update(&config.alert, over)?;
-        let score = config.threshold.score.pick(&s.scores);
+        if kind == AlertEventKind::Cleared {
+            self.last_clear = reason;
+        }
+        // Checked by the caller: events come only once the threshold is ready.
+        let threshold = j.threshold.unwrap_or(f64::INFINITY);
         let channels = model
-            .channel_errors(&self.workspace)
+            .channel_errors(self.scoring.workspace())
             .into_iter()
             .zip(&self.channel_names)
             .map(|((error, share), name)| ChannelContribution {
@@ -292,30 +282,32 @@ impl Pipeline {
                 share,
             })
             .collect();
+        let outside_range = self
+            .scoring
+            .outside_range()
+            .iter()
+            .zip(&self.channel_names)
+            .filter(|(left, _)| **left)
+            .map(|(_, name)| name.clone())
+            .collect();
         Some(AlertEvent {
             sensor: self.sensor.to_string(),
             event: kind,
+            reason,
+            learning: kind == AlertEventKind::Cleared,
             ts,
             ts_rfc3339: crate::alert::rfc3339(ts),
-            score,
+            score: j.value,
             threshold,
-            quantile: config.threshold.for_sensor(self.sensor.as_str()).quantile.get(),
+            quantile: self.scoring.quantile(),
             over_by: if threshold > 0.0 {
-                score / threshold
+                j.value / threshold
             } else {
                 f64::INFINITY
             },
-            pca_score: Some(s.scores.pca),
+            pca_score: Some(j.scores.pca),
             anomaly_score: s.anomaly_score,
-            outside_range: self.range.as_ref().map_or_else(Vec::new, |range| {
-                range
-                    .outside()
-                    .iter()
-                    .zip(&self.channel_names)
-                    .filter(|(left, _)| **left)
-                    .map(|(_, name)| name.clone())
-                    .collect()
-            }),
+            outside_range,
             model_version: model.version,
             channels,
             window_start: self.window.start_ts(),
@@ -323,92 +315,30 @@ impl Pipeline {
         })
     }
 
-    /// After a new model: rebuilds the anomaly scorer's reference and/or the threshold
-    /// window from the new model's scores of the newest training windows, as configured.
-    fn reseed(&mut self, config: &DetectorConfig) {
-        let (score, threshold) = (config.score.reseed, config.threshold.reseed);
-        let Some(model) = self.model.clone() else {
-            return;
-        };
-        if !score && !threshold {
-            return;
-        }
-        if score {
-            self.scorer.clear_history();
-            self.point_scorer.clear_history();
-        }
-        if threshold {
-            let q = config.threshold.for_sensor(self.sensor.as_str()).quantile.get();
-            self.threshold = RollingQuantile::new(config.threshold.window, q);
-        }
-        let n = match (score, threshold) {
-            (true, true) => config.score.history.max(config.threshold.window),
-            (true, false) => config.score.history,
-            _ => config.threshold.window,
-        };
-        let skip_score = self.buffer.len().min(n).saturating_sub(config.score.history);
-        let skip_threshold = self.buffer.len().min(n).saturating_sub(config.threshold.window);
-        for (i, w) in self.buffer.newest(n).enumerate() {
-            let s = model.score(w, &mut self.workspace, config.score.tail_rows);
-            let value = config.threshold.score.pick(&s);
-            if score && i >= skip_score {
-                self.scorer.learn(value);
-                if let Some(e) = self.point_error(config) {
-                    self.point_scorer.learn(e);
-                }
-            }
-            if threshold && i >= skip_threshold {
-                self.threshold.push(value);
-            }
-        }
-    }
-
     fn maybe_job(&mut self, config: &DetectorConfig) -> Option<TrainJob> {
-        if self.training {
+        if !self.learning.job_due(self.model.is_some(), config) {
             return None;
         }
-        let due = match &self.model {
-            None => self.buffer.len() >= config.training.min_windows,
-            Some(_) => {
-                config
-                    .training
-                    .retrain_every
-                    .is_some_and(|n| self.windows_since_job >= n)
-                    && self.buffer.len() >= config.training.min_windows
-            }
-        };
-        if !due {
-            return None;
-        }
-        self.training = true;
-        self.windows_since_job = 0;
         Some(TrainJob {
             sensor: self.sensor.clone(),
             version: self.model_version() + 1,
-            windows: self.buffer.clone(),
+            windows: self.learning.buffer().clone(),
             channels: self.channel_names.len(),
             warm: self.model.clone(),
         })
     }
-}
 
-/// The recent-range tracker `score` asks for, if any.
-pub(crate) fn new_range(score: &ScoreConfig, channels: usize) -> Option<RecentRange> {
-    score
-        .range_margin
-        .map(|margin| RecentRange::new(channels, score.range_rows, margin))
-}
-
-/// Subtracts from each selected channel of a flattened time-major window its mean over
-/// the window, in place.
-fn demean(window: &mut [f64], mask: &[bool]) {
-    let channels = mask.len().max(1);
-    let rows = (window.len() / channels).max(1) as f64;
-    for (c, _) in mask.iter().enumerate().filter(|(_, on)| **on) {
-        let mean = window.iter().skip(c).step_by(channels).sum::<f64>() / rows;
-        for v in window.iter_mut().skip(c).step_by(channels) {
-            *v -= mean;
-        }
+    /// Installs a trained model (`None`: training failed) and rebuilds what depends on
+    /// the model in force.
+    fn install(&mut self, model: Option<Model>, config: &DetectorConfig) {
+        let kind = self.learning.installed(model.is_some());
+        let Some(m) = model else {
+            return;
+        };
+        let m = Arc::new(m);
+        self.scoring
+            .rebuild(&m, self.learning.buffer(), config, kind == Installed::Rebaseline);
+        self.model = Some(m);
     }
 }
 
@@ -472,11 +402,7 @@ impl Detector {
     /// sensor may ask again later.
     pub fn install(&mut self, sensor: &SensorId, model: Option<Model>) {
         if let Some(p) = self.pipelines.get_mut(sensor) {
-            p.training = false;
-            if let Some(m) = model {
-                p.model = Some(Arc::new(m));
-                p.reseed(&self.config);
-            }
+            p.install(model, &self.config);
         }
     }
 

@@ -11,14 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{Detector, Pipeline};
 use crate::alert::{AlertParams, AlertState};
-use crate::config::{ScoreConfig, ThresholdConfig};
+use crate::config::{LearningConfig, ScoreStrategy, ThresholdConfig};
 use crate::model::Model;
 use crate::reading::SensorId;
-use crate::score::AnomalyScorer;
-use crate::threshold::RollingQuantile;
 
 /// Format of [`DetectorSnapshot`]; bump when its shape changes.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+pub const SNAPSHOT_FORMAT: u32 = 2;
 
 /// Everything the detector persists.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,28 +53,17 @@ pub struct SensorSnapshot {
 
 impl Pipeline {
     fn snapshot(&self) -> SensorSnapshot {
+        let (threshold, scorer, point_scorer) = self.scoring.snapshot();
         SensorSnapshot {
             sensor: self.sensor.to_string(),
             channels: self.channel_names.clone(),
             model: self.model.as_deref().cloned(),
-            threshold: self.threshold.values_in_order().collect(),
-            scorer: self.scorer.history(),
-            point_scorer: self.point_scorer.history(),
-            ema: if self.ema_started {
-                self.ema.clone()
-            } else {
-                Vec::new()
-            },
+            threshold,
+            scorer,
+            point_scorer,
+            ema: self.drift.ema(),
             alert: self.alert.clone(),
         }
-    }
-
-    fn rebuild_threshold(&mut self, window: usize, q: f64) {
-        let mut t = RollingQuantile::new(window, q);
-        for v in self.threshold.values_in_order() {
-            t.push(v);
-        }
-        self.threshold = t;
     }
 }
 
@@ -115,15 +102,8 @@ impl Detector {
                 .model
                 .filter(|m| m.ae.n_inputs() == width && m.channels == channels)
                 .map(Arc::new);
-            for v in s.threshold {
-                p.threshold.push(v);
-            }
-            p.scorer.restore(&s.scorer);
-            p.point_scorer.restore(&s.point_scorer);
-            if s.ema.len() == channels {
-                p.ema = s.ema;
-                p.ema_started = true;
-            }
+            p.scoring.restore(&s.threshold, &s.scorer, &s.point_scorer);
+            p.drift.restore(s.ema);
             p.alert = s.alert;
             self.pipelines.insert(id, p);
             restored += 1;
@@ -131,28 +111,22 @@ impl Detector {
         restored
     }
 
-    /// Applies new threshold, alert and score settings (SIGHUP) without touching models.
-    pub fn reload(&mut self, threshold: ThresholdConfig, alert: AlertParams, score: ScoreConfig) {
+    /// Applies new threshold, alert, score and learning settings (SIGHUP) without
+    /// touching models.
+    pub fn reload(
+        &mut self,
+        threshold: ThresholdConfig,
+        alert: AlertParams,
+        score: ScoreStrategy,
+        learning: LearningConfig,
+    ) {
         self.config.threshold = threshold;
         self.config.alert = alert;
         self.config.score = score;
+        self.config.learning = learning;
         for p in self.pipelines.values_mut() {
-            let q = self.config.threshold.for_sensor(p.sensor.as_str()).quantile.get();
-            p.rebuild_threshold(self.config.threshold.window, q);
-            let history = p.scorer.history();
-            p.scorer = AnomalyScorer::new(&self.config.score);
-            p.scorer.restore(&history);
-            let history = p.point_scorer.history();
-            p.point_scorer = AnomalyScorer::new(&self.config.score);
-            p.point_scorer.restore(&history);
-            let wanted = self
-                .config
-                .score
-                .range_margin
-                .map(|m| (self.config.score.range_rows, m));
-            if p.range.as_ref().map(|r| r.settings()) != wanted {
-                p.range = super::new_range(&self.config.score, p.channel_names.len());
-            }
+            let channels = p.channel_names.len();
+            p.scoring.reconfigure(&self.config, p.sensor.as_str(), channels);
         }
     }
 }

@@ -1,6 +1,6 @@
 use super::*;
-use crate::alert::AlertEventKind;
-use crate::config::Config;
+use crate::alert::{AlertEventKind, ClearReason};
+use crate::config::{Config, Detrend, ScoreStrategy};
 
 fn build_config(extra: &str) -> DetectorConfig {
     let text = format!(
@@ -145,7 +145,7 @@ fn reload_changes_the_quantile_but_keeps_the_model() {
     let before = feed(&mut d, &id, 300, 301)[0].scored.unwrap().threshold.unwrap();
     let mut c = build_config("");
     c.threshold.default.quantile = crate::config::Quantile::try_from(0.5).unwrap();
-    d.reload(c.threshold, c.alert, c.score);
+    d.reload(c.threshold, c.alert, c.score, c.learning);
     let after = feed(&mut d, &id, 301, 302)[0].scored.unwrap().threshold.unwrap();
     assert!(
         after < before,
@@ -165,82 +165,40 @@ impl TapRetrain for DetectorConfig {
     }
 }
 
-/// The score of the window where a spike is the newest reading, and of the window two
-/// readings later.
-fn spike_scores(extra: &str) -> (f64, f64) {
-    let mut d = Detector::new(build_config(extra), 10);
-    let id = SensorId::new("s1");
-    feed(&mut d, &id, 0, 400);
-    let mut at = [0.0; 2];
-    for i in 400..410 {
-        let mut r = build_reading(i);
-        if i == 405 {
-            r[1] += 40.0;
-        }
-        let step = d.process_inline(&id, i as f64, &r, names).unwrap();
-        match i {
-            405 => at[0] = step.scored.unwrap().scores.ae,
-            407 => at[1] = step.scored.unwrap().scores.ae,
-            _ => {}
-        }
-    }
-    (at[0], at[1])
-}
-
-#[test]
-fn tail_rows_scores_only_the_newest_readings() {
-    let (now, later) = spike_scores("[score]\ntail_rows = 1");
-    assert!(now > 1.0 && later < now / 10.0, "{now} {later}");
-    // The whole-window error still sees the spike two readings later.
-    let (now, later) = spike_scores("");
-    assert!(later > now / 10.0, "{now} {later}");
-}
-
-/// Thresholds in force after a long run of high scores.
-fn threshold_after_a_shift(learn_flagged: bool) -> (f64, f64) {
-    let mut config = build_config("");
-    config.threshold.learn_flagged = learn_flagged;
-    let mut d = Detector::new(config, 10);
-    let id = SensorId::new("s1");
-    let steps = feed(&mut d, &id, 0, 400);
-    let before = steps.last().unwrap().scored.unwrap().threshold.unwrap();
-    let mut after = 0.0;
-    for i in 400..600 {
-        let mut r = build_reading(i);
-        r[1] += 40.0;
-        let step = d.process_inline(&id, i as f64, &r, names).unwrap();
-        after = step.scored.unwrap().threshold.unwrap();
-    }
-    (before, after)
-}
-
-#[test]
-fn unflagged_learning_keeps_a_long_anomaly_out_of_the_threshold() {
-    let (before, after) = threshold_after_a_shift(false);
-    assert!((after - before).abs() < 1e-12, "{before} {after}");
-    let (before, after) = threshold_after_a_shift(true);
-    assert!(after > 10.0 * before, "{before} {after}");
-}
-
 /// The first scored window after the first model.
-fn first_scored(reseed: bool) -> Scored {
-    let mut config = build_config("");
-    config.score.reseed = reseed;
-    config.threshold.reseed = reseed;
-    let mut d = Detector::new(config, 10);
+fn first_scored(extra: &str) -> Scored {
+    let mut d = Detector::new(build_config(extra), 10);
     let id = SensorId::new("s1");
     let steps = feed(&mut d, &id, 0, 80);
     steps.iter().find_map(|s| s.scored).unwrap()
 }
 
 #[test]
-fn reseeding_makes_reference_and_threshold_ready_with_the_model() {
-    let cold = first_scored(false);
-    assert_eq!(cold.anomaly_score, 0.0);
-    assert!(cold.threshold.is_none());
-    let warm = first_scored(true);
-    assert!(warm.anomaly_score > 0.0 && warm.anomaly_score < 1.0);
-    assert!(warm.threshold.is_some_and(|t| t > 0.0));
+fn the_onset_reference_is_ready_with_the_model_and_the_threshold_is_not() {
+    let first = first_scored("");
+    assert!(
+        first.anomaly_score > 0.0 && first.anomaly_score < 1.0,
+        "{first:?}"
+    );
+    assert!(
+        first.threshold.is_none(),
+        "the threshold fills from scored windows"
+    );
+    // `ratio` needs the threshold, so it says 0 until then.
+    assert_eq!(first_scored("[score]\nstrategy = \"ratio\"").anomaly_score, 0.0);
+}
+
+#[test]
+fn ratio_strategy_is_one_half_at_the_threshold() {
+    let Spiked { step, .. } = spike_step("", "strategy = \"ratio\"", 40.0);
+    let s = step.scored.unwrap();
+    let (v, t) = (s.scores.ae, s.threshold.unwrap());
+    assert!((s.anomaly_score - v / (v + t)).abs() < 1e-12);
+    assert!(
+        s.anomaly_score > 0.5,
+        "a spike over the threshold: {}",
+        s.anomaly_score
+    );
 }
 
 /// The anomaly score of the window whose newest reading is a moderate spike.
@@ -248,52 +206,39 @@ fn spike_anomaly_score(extra: &str) -> f64 {
     spike_step("", extra, 3.0).step.scored.unwrap().anomaly_score
 }
 
-/// A detector after reading 400, whose `vib` was raised by `by`.
+/// Reading 400, whose `vib` was raised by `by`.
 struct Spiked {
-    detector: Detector,
-    /// Alert events of readings 0–399.
-    before: Vec<AlertEvent>,
-    /// Reading 400.
     step: Step,
 }
 
 /// Feeds 400 readings, then reading 400 with `vib` raised by `by`; `alert` and `score`
-/// are extra keys of `[alert]` and `[score]` (which has `reseed = true`).
+/// are extra keys of `[alert]` and `[score]`.
 fn spike_step(alert: &str, score: &str, by: f64) -> Spiked {
     // build_config ends inside [alert] (consecutive 1, clear_after 3, cooldown 10).
-    let text = format!("{alert}\n[score]\nreseed = true\n{score}");
+    let text = format!("{alert}\n[score]\n{score}");
     let mut detector = Detector::new(build_config(&text), 10);
     let id = SensorId::new("s1");
-    let before = feed(&mut detector, &id, 0, 400)
-        .into_iter()
-        .filter_map(|s| s.event)
-        .collect();
+    feed(&mut detector, &id, 0, 400);
     let mut r = build_reading(400);
     r[1] += by;
     let step = detector.process_inline(&id, 400.0, &r, names).unwrap();
-    Spiked {
-        detector,
-        before,
-        step,
-    }
+    Spiked { step }
 }
 
 #[test]
 fn point_component_lifts_a_new_extreme_reading() {
-    let window_only = spike_anomaly_score("");
-    for point in ["z", "ae"] {
-        let with_point = spike_anomaly_score(&format!("point = \"{point}\""));
-        assert!(
-            with_point > window_only + 0.05,
-            "{point}: {with_point} vs window only {window_only}"
-        );
-    }
+    let window_only = spike_anomaly_score("point = \"off\"\nrange_margin = 0");
+    let with_point = spike_anomaly_score("point = \"z\"\nrange_margin = 0");
+    assert!(
+        with_point > window_only + 0.05,
+        "{with_point} vs window only {window_only}"
+    );
 }
 
 #[test]
 fn a_reading_beyond_the_recent_range_scores_one() {
     // vib spans about [3, 7]: +3 leaves it by far more than 5 % of the range.
-    let window_only = spike_anomaly_score("");
+    let window_only = spike_anomaly_score("range_margin = 0");
     assert!(window_only < 1.0, "{window_only}");
     // range_rows 1000: warm after 100 readings; the spike comes at reading 400.
     assert_eq!(spike_anomaly_score("range_margin = 0.05\nrange_rows = 1000"), 1.0);
@@ -303,71 +248,23 @@ fn a_reading_beyond_the_recent_range_scores_one() {
         window_only
     );
     // An alert raised on it names the channel that left its range.
-    let event = spike_step(
-        "trigger = \"anomaly_score\"",
-        "range_margin = 0.05\nrange_rows = 1000",
-        3.0,
-    )
-    .step
-    .event
-    .expect("raised");
+    let event = spike_step("", "range_margin = 0.05\nrange_rows = 1000", 40.0)
+        .step
+        .event
+        .expect("raised");
     assert_eq!(event.outside_range, vec!["vib".to_string()]);
     assert!(event.to_json().contains("\"outside_range\":[\"vib\"]"));
     // With the default 5000 rows the range is still warming up (500 readings) at 400.
     assert_eq!(spike_anomaly_score("range_margin = 0.05"), window_only);
 }
 
-/// Alert events from a large spike at reading 400 under `[alert]` settings `alert`.
-fn spike_events(alert: &str) -> Vec<AlertEvent> {
-    let Spiked {
-        mut detector,
-        mut before,
-        step,
-    } = spike_step(alert, "", 40.0);
-    before.extend(step.event);
-    let id = SensorId::new("s1");
-    before.extend(
-        feed(&mut detector, &id, 401, 420)
-            .into_iter()
-            .filter_map(|s| s.event),
-    );
-    before
-}
-
-#[test]
-fn anomaly_score_trigger_raises_on_the_anomaly_score_alone() {
-    let on_score = spike_events("trigger = \"anomaly_score\"\nanomaly_threshold = 0.6");
-    let raised: Vec<_> = on_score
-        .iter()
-        .filter(|e| e.event == AlertEventKind::Raised)
-        .collect();
-    assert_eq!(raised.len(), 1, "{on_score:?}");
-    assert_eq!(raised[0].ts, 400.0);
-    assert!(raised[0].anomaly_score >= 0.6, "{}", raised[0].anomaly_score);
-    // Cleared after clear_after (3) windows whose (onset-only) anomaly score is lower.
-    assert!(
-        on_score
-            .iter()
-            .any(|e| e.event == AlertEventKind::Cleared && e.ts == 403.0)
-    );
-    // A cut no anomaly score reaches raises nothing, even where the threshold would.
-    let unreachable = spike_events("trigger = \"anomaly_score\"\nanomaly_threshold = 1.0");
-    assert!(unreachable.is_empty(), "{unreachable:?}");
-    let on_threshold = spike_events("");
-    assert!(
-        on_threshold
-            .iter()
-            .any(|e| e.event == AlertEventKind::Raised && e.ts == 400.0)
-    );
-}
-
 #[test]
 fn reload_turns_the_range_component_on() {
-    let mut d = Detector::new(build_config("[score]\nreseed = true\n"), 10);
+    let mut d = Detector::new(build_config("[score]\nrange_margin = 0\n"), 10);
     let id = SensorId::new("s1");
     feed(&mut d, &id, 0, 400);
-    let on = build_config("[score]\nreseed = true\nrange_margin = 0.05\nrange_rows = 1000\n");
-    d.reload(on.threshold.clone(), on.alert, on.score);
+    let on = build_config("[score]\nrange_margin = 0.05\nrange_rows = 1000\n");
+    d.reload(on.threshold.clone(), on.alert, on.score, on.learning);
     // The range starts empty at the reload: a spike within its 100-reading warm-up
     // does not score 1 (a range of a few readings is too narrow to judge by)…
     feed(&mut d, &id, 400, 450);
@@ -425,23 +322,28 @@ fn detrend_follows_a_lasting_level_shift() {
 }
 
 #[test]
-fn detrend_and_point_keys_parse() {
-    let c = build_config("[score]\npoint = \"z\"\ncombine = \"mean\"");
-    assert_eq!(c.score.point, PointScore::Z);
-    assert_eq!(c.score.combine, Combine::Mean);
-    let d = build_config("");
-    assert_eq!((d.score.point, d.detrend), (PointScore::Off, Detrend::None));
+fn detrend_and_strategy_keys_parse() {
+    let ScoreStrategy::Onset(o) = build_config("[score]\npoint = \"off\"\nrange_margin = 0").score else {
+        panic!("onset is the default strategy");
+    };
+    assert!(!o.point && o.range.is_none());
+    let ScoreStrategy::Onset(o) = build_config("").score else {
+        panic!("onset is the default strategy");
+    };
+    assert!(o.point && o.range.is_some_and(|r| r.margin == 0.05 && r.rows.get() == 5000));
+    assert_eq!(build_config("").detrend, Detrend::None);
     let text = "[window]\ndetrend = \"ema\"\ndetrend_rows = 50\ndetrend_channels = [\"a\"]";
     let c = Config::from_toml_str(text).unwrap().detector;
     assert_eq!(c.detrend, Detrend::Ema { rows: 50 });
     assert_eq!(c.detrend_channels, vec!["a".to_string()]);
     assert!(Config::from_toml_str("[window]\ndetrend = \"bogus\"").is_err());
     assert!(Config::from_toml_str("[score]\npoint = \"bogus\"").is_err());
+    assert!(Config::from_toml_str("[score]\nstrategy = \"bogus\"").is_err());
 }
 
 #[test]
 fn snapshot_keeps_point_history_and_detrend_state() {
-    let mut config = build_config("[score]\npoint = \"z\"\nreseed = true");
+    let mut config = build_config("[score]\npoint = \"z\"");
     config.detrend = Detrend::Ema { rows: 20 };
     let mut a = Detector::new(config.clone(), 10);
     let id = SensorId::new("s1");
@@ -455,4 +357,114 @@ fn snapshot_keeps_point_history_and_detrend_state() {
     let again = b.snapshot();
     assert_eq!(again.sensors[0].point_scorer, s.point_scorer);
     assert_eq!(again.sensors[0].ema, s.ema);
+}
+
+/// Runs readings 0..`to` where `fault(i)` says whether reading i carries the fault (vib
+/// +40), with `learning` as the `[learning]` section; returns every step.
+/// Three windows raise, and the threshold is the largest recent score, so the test
+/// signal's own periodic peaks do not alarm.
+fn run_faults(learning: &str, to: usize, fault: impl Fn(usize) -> bool) -> Vec<Step> {
+    let mut config = build_config(&format!("[learning]\n{learning}"));
+    config.alert.consecutive = 3;
+    config.threshold.default.quantile = crate::config::Quantile::try_from(1.0).unwrap();
+    let mut d = Detector::new(config, 10);
+    let id = SensorId::new("s1");
+    (0..to)
+        .map(|i| {
+            let mut r = build_reading(i);
+            if fault(i) {
+                r[1] += 40.0;
+            }
+            d.process_inline(&id, i as f64, &r, names).unwrap()
+        })
+        .collect()
+}
+
+fn events(steps: &[Step]) -> Vec<(usize, AlertEventKind, Option<ClearReason>)> {
+    steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.event.as_ref().map(|e| (i, e.event, e.reason)))
+        .collect()
+}
+
+#[test]
+fn a_fault_that_comes_back_alerts_again() {
+    let steps = run_faults("", 900, |i| (400..450).contains(&i) || (700..750).contains(&i));
+    let raised: Vec<usize> = events(&steps)
+        .into_iter()
+        .filter(|e| e.1 == AlertEventKind::Raised)
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(raised, vec![402, 702], "{:?}", events(&steps));
+    // The threshold did not learn the first fault.
+    let t = |i: usize| steps[i].scored.unwrap().threshold.unwrap();
+    assert!(
+        (t(699) - t(399)).abs() <= 0.5 * t(399),
+        "{} vs {}",
+        t(699),
+        t(399)
+    );
+}
+
+#[test]
+fn one_fault_raises_once_and_its_recovery_clears_it() {
+    let steps = run_faults("", 800, |i| (400..600).contains(&i));
+    let ev = events(&steps);
+    assert_eq!(ev[0].0, 402, "{ev:?}");
+    assert_eq!(ev[0].1, AlertEventKind::Raised);
+    assert_eq!(
+        ev.iter().filter(|e| e.1 == AlertEventKind::Raised).count(),
+        1,
+        "{ev:?}"
+    );
+    // Cleared once the window no longer holds a faulty reading (8 rows) plus
+    // clear_after (3) windows.
+    let cleared = ev
+        .iter()
+        .find(|e| e.1 == AlertEventKind::Cleared)
+        .expect("cleared");
+    assert_eq!(cleared.2, Some(ClearReason::Recovered));
+    assert!((600..620).contains(&cleared.0), "{ev:?}");
+    assert_eq!(steps[500].state, SensorState::Alert);
+    assert_eq!(steps[799].state, SensorState::Normal);
+    // Raised events say the windows are not learned; the clear says they are again.
+    let raised = steps[402].event.as_ref().unwrap();
+    assert!(!raised.learning);
+    assert!(steps[cleared.0].event.as_ref().unwrap().learning);
+    assert!(!steps[450].scored.unwrap().learned);
+}
+
+#[test]
+fn a_lasting_shift_is_accepted_after_accept_after_secs() {
+    let steps = run_faults("accept_after_secs = 100", 1000, |i| i >= 400);
+    let ev = events(&steps);
+    assert_eq!(
+        ev.iter().filter(|e| e.1 == AlertEventKind::Raised).count(),
+        1,
+        "raised once: {ev:?}"
+    );
+    let (at, _, reason) = ev[1];
+    assert_eq!(reason, Some(ClearReason::Accepted));
+    assert_eq!(at, 502, "accepted 100 s of reading time after the raise at 402");
+    assert_eq!(steps[at].state, SensorState::Accepted);
+    // Re-baselined inline: a new model, a threshold rebuilt from its errors, and the
+    // new level scores as normal from then on.
+    let after = steps[at + 1].scored.unwrap();
+    assert!(after.model_version > steps[at - 1].scored.unwrap().model_version);
+    assert!(!after.over && after.learned, "{after:?}");
+    assert_eq!(steps[999].state, SensorState::Normal);
+    // Without acceptance the same shift stays an alert.
+    let never = run_faults("accept_after_secs = 0", 1000, |i| i >= 400);
+    assert_eq!(events(&never).len(), 1, "{:?}", events(&never));
+    assert_eq!(never[999].state, SensorState::Alert);
+}
+
+#[test]
+fn the_state_goes_from_warming_up_to_normal() {
+    let steps = run_faults("", 200, |_| false);
+    assert_eq!(steps[0].state, SensorState::WarmingUp);
+    // The model comes at reading 70; the threshold needs 20 scores.
+    assert_eq!(steps[80].state, SensorState::WarmingUp);
+    assert_eq!(steps[199].state, SensorState::Normal);
 }

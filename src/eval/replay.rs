@@ -3,8 +3,9 @@
 
 use std::io::Write;
 
+use crate::alert::{AlertEventKind, ClearReason};
 use crate::config::DetectorConfig;
-use crate::detector::Detector;
+use crate::detector::{Detector, SensorState};
 use crate::eval::series::Series;
 use crate::reading::SensorId;
 
@@ -21,6 +22,8 @@ pub struct ReplayRow {
     pub anomaly_score: f64,
     /// An alert is raised at this row.
     pub alert: bool,
+    /// The sensor's state after this row.
+    pub state: SensorState,
 }
 
 /// Summary counts of a replay.
@@ -28,6 +31,8 @@ pub struct ReplayRow {
 pub struct ReplaySummary {
     /// Alerts raised.
     pub raised: usize,
+    /// Alerts accepted as the new normal (`[learning] accept_after_secs`).
+    pub accepted: usize,
     /// Windows scored.
     pub scored: usize,
     /// Last model version.
@@ -53,6 +58,7 @@ pub fn replay(series: &Series, config: &DetectorConfig, sensor: &str) -> (Vec<Re
         threshold: None,
         anomaly_score: 0.0,
         alert: false,
+        state: SensorState::WarmingUp,
     };
     let mut prev = f64::NEG_INFINITY;
     for i in 0..series.len() {
@@ -68,9 +74,12 @@ pub fn replay(series: &Series, config: &DetectorConfig, sensor: &str) -> (Vec<Re
             Ok(step) => step,
             Err(e) => {
                 tracing::warn!(row = i, error = %e, "Row refused by the detector.");
-                Default::default()
+                last.anomaly_score = 0.0;
+                rows.push(last.clone());
+                continue;
             }
         };
+        last.state = step.state;
         last.anomaly_score = 0.0;
         if let Some(s) = step.scored {
             summary.scored += 1;
@@ -80,8 +89,9 @@ pub fn replay(series: &Series, config: &DetectorConfig, sensor: &str) -> (Vec<Re
             last.anomaly_score = s.anomaly_score;
         }
         if let Some(e) = &step.event {
-            last.alert = e.event == crate::alert::AlertEventKind::Raised;
+            last.alert = e.event == AlertEventKind::Raised;
             summary.raised += usize::from(last.alert);
+            summary.accepted += usize::from(e.reason == Some(ClearReason::Accepted));
         }
         rows.push(last.clone());
     }
@@ -89,7 +99,8 @@ pub fn replay(series: &Series, config: &DetectorConfig, sensor: &str) -> (Vec<Re
     (rows, summary)
 }
 
-/// Writes the replay CSV: `timestamp,<channels…>,score,pca_score,threshold,anomaly_score,alert`.
+/// Writes the replay CSV:
+/// `timestamp,<channels…>,score,pca_score,threshold,anomaly_score,alert,state`.
 ///
 /// # Errors
 ///
@@ -98,7 +109,17 @@ pub fn write_csv(out: &mut impl Write, series: &Series, rows: &[ReplayRow]) -> s
     let mut w = csv::Writer::from_writer(out);
     let mut header = vec!["timestamp".to_string()];
     header.extend(series.channels.iter().cloned());
-    header.extend(["score", "pca_score", "threshold", "anomaly_score", "alert"].map(String::from));
+    header.extend(
+        [
+            "score",
+            "pca_score",
+            "threshold",
+            "anomaly_score",
+            "alert",
+            "state",
+        ]
+        .map(String::from),
+    );
     w.write_record(&header)?;
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
     for (i, r) in rows.iter().enumerate() {
@@ -110,6 +131,7 @@ pub fn write_csv(out: &mut impl Write, series: &Series, rows: &[ReplayRow]) -> s
             opt(r.threshold),
             format!("{}", r.anomaly_score),
             u8::from(r.alert).to_string(),
+            r.state.as_str().to_string(),
         ]);
         w.write_record(&rec)?;
     }
@@ -159,10 +181,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "timestamp,Flow Rate,Pressure,score,pca_score,threshold,anomaly_score,alert"
+            "timestamp,Flow Rate,Pressure,score,pca_score,threshold,anomaly_score,alert,state"
         );
         assert_eq!(lines.len(), 301);
-        assert!(lines[1].ends_with(",,,,0,0"), "{}", lines[1]);
+        assert!(lines[1].ends_with(",,,,0,0,warming_up"), "{}", lines[1]);
         let spike = lines[251].split(',').collect::<Vec<_>>();
         assert_eq!(spike[7], "1", "alert raised on the spike row: {}", lines[251]);
     }

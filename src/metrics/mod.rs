@@ -31,6 +31,8 @@ pub mod names {
     pub const WINDOWS_SCORED: &str = "anomalyd_windows_scored_total";
     /// Counter `{event}`: alert events, `raised` or `cleared`.
     pub const ALERTS: &str = "anomalyd_alerts_total";
+    /// Alerts accepted as the new normal (`[learning] accept_after_secs`).
+    pub const ALERTS_ACCEPTED: &str = "anomalyd_alerts_accepted_total";
     /// Counter `{kind}`: payloads rejected by the parser (json, nan, oversize, ...).
     pub const PAYLOAD_ERRORS: &str = "anomalyd_payload_errors_total";
     /// Counter `{reason}`: readings dropped after parsing (queue_full, out_of_order,
@@ -106,6 +108,7 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
     (names::READINGS, Kind::Counter, Unit::Count, "Readings accepted from the broker."),
     (names::WINDOWS_SCORED, Kind::Counter, Unit::Count, "Windows scored by the autoencoder."),
     (names::ALERTS, Kind::Counter, Unit::Count, "Alert events by event (raised, cleared)."),
+    (names::ALERTS_ACCEPTED, Kind::Counter, Unit::Count, "Alerts accepted as the new normal ([learning] accept_after_secs)."),
     (names::PAYLOAD_ERRORS, Kind::Counter, Unit::Count, "Rejected payloads by kind."),
     (names::READINGS_DROPPED, Kind::Counter, Unit::Count, "Readings dropped after parsing, by reason."),
     (names::RETRAINS, Kind::Counter, Unit::Count, "Finished retrains by result (ok, error)."),

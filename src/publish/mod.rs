@@ -41,26 +41,18 @@ const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 pub struct SensorState {
     /// Sensor id as received (the topic level is sanitised).
     pub sensor: String,
-    /// Where the sensor is in its lifecycle.
-    pub state: StateKind,
+    /// Where the sensor is in its lifecycle: `warming_up`, `normal`, `alert` or
+    /// `accepted` (an alert was accepted as the new normal; re-baselining).
+    pub state: crate::detector::SensorState,
+    /// Why the sensor's last alert was cleared (`recovered` or `accepted`), if it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_clear: Option<crate::alert::ClearReason>,
     /// Model generation, 0 before the first model.
     pub model_version: u64,
     /// The threshold has `min_scores` scores: alerts are possible.
     pub threshold_ready: bool,
     /// Time of the reading that changed the state, unix seconds.
     pub ts: f64,
-}
-
-/// A sensor's lifecycle state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StateKind {
-    /// No model yet, or the threshold is not ready.
-    WarmingUp,
-    /// Scored, no alert.
-    Normal,
-    /// An alert is raised.
-    Alert,
 }
 
 /// What the detector hands to the publisher.
@@ -335,7 +327,8 @@ mod tests {
     fn sensor_state_serialises_with_snake_case_state() {
         let s = SensorState {
             sensor: "p/1".into(),
-            state: StateKind::WarmingUp,
+            state: crate::detector::SensorState::WarmingUp,
+            last_clear: None,
             model_version: 0,
             threshold_ready: false,
             ts: 1.5,
@@ -345,5 +338,19 @@ mod tests {
         assert_eq!(v["state"], "warming_up");
         assert_eq!(v["sensor"], "p/1");
         assert_eq!(v["threshold_ready"], false);
+        assert!(
+            v.get("last_clear").is_none(),
+            "absent before the first clear: {v}"
+        );
+        let accepted = SensorState {
+            state: crate::detector::SensorState::Accepted,
+            last_clear: Some(crate::alert::ClearReason::Accepted),
+            ..s
+        };
+        let v = serde_json::to_value(&accepted).expect("json");
+        assert_eq!(
+            (v["state"].as_str(), v["last_clear"].as_str()),
+            (Some("accepted"), Some("accepted"))
+        );
     }
 }

@@ -1,0 +1,253 @@
+//! Scoring: a window's errors under the model in force, the rolling-quantile threshold
+//! they are compared with, and the scoring strategy that turns them into
+//! `anomaly_score` (`[threshold]`, `[score]`).
+//!
+//! Scoring is split in two so the learning policy can decide in between:
+//! [`Scoring::judge`] reads only past data (the threshold before this score joins it);
+//! [`Scoring::finish`] computes the anomaly score and learns the window's errors when
+//! the policy says so.
+
+use crate::config::{DetectorConfig, ScoreStrategy, SensorThreshold};
+use crate::model::{Model, WindowScores, Workspace};
+use crate::range::RecentRange;
+use crate::score::AnomalyScorer;
+use crate::threshold::RollingQuantile;
+use crate::trainer::TrainingBuffer;
+
+/// A window's errors against the threshold in force, before anything learns them.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Judged {
+    pub(super) scores: WindowScores,
+    /// The thresholded score (`threshold.score`).
+    pub(super) value: f64,
+    /// From past scores only, once `threshold.min_scores` are in.
+    pub(super) threshold: Option<f64>,
+    /// `value` is over `threshold`.
+    pub(super) over: bool,
+}
+
+/// The `onset` strategy's state.
+#[derive(Clone, Debug)]
+struct Onset {
+    window: AnomalyScorer,
+    /// Reference of the newest reading's own error (`score.point`).
+    point: Option<AnomalyScorer>,
+    range: Option<RecentRange>,
+}
+
+/// One sensor's scoring state.
+#[derive(Clone, Debug)]
+pub(super) struct Scoring {
+    workspace: Workspace,
+    /// This sensor's quantile and floor, resolved from the overrides once.
+    limits: SensorThreshold,
+    threshold: RollingQuantile,
+    onset: Option<Onset>,
+}
+
+impl Scoring {
+    pub(super) fn new(config: &DetectorConfig, sensor: &str, channels: usize) -> Self {
+        let limits = config.threshold.for_sensor(sensor);
+        Self {
+            workspace: Workspace::default(),
+            limits,
+            threshold: RollingQuantile::new(config.threshold.window, limits.quantile.get()),
+            onset: new_onset(config.score, channels),
+        }
+    }
+
+    /// Applies new `[threshold]` and `[score]` settings (SIGHUP), keeping the histories.
+    pub(super) fn reconfigure(&mut self, config: &DetectorConfig, sensor: &str, channels: usize) {
+        self.limits = config.threshold.for_sensor(sensor);
+        let mut t = RollingQuantile::new(config.threshold.window, self.limits.quantile.get());
+        for v in self.threshold.values_in_order() {
+            t.push(v);
+        }
+        self.threshold = t;
+        let (window, point) = self.histories();
+        let old_range = self.onset.as_mut().and_then(|o| o.range.take());
+        self.onset = new_onset(config.score, channels);
+        if let Some(o) = self.onset.as_mut() {
+            o.window.restore(&window);
+            if let Some(p) = o.point.as_mut() {
+                p.restore(&point);
+            }
+            // Keep what the range has seen when its settings did not change.
+            if let (Some(new), Some(old)) = (&o.range, old_range) {
+                if new.settings() == old.settings() {
+                    o.range = Some(old);
+                }
+            }
+        }
+    }
+
+    /// Sees every accepted reading (the recent range follows readings, not windows).
+    pub(super) fn observe(&mut self, values: &[f64]) {
+        if let Some(range) = self.onset.as_mut().and_then(|o| o.range.as_mut()) {
+            range.update(values);
+        }
+    }
+
+    /// The window's errors against the threshold; learns nothing.
+    pub(super) fn judge(&mut self, model: &Model, raw: &[f64], config: &DetectorConfig) -> Judged {
+        let scores = model.score(raw, &mut self.workspace, 0);
+        let value = config.threshold.score.pick(&scores);
+        let threshold = (self.threshold.len() >= config.threshold.min_scores)
+            .then(|| self.threshold.quantile().map(|q| q.max(self.limits.floor)))
+            .flatten();
+        Judged {
+            scores,
+            value,
+            threshold,
+            over: threshold.is_some_and(|t| value > t),
+        }
+    }
+
+    /// The window's anomaly score. With `learn` its errors join the threshold window
+    /// and the strategy's references; with `censor` (a window over the threshold) the
+    /// threshold window records the threshold itself instead of the error, so a fault
+    /// cannot lift the threshold, and leaving it out cannot make the threshold sink (a
+    /// quantile of only the values under it would drift lower at every update).
+    pub(super) fn finish(&mut self, j: &Judged, channels: usize, learn: bool, censor: bool) -> f64 {
+        if learn {
+            self.threshold.push(j.value);
+        } else if let (true, Some(t)) = (censor, j.threshold) {
+            self.threshold.push(t.min(j.value));
+        }
+        let Some(onset) = self.onset.as_mut() else {
+            // `ratio`: how far towards (and past) the threshold, 0.5 at it.
+            return match j.threshold {
+                Some(t) if t > 0.0 => j.value / (j.value + t),
+                Some(_) => 1.0,
+                None => 0.0,
+            };
+        };
+        let mut score = onset.window.update_learning(j.value, learn);
+        if let Some(point) = onset.point.as_mut() {
+            let e = self.workspace.newest_z_error(channels);
+            score = score.max(point.update_learning(e, learn));
+        }
+        // A reading beyond everything of the last `range_rows` readings is as anomalous
+        // as a score can say, whatever the reconstruction.
+        if onset.range.as_ref().is_some_and(|r| r.outside().contains(&true)) {
+            score = 1.0;
+        }
+        score
+    }
+
+    /// After a new model: the strategy's references become the new model's errors on
+    /// the newest training windows (so they describe the model that is scoring), and,
+    /// with `threshold_too`, so does the threshold window (re-baselining).
+    pub(super) fn rebuild(
+        &mut self,
+        model: &Model,
+        buffer: &TrainingBuffer,
+        config: &DetectorConfig,
+        threshold_too: bool,
+    ) {
+        let history = match config.score {
+            ScoreStrategy::Onset(o) => o.history.get(),
+            ScoreStrategy::Ratio => 0,
+        };
+        if history == 0 && !threshold_too {
+            return;
+        }
+        let window = config.threshold.window;
+        let n = if threshold_too {
+            history.max(window)
+        } else {
+            history
+        };
+        let held = buffer.len().min(n);
+        let channels = model.channels;
+        if let Some(o) = self.onset.as_mut() {
+            o.window.clear_history();
+            if let Some(p) = o.point.as_mut() {
+                p.clear_history();
+            }
+        }
+        if threshold_too {
+            self.threshold = RollingQuantile::new(window, self.limits.quantile.get());
+        }
+        for (i, w) in buffer.newest(n).enumerate() {
+            let s = model.score(w, &mut self.workspace, 0);
+            let value = config.threshold.score.pick(&s);
+            if let Some(o) = self.onset.as_mut() {
+                if i + history >= held {
+                    o.window.learn(value);
+                    if let Some(p) = o.point.as_mut() {
+                        p.learn(self.workspace.newest_z_error(channels));
+                    }
+                }
+            }
+            if threshold_too && i + window >= held {
+                self.threshold.push(value);
+            }
+        }
+    }
+
+    /// Scores in the threshold window.
+    pub(super) fn threshold_len(&self) -> usize {
+        self.threshold.len()
+    }
+
+    /// This sensor's quantile level.
+    pub(super) fn quantile(&self) -> f64 {
+        self.limits.quantile.get()
+    }
+
+    /// The workspace of the last scored window (per-channel errors).
+    pub(super) fn workspace(&self) -> &Workspace {
+        &self.workspace
+    }
+
+    /// Per channel, whether the newest reading left its recent range.
+    pub(super) fn outside_range(&self) -> &[bool] {
+        self.onset
+            .as_ref()
+            .and_then(|o| o.range.as_ref())
+            .map_or(&[], |r| r.outside())
+    }
+
+    /// Threshold window, window-error reference and point reference, oldest first.
+    pub(super) fn snapshot(&self) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (window, point) = self.histories();
+        (self.threshold.values_in_order().collect(), window, point)
+    }
+
+    /// Restores [`Self::snapshot`]'s histories.
+    pub(super) fn restore(&mut self, threshold: &[f64], window: &[f64], point: &[f64]) {
+        for &v in threshold {
+            self.threshold.push(v);
+        }
+        if let Some(o) = self.onset.as_mut() {
+            o.window.restore(window);
+            if let Some(p) = o.point.as_mut() {
+                p.restore(point);
+            }
+        }
+    }
+
+    fn histories(&self) -> (Vec<f64>, Vec<f64>) {
+        match &self.onset {
+            Some(o) => (
+                o.window.history(),
+                o.point.as_ref().map_or_else(Vec::new, AnomalyScorer::history),
+            ),
+            None => (Vec::new(), Vec::new()),
+        }
+    }
+}
+
+fn new_onset(strategy: ScoreStrategy, channels: usize) -> Option<Onset> {
+    let ScoreStrategy::Onset(o) = strategy else {
+        return None;
+    };
+    Some(Onset {
+        window: AnomalyScorer::new(o.history.get(), o.onset_rows),
+        point: o.point.then(|| AnomalyScorer::new(o.history.get(), o.onset_rows)),
+        range: o
+            .range
+            .map(|r| RecentRange::new(channels, r.rows.get(), r.margin)),
+    })
+}
