@@ -40,6 +40,10 @@ pub(crate) struct EvalArgs {
     /// Worker threads (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Run every detector with this many seeds (`model.seed`, `model.seed + 1`, …) and
+    /// report each seed, their mean and their spread.
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
 }
 
 fn load(path: &Path) -> anyhow::Result<DetectorConfig> {
@@ -86,6 +90,24 @@ pub(crate) fn run(a: EvalArgs) -> anyhow::Result<()> {
     } else {
         vec![("as configured".into(), nab_base, skab_base)]
     };
+    if a.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    let pairs: Vec<(String, DetectorConfig, DetectorConfig)> = pairs
+        .into_iter()
+        .flat_map(|(name, nab_cfg, skab_cfg)| {
+            let base = nab_cfg.model.template.seed_value();
+            (0..a.seeds).map(move |k| {
+                let seed = base + k;
+                let name = if a.seeds > 1 {
+                    format!("{name} (seed {seed})")
+                } else {
+                    name.clone()
+                };
+                (name, with_seed(&nab_cfg, seed), with_seed(&skab_cfg, seed))
+            })
+        })
+        .collect();
     let mut results = Vec::new();
     for (name, nab_cfg, skab_cfg) in pairs {
         let started = Instant::now();
@@ -106,13 +128,31 @@ pub(crate) fn run(a: EvalArgs) -> anyhow::Result<()> {
         print_variant(&r);
         results.push(r);
     }
+    let summary = (a.seeds > 1).then(|| report::seed_summary(&results));
+    if let Some(md) = &summary {
+        println!("{md}");
+    }
     if let Some(path) = &a.report {
-        let command = std::env::args().collect::<Vec<_>>().join(" ");
-        report::splice(path, &report::render(&results, &command))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        // The program as `anomalyd`, not the path it was run from: the report is
+        // committed and must not carry a path of the machine that wrote it.
+        let command = std::iter::once("anomalyd".to_string())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut md = report::render(&results, &command);
+        if let Some(s) = summary {
+            md = format!("{s}\n{md}");
+        }
+        report::splice(path, &md).with_context(|| format!("cannot write {}", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+fn with_seed(config: &DetectorConfig, seed: u64) -> DetectorConfig {
+    let mut c = config.clone();
+    c.model.template = c.model.template.clone().seed(seed);
+    c
 }
 
 fn print_variant(r: &VariantResult) {

@@ -151,3 +151,33 @@ fn ae_pca_score_is_the_mean_of_both_errors() {
     };
     assert_eq!(c.detector.threshold.score.pick(&s), 2.0);
 }
+
+#[test]
+fn the_skab_config_is_the_defaults_but_for_training() {
+    let mut skab = Config::from_toml_str(include_str!("../../config/skab.toml")).unwrap();
+    let defaults = Config::from_toml_str("").unwrap();
+    assert_ne!(skab.detector.training, defaults.detector.training);
+    skab.detector.training = defaults.detector.training.clone();
+    assert_eq!(
+        skab, defaults,
+        "config/skab.toml may differ from the defaults only in [training]"
+    );
+}
+
+#[test]
+fn removed_keys_say_what_replaced_them() {
+    for (text, want) in [
+        (
+            "[threshold]\nlearn_flagged = false",
+            "`threshold.learn_flagged` was removed: [learning]",
+        ),
+        ("[score]\nreseed = true", "`score.reseed` was removed"),
+        (
+            "[alert]\nanomaly_threshold = 0.5",
+            "`alert.anomaly_threshold` was removed",
+        ),
+    ] {
+        let p = problems(text);
+        assert!(p.iter().any(|m| m.contains(want)), "{want}: {p:?}");
+    }
+}

@@ -139,6 +139,9 @@ pub fn write_csv(out: &mut impl Write, series: &Series, rows: &[ReplayRow]) -> s
 }
 
 #[cfg(test)]
+mod policy_tests;
+
+#[cfg(test)]
 mod tests {
     use std::path::PathBuf;
 

@@ -75,6 +75,60 @@ const SKAB_PUBLISHED: [(&str, f64, f64, f64); 4] = [
     ("LSTM-AE", 0.74, 29.96, 25.92),
 ];
 
+/// With several seeds per detector (results named `<detector> (seed N)`), one row per
+/// detector: each seed's NAB standard score and SKAB F1 / FAR, their means and spreads
+/// (max − min), as Markdown.
+pub fn seed_summary(results: &[VariantResult]) -> String {
+    let mut groups: Vec<(&str, Vec<&VariantResult>)> = Vec::new();
+    for r in results {
+        let name = r.name.split(" (seed ").next().unwrap_or(&r.name);
+        match groups.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => v.push(r),
+            None => groups.push((name, vec![r])),
+        }
+    }
+    let stats = |xs: &[f64], digits: usize| -> String {
+        if xs.is_empty() {
+            return String::new();
+        }
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let spread =
+            xs.iter().cloned().fold(f64::MIN, f64::max) - xs.iter().cloned().fold(f64::MAX, f64::min);
+        let each: Vec<String> = xs.iter().map(|x| format!("{x:.digits$}")).collect();
+        format!(
+            "**{mean:.digits$}** (spread {spread:.digits$}; {})",
+            each.join(" / ")
+        )
+    };
+    let mut md = String::from(
+        "| detector | NAB standard, mean (spread; each seed) | SKAB F1 | SKAB FAR % |\n|---|---|---|---|\n",
+    );
+    for (name, rs) in groups {
+        let nab: Vec<f64> = rs
+            .iter()
+            .filter_map(|r| r.nab.as_ref())
+            .map(|n| n.results[0].score)
+            .collect();
+        let f1: Vec<f64> = rs
+            .iter()
+            .filter_map(|r| r.skab.as_ref())
+            .map(|k| k.point.f1)
+            .collect();
+        let far: Vec<f64> = rs
+            .iter()
+            .filter_map(|r| r.skab.as_ref())
+            .map(|k| k.point.far)
+            .collect();
+        md.push_str(&format!(
+            "| anomalyd {name} | {} | {} | {} |\n",
+            stats(&nab, 2),
+            stats(&f1, 2),
+            stats(&far, 2)
+        ));
+    }
+    md
+}
+
 /// Renders the results as Markdown tables.
 pub fn render(results: &[VariantResult], command: &str) -> String {
     let mut md = String::new();

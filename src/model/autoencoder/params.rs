@@ -244,6 +244,11 @@ impl AutoencoderParams {
         self
     }
 
+    /// The seed set so far (the builder's [`Self::seed`] sets it).
+    pub fn seed_value(&self) -> u64 {
+        self.0.seed
+    }
+
     /// Checks every range and cross-field rule.
     ///
     /// # Errors
