@@ -64,9 +64,15 @@ fn range_problems_are_collected_in_one_pass() {
             "got 0",
         ),
         (
-            "model",
+            "model.latent",
             "[model]\nkind = \"undercomplete\"\nlatent = 40",
-            "latent",
+            "latent width must be smaller than the input width 32, got 40",
+        ),
+        ("model.learning_rate", "[model]\nlearning_rate = -1", "got -1"),
+        (
+            "model.epochs",
+            "[model]\nepochs = 0",
+            "epochs must be at least 1, got 0",
         ),
         (
             "alert.trigger",

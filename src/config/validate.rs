@@ -320,8 +320,19 @@ fn model(raw: &RawConfig, p: &mut Problems) -> ModelConfig {
         .patience(m.patience)
         .seed(m.seed);
     // The model owns its range checks; config only maps them onto the `model.` keys.
-    if let Err(e) = template.clone().check() {
-        p.add("model", e.to_string());
+    match template.clone().check() {
+        Ok(_) => {}
+        Err(ModelError::Params(problems)) => {
+            for (param, message) in problems {
+                // The builder's input width is the window's size (× channels later).
+                let key = match param {
+                    "n_inputs" => "window.size".to_string(),
+                    other => format!("model.{other}"),
+                };
+                p.add(&key, message);
+            }
+        }
+        Err(e) => p.add("model", e.to_string()),
     }
     let pca_components = if m.pca_components == 0 {
         m.latent

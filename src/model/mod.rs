@@ -12,6 +12,10 @@ pub enum ModelError {
     /// A hyper-parameter is out of range; the message names it and the value.
     #[error("invalid model parameter: {0}")]
     InvalidParams(String),
+    /// The autoencoder's parameter check found these problems, each under the
+    /// parameter's name (as in `[model]`, `n_inputs` for the input width).
+    #[error("invalid model parameters: {}", .0.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "))]
+    Params(Vec<(&'static str, String)>),
     /// Training data does not fit the model.
     #[error("training data has {got} columns, the model expects {expected}")]
     Shape {

@@ -253,71 +253,86 @@ impl AutoencoderParams {
     ///
     /// # Errors
     ///
-    /// [`ModelError::InvalidParams`] listing every problem (joined by `"; "`), each naming
-    /// the parameter and its value.
+    /// [`ModelError::Params`] listing every problem under its parameter, each naming
+    /// the value.
     pub fn check(self) -> Result<AutoencoderValidParams, ModelError> {
         let p = &self.0;
         let mut errors = Vec::new();
         if p.n_inputs == 0 {
-            errors.push("input width must be at least 1, got 0".to_string());
+            errors.push(("n_inputs", "input width must be at least 1, got 0".to_string()));
         }
         if let Some(w) = p.hidden.iter().find(|&&w| w == 0) {
-            errors.push(format!("hidden widths must be at least 1, got {w}"));
+            errors.push(("hidden", format!("hidden widths must be at least 1, got {w}")));
         }
         if p.latent == 0 {
-            errors.push("latent width must be at least 1, got 0".to_string());
+            errors.push(("latent", "latent width must be at least 1, got 0".to_string()));
         }
         if p.kind == AutoencoderKind::Undercomplete && p.latent >= p.n_inputs {
-            errors.push(format!(
-                "latent width must be smaller than the input width {}, got {}",
-                p.n_inputs, p.latent
+            errors.push((
+                "latent",
+                format!(
+                    "latent width must be smaller than the input width {}, got {}",
+                    p.n_inputs, p.latent
+                ),
             ));
         }
         if p.loss == Loss::Bce && p.output_activation != Activation::Sigmoid {
-            errors.push(
+            errors.push((
+                "loss",
                 format!(
                     "loss bce requires output activation sigmoid, got {:?}",
                     p.output_activation
                 )
                 .to_lowercase(),
-            );
+            ));
         }
         match p.kind {
-            AutoencoderKind::Sparse { weight, .. } if !(weight.is_finite() && weight >= 0.0) => errors.push(
-                format!("sparsity weight must be finite and non-negative, got {weight}"),
-            ),
+            AutoencoderKind::Sparse { weight, .. } if !(weight.is_finite() && weight >= 0.0) => {
+                errors.push((
+                    "penalty_weight",
+                    format!("sparsity weight must be finite and non-negative, got {weight}"),
+                ))
+            }
             AutoencoderKind::Denoising {
                 noise: Noise::Gaussian { std },
-            } if !(std.is_finite() && std > 0.0) => {
-                errors.push(format!("noise std must be finite and positive, got {std}"))
-            }
+            } if !(std.is_finite() && std > 0.0) => errors.push((
+                "noise_level",
+                format!("noise std must be finite and positive, got {std}"),
+            )),
             AutoencoderKind::Denoising {
                 noise: Noise::Masking { p },
-            } if !(p > 0.0 && p < 1.0) => {
-                errors.push(format!("masking probability must be in (0, 1), got {p}"))
-            }
+            } if !(p > 0.0 && p < 1.0) => errors.push((
+                "noise_level",
+                format!("masking probability must be in (0, 1), got {p}"),
+            )),
             _ => {}
         }
         if !(p.learning_rate.is_finite() && p.learning_rate > 0.0) {
-            errors.push(format!(
-                "learning rate must be finite and positive, got {}",
-                p.learning_rate
+            errors.push((
+                "learning_rate",
+                format!(
+                    "learning rate must be finite and positive, got {}",
+                    p.learning_rate
+                ),
             ));
         }
         if p.batch_size == 0 {
-            errors.push("batch size must be at least 1, got 0".to_string());
+            errors.push(("batch_size", "batch size must be at least 1, got 0".to_string()));
         }
         if p.epochs == 0 {
-            errors.push("epochs must be at least 1, got 0".to_string());
+            errors.push(("epochs", "epochs must be at least 1, got 0".to_string()));
         }
         let vf = p.validation_fraction;
         if !(0.0..1.0).contains(&vf) {
-            errors.push(format!("validation fraction must be in [0, 1), got {vf}"));
+            errors.push((
+                "validation_fraction",
+                format!("validation fraction must be in [0, 1), got {vf}"),
+            ));
         }
         if errors.is_empty() {
             Ok(self.0)
         } else {
-            Err(ModelError::InvalidParams(errors.join("; ")))
+            Err(ModelError::Params(errors))
         }
     }
 }

@@ -363,7 +363,8 @@ fn check_rejects_each_bad_parameter_by_name() {
     ];
     for (name, params, needle) in cases {
         match params.check() {
-            Err(ModelError::InvalidParams(msg)) => {
+            Err(e @ ModelError::Params(_)) => {
+                let msg = e.to_string();
                 assert!(msg.contains(needle), "{name}: {msg:?} lacks {needle:?}")
             }
             other => panic!("{name}: expected InvalidParams, got {other:?}"),
