@@ -58,7 +58,7 @@ fn bench_score(c: &mut Criterion) {
         let model = train(&job(1000, 32, channels), &cfg.model).expect("trains");
         let x = windows(1, 32, channels).row(0).to_vec();
         let mut ws = Workspace::default();
-        c.bench_function(name, |b| b.iter(|| model.score(black_box(&x), &mut ws, 0)));
+        c.bench_function(name, |b| b.iter(|| model.score(black_box(&x), &mut ws)));
     }
 }
 

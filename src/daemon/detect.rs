@@ -181,7 +181,7 @@ impl Running {
         let Some(p) = self.detector.pipeline(sensor) else {
             return;
         };
-        let threshold_ready = p.threshold_len() >= self.detector.config().threshold.min_scores;
+        let threshold_ready = p.threshold_ready(self.detector.config());
         let model_version = p.model_version();
         let state = p.state(self.detector.config());
         let now = Published {

@@ -170,6 +170,11 @@ impl Pipeline {
         &self.channel_names
     }
 
+    /// The threshold has `threshold.min_scores` scores: alerts are possible.
+    pub fn threshold_ready(&self, config: &DetectorConfig) -> bool {
+        self.scoring.threshold_len() >= config.threshold.min_scores
+    }
+
     /// Why the last alert was cleared (`None` before the first clear since start).
     pub fn last_clear(&self) -> Option<ClearReason> {
         self.last_clear
@@ -181,7 +186,7 @@ impl Pipeline {
             SensorState::Accepted
         } else if self.alert.is_raised() {
             SensorState::Alert
-        } else if self.model.is_none() || self.scoring.threshold_len() < config.threshold.min_scores {
+        } else if self.model.is_none() || !self.threshold_ready(config) {
             SensorState::WarmingUp
         } else {
             SensorState::Normal

@@ -90,7 +90,7 @@ impl Scoring {
 
     /// The window's errors against the threshold; learns nothing.
     pub(super) fn judge(&mut self, model: &Model, raw: &[f64], config: &DetectorConfig) -> Judged {
-        let scores = model.score(raw, &mut self.workspace, 0);
+        let scores = model.score(raw, &mut self.workspace);
         let value = config.threshold.score.pick(&scores);
         let threshold = (self.threshold.len() >= config.threshold.min_scores)
             .then(|| self.threshold.quantile().map(|q| q.max(self.limits.floor)))
@@ -170,7 +170,7 @@ impl Scoring {
             self.threshold = RollingQuantile::new(window, self.limits.quantile.get());
         }
         for (i, w) in buffer.newest(n).enumerate() {
-            let s = model.score(w, &mut self.workspace, 0);
+            let s = model.score(w, &mut self.workspace);
             let value = config.threshold.score.pick(&s);
             if let Some(o) = self.onset.as_mut() {
                 if i + history >= held {

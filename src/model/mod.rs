@@ -107,16 +107,9 @@ pub struct WindowScores {
 impl Model {
     /// Scores a raw flattened window with both models. Leaves the autoencoder's
     /// per-input squared errors in `ws.squared_error` for [`Self::channel_errors`].
-    ///
-    /// With `tail_rows > 0` every score is the mean over the newest `tail_rows`
-    /// readings of the window only (the reconstruction still sees the whole window).
-    pub fn score(&self, raw: &[f64], ws: &mut Workspace, tail_rows: usize) -> WindowScores {
+    pub fn score(&self, raw: &[f64], ws: &mut Workspace) -> WindowScores {
         let k = raw.len();
-        let from = match tail_rows {
-            0 => 0,
-            t => k.saturating_sub(t * self.channels),
-        };
-        let n = (k - from).max(1) as f64;
+        let n = k.max(1) as f64;
         ws.normalised.resize(k, 0.0);
         ws.reconstruction.resize(k, 0.0);
         ws.squared_error.resize(k, 0.0);
@@ -131,15 +124,16 @@ impl Model {
         {
             *e = (x - r) * (x - r);
         }
-        let ae: f64 = ws.squared_error[from..].iter().sum();
+        let ae: f64 = ws.squared_error.iter().sum();
         self.pca
             .reconstruct_into(&ws.normalised, &mut ws.reconstruction, &mut ws.scratch);
-        let pca: f64 = ws.normalised[from..]
+        let pca: f64 = ws
+            .normalised
             .iter()
-            .zip(&ws.reconstruction[from..])
+            .zip(&ws.reconstruction)
             .map(|(x, r)| (x - r) * (x - r))
             .sum();
-        let mean = self.pca.mean_error_from(&ws.normalised, from);
+        let mean = self.pca.mean_error(&ws.normalised);
         WindowScores {
             ae: ae / n,
             pca: pca / n,

@@ -98,19 +98,8 @@ impl PcaModel {
     /// Mean squared distance of `x` from the training mean: the trivial baseline, a
     /// "model" that always predicts the average window.
     pub fn mean_error(&self, x: &[f64]) -> f64 {
-        self.mean_error_from(x, 0)
-    }
-
-    /// As [`Self::mean_error`], over the inputs from index `from` on only.
-    pub fn mean_error_from(&self, x: &[f64], from: usize) -> f64 {
         let mean = self.mean.as_slice().expect("owned arrays are contiguous");
-        let from = from.min(x.len());
-        x[from..]
-            .iter()
-            .zip(&mean[from..])
-            .map(|(x, m)| (x - m) * (x - m))
-            .sum::<f64>()
-            / (x.len() - from).max(1) as f64
+        x.iter().zip(mean).map(|(x, m)| (x - m) * (x - m)).sum::<f64>() / x.len().max(1) as f64
     }
 
     /// Reconstructs one window: `mean + Cᵀ C (x − mean)`. No allocation once
