@@ -143,3 +143,52 @@ async fn garbage_of_every_kind_is_counted_and_the_good_sensor_still_alerts() {
     assert_full_alert(&raised.json(), "good", "raised");
     assert!(d.alive());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_fault_alerts_again_and_a_lasting_one_is_accepted() {
+    let mut w = World::new("learning", 10).await;
+    // 30 s of reading time (30 readings here) turns a raised alert into the new normal.
+    w.config.push_str("\n[learning]\naccept_after_secs = 30\n");
+    let mut d = w.daemon();
+    let mut probe = w.probe().await;
+    probe.wait_online(WAIT).await;
+    let topic = w.telemetry("pump-2");
+    let mut sig = Signal::new(now() - 5000.0);
+    warm_up(&mut probe, &topic, "pump-2", &mut sig).await;
+    feed(&probe, &topic, &mut sig, 40, 0.0).await;
+    for round in 0..2 {
+        feed(&probe, &topic, &mut sig, 12, SHIFT).await;
+        let raised = probe
+            .wait_for(WAIT, "a raised alert", |m| is_alert(m, "raised"))
+            .await
+            .json();
+        assert_eq!(raised["learning"], false, "round {round}: {raised}");
+        feed(&probe, &topic, &mut sig, 40, 0.0).await;
+        let cleared = probe
+            .wait_for(WAIT, "a cleared alert", |m| is_alert(m, "cleared"))
+            .await
+            .json();
+        assert_eq!(cleared["reason"], "recovered", "round {round}: {cleared}");
+        assert_eq!(cleared["learning"], true, "round {round}: {cleared}");
+    }
+    feed(&probe, &topic, &mut sig, 60, SHIFT).await;
+    probe
+        .wait_for(WAIT, "the lasting shift raised", |m| is_alert(m, "raised"))
+        .await;
+    let accepted = probe
+        .wait_for(WAIT, "the lasting shift accepted", |m| is_alert(m, "cleared"))
+        .await
+        .json();
+    assert_eq!(accepted["reason"], "accepted", "{accepted}");
+    probe
+        .wait_for(WAIT, "the retained state says accepted", |m| {
+            is_state(m, "pump-2", |s| s["last_clear"] == "accepted")
+        })
+        .await;
+    let text = metrics(w.metrics_port).await;
+    assert!(
+        counter(&text, "anomalyd_alerts_accepted_total", "") >= 1.0,
+        "accepted alerts not counted:\n{text}"
+    );
+    assert!(d.alive());
+}
