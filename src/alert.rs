@@ -245,46 +245,23 @@ pub fn render_topic(template: &str, sensor: &str) -> String {
     template.replace("{sensor}", &sanitize_topic_level(sensor))
 }
 
-/// Longest sanitised topic level, in bytes. MQTT allows 65,535-byte topics; this keeps
-/// topics readable and bounded whatever the sensor ids look like.
+/// Longest topic level a sensor id maps to, in bytes. MQTT allows 65,535-byte topics;
+/// this keeps topics readable and bounded whatever the sensor ids look like.
 const MAX_TOPIC_LEVEL_BYTES: usize = 128;
 
-/// Sanitises a sensor id for use as one MQTT topic level.
+/// Maps a sensor id to one MQTT topic level, injectively: two different ids never
+/// share a topic (and so never overwrite each other's retained state).
 ///
-/// The wildcards `+` and `#`, the level separator `/`, control characters, other
-/// non-printable characters (format/invisible characters such as zero-width spaces
-/// and bidi overrides, line/paragraph separators, non-characters) and a leading `$`
-/// (reserved for broker topics such as `$SYS` by MQTT 3.1.1 §4.7.2) become `_`. An
-/// empty id becomes `_`. The result is cut to 128 bytes on a char boundary.
+/// `%` itself, the wildcards `+` and `#`, the level separator `/`, control and
+/// invisible characters ([`crate::escape::is_invisible`]) and a leading `$` (reserved
+/// for broker topics such as `$SYS`, MQTT 3.1.1 §4.7.2) are percent-encoded, one `%XX`
+/// per UTF-8 byte; everything else is kept, so ordinary ids (`pump-7.temp`) are their
+/// own topic level. The empty id becomes `%`. A level longer than 128 bytes is cut and
+/// ends in `%~` plus a 128-bit hash of the whole id ([`crate::escape::encode_bounded`]).
 pub fn sanitize_topic_level(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(MAX_TOPIC_LEVEL_BYTES));
-    for (i, ch) in s.chars().enumerate() {
-        let bad = is_unsafe_in_topic(ch) || (i == 0 && ch == '$');
-        let ch = if bad { '_' } else { ch };
-        if out.len() + ch.len_utf8() > MAX_TOPIC_LEVEL_BYTES {
-            break;
-        }
-        out.push(ch);
-    }
-    if out.is_empty() {
-        out.push('_');
-    }
-    out
-}
-
-fn is_unsafe_in_topic(ch: char) -> bool {
-    matches!(ch, '+' | '#' | '/')
-        || ch.is_control()
-        || (ch.is_whitespace() && ch != ' ')
-        || matches!(ch,
-            '\u{00AD}'                    // soft hyphen
-            | '\u{200B}'..='\u{200F}'     // zero-width spaces, LRM/RLM
-            | '\u{202A}'..='\u{202E}'     // bidi embeddings/overrides
-            | '\u{2060}'..='\u{206F}'     // word joiner, invisible operators, bidi isolates
-            | '\u{FEFF}'                  // BOM / zero-width no-break space
-            | '\u{FFF9}'..='\u{FFFB}'     // interlinear annotation
-            | '\u{FDD0}'..='\u{FDEF}')    // non-characters
-        || (u32::from(ch) & 0xFFFE) == 0xFFFE // U+xxFFFE / U+xxFFFF non-characters
+    crate::escape::encode_bounded(s, MAX_TOPIC_LEVEL_BYTES, |i, ch| {
+        matches!(ch, '+' | '#' | '/') || crate::escape::is_invisible(ch) || (i == 0 && ch == '$')
+    })
 }
 
 #[cfg(test)]
@@ -452,33 +429,82 @@ mod tests {
     }
 
     #[test]
-    fn sanitizer_handles_the_table() {
+    fn topic_level_mapping_handles_the_table() {
         let long = "é".repeat(100); // 200 bytes
-        let cases: [(&str, &str, String); 11] = [
-            ("slash", "a/b", "a_b".into()),
-            ("plus wildcard", "+", "_".into()),
-            ("hash wildcard", "#", "_".into()),
-            ("newline", "\n", "_".into()),
-            ("nul", "a\0b", "a_b".into()),
-            ("empty", "", "_".into()),
-            ("leading dollar", "$SYS", "_SYS".into()),
-            ("inner dollar kept", "a$b", "a$b".into()),
-            ("zero-width space", "a\u{200B}b", "a_b".into()),
-            ("plain id kept", "pump-1.temp", "pump-1.temp".into()),
-            ("long cut on char boundary", long.as_str(), "é".repeat(64)),
+        let cases: [(&str, &str, &str); 12] = [
+            ("slash", "a/b", "a%2Fb"),
+            ("plus wildcard", "+", "%2B"),
+            ("hash wildcard", "#0", "%230"),
+            ("percent itself", "%2B", "%252B"),
+            ("newline", "\n", "%0A"),
+            ("nul", "a\0b", "a%00b"),
+            ("empty", "", "%"),
+            ("leading dollar", "$SYS", "%24SYS"),
+            ("inner dollar kept", "a$b", "a$b"),
+            ("zero-width space", "a\u{200B}b", "a%E2%80%8Bb"),
+            ("plain id kept", "pump-1.temp", "pump-1.temp"),
+            ("unicode kept", "température", "température"),
         ];
         for (name, input, want) in cases {
             let got = sanitize_topic_level(input);
             assert_eq!(got, want, "{name}");
-            assert!(got.len() <= MAX_TOPIC_LEVEL_BYTES, "{name}");
+        }
+        let cut = sanitize_topic_level(&long);
+        assert_eq!(cut.len(), 94 + crate::escape::CUT_SUFFIX_BYTES, "{cut}");
+        assert!(cut.starts_with(&"é".repeat(47)) && cut.contains("%~"), "{cut}");
+    }
+
+    #[test]
+    fn topic_level_mapping_is_injective_on_ids_that_used_to_collide() {
+        let prefix = "p".repeat(127);
+        let encoded_prefix = "/".repeat(60);
+        let ids = [
+            "#0".to_string(),
+            "+0".to_string(),
+            "_0".to_string(),
+            "pump/7".to_string(),
+            "pump_7".to_string(),
+            "pump%2F7".to_string(),
+            "pump%7".to_string(),
+            String::new(),
+            "%".to_string(),
+            "%25".to_string(),
+            "$a".to_string(),
+            "%24a".to_string(),
+            format!("{prefix}a"),
+            format!("{prefix}b"),
+            prefix.clone(),
+            format!("{encoded_prefix}x"),
+            format!("{encoded_prefix}y"),
+        ];
+        let mut seen = std::collections::HashMap::new();
+        for id in &ids {
+            let level = sanitize_topic_level(id);
+            assert!(level.len() <= MAX_TOPIC_LEVEL_BYTES, "{id:?} -> {level}");
+            assert!(
+                !level.contains(['/', '+', '#']) && !level.chars().any(char::is_control),
+                "{id:?} -> {level}"
+            );
+            assert!(!level.starts_with('$'), "{id:?} -> {level}");
+            if let Some(other) = seen.insert(level.clone(), id) {
+                panic!("{other:?} and {id:?} share the topic level {level}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn topic_level_mapping_never_collides_on_short_ids(a in "(?s).{0,40}", b in "(?s).{0,40}") {
+            proptest::prop_assume!(a != b);
+            proptest::prop_assert_ne!(sanitize_topic_level(&a), sanitize_topic_level(&b));
         }
     }
 
     #[test]
-    fn render_topic_substitutes_a_sanitised_sensor() {
+    fn render_topic_substitutes_the_mapped_sensor() {
         assert_eq!(
             render_topic("anomalyd/alerts/{sensor}", "a/b#"),
-            "anomalyd/alerts/a_b_"
+            "anomalyd/alerts/a%2Fb%23"
         );
         assert_eq!(render_topic("plain", "x"), "plain");
     }

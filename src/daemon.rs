@@ -31,6 +31,7 @@ use crate::ingest::mqtt::Ingest;
 use crate::metrics::Health;
 use crate::publish::Publisher;
 use crate::store::Store;
+use crate::store::versions::VersionFloor;
 use detect::{DetectorTask, Reload};
 
 /// How long shutdown may take before the stragglers are named and `run` fails.
@@ -79,7 +80,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = open_store(&config)?;
     let mut detector = Detector::new(config.detector.clone(), config.limits.max_sensors);
-    restore(&store, &mut detector);
+    let newest = restore(&store, &mut detector);
+    let versions = VersionFloor::open(store.dir(), newest + 1)
+        .context("cannot read the model version floor in the state directory")?;
 
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -92,7 +95,7 @@ pub async fn run(
         token: &token,
         health,
     };
-    stages.start(&config, detector, store, config_path)?;
+    stages.start(&config, detector, (store, versions), config_path)?;
     tracker.close();
     crate::notify::ready();
     crate::notify::status("running");
@@ -137,7 +140,7 @@ impl Stages<'_> {
         self,
         config: &Config,
         detector: Detector,
-        store: Store,
+        (store, versions): (Store, VersionFloor),
         config_path: Option<PathBuf>,
     ) -> anyhow::Result<()> {
         let (readings_tx, readings_rx) = mpsc::channel(config.limits.channel_capacity.max(1));
@@ -153,6 +156,7 @@ impl Stages<'_> {
             reload_rx,
             outbound_tx,
             store: Some(Arc::new(store)),
+            versions: Some(versions),
             snapshot_every: (every > 0).then(|| Duration::from_secs(every)),
             tracker: self.tracker.clone(),
             health: self.health.clone(),
@@ -179,16 +183,32 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot open state directory {}", config.state.dir))
 }
 
-/// Restores the last snapshot. A missing one is a first start; a corrupt or foreign
-/// one has been set aside by the store and is reported, never fatal.
-fn restore(store: &Store, detector: &mut Detector) {
+/// Restores the last snapshot and returns the newest model version in it (0 without
+/// one). A missing snapshot is a first start; a corrupt or foreign one has been set
+/// aside by the store and is reported, never fatal.
+fn restore(store: &Store, detector: &mut Detector) -> u64 {
     match store.load::<DetectorSnapshot>() {
         Ok(Some(snapshot)) => {
+            let newest = (snapshot.sensors.iter())
+                .filter_map(|s| s.model.as_ref().map(|m| m.version))
+                .max()
+                .unwrap_or(0);
             let sensors = detector.restore(snapshot);
-            info!(sensors, "Snapshot restored; no warm-up for known sensors.");
+            info!(
+                sensors,
+                newest_model_version = newest,
+                "Snapshot restored; no warm-up for known sensors."
+            );
+            newest
         }
-        Ok(None) => info!("No snapshot; every sensor starts with a warm-up."),
-        Err(error) => warn!(%error, "Snapshot unusable; set aside, starting without it."),
+        Ok(None) => {
+            info!("No snapshot; every sensor starts with a warm-up.");
+            0
+        }
+        Err(error) => {
+            warn!(%error, "Snapshot unusable; starting without it.");
+            0
+        }
     }
 }
 

@@ -17,6 +17,12 @@ impl SensorId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The name for a log line: control characters escaped, length bounded
+    /// ([`crate::escape`]). `Display` stays raw: it feeds payloads and snapshots.
+    pub fn escaped(&self) -> crate::escape::Escaped<'_> {
+        crate::escape::Escaped(&self.0)
+    }
 }
 
 impl fmt::Display for SensorId {

@@ -394,5 +394,7 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+pub mod versions;
+
 #[cfg(test)]
 mod tests;

@@ -2,8 +2,9 @@
 //!
 //! Owns [`Window`], which keeps the last `size` readings of one sensor (each with
 //! `channels` values), rejects readings that would corrupt it (out of order,
-//! duplicate timestamp, wrong width, NaN/Inf), clears itself after a gap longer than
-//! `max_gap`, and says when a complete window is due for scoring (every `stride`
+//! duplicate timestamp, wrong width, NaN/Inf), clears itself after a gap (longer than
+//! `max_gap` when set, else much longer than the sensor's own learned [`Cadence`]), and
+//! says when a complete window is due for scoring (every `stride`
 //! readings once full). It does not normalise or score; the detector copies the window
 //! out with [`Window::copy_into`] and does that. It does no IO and never panics on
 //! input.
@@ -18,7 +19,8 @@ pub struct WindowParams {
     /// Readings between two scored windows once the buffer is full (≥ 1).
     pub stride: usize,
     /// Longest allowed time between consecutive readings, in seconds; a longer gap
-    /// clears the buffer so that no window spans it. `None` disables the check.
+    /// clears the buffer so that no window spans it. `None`: the gap is judged against
+    /// the sensor's learned cadence instead (see [`Cadence`]).
     pub max_gap: Option<f64>,
 }
 
@@ -95,6 +97,55 @@ pub struct Window {
     /// Readings stored since the last `Ready`, counted only while full.
     since_ready: usize,
     resets: u64,
+    /// The sensor's usual interval between readings (used when `max_gap` is `None`).
+    cadence: Cadence,
+}
+
+/// A gap is this many times the learned cadence or more. Large enough that jitter,
+/// a missed reading or two and a slow publisher never reset a window; small enough
+/// that a broker outage or a sensor that went quiet does (issue 10, defect 6: windows
+/// spanning an outage scored high and raised false alerts).
+pub const GAP_CADENCE_FACTOR: f64 = 10.0;
+
+/// Intervals learned before the cadence is trusted to judge gaps.
+const CADENCE_WARMUP: u32 = 8;
+
+/// Weight of a new interval in the learned cadence once warmed up (an EMA over about
+/// the last 16 intervals: it follows a sensor whose rate changes slowly).
+const CADENCE_WEIGHT: f64 = 1.0 / 16.0;
+
+/// A sensor's learned interval between readings: the mean of its first
+/// [`CADENCE_WARMUP`] intervals, then an exponential moving average. An interval of
+/// [`GAP_CADENCE_FACTOR`] × the cadence or more is a gap: it is not learned, and
+/// learning starts over, so a sensor whose rate really changed (1 s to 30 s) is
+/// reset once and then judged by its new cadence.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cadence {
+    mean: f64,
+    samples: u32,
+}
+
+impl Cadence {
+    /// Learns one interval (seconds, > 0); returns true when it is a gap.
+    pub fn observe(&mut self, interval: f64) -> bool {
+        if self.samples >= CADENCE_WARMUP && interval >= GAP_CADENCE_FACTOR * self.mean {
+            *self = Self::default();
+            return true;
+        }
+        self.samples = self.samples.saturating_add(1);
+        let weight = if self.samples <= CADENCE_WARMUP {
+            1.0 / f64::from(self.samples)
+        } else {
+            CADENCE_WEIGHT
+        };
+        self.mean += (interval - self.mean) * weight;
+        false
+    }
+
+    /// The learned interval in seconds, once it is trusted.
+    pub fn interval(&self) -> Option<f64> {
+        (self.samples >= CADENCE_WARMUP).then_some(self.mean)
+    }
 }
 
 impl Window {
@@ -123,19 +174,25 @@ impl Window {
             last_ts: None,
             since_ready: 0,
             resets: 0,
+            cadence: Cadence::default(),
         }
     }
 
-    /// Offers one reading. Rejected readings change nothing. A gap longer than
-    /// `max_gap` since the last reading clears the buffer (counted in
-    /// [`Window::resets`]) before the reading is stored, so the window fills again
-    /// before the next `Ready`.
+    /// Offers one reading. Rejected readings change nothing. A gap since the last
+    /// reading (longer than `max_gap`, or without it, [`GAP_CADENCE_FACTOR`] times the
+    /// learned cadence) clears the buffer (counted in [`Window::resets`]) before the
+    /// reading is stored, so the window fills again before the next `Ready`.
     pub fn push(&mut self, ts: f64, values: &[f64]) -> Push {
         if let Err(reject) = self.check(ts, values) {
             return Push::Rejected(reject);
         }
-        if let (Some(last), Some(gap)) = (self.last_ts, self.max_gap) {
-            if ts - last > gap {
+        if let Some(last) = self.last_ts {
+            let interval = ts - last;
+            let gap = match self.max_gap {
+                Some(max) => interval > max,
+                None => self.cadence.observe(interval),
+            };
+            if gap {
                 self.clear();
                 self.resets += 1;
             }
@@ -245,9 +302,14 @@ impl Window {
         self.len == self.size
     }
 
-    /// How many times a gap longer than `max_gap` cleared the buffer.
+    /// How many times a gap cleared the buffer.
     pub fn resets(&self) -> u64 {
         self.resets
+    }
+
+    /// The learned interval between readings, once trusted (never with `max_gap`).
+    pub fn cadence(&self) -> Option<f64> {
+        self.cadence.interval()
     }
 
     /// Values per reading.
@@ -334,6 +396,52 @@ mod tests {
         assert_eq!(w.start_ts(), 100.0);
         assert_eq!(w.push(101.0, &[5.0]), Push::Ready);
         assert_eq!(contents(&w), [4.0, 5.0]);
+    }
+
+    #[test]
+    fn without_max_gap_a_gap_much_longer_than_the_cadence_clears() {
+        let mut w = build_window(4, 1, 1, None);
+        for i in 0..20 {
+            w.push(f64::from(i), &[0.0]);
+        }
+        assert_eq!(w.cadence(), Some(1.0));
+        // Jitter and a few missed readings are not a gap.
+        assert_eq!(w.push(20.4, &[0.0]), Push::Ready);
+        assert_eq!(w.push(25.0, &[0.0]), Push::Ready);
+        assert_eq!(w.resets(), 0);
+        // An outage of a minute at a one-second cadence is.
+        assert_eq!(w.push(85.0, &[0.0]), Push::Filling);
+        assert_eq!(w.resets(), 1);
+        assert_eq!(w.cadence(), None, "learning starts over");
+        assert_eq!(contents(&w), [0.0]);
+    }
+
+    #[test]
+    fn a_sensor_whose_rate_changes_is_reset_once_then_follows_the_new_cadence() {
+        let mut w = build_window(4, 1, 1, None);
+        let mut t = 0.0;
+        for _ in 0..20 {
+            t += 1.0;
+            w.push(t, &[0.0]);
+        }
+        for _ in 0..40 {
+            t += 30.0;
+            w.push(t, &[0.0]);
+        }
+        assert_eq!(w.resets(), 1);
+        assert_eq!(w.cadence(), Some(30.0));
+        assert!(w.is_full());
+    }
+
+    #[test]
+    fn a_regular_cadence_never_resets() {
+        let mut w = build_window(8, 1, 1, None);
+        for i in 0..10_000 {
+            // ±20 % jitter around one second.
+            let jitter = f64::from(i % 5) * 0.1 - 0.2;
+            w.push(f64::from(i) + jitter, &[0.0]);
+        }
+        assert_eq!(w.resets(), 0);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::publish::{Outbound, SensorState};
 use crate::ratelimit::LogLimiter;
 use crate::reading::SensorId;
 use crate::store::Store;
+use crate::store::versions::VersionFloor;
 use crate::trainer::TrainJob;
 use crate::window::WindowReject;
 
@@ -50,6 +51,8 @@ struct Published {
     model_version: u64,
     threshold_ready: bool,
     last_clear: Option<crate::alert::ClearReason>,
+    window_ready: bool,
+    window_resets: u64,
 }
 
 /// The detector task's state; see the module docs.
@@ -59,6 +62,8 @@ pub(crate) struct DetectorTask {
     pub(crate) reload_rx: mpsc::Receiver<Reload>,
     pub(crate) outbound_tx: mpsc::Sender<Outbound>,
     pub(crate) store: Option<Arc<Store>>,
+    /// Where new models' versions come from (`None`: the detector's own numbering).
+    pub(crate) versions: Option<VersionFloor>,
     pub(crate) snapshot_every: Option<Duration>,
     pub(crate) tracker: TaskTracker,
     pub(crate) health: Health,
@@ -70,6 +75,8 @@ struct Running {
     outbound_tx: mpsc::Sender<Outbound>,
     trained_tx: mpsc::Sender<Trained>,
     store: Option<Arc<Store>>,
+    /// Versions that never repeat across restarts; see [`VersionFloor`].
+    versions: Option<VersionFloor>,
     tracker: TaskTracker,
     /// `training.parallel` permits; see `spawn_training`.
     train_gate: Arc<Semaphore>,
@@ -92,6 +99,7 @@ impl DetectorTask {
             mut reload_rx,
             outbound_tx,
             store,
+            versions,
             snapshot_every,
             tracker,
             health,
@@ -107,6 +115,7 @@ impl DetectorTask {
             outbound_tx,
             trained_tx,
             store,
+            versions,
             tracker,
             published: HashMap::new(),
             sensor_labels: SensorLabels::new(crate::metrics::DEFAULT_MAX_TRACKED_SENSORS),
@@ -189,10 +198,16 @@ impl Running {
             model_version,
             threshold_ready,
             last_clear: p.last_clear(),
+            window_ready: p.window_ready(),
+            window_resets: p.window_resets(),
         };
         let before = self.published.insert(sensor.clone(), now);
         if before == Some(now) {
             return;
+        }
+        let resets_before = before.map_or(0, |b| b.window_resets);
+        if now.window_resets > resets_before {
+            metrics::counter!(names::WINDOW_RESETS).increment(now.window_resets - resets_before);
         }
         if before.is_none() {
             metrics::gauge!(names::SENSORS).set(self.detector.sensors() as f64);
@@ -205,6 +220,7 @@ impl Running {
             last_clear: now.last_clear,
             model_version,
             threshold_ready,
+            window_ready: now.window_ready,
             ts,
         };
         let _ = self.outbound_tx.send(Outbound::State(msg)).await;
@@ -217,7 +233,8 @@ impl Running {
         };
         metrics::counter!(names::READINGS_DROPPED, labels::REASON => kind).increment(1);
         if let Some(suppressed) = self.limiter.check(kind, Instant::now()) {
-            warn!(kind, %error, suppressed, "Dropped reading.");
+            // The message names the sensor, which comes from the network.
+            warn!(kind, error = %crate::escape::escape(&error.to_string()), suppressed, "Dropped reading.");
         }
     }
 
@@ -239,7 +256,7 @@ impl Running {
                 let model = match crate::trainer::train(&job, &config) {
                     Ok(m) => Some(m),
                     Err(error) => {
-                        warn!(sensor = %job.sensor, %error, "Training failed; keeping the old model.");
+                        warn!(sensor = %job.sensor.escaped(), %error, "Training failed; keeping the old model.");
                         None
                     }
                 };
@@ -258,13 +275,22 @@ impl Running {
         });
     }
 
-    async fn on_trained(&mut self, t: Trained) {
+    async fn on_trained(&mut self, mut t: Trained) {
+        if let (Some(model), Some(versions)) = (t.model.as_mut(), self.versions.as_mut()) {
+            match versions.allocate() {
+                Ok(version) => model.version = version,
+                Err(error) => {
+                    warn!(sensor = %t.sensor.escaped(), %error, "Cannot reserve a model version; keeping the old model.");
+                    t.model = None;
+                }
+            }
+        }
         let version = t.model.as_ref().map(|m| m.version);
         let result = if version.is_some() { "ok" } else { "error" };
         metrics::counter!(names::RETRAINS, labels::RESULT => result).increment(1);
         metrics::histogram!(names::RETRAIN_SECONDS).record(t.took.as_secs_f64());
         if let Some(version) = version {
-            info!(sensor = %t.sensor, version, took_ms = t.took.as_millis() as u64, "Model installed.");
+            info!(sensor = %t.sensor.escaped(), version, took_ms = t.took.as_millis() as u64, "Model installed.");
         }
         self.detector.install(&t.sensor, t.model);
         // The reading time of the state update is the wall clock here: no reading caused it.

@@ -155,6 +155,16 @@ impl Pipeline {
         self.model.as_ref().map_or(0, |m| m.version)
     }
 
+    /// The window is full (false while it fills at start and after a gap cleared it).
+    pub fn window_ready(&self) -> bool {
+        self.window.is_full()
+    }
+
+    /// How many gaps in the telemetry cleared the window.
+    pub fn window_resets(&self) -> u64 {
+        self.window.resets()
+    }
+
     /// Scores in the threshold window.
     pub fn threshold_len(&self) -> usize {
         self.scoring.threshold_len()
@@ -438,7 +448,7 @@ impl Detector {
         if let Some(job) = step.train.take() {
             let model = crate::trainer::train(&job, &self.config.model);
             if let Err(e) = &model {
-                tracing::warn!(sensor = %sensor, error = %e, "Training failed; keeping the old model.");
+                tracing::warn!(sensor = %sensor.escaped(), error = %e, "Training failed; keeping the old model.");
             }
             self.install(sensor, model.ok());
         }

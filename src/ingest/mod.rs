@@ -2,8 +2,6 @@
 //!
 //! It owns turning raw MQTT messages into [`crate::reading::Reading`]s ([`payload`]:
 //! pure bytes → records, no IO). It does not window, score or alert; the detector does.
-pub mod conn;
 pub mod mqtt;
-pub mod net;
 pub mod payload;
 pub mod route;

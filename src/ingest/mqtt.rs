@@ -1,6 +1,6 @@
 //! The subscriber: the only poller of the telemetry connection's MQTT event loop.
 //!
-//! [`Ingest::run`] polls the connection ([`super::net`]: MQTT 3.1.1 or 5), (re)subscribes
+//! [`Ingest::run`] polls the connection ([`crate::mqtt::net`]: MQTT 3.1.1 or 5), (re)subscribes
 //! every `[[sources]]` filter after a ConnAck without a session, routes each Publish to
 //! its source, takes the sensor id from the topic or the payload, parses with
 //! [`super::payload::parse`] and hands [`Telemetry`] to the detector with `try_send`:
@@ -15,12 +15,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::conn::{Backoff, ConnError};
-use super::net::{self, Client, EventLoop, NetError, NetEvent};
 use super::payload::{self, PayloadFormat, PayloadParams};
 use super::route::{Route, SensorFrom};
 use crate::config::Config;
+use crate::escape::Escaped;
 use crate::metrics::{Health, labels, names};
+use crate::mqtt::backoff::Backoff;
+use crate::mqtt::conn::ConnError;
+use crate::mqtt::net::{self, Client, EventLoop, NetError, NetEvent};
 use crate::ratelimit::LogLimiter;
 use crate::reading::SensorId;
 
@@ -125,7 +127,10 @@ impl Ingest {
     fn on_event(&mut self, event: NetEvent) {
         match event {
             NetEvent::ConnAck { session_present } => self.on_connack(session_present),
-            NetEvent::Publish { topic, payload } => self.on_publish(&topic, &payload),
+            NetEvent::Publish { topic, payload } => {
+                self.backoff.delivered();
+                self.on_publish(&topic, &payload);
+            }
             NetEvent::SubAck { pkid, rejected: 0 } => debug!(pkid, "Subscribed."),
             // E.g. `$share/...` on a broker without shared subscriptions.
             NetEvent::SubAck { pkid, rejected } => warn!(pkid, rejected, "Broker refused subscriptions."),
@@ -135,7 +140,7 @@ impl Ingest {
 
     fn on_connack(&mut self, session_present: bool) {
         info!(session_present, "Telemetry connection up.");
-        self.backoff.reset();
+        self.backoff.connected(Instant::now());
         self.health.set_broker_connected(true);
         // With a kept session the broker still has our subscriptions (and queued
         // telemetry); subscribing again would be harmless but is not needed.
@@ -152,7 +157,7 @@ impl Ingest {
     /// Logs the error, marks the broker down and waits out the backoff. Returns false
     /// when cancelled during the wait.
     async fn on_error(&mut self, error: NetError, shutdown: &CancellationToken) -> bool {
-        let delay = self.backoff.next_delay();
+        let delay = self.backoff.failed(Instant::now());
         warn!(%error, retry_in_ms = delay.as_millis() as u64, "Telemetry connection failed.");
         self.health.set_broker_connected(false);
         metrics::counter!(names::RECONNECTS).increment(1);
@@ -207,7 +212,7 @@ impl Ingest {
             Err(mpsc::error::TrySendError::Full(t)) => {
                 metrics::counter!(names::READINGS_DROPPED, labels::REASON => "queue_full").increment(1);
                 if let Some(suppressed) = self.limiter.check("channel_full", Instant::now()) {
-                    warn!(sensor = %t.sensor, suppressed, "Detector lagging; reading dropped.");
+                    warn!(sensor = %t.sensor.escaped(), suppressed, "Detector lagging; reading dropped.");
                 }
             }
             // The detector has stopped: only during shutdown.
@@ -218,9 +223,9 @@ impl Ingest {
     fn bad_input(&mut self, kind: &'static str, topic: &str, error: &str) {
         metrics::counter!(names::PAYLOAD_ERRORS, labels::KIND => kind).increment(1);
         if let Some(suppressed) = self.limiter.check(kind, Instant::now()) {
-            // The topic comes from the network: log it escaped and bounded.
-            let topic: String = topic.escape_debug().take(200).collect();
-            warn!(kind, %topic, error, suppressed, "Dropped malformed message.");
+            // The topic and the error (which may quote payload text) come from the
+            // network: logged escaped and bounded.
+            warn!(kind, topic = %Escaped(topic), error = %Escaped(error), suppressed, "Dropped malformed message.");
         }
     }
 

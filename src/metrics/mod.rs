@@ -62,6 +62,9 @@ pub mod names {
     pub const SNAPSHOT_SECONDS: &str = "anomalyd_snapshot_seconds";
     /// Counter: reconnect attempts to the broker after a connection error.
     pub const RECONNECTS: &str = "anomalyd_reconnects_total";
+    /// Counter: sensor windows cleared by a gap in the telemetry (each then refills
+    /// before it is scored again).
+    pub const WINDOW_RESETS: &str = "anomalyd_window_resets_total";
 }
 
 /// Label keys used with [`names`].
@@ -123,6 +126,7 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
     (names::SNAPSHOTS, Kind::Counter, Unit::Count, "Snapshot saves by result (ok, error)."),
     (names::SNAPSHOT_SECONDS, Kind::Histogram, Unit::Seconds, "Wall time of one snapshot save."),
     (names::RECONNECTS, Kind::Counter, Unit::Count, "Broker reconnect attempts."),
+    (names::WINDOW_RESETS, Kind::Counter, Unit::Count, "Sensor windows cleared by a gap in the telemetry."),
 ];
 
 /// Histogram buckets in seconds. Scoring is micro- to milliseconds on a gateway CPU;

@@ -54,7 +54,7 @@ impl SensorLabels {
             return label.clone();
         }
         if self.tracked.len() < self.max_tracked {
-            let label = SharedString::from(Arc::<str>::from(sensor.as_str()));
+            let label = SharedString::from(Arc::<str>::from(label_value(sensor.as_str())));
             self.tracked.insert(sensor.clone(), label.clone());
             return label;
         }
@@ -98,6 +98,20 @@ impl SensorLabels {
     }
 }
 
+/// Longest `sensor` label value, in bytes.
+const MAX_LABEL_BYTES: usize = 128;
+
+/// The `sensor` label value of a sensor id: injective, bounded, and with nothing the
+/// exposition format would have to escape. `%`, `\`, `"`, control and invisible
+/// characters ([`crate::escape::is_invisible`]) and a leading `_` (so that no sensor
+/// can pose as [`OTHER_SENSORS`]) are percent-encoded; a long id is cut with a hash
+/// suffix ([`crate::escape::encode_bounded`]). Ordinary ids are their own label.
+pub(crate) fn label_value(sensor: &str) -> String {
+    crate::escape::encode_bounded(sensor, MAX_LABEL_BYTES, |i, ch| {
+        matches!(ch, '\\' | '"') || crate::escape::is_invisible(ch) || (i == 0 && ch == '_')
+    })
+}
+
 impl Default for SensorLabels {
     fn default() -> Self {
         Self::new(DEFAULT_MAX_TRACKED_SENSORS)
@@ -125,6 +139,51 @@ mod tests {
             "tracked sensors keep their label"
         );
         assert_eq!(labels.tracked(), 2);
+    }
+
+    #[test]
+    fn label_values_carry_no_control_characters_and_stay_distinct() {
+        let cases = [
+            ("plain", "pump-7", "pump-7"),
+            ("nul", "a\0b", "a%00b"),
+            ("escape", "a\u{1b}[2J", "a%1B[2J"),
+            ("cr and tab", "a\r\tb", "a%0D%09b"),
+            ("newline", "a\nb", "a%0Ab"),
+            ("quote", "a\"b", "a%22b"),
+            ("backslash", "a\\b", "a%5Cb"),
+            ("percent", "a%0Ab", "a%250Ab"),
+            ("poses as the overflow label", "_other", "%5Fother"),
+            ("inner underscore kept", "a_b", "a_b"),
+        ];
+        let mut seen = HashSet::new();
+        for (name, input, want) in cases {
+            let got = label_value(input);
+            assert_eq!(got, want, "{name}");
+            assert!(
+                !got.chars().any(|c| c.is_control() || c == '"' || c == '\\'),
+                "{name}"
+            );
+            assert!(seen.insert(got), "{name}: collides");
+        }
+        assert!(label_value(&"x".repeat(1000)).len() <= MAX_LABEL_BYTES);
+    }
+
+    #[test]
+    fn hostile_sensor_ids_render_as_valid_exposition_lines() {
+        let handle = install().expect("install");
+        let mut labels = SensorLabels::new(10);
+        labels.set_model_version(&sensor("evil\0\u{1b}[2J\r\t\"\\\nforged 1"), 3);
+        let text = handle.render();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("anomalyd_model_version{") && l.contains("evil"))
+            .unwrap_or_else(|| panic!("no gauge line: {text}"));
+        assert_eq!(
+            line,
+            r#"anomalyd_model_version{sensor="evil%00%1B[2J%0D%09%22%5C%0Aforged 1"} 3"#
+        );
+        assert!(!text.lines().any(|l| l.starts_with("forged")), "{text}");
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
     }
 
     #[test]

@@ -24,9 +24,10 @@ use tracing::{debug, info, warn};
 
 use crate::alert::{AlertEvent, AlertEventKind, render_topic};
 use crate::config::Config;
-use crate::ingest::conn::{self, Backoff, ConnError};
-use crate::ingest::net::{self, Client, EventLoop, NetError, NetEvent};
 use crate::metrics::names;
+use crate::mqtt::backoff::Backoff;
+use crate::mqtt::conn::{self, ConnError};
+use crate::mqtt::net::{self, Client, EventLoop, NetError, NetEvent};
 use unacked::{Tracked, Unacked};
 
 /// Requests rumqttc buffers between `try_publish` and the event loop. When it is full
@@ -51,6 +52,9 @@ pub struct SensorState {
     pub model_version: u64,
     /// The threshold has `min_scores` scores: alerts are possible.
     pub threshold_ready: bool,
+    /// The sensor's window is full: scoring resumes. False while it fills at start
+    /// and after a gap in the telemetry cleared it (no window spans a gap).
+    pub window_ready: bool,
     /// Time of the reading that changed the state, unix seconds.
     pub ts: f64,
 }
@@ -152,7 +156,7 @@ impl Publisher {
                     AlertEventKind::Raised => "raised",
                     AlertEventKind::Cleared => "cleared",
                 };
-                info!(sensor = %event.sensor, event = kind, score = event.score, threshold = event.threshold, "Alert.");
+                info!(sensor = %crate::escape::Escaped(&event.sensor), event = kind, score = event.score, threshold = event.threshold, "Alert.");
                 let topic = render_topic(&self.alert_topic, &event.sensor);
                 self.alerts.push_back(Message {
                     topic,
@@ -207,10 +211,14 @@ impl Publisher {
         match event {
             Ok(NetEvent::ConnAck { session_present }) => self.on_connack(session_present),
             Ok(NetEvent::PublishSent { pkid }) => self.unacked.written(pkid),
-            Ok(NetEvent::PubAck { pkid }) => self.unacked.acked(pkid),
+            Ok(NetEvent::PubAck { pkid }) => {
+                // The birth message is acknowledged on every healthy connection.
+                self.backoff.delivered();
+                self.unacked.acked(pkid);
+            }
             Ok(_) => {}
             Err(error) => {
-                let delay = self.backoff.next_delay();
+                let delay = self.backoff.failed(std::time::Instant::now());
                 warn!(%error, retry_in_ms = delay.as_millis() as u64, "Alert connection failed.");
                 metrics::counter!(names::RECONNECTS).increment(1);
                 self.connected = false;
@@ -229,7 +237,7 @@ impl Publisher {
             "Alert connection up."
         );
         self.connected = true;
-        self.backoff.reset();
+        self.backoff.connected(std::time::Instant::now());
         match self
             .client
             .try_publish(&self.status_topic, QoS::AtLeastOnce, true, "online")
@@ -331,6 +339,7 @@ mod tests {
             last_clear: None,
             model_version: 0,
             threshold_ready: false,
+            window_ready: false,
             ts: 1.5,
         };
         let v: serde_json::Value =

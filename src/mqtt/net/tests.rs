@@ -7,7 +7,7 @@ use super::*;
 fn build_publish_event(topic: &str, payload: &[u8]) -> NetEvent {
     NetEvent::Publish {
         topic: topic.into(),
-        payload: payload.to_vec(),
+        payload: bytes::Bytes::copy_from_slice(payload),
     }
 }
 

@@ -25,8 +25,9 @@ pub enum NetEvent {
     Publish {
         /// The topic it was published on.
         topic: String,
-        /// Its payload, unparsed.
-        payload: Vec<u8>,
+        /// Its payload, unparsed; rumqttc's buffer, not a copy (an oversize message is
+        /// held once, and a normal one costs no allocation here).
+        payload: bytes::Bytes,
     },
     /// The broker answered a subscribe.
     SubAck {
@@ -216,7 +217,7 @@ pub fn map_v3(event: rumqttc::Event) -> NetEvent {
             },
             Packet::Publish(p) => NetEvent::Publish {
                 topic: p.topic,
-                payload: p.payload.to_vec(),
+                payload: p.payload,
             },
             Packet::SubAck(ack) => NetEvent::SubAck {
                 pkid: ack.pkid,
@@ -243,7 +244,7 @@ pub fn map_v5(event: v5::Event) -> NetEvent {
             },
             Packet5::Publish(p) => NetEvent::Publish {
                 topic: String::from_utf8_lossy(&p.topic).into_owned(),
-                payload: p.payload.to_vec(),
+                payload: p.payload,
             },
             Packet5::SubAck(ack) => NetEvent::SubAck {
                 pkid: ack.pkid,

@@ -1,7 +1,7 @@
-//! Broker connection settings shared by the subscriber ([`super::mqtt`]) and the
+//! Broker connection settings shared by the subscriber ([`crate::ingest::mqtt`]) and the
 //! publisher ([`crate::publish`]): MQTT 3.1.1 and MQTT 5 options from `[mqtt]`
-//! (session, credentials, TLS with rustls + ring, last will) and the reconnect
-//! [`Backoff`]. [`super::net`] picks the protocol and builds the client from these.
+//! (session, credentials, TLS with rustls + ring, last will). [`super::net`] picks the
+//! protocol and builds the client from these.
 //!
 //! Nothing here touches a socket, so the pure parts are unit-tested.
 
@@ -11,11 +11,14 @@ use rumqttc::{QoS, TlsConfiguration, Transport, v5};
 
 use crate::config::MqttConfig;
 
-/// Largest packet accepted from the broker. Telemetry payloads are limited by
-/// `limits.max_payload_bytes` after receipt; this limit only keeps rumqttc from
-/// rejecting an oversize payload as a protocol error (which would drop the connection
-/// instead of counting one message).
-const MAX_INCOMING_PACKET: usize = 16 * 1024 * 1024;
+/// Largest packet accepted from the broker: the largest any MQTT packet can be (its
+/// Remaining Length field tops out at 268,435,455, MQTT 3.1.1 §2.2.3 and MQTT 5
+/// §1.5.5). Telemetry payloads are limited by `limits.max_payload_bytes` after receipt
+/// and counted as `too_large`. A smaller limit here would make rumqttc refuse the
+/// packet as a protocol error and drop the connection; the broker then redelivers the
+/// same QoS 1 message on the resumed session, forever (issue 10, defect 1). The cost is
+/// that one oversize message is held in memory once while it is counted and dropped.
+pub const MAX_INCOMING_PACKET: usize = 268_435_455;
 
 /// Largest packet the daemon sends (MQTT 3.1.1; under MQTT 5 the broker's ConnAck says).
 const MAX_OUTGOING_PACKET: usize = 1024 * 1024;
@@ -202,59 +205,9 @@ fn tls_config(tls: &crate::config::raw::RawTls) -> Result<TlsConfiguration, Conn
     })
 }
 
-/// Exponential reconnect delay: `min`, doubling each failure, capped at `max`; reset
-/// by a successful ConnAck. rumqttc itself reconnects at once on the next `poll()`
-/// (its issue #703), so without this a dead broker would be hammered in a tight loop.
-#[derive(Clone, Debug)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    /// Starts at `min`, never above `max`.
-    pub fn new(min: Duration, max: Duration) -> Self {
-        let min = min.max(Duration::from_millis(1));
-        Self {
-            min,
-            max: max.max(min),
-            next: min,
-        }
-    }
-
-    /// The delay to wait now; the following one doubles.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-
-    /// Back to `min` after a successful connection.
-    pub fn reset(&mut self) {
-        self.next = self.min;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_from_min_to_max_and_resets() {
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
-        let seq: Vec<u64> = (0..6).map(|_| b.next_delay().as_secs()).collect();
-        assert_eq!(seq, [1, 2, 4, 8, 10, 10]);
-        b.reset();
-        assert_eq!(b.next_delay(), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn backoff_max_below_min_is_raised_to_min() {
-        let mut b = Backoff::new(Duration::from_secs(5), Duration::from_secs(1));
-        assert_eq!(b.next_delay(), Duration::from_secs(5));
-        assert_eq!(b.next_delay(), Duration::from_secs(5));
-    }
 
     #[test]
     fn password_is_the_first_line_of_the_file() {
