@@ -262,6 +262,14 @@ impl Daemon {
         signal(self.child.as_ref().expect("daemon running").id(), name);
     }
 
+    /// SIGKILL, as a crash or the OOM killer would, and reaps the process.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9 the daemon");
+            let _ = child.wait();
+        }
+    }
+
     /// SIGTERM, then the exit code within `limit`.
     pub async fn terminate(&mut self, limit: Duration) -> Option<i32> {
         self.signal("TERM");

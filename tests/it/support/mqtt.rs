@@ -188,6 +188,15 @@ impl Signal {
     }
 }
 
+impl Signal {
+    /// Skips `n` readings, as if the sensor kept sending and they were lost: the
+    /// next reading is `n` seconds later and `n` steps further in phase.
+    pub fn skip(&mut self, n: u64) {
+        self.ts += n as f64;
+        self.i += n;
+    }
+}
+
 /// Unix time now, seconds.
 pub fn now() -> f64 {
     std::time::SystemTime::now()
