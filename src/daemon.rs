@@ -30,6 +30,7 @@ use crate::detector::{Detector, DetectorSnapshot};
 use crate::ingest::mqtt::Ingest;
 use crate::metrics::Health;
 use crate::publish::Publisher;
+use crate::reading::{ChannelSet, SensorId};
 use crate::store::Store;
 use crate::store::versions::VersionFloor;
 use detect::{DetectorTask, Reload};
@@ -80,9 +81,14 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = open_store(&config)?;
     let mut detector = Detector::new(config.detector.clone(), config.limits.max_sensors);
-    let newest = restore(&store, &mut detector);
-    let versions = VersionFloor::open(store.dir(), newest + 1)
+    let restored = restore(&store, &mut detector);
+    let versions = VersionFloor::open(store.dir(), restored.newest_version + 1)
         .context("cannot read the model version floor in the state directory")?;
+    let persisted = Persisted {
+        store,
+        versions,
+        known: restored.known,
+    };
 
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -95,7 +101,7 @@ pub async fn run(
         token: &token,
         health,
     };
-    stages.start(&config, detector, (store, versions), config_path)?;
+    stages.start(&config, detector, persisted, config_path)?;
     tracker.close();
     crate::notify::ready();
     crate::notify::status("running");
@@ -140,13 +146,18 @@ impl Stages<'_> {
         self,
         config: &Config,
         detector: Detector,
-        (store, versions): (Store, VersionFloor),
+        persisted: Persisted,
         config_path: Option<PathBuf>,
     ) -> anyhow::Result<()> {
+        let Persisted {
+            store,
+            versions,
+            known,
+        } = persisted;
         let (readings_tx, readings_rx) = mpsc::channel(config.limits.channel_capacity.max(1));
         let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
         let (reload_tx, reload_rx) = mpsc::channel(4);
-        let ingest = Ingest::new(config, readings_tx, self.health.clone())
+        let ingest = Ingest::new(config, readings_tx, self.health.clone(), known)
             .context("cannot set up the MQTT subscriber")?;
         let publisher = Publisher::new(config).context("cannot set up the MQTT publisher")?;
         let every = config.state.snapshot_every_secs;
@@ -183,31 +194,53 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot open state directory {}", config.state.dir))
 }
 
-/// Restores the last snapshot and returns the newest model version in it (0 without
-/// one). A missing snapshot is a first start; a corrupt or foreign one has been set
-/// aside by the store and is reported, never fatal.
-fn restore(store: &Store, detector: &mut Detector) -> u64 {
+/// What the detector task and ingest start from, besides the config.
+struct Persisted {
+    store: Store,
+    versions: VersionFloor,
+    /// Sensors restored from the snapshot, with their channel sets.
+    known: Vec<(SensorId, ChannelSet)>,
+}
+
+/// What a snapshot told the rest of the daemon.
+#[derive(Default)]
+struct Restored {
+    /// The newest model version in it (0 without one).
+    newest_version: u64,
+    /// Its sensors and their channel sets (ingest admits them first).
+    known: Vec<(SensorId, ChannelSet)>,
+}
+
+/// Restores the last snapshot. A missing snapshot is a first start; a corrupt or
+/// foreign one has been set aside by the store and is reported, never fatal.
+fn restore(store: &Store, detector: &mut Detector) -> Restored {
     match store.load::<DetectorSnapshot>() {
         Ok(Some(snapshot)) => {
-            let newest = (snapshot.sensors.iter())
+            let newest_version = (snapshot.sensors.iter())
                 .filter_map(|s| s.model.as_ref().map(|m| m.version))
                 .max()
                 .unwrap_or(0);
+            let known = (snapshot.sensors.iter())
+                .map(|s| (SensorId::new(&s.sensor), ChannelSet::from(s.channels.clone())))
+                .collect();
             let sensors = detector.restore(snapshot);
             info!(
                 sensors,
-                newest_model_version = newest,
+                newest_model_version = newest_version,
                 "Snapshot restored; no warm-up for known sensors."
             );
-            newest
+            Restored {
+                newest_version,
+                known,
+            }
         }
         Ok(None) => {
             info!("No snapshot; every sensor starts with a warm-up.");
-            0
+            Restored::default()
         }
         Err(error) => {
             warn!(%error, "Snapshot unusable; starting without it.");
-            0
+            Restored::default()
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The unit of telemetry that flows from ingest (or a CSV) into the detector.
+//! The unit of telemetry that flows from ingest into the detector on the readings
+//! channel: [`Reading`], with the sensor's interned [`ChannelSet`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,6 +26,19 @@ impl SensorId {
     }
 }
 
+/// Lets a map keyed by [`SensorId`] be searched with the `&str` of a topic level or
+/// payload field, without allocating an id per message. `Hash`/`Eq` of `Arc<str>` are
+/// those of `str`, as `Borrow` requires.
+impl std::borrow::Borrow<str> for SensorId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A sensor's channel names in reading order, interned once per sensor and shared by
+/// every reading of it: no channel name is allocated per message.
+pub type ChannelSet = Arc<[String]>;
+
 impl fmt::Display for SensorId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -38,6 +52,8 @@ pub struct Reading {
     pub sensor: SensorId,
     /// Seconds since the Unix epoch (fractional allowed), from the reading itself.
     pub ts: f64,
+    /// The sensor's channel names; `values[i]` is channel `channels[i]`.
+    pub channels: ChannelSet,
     /// One value per channel, in the sensor's channel order. Finite by construction
     /// (the parsers reject NaN and infinities).
     pub values: Vec<f64>,

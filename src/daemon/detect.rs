@@ -15,12 +15,11 @@ use tracing::{info, warn};
 use crate::alert::{AlertEventKind, AlertParams, ClearReason};
 use crate::config::{LearningConfig, ModelConfig, ScoreStrategy, ThresholdConfig};
 use crate::detector::{DetectError, Detector, Step};
-use crate::ingest::mqtt::Telemetry;
 use crate::metrics::{Health, SensorLabels, labels, names};
 use crate::model::Model;
 use crate::publish::{Outbound, SensorState};
 use crate::ratelimit::LogLimiter;
-use crate::reading::SensorId;
+use crate::reading::{Reading, SensorId};
 use crate::store::Store;
 use crate::store::versions::VersionFloor;
 use crate::trainer::TrainJob;
@@ -58,7 +57,7 @@ struct Published {
 /// The detector task's state; see the module docs.
 pub(crate) struct DetectorTask {
     pub(crate) detector: Detector,
-    pub(crate) readings_rx: mpsc::Receiver<Telemetry>,
+    pub(crate) readings_rx: mpsc::Receiver<Reading>,
     pub(crate) reload_rx: mpsc::Receiver<Reload>,
     pub(crate) outbound_tx: mpsc::Sender<Outbound>,
     pub(crate) store: Option<Arc<Store>>,
@@ -85,7 +84,6 @@ struct Running {
     sensor_labels: SensorLabels,
     /// The one periodic snapshot being written, if any; the next waits for it.
     saving: Option<JoinHandle<()>>,
-    values: Vec<f64>,
     limiter: LogLimiter,
 }
 
@@ -120,7 +118,6 @@ impl DetectorTask {
             published: HashMap::new(),
             sensor_labels: SensorLabels::new(crate::metrics::DEFAULT_MAX_TRACKED_SENSORS),
             saving: None,
-            values: Vec::new(),
             limiter: LogLimiter::default(),
         };
         let period = snapshot_every.unwrap_or(Duration::from_secs(3600));
@@ -146,13 +143,11 @@ impl DetectorTask {
 }
 
 impl Running {
-    async fn on_reading(&mut self, t: Telemetry) {
-        self.values.clear();
-        self.values.extend(t.channels.iter().map(|(_, v)| *v));
+    async fn on_reading(&mut self, t: Reading) {
         let started = Instant::now();
-        let result = self.detector.process(&t.sensor, t.ts, &self.values, || {
-            t.channels.iter().map(|(name, _)| name.clone()).collect()
-        });
+        let result = self
+            .detector
+            .process(&t.sensor, t.ts, &t.values, || t.channels.to_vec());
         match result {
             Ok(step) => {
                 if step.scored.is_some() {

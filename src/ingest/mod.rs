@@ -5,3 +5,4 @@
 pub mod mqtt;
 pub mod payload;
 pub mod route;
+pub mod sensors;

@@ -3,7 +3,8 @@
 //! [`Ingest::run`] polls the connection ([`crate::mqtt::net`]: MQTT 3.1.1 or 5), (re)subscribes
 //! every `[[sources]]` filter after a ConnAck without a session, routes each Publish to
 //! its source, takes the sensor id from the topic or the payload, parses with
-//! [`super::payload::parse`] and hands [`Telemetry`] to the detector with `try_send`:
+//! [`super::payload::parse`], admits the sensor and its channel set
+//! ([`super::sensors`]) and hands a [`Reading`] to the detector with `try_send`:
 //! `poll()` is never blocked, and a full channel is a counted drop. After a connection
 //! error it backs off exponentially in a `select!` with the cancellation token. It does
 //! not window, score or publish.
@@ -17,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::payload::{self, PayloadFormat, PayloadParams};
 use super::route::{Route, SensorFrom};
+use super::sensors::Admission;
 use crate::config::Config;
 use crate::escape::Escaped;
 use crate::metrics::{Health, labels, names};
@@ -24,23 +26,11 @@ use crate::mqtt::backoff::Backoff;
 use crate::mqtt::conn::ConnError;
 use crate::mqtt::net::{self, Client, EventLoop, NetError, NetEvent};
 use crate::ratelimit::LogLimiter;
-use crate::reading::SensorId;
+use crate::reading::{ChannelSet, Reading, SensorId};
 
 /// Requests rumqttc may buffer between the client handle and the event loop; the
 /// subscriber only sends a handful of subscribes and one disconnect.
 const REQUEST_CAPACITY: usize = 64;
-
-/// One parsed reading on its way to the detector. Channel names travel with it so the
-/// detector can name a new sensor's channels; their order is stable per source.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Telemetry {
-    /// The sensor, as received (sanitised only where it enters a topic).
-    pub sensor: SensorId,
-    /// Unix seconds.
-    pub ts: f64,
-    /// `(channel, value)` pairs, values finite.
-    pub channels: Vec<(String, f64)>,
-}
 
 /// Why the subscriber could not be set up. Fatal at startup.
 #[derive(Debug, thiserror::Error)]
@@ -64,24 +54,29 @@ pub struct Ingest {
     eventloop: EventLoop,
     routes: Vec<Route>,
     qos: QoS,
-    readings_tx: mpsc::Sender<Telemetry>,
+    readings_tx: mpsc::Sender<Reading>,
     backoff: Backoff,
     limiter: LogLimiter,
     max_channels: usize,
+    /// Sensors let through (the cap) and their interned channel sets.
+    admission: Admission,
     /// Shared with `/healthz`: connected between a ConnAck and the next error.
     health: Health,
 }
 
 impl Ingest {
     /// Builds the subscriber from the config; connects lazily on the first poll.
+    /// `known` are the sensors restored from the snapshot: they keep their place under
+    /// the sensor cap and their channel sets.
     ///
     /// # Errors
     ///
     /// [`IngestError`] for unreadable credential/TLS files or a bad source format.
     pub fn new(
         config: &Config,
-        readings_tx: mpsc::Sender<Telemetry>,
+        readings_tx: mpsc::Sender<Reading>,
         health: Health,
+        known: Vec<(SensorId, ChannelSet)>,
     ) -> Result<Self, IngestError> {
         let (client, eventloop) = net::connect(&config.mqtt, &config.mqtt.client_id, None, REQUEST_CAPACITY)?;
         let routes = build_routes(config)?;
@@ -99,6 +94,7 @@ impl Ingest {
             backoff: Backoff::new(config.mqtt.reconnect_min, config.mqtt.reconnect_max),
             limiter: LogLimiter::default(),
             max_channels: config.limits.max_channels,
+            admission: Admission::new(config.limits.max_sensors, known),
             health,
         })
     }
@@ -195,19 +191,28 @@ impl Ingest {
                 );
                 continue;
             }
-            let telemetry = Telemetry {
-                sensor: SensorId::new(sensor),
-                ts: record.ts,
-                channels: record.channels,
+            let names = record.channels.iter().map(|(name, _)| name.as_str());
+            let (sensor, channels) = match self.admission.admit(sensor, names) {
+                Ok(admitted) => admitted,
+                Err(refused) => {
+                    self.refused(refused.reason(), sensor);
+                    continue;
+                }
             };
-            self.forward(telemetry);
+            let reading = Reading {
+                sensor,
+                ts: record.ts,
+                channels,
+                values: record.channels.iter().map(|(_, v)| *v).collect(),
+            };
+            self.forward(reading);
         }
     }
 
     /// Hands one reading over without waiting: the event loop must keep polling
     /// (keep-alives, acks) even when the detector lags, so a full channel is a drop.
-    fn forward(&mut self, telemetry: Telemetry) {
-        match self.readings_tx.try_send(telemetry) {
+    fn forward(&mut self, reading: Reading) {
+        match self.readings_tx.try_send(reading) {
             Ok(()) => metrics::counter!(names::READINGS).increment(1),
             Err(mpsc::error::TrySendError::Full(t)) => {
                 metrics::counter!(names::READINGS_DROPPED, labels::REASON => "queue_full").increment(1);
@@ -217,6 +222,14 @@ impl Ingest {
             }
             // The detector has stopped: only during shutdown.
             Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// A reading refused before the queue (sensor cap, changed channel set).
+    fn refused(&mut self, reason: &'static str, sensor: &str) {
+        metrics::counter!(names::READINGS_DROPPED, labels::REASON => reason).increment(1);
+        if let Some(suppressed) = self.limiter.check(reason, Instant::now()) {
+            warn!(reason, sensor = %Escaped(sensor), suppressed, "Dropped reading.");
         }
     }
 

@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 use chrono::DateTime;
 use serde_json::{Map, Value};
 
-use crate::reading::{Reading, SensorId};
-
 mod senml;
 
 /// Default for [`PayloadParams::max_payload_bytes`]: 64 KiB, far above any sane
@@ -192,20 +190,6 @@ pub struct Parsed {
     pub ts: f64,
     /// `(channel, value)` pairs, all values finite, never empty.
     pub channels: Vec<(String, f64)>,
-}
-
-impl Parsed {
-    /// Converts to a [`Reading`], using `topic_sensor` unless the payload named one.
-    /// Channel names are dropped: their order is stable, so position identifies them.
-    pub fn into_reading(self, topic_sensor: &str) -> Reading {
-        let sensor = SensorId::new(self.sensor.as_deref().unwrap_or(topic_sensor));
-        let values = self.channels.into_iter().map(|(_, v)| v).collect();
-        Reading {
-            sensor,
-            ts: self.ts,
-            values,
-        }
-    }
 }
 
 /// Parses one payload received at `now` (unix seconds, the gateway clock).

@@ -228,17 +228,6 @@ fn error_messages_name_field_and_value() {
     assert!(err.contains("1700000000000"), "{err}");
 }
 
-#[test]
-fn into_reading_prefers_payload_sensor() {
-    let parsed = Parsed {
-        sensor: Some("a".into()),
-        ts: NOW,
-        channels: ch(&[("x", 1.0), ("y", 2.0)]),
-    };
-    let r = parsed.into_reading("topic-id");
-    assert_eq!((r.sensor.as_str(), r.values), ("a", vec![1.0, 2.0]));
-}
-
 fn all_formats() -> impl Strategy<Value = PayloadParams> {
     prop_oneof![
         Just(PayloadFormat::Json),

@@ -1,0 +1,152 @@
+//! Which sensors ingest lets through, and with which channels: sans-IO, one
+//! [`Admission`] owned by the subscriber.
+//!
+//! - **The sensor cap comes before the queue.** The detector refuses sensors past
+//!   `limits.max_sensors`, but a flood of new ids used to fill the readings queue
+//!   first and push the known sensors' readings out as `queue_full`. Ingest now admits
+//!   at most `max_sensors` ids (seeded with the ones restored from the snapshot) and
+//!   drops the rest before they are queued, counted as `sensor_cap`.
+//! - **A sensor's channel set is interned once.** The first reading of a sensor fixes
+//!   its channel names ([`ChannelSet`]); every later reading shares that `Arc` instead
+//!   of carrying its own names. A reading whose names differ (`{temp, vib}` then
+//!   `{hum, temp}`) is refused and counted as `channel_set_changed` until the sensor
+//!   sends its original channels again: scored as if nothing changed, its values would
+//!   be read under the wrong names by a model trained on the old ones.
+
+use std::collections::HashMap;
+
+use crate::reading::{ChannelSet, SensorId};
+
+/// Why a reading was not admitted; the `reason` label of `readings_dropped_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// A new sensor while `max_sensors` are admitted.
+    SensorCap,
+    /// A known sensor sent other channel names than it started with.
+    ChannelSetChanged,
+}
+
+impl Refused {
+    /// The metric label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::SensorCap => "sensor_cap",
+            Self::ChannelSetChanged => "channel_set_changed",
+        }
+    }
+}
+
+/// The admitted sensors and their channel sets.
+#[derive(Debug)]
+pub struct Admission {
+    max_sensors: usize,
+    sensors: HashMap<SensorId, ChannelSet>,
+}
+
+impl Admission {
+    /// Admits at most `max_sensors` sensors, starting with `known` (from the snapshot).
+    pub fn new(max_sensors: usize, known: impl IntoIterator<Item = (SensorId, ChannelSet)>) -> Self {
+        let mut sensors = HashMap::new();
+        for (id, channels) in known {
+            if sensors.len() < max_sensors {
+                sensors.insert(id, channels);
+            }
+        }
+        Self { max_sensors, sensors }
+    }
+
+    /// The sensor's id and channel set for a reading with these channel names, or why
+    /// it is refused. A known sensor costs no allocation.
+    ///
+    /// # Errors
+    ///
+    /// [`Refused`] past the cap or for a changed channel set.
+    pub fn admit<'a>(
+        &mut self,
+        sensor: &str,
+        names: impl ExactSizeIterator<Item = &'a str> + Clone,
+    ) -> Result<(SensorId, ChannelSet), Refused> {
+        if let Some((id, set)) = self.sensors.get_key_value(sensor) {
+            let same = set.len() == names.len() && set.iter().map(String::as_str).eq(names);
+            return if same {
+                Ok((id.clone(), set.clone()))
+            } else {
+                Err(Refused::ChannelSetChanged)
+            };
+        }
+        if self.sensors.len() >= self.max_sensors {
+            return Err(Refused::SensorCap);
+        }
+        let id = SensorId::new(sensor);
+        let set: ChannelSet = names.map(str::to_owned).collect();
+        self.sensors.insert(id.clone(), set.clone());
+        Ok((id, set))
+    }
+
+    /// Sensors admitted so far.
+    pub fn len(&self) -> usize {
+        self.sensors.len()
+    }
+
+    /// Whether no sensor has been admitted.
+    pub fn is_empty(&self) -> bool {
+        self.sensors.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admit(a: &mut Admission, sensor: &str, names: &[&str]) -> Result<(SensorId, ChannelSet), Refused> {
+        a.admit(sensor, names.iter().copied())
+    }
+
+    #[test]
+    fn a_known_sensor_shares_its_interned_channel_set() {
+        let mut a = Admission::new(10, []);
+        let (id1, set1) = admit(&mut a, "s", &["temp", "vib"]).expect("first");
+        let (id2, set2) = admit(&mut a, "s", &["temp", "vib"]).expect("second");
+        assert_eq!(id1, id2);
+        assert!(
+            std::sync::Arc::ptr_eq(&set1, &set2),
+            "channel names allocated again"
+        );
+    }
+
+    #[test]
+    fn a_changed_channel_set_is_refused_until_it_returns() {
+        let mut a = Admission::new(10, []);
+        admit(&mut a, "s", &["temp", "vib"]).expect("first");
+        let cases: [(&str, &[&str]); 3] = [
+            ("renamed", &["hum", "temp"]),
+            ("one more", &["temp", "vib", "x"]),
+            ("one fewer", &["temp"]),
+        ];
+        for (name, names) in cases {
+            assert_eq!(
+                admit(&mut a, "s", names),
+                Err(Refused::ChannelSetChanged),
+                "{name}"
+            );
+        }
+        assert!(
+            admit(&mut a, "s", &["temp", "vib"]).is_ok(),
+            "the original set returns"
+        );
+    }
+
+    #[test]
+    fn sensors_past_the_cap_are_refused_but_known_ones_pass() {
+        let known = [(SensorId::new("restored"), ChannelSet::from(vec!["a".to_string()]))];
+        let mut a = Admission::new(2, known);
+        assert!(admit(&mut a, "new", &["a"]).is_ok());
+        assert_eq!(admit(&mut a, "flood-1", &["a"]), Err(Refused::SensorCap));
+        assert!(
+            admit(&mut a, "restored", &["a"]).is_ok(),
+            "restored sensors keep their place"
+        );
+        assert!(admit(&mut a, "new", &["a"]).is_ok());
+        assert_eq!(a.len(), 2);
+    }
+}
