@@ -1,31 +1,38 @@
 //! A deliberately tiny HTTP/1.1 server for `GET /metrics` and `GET /healthz`.
 //!
 //! Scrapers and health probes send one request per connection, so the server reads one
-//! bounded request head (8 KiB, 2 s), answers with `Connection: close`, and hangs up.
+//! bounded request head (8 KiB, 1 s), answers with `Connection: close`, and hangs up.
+//! A slow or idle client cannot starve the probe: when all connection slots are
+//! taken, the oldest connection still waiting for its request head is shed to make
+//! room for the new one (clients that sent their request are never shed).
 //! Routing is a pure function of the request bytes ([`route`]) so it is unit-tested
 //! without sockets. Anything unparsable gets a 400; the server never panics on input.
 //! It replaces the exporter's hyper listener, which would pull hyper and aws-lc onto
 //! the gateway for two fixed endpoints.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 use super::{Health, MetricsError};
 
 /// Longest request head accepted; scrapers send a few hundred bytes.
 const MAX_HEAD: usize = 8 * 1024;
-/// Time a client gets to send its request head.
-const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time a client gets to send its request head: well under a probe's usual 1–5 s
+/// timeout, since a real client sends its few hundred bytes at once.
+const READ_TIMEOUT: Duration = Duration::from_secs(1);
 /// Time a client gets to take the response; a stalled scraper must not pin a task.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served at once; more are closed at accept. A scraper and a probe need
-/// two; the cap bounds memory if something hammers the port.
+/// Connections served at once. A scraper and a probe need two; the cap bounds memory
+/// if something hammers the port. Past it the oldest idle connection is shed.
 const MAX_CONNECTIONS: usize = 32;
 /// How often histogram samples are folded into their buckets. The exporter only does
 /// this on render, so without it an unscraped daemon would buffer samples forever.
@@ -68,7 +75,7 @@ pub async fn serve_on(
     }
     tokio::pin!(shutdown);
     let mut upkeep = tokio::time::interval(UPKEEP_PERIOD);
-    let mut connections = JoinSet::new();
+    let mut connections = Connections::default();
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -78,22 +85,60 @@ pub async fn serve_on(
             }
             // Guarded: `join_next` on an empty set returns `None` at once, which
             // would turn this loop into a busy spin.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(_) = connections.tasks.join_next(), if !connections.tasks.is_empty() => {}
         }
     }
     // Dropping the set aborts connections still in flight.
     Ok(())
 }
 
+/// The connections being served, oldest first.
+#[derive(Default)]
+struct Connections {
+    tasks: JoinSet<()>,
+    /// Accept order; each with a flag that is set while it still waits for its head.
+    order: VecDeque<(AbortHandle, Arc<AtomicBool>)>,
+}
+
+impl Connections {
+    /// Makes room for one more connection: forgets finished ones, then sheds the
+    /// oldest that has not sent its request yet. False if every slot is busy
+    /// answering (then the new connection is the one refused).
+    fn make_room(&mut self) -> bool {
+        self.order.retain(|(task, _)| !task.is_finished());
+        if self.order.len() < MAX_CONNECTIONS {
+            return true;
+        }
+        let idle = self
+            .order
+            .iter()
+            .position(|(_, reading)| reading.load(Ordering::Relaxed));
+        match idle.and_then(|i| self.order.remove(i)) {
+            Some((task, _)) => {
+                task.abort();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 async fn accept(
     accepted: std::io::Result<(TcpStream, SocketAddr)>,
-    connections: &mut JoinSet<()>,
+    connections: &mut Connections,
     handle: &PrometheusHandle,
     health: &Health,
 ) {
     match accepted {
-        Ok((stream, _peer)) if connections.len() < MAX_CONNECTIONS => {
-            connections.spawn(answer(stream, handle.clone(), health.clone()));
+        Ok((stream, _peer)) if connections.make_room() => {
+            let reading = Arc::new(AtomicBool::new(true));
+            let task = connections.tasks.spawn(answer(
+                stream,
+                handle.clone(),
+                health.clone(),
+                Arc::clone(&reading),
+            ));
+            connections.order.push_back((task, reading));
         }
         Ok((_stream, peer)) => tracing::debug!(%peer, "Too many metrics connections; closed."),
         Err(error) => {
@@ -104,8 +149,11 @@ async fn accept(
     }
 }
 
-async fn answer(mut stream: TcpStream, handle: PrometheusHandle, health: Health) {
-    let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
+async fn answer(mut stream: TcpStream, handle: PrometheusHandle, health: Health, reading: Arc<AtomicBool>) {
+    let head = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await;
+    // From here on the client has asked: it is answered, never shed.
+    reading.store(false, Ordering::Relaxed);
+    let head = match head {
         Ok(Ok(head)) => head,
         Ok(Err(error)) => {
             tracing::debug!(%error, "Metrics client read failed.");

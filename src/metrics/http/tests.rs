@@ -174,3 +174,33 @@ proptest::proptest! {
         proptest::prop_assert!([200, 400, 404, 405].contains(&response.status));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_slow_clients_cannot_starve_the_health_probe() {
+    let (addr, _stop, _server) = start(build_health(true)).await;
+    // 64 clients that connect and never send a request (a port scanner, a stuck
+    // scraper, an attacker); twice the connection cap.
+    let mut slow = Vec::new();
+    for _ in 0..64 {
+        slow.push(TcpStream::connect(addr).await.expect("slow client connects"));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut failed = 0;
+    for _ in 0..20 {
+        let probe = async {
+            let mut stream = TcpStream::connect(addr).await.ok()?;
+            stream.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").await.ok()?;
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await.ok()?;
+            Some(response)
+        };
+        // A probe's timeout: well under the slow clients' read deadline.
+        match tokio::time::timeout(Duration::from_millis(500), probe).await {
+            Ok(Some(r)) if r.starts_with(b"HTTP/1.1 200") => {}
+            _ => failed += 1,
+        }
+        // More slow clients keep arriving between probes.
+        slow.push(TcpStream::connect(addr).await.expect("slow client connects"));
+    }
+    assert_eq!(failed, 0, "health probes failed behind slow clients");
+}
