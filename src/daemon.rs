@@ -16,6 +16,7 @@ mod detect;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -94,12 +95,14 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let running = Running::default();
     let health = Health::new();
+    let final_snapshot_failed = Arc::new(AtomicBool::new(false));
     start_metrics(&config, &tracker, &running, &token, health.clone()).await?;
     let stages = Stages {
         tracker: &tracker,
         running: &running,
         token: &token,
         health,
+        final_snapshot_failed: Arc::clone(&final_snapshot_failed),
     };
     stages.start(&config, detector, persisted, config_path)?;
     tracker.close();
@@ -127,6 +130,9 @@ pub async fn run(
             stragglers.join(", ")
         );
     }
+    if final_snapshot_failed.load(Ordering::Relaxed) {
+        anyhow::bail!("the final snapshot was not written (see the log above)");
+    }
     info!("Stopped.");
     Ok(())
 }
@@ -137,6 +143,7 @@ struct Stages<'a> {
     running: &'a Running,
     token: &'a CancellationToken,
     health: Health,
+    final_snapshot_failed: Arc<AtomicBool>,
 }
 
 impl Stages<'_> {
@@ -171,6 +178,7 @@ impl Stages<'_> {
             snapshot_every: (every > 0).then(|| Duration::from_secs(every)),
             tracker: self.tracker.clone(),
             health: self.health.clone(),
+            final_snapshot_failed: self.final_snapshot_failed,
         };
         let (tracker, token) = (self.tracker, self.token);
         self.running.spawn(tracker, "ingest", ingest.run(token.clone()));

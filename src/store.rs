@@ -100,6 +100,17 @@ pub enum StoreError {
         /// The OS error.
         source: io::Error,
     },
+    /// The snapshot could not be read at all (EACCES, EISDIR, EIO); it is moved
+    /// aside like a corrupt one, so the next save cannot destroy it.
+    #[error("snapshot {path} cannot be read ({source}){}", moved_note(.moved_to))]
+    Unreadable {
+        /// Where the file was found.
+        path: PathBuf,
+        /// Where it was moved; `None` if the rename failed too.
+        moved_to: Option<PathBuf>,
+        /// The OS error.
+        source: io::Error,
+    },
     /// The snapshot file failed a check and was moved aside; start fresh.
     #[error("snapshot {path} is unusable ({reason}){}", moved_note(.moved_to))]
     Corrupt {
@@ -295,26 +306,42 @@ impl Store {
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StoreError::Read { path, source }),
+            Err(source) => {
+                let moved_to = self.move_aside(&path, "unreadable");
+                let err = StoreError::Unreadable {
+                    path,
+                    moved_to,
+                    source,
+                };
+                tracing::warn!(error = %err, "Ignoring unreadable snapshot; starting fresh.");
+                return Err(err);
+            }
         };
         match decode_file(&bytes) {
             Ok(value) => Ok(Some(value)),
-            Err(reason) => Err(self.move_aside(path, reason)),
+            Err(reason) => {
+                let moved_to = self.move_aside(&path, "corrupt");
+                Err(self.corrupt(path, moved_to, reason))
+            }
         }
     }
 
-    fn move_aside(&self, path: PathBuf, reason: CorruptReason) -> StoreError {
+    /// Renames the snapshot to `snapshot.bin.<what>-<unix secs>`; `None` if that fails.
+    fn move_aside(&self, path: &Path, what: &str) -> Option<PathBuf> {
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let aside = self.dir.join(format!("{SNAPSHOT_FILE}.corrupt-{secs}"));
-        let moved_to = match fs::rename(&path, &aside) {
+        let aside = self.dir.join(format!("{SNAPSHOT_FILE}.{what}-{secs}"));
+        match fs::rename(path, &aside) {
             Ok(()) => Some(aside),
             Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "Cannot move corrupt snapshot aside.");
+                tracing::warn!(path = %path.display(), %error, "Cannot move the snapshot aside.");
                 None
             }
-        };
+        }
+    }
+
+    fn corrupt(&self, path: PathBuf, moved_to: Option<PathBuf>, reason: CorruptReason) -> StoreError {
         let err = StoreError::Corrupt {
             path,
             moved_to,

@@ -5,12 +5,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::alert::{AlertEventKind, AlertParams, ClearReason};
 use crate::config::{LearningConfig, ModelConfig, ScoreStrategy, ThresholdConfig};
@@ -66,6 +67,8 @@ pub(crate) struct DetectorTask {
     pub(crate) snapshot_every: Option<Duration>,
     pub(crate) tracker: TaskTracker,
     pub(crate) health: Health,
+    /// Set when the final snapshot could not be written: `run` then fails.
+    pub(crate) final_snapshot_failed: Arc<AtomicBool>,
 }
 
 /// The task's working state, kept apart from its wiring.
@@ -82,6 +85,8 @@ struct Running {
     published: HashMap<SensorId, Published>,
     /// Per-sensor gauge labels, capped so thousands of sensors cannot blow up `/metrics`.
     sensor_labels: SensorLabels,
+    /// See [`DetectorTask::final_snapshot_failed`].
+    final_snapshot_failed: Arc<AtomicBool>,
     /// The one periodic snapshot being written, if any; the next waits for it.
     saving: Option<JoinHandle<()>>,
     limiter: LogLimiter,
@@ -101,6 +106,7 @@ impl DetectorTask {
             snapshot_every,
             tracker,
             health,
+            final_snapshot_failed,
         } = self;
         health.set_detector_alive(true);
         // One job per sensor is in flight at most (the detector guarantees it), so
@@ -115,6 +121,7 @@ impl DetectorTask {
             store,
             versions,
             tracker,
+            final_snapshot_failed,
             published: HashMap::new(),
             sensor_labels: SensorLabels::new(crate::metrics::DEFAULT_MAX_TRACKED_SENSORS),
             saving: None,
@@ -306,7 +313,9 @@ impl Running {
             return; // The previous snapshot is still being written: skip this tick.
         }
         let snapshot = self.detector.snapshot();
-        self.saving = Some(self.tracker.spawn_blocking(move || save(&store, &snapshot)));
+        self.saving = Some(self.tracker.spawn_blocking(move || {
+            save(&store, &snapshot);
+        }));
     }
 
     async fn final_snapshot(mut self) {
@@ -318,24 +327,36 @@ impl Running {
         }
         let snapshot = self.detector.snapshot();
         let sensors = self.detector.sensors();
-        match tokio::task::spawn_blocking(move || save(&store, &snapshot)).await {
-            Ok(()) => info!(sensors, "Final snapshot written."),
-            Err(error) => warn!(%error, "Final snapshot task failed."),
+        let saved = tokio::task::spawn_blocking(move || save(&store, &snapshot)).await;
+        match saved {
+            Ok(true) => info!(sensors, "Final snapshot written."),
+            // `save` logged why; the daemon exits non-zero (see `daemon::run`).
+            Ok(false) => {
+                self.final_snapshot_failed.store(true, Ordering::Relaxed);
+                error!(
+                    sensors,
+                    "Final snapshot not written; state since the last snapshot is lost."
+                );
+            }
+            Err(error) => {
+                self.final_snapshot_failed.store(true, Ordering::Relaxed);
+                error!(%error, "Final snapshot task failed.");
+            }
         }
     }
 }
 
-fn save(store: &Store, snapshot: &crate::detector::DetectorSnapshot) {
-    let started = Instant::now();
+/// Saves a snapshot; true when it was written. [`Store::save`] counts it in
+/// `snapshots_total` and `snapshot_seconds` (once: counting here too doubled both).
+fn save(store: &Store, snapshot: &crate::detector::DetectorSnapshot) -> bool {
     match store.save(snapshot) {
         Ok(report) => {
-            metrics::counter!(names::SNAPSHOTS, labels::RESULT => "ok").increment(1);
-            metrics::histogram!(names::SNAPSHOT_SECONDS).record(started.elapsed().as_secs_f64());
             tracing::debug!(path = %report.path.display(), bytes = report.bytes, "Snapshot written.");
+            true
         }
         Err(error) => {
-            metrics::counter!(names::SNAPSHOTS, labels::RESULT => "error").increment(1);
             warn!(%error, "Snapshot not written.");
+            false
         }
     }
 }

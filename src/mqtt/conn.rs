@@ -41,6 +41,13 @@ pub enum ConnError {
         /// The IO error.
         source: std::io::Error,
     },
+    /// `mqtt.tls.ca_file` holds no PEM certificate: every TLS handshake would fail, so
+    /// this is fatal at startup like a missing file, not retried forever.
+    #[error("`mqtt.tls.ca_file` {path} holds no PEM certificate")]
+    NoCertificate {
+        /// The path configured.
+        path: String,
+    },
     /// Only one of `cert_file` / `key_file` was given.
     #[error("`mqtt.tls` needs both cert_file and key_file for client authentication, got only one")]
     HalfClientAuth,
@@ -190,6 +197,11 @@ fn tls_config(tls: &crate::config::raw::RawTls) -> Result<TlsConfiguration, Conn
     // ring as the process default once. A second install fails harmlessly.
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let ca = read_file("mqtt.tls.ca_file", &tls.ca_file)?;
+    if !holds_certificate(&ca) {
+        return Err(ConnError::NoCertificate {
+            path: tls.ca_file.clone(),
+        });
+    }
     let client_auth = match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => Some((
             read_file("mqtt.tls.cert_file", cert)?,
@@ -203,6 +215,13 @@ fn tls_config(tls: &crate::config::raw::RawTls) -> Result<TlsConfiguration, Conn
         alpn: None,
         client_auth,
     })
+}
+
+/// Whether `pem` holds at least one well-formed PEM certificate.
+fn holds_certificate(pem: &[u8]) -> bool {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem).any(|c| c.is_ok())
 }
 
 #[cfg(test)]
@@ -219,6 +238,10 @@ mod tests {
             "s3cret"
         );
     }
+
+    /// A syntactically valid PEM certificate block (its DER is not checked here).
+    const TEST_CA: &str =
+        "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ0xTPjJZ\n-----END CERTIFICATE-----\n";
 
     fn build_mqtt_config(persistent_session: bool) -> MqttConfig {
         MqttConfig {
@@ -259,10 +282,35 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_file_without_a_certificate_fails_at_startup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, text) in [
+            ("empty", ""),
+            ("not pem", "hello"),
+            (
+                "a key",
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            ),
+        ] {
+            let ca = dir.path().join("ca.pem");
+            std::fs::write(&ca, text).expect("write");
+            let tls = crate::config::raw::RawTls {
+                ca_file: ca.to_string_lossy().into_owned(),
+                cert_file: None,
+                key_file: None,
+            };
+            assert!(
+                matches!(tls_config(&tls), Err(ConnError::NoCertificate { .. })),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn half_client_auth_is_rejected() {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = dir.path().join("ca.pem");
-        std::fs::write(&ca, "x").expect("write");
+        std::fs::write(&ca, TEST_CA).expect("write");
         let tls = crate::config::raw::RawTls {
             ca_file: ca.to_string_lossy().into_owned(),
             cert_file: Some("c.pem".into()),

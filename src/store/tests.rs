@@ -280,3 +280,31 @@ fn detector_snapshot_survives_save_and_load() {
     assert_eq!(a.scores, b.scores);
     assert_eq!(a.threshold, b.threshold);
 }
+
+#[test]
+fn an_unreadable_snapshot_is_moved_aside_and_survives_the_next_save() {
+    // A directory where the snapshot should be: reading fails with EISDIR (the same
+    // path as EACCES, which root cannot provoke).
+    let (dir, store) = build_store();
+    fs::create_dir(store.snapshot_path()).expect("mkdir in place of the snapshot");
+    fs::write(store.snapshot_path().join("evidence"), b"keep me").expect("write");
+    let err = store
+        .load::<FakeSnapshot>()
+        .expect_err("a directory does not load");
+    let StoreError::Unreadable { moved_to, .. } = err else {
+        panic!("expected Unreadable, got {err:?}");
+    };
+    let moved_to = moved_to.expect("moved aside");
+    assert!(moved_to.join("evidence").exists(), "the original was not kept");
+    assert!(
+        moved_to
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("snapshot.bin.unreadable-")),
+        "{moved_to:?}"
+    );
+    store
+        .save(&build_snapshot(1, 3))
+        .expect("save after setting aside");
+    assert!(moved_to.join("evidence").exists(), "the next save destroyed it");
+    assert_eq!(file_names(dir.path()).len(), 2);
+}

@@ -284,3 +284,30 @@ async fn a_telemetry_gap_clears_the_window_and_raises_no_false_alert() {
     );
     assert!(d.alive());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_snapshot_that_cannot_be_written_is_reported_and_exits_non_zero() {
+    let w = World::new("finalsnap", 4).await;
+    let mut d = w.daemon();
+    let mut probe = w.probe().await;
+    probe.wait_online(WAIT).await;
+    let topic = w.telemetry("f1");
+    let mut sig = Signal::new(now() - 5000.0);
+    feed(&probe, &topic, &mut sig, 20, 0.0).await;
+    probe
+        .wait_for(WAIT, "the sensor's first state", |m| {
+            m.topic.ends_with("/state/f1")
+        })
+        .await;
+    // The state directory disappears and a file takes its place: every write fails.
+    std::fs::remove_dir_all(w.state_dir()).expect("remove the state dir");
+    std::fs::write(w.state_dir(), b"not a directory").expect("replace it with a file");
+    let code = d.terminate(WAIT).await;
+    let log = d.log_text();
+    assert_ne!(code, Some(0), "exit 0 without a final snapshot:\n{log}");
+    assert!(
+        !log.contains("Final snapshot written"),
+        "claimed a snapshot:\n{log}"
+    );
+    assert!(log.contains("Final snapshot not written"), "{log}");
+}
