@@ -12,6 +12,7 @@
 //! [`SHUTDOWN_TIMEOUT`], the tasks still running are named and `run` fails.
 
 mod detect;
+mod reload;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -34,7 +35,7 @@ use crate::publish::Publisher;
 use crate::reading::{ChannelSet, SensorId};
 use crate::store::Store;
 use crate::store::versions::VersionFloor;
-use detect::{DetectorTask, Reload};
+use detect::DetectorTask;
 
 /// How long shutdown may take before the stragglers are named and `run` fails.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -186,8 +187,11 @@ impl Stages<'_> {
         self.running
             .spawn(tracker, "publisher", publisher.run(outbound_rx));
         if let Some(path) = config_path {
-            self.running
-                .spawn(tracker, "reload", reload_loop(path, reload_tx, token.clone()));
+            self.running.spawn(
+                tracker,
+                "reload",
+                reload::reload_loop(path, config.clone(), reload_tx, token.clone()),
+            );
         }
         let watchdog = crate::notify::watchdog_loop(self.health, token.clone().cancelled_owned());
         self.running.spawn(tracker, "watchdog", watchdog);
@@ -276,38 +280,4 @@ async fn start_metrics(
         }
     });
     Ok(())
-}
-
-/// On SIGHUP, re-reads the config file: a valid one replaces thresholds and alert
-/// settings (models are kept); an invalid one is logged and the old settings stay.
-async fn reload_loop(path: PathBuf, reload_tx: mpsc::Sender<Reload>, token: CancellationToken) {
-    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(error) => {
-            warn!(%error, "Cannot watch SIGHUP; reload disabled.");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            () = token.cancelled() => return,
-            _ = hup.recv() => {}
-        }
-        match Config::load(&path) {
-            Ok(c) => {
-                info!(path = %path.display(), "SIGHUP: reloading thresholds and alert settings.");
-                let _ = reload_tx
-                    .send(Reload {
-                        threshold: c.detector.threshold,
-                        alert: c.detector.alert,
-                        score: c.detector.score,
-                        learning: c.detector.learning,
-                    })
-                    .await;
-            }
-            Err(error) => {
-                error!(path = %path.display(), %error, "SIGHUP: config invalid; old settings kept.")
-            }
-        }
-    }
 }

@@ -58,3 +58,11 @@ pub struct Reading {
     /// (the parsers reject NaN and infinities).
     pub values: Vec<f64>,
 }
+
+/// Wall-clock time in Unix seconds (0 if the clock is before 1970): the arrival time
+/// of readings without a timestamp, and the time of state updates no reading caused.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

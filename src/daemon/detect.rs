@@ -296,7 +296,7 @@ impl Running {
         }
         self.detector.install(&t.sensor, t.model);
         // The reading time of the state update is the wall clock here: no reading caused it.
-        self.publish_state(&t.sensor, unix_now()).await;
+        self.publish_state(&t.sensor, crate::reading::unix_now()).await;
     }
 
     fn on_reload(&mut self, reload: Reload) {
@@ -370,10 +370,4 @@ fn reject_kind(reason: &WindowReject) -> &'static str {
         WindowReject::NotFinite { .. } => "not_finite",
         WindowReject::BadTimestamp { .. } => "bad_timestamp",
     }
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }

@@ -168,7 +168,7 @@ impl Ingest {
             self.bad_input("no_route", topic, "topic matches no source");
             return;
         };
-        let now = unix_now();
+        let now = crate::reading::unix_now();
         let records = match payload::parse(payload, &route.params, now) {
             Ok(records) => records,
             Err(error) => {
@@ -302,10 +302,4 @@ fn build_routes(config: &Config) -> Result<Vec<Route>, IngestError> {
             Ok(Route::new(&s.topic, sensor, params))
         })
         .collect()
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }

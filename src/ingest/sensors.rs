@@ -6,6 +6,8 @@
 //!   first and push the known sensors' readings out as `queue_full`. Ingest now admits
 //!   at most `max_sensors` ids (seeded with the ones restored from the snapshot) and
 //!   drops the rest before they are queued, counted as `sensor_cap`.
+//! - **Sensor ids are bounded.** An id longer than [`MAX_SENSOR_ID_BYTES`] is refused
+//!   (`sensor_id_too_long`): ids are kept in memory, snapshots, topics and labels.
 //! - **A sensor's channel set is interned once.** The first reading of a sensor fixes
 //!   its channel names ([`ChannelSet`]); every later reading shares that `Arc` instead
 //!   of carrying its own names. A reading whose names differ (`{temp, vib}` then
@@ -17,9 +19,15 @@ use std::collections::HashMap;
 
 use crate::reading::{ChannelSet, SensorId};
 
+/// Longest sensor id admitted, in bytes: generous for `site/line/pump-17.vibration`
+/// style ids, small enough that a flood of ids cannot be a flood of memory.
+pub const MAX_SENSOR_ID_BYTES: usize = 256;
+
 /// Why a reading was not admitted; the `reason` label of `readings_dropped_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
+    /// The id is longer than [`MAX_SENSOR_ID_BYTES`].
+    IdTooLong,
     /// A new sensor while `max_sensors` are admitted.
     SensorCap,
     /// A known sensor sent other channel names than it started with.
@@ -30,6 +38,7 @@ impl Refused {
     /// The metric label.
     pub fn reason(self) -> &'static str {
         match self {
+            Self::IdTooLong => "sensor_id_too_long",
             Self::SensorCap => "sensor_cap",
             Self::ChannelSetChanged => "channel_set_changed",
         }
@@ -73,6 +82,9 @@ impl Admission {
             } else {
                 Err(Refused::ChannelSetChanged)
             };
+        }
+        if sensor.len() > MAX_SENSOR_ID_BYTES {
+            return Err(Refused::IdTooLong);
         }
         if self.sensors.len() >= self.max_sensors {
             return Err(Refused::SensorCap);
@@ -148,5 +160,14 @@ mod tests {
         );
         assert!(admit(&mut a, "new", &["a"]).is_ok());
         assert_eq!(a.len(), 2);
+    }
+
+    #[test]
+    fn overlong_ids_are_refused() {
+        let mut a = Admission::new(10, []);
+        let long = "x".repeat(MAX_SENSOR_ID_BYTES + 1);
+        assert_eq!(admit(&mut a, &long, &["a"]), Err(Refused::IdTooLong));
+        assert!(admit(&mut a, &long[..MAX_SENSOR_ID_BYTES], &["a"]).is_ok());
+        assert_eq!(a.len(), 1);
     }
 }

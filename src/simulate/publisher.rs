@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat};
 use rumqttc::{AsyncClient, ClientError, Event, EventLoop, MqttOptions, Outgoing, QoS};
@@ -81,7 +81,7 @@ pub async fn run(
     let mut ticker = interval(Duration::from_secs_f64(1.0 / p.rate_hz));
     // Burst keeps sim time (t0 + k/rate) aligned with the wall clock after a stall.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    let mut sim = Simulator::new(p, unix_now());
+    let mut sim = Simulator::new(p, crate::reading::unix_now());
     let mut summary = SimSummary::default();
     let deadline = async {
         match duration {
@@ -167,13 +167,6 @@ fn client_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("anomalyd-sim-{}-{n}", std::process::id())
-}
-
-fn unix_now() -> f64 {
-    // A clock before 1970 is a broken gateway; 0 keeps the simulator running.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn rfc3339(ts: f64) -> String {
