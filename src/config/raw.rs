@@ -160,7 +160,8 @@ pub struct RawWindow {
     pub size: usize,
     /// Readings between scored windows. Default 1.
     pub stride: usize,
-    /// A gap longer than this (seconds, reading time) resets the window; 0 disables. Default 0.
+    /// A gap longer than this (seconds, reading time) resets the window; 0: a gap of
+    /// 10 × the sensor's learned cadence does (`window::GAP_CADENCE_FACTOR`). Default 0.
     pub max_gap_secs: f64,
     /// Drift removal before windowing: `none`, `ema` (each channel minus an EMA of its
     /// past readings over `detrend_rows`) or `window_mean` (each channel of a window
