@@ -235,8 +235,8 @@ impl Running {
         };
         metrics::counter!(names::READINGS_DROPPED, labels::REASON => kind).increment(1);
         if let Some(suppressed) = self.limiter.check(kind, Instant::now()) {
-            // The message names the sensor, which comes from the network.
-            warn!(kind, error = %crate::escape::escape(&error.to_string()), suppressed, "Dropped reading.");
+            // `DetectError` writes the sensor id (from the network) Debug-escaped.
+            warn!(kind, %error, suppressed, "Dropped reading.");
         }
     }
 
