@@ -90,6 +90,9 @@ impl Detector {
             return 0;
         }
         let mut restored = 0;
+        // Models of another `[window]` shape (size, channels) cannot score: their
+        // sensors keep their history and warm up a new model, and the log says so.
+        let mut misfits = 0_usize;
         for s in snapshot.sensors {
             if self.pipelines.len() >= self.max_sensors || s.channels.is_empty() {
                 continue;
@@ -98,15 +101,24 @@ impl Detector {
             let mut p = Pipeline::new(id.clone(), s.channels, &self.config);
             let channels = p.channel_names.len();
             let width = self.config.window.size * channels;
+            let had_model = s.model.is_some();
             p.model = s
                 .model
                 .filter(|m| m.ae.n_inputs() == width && m.channels == channels)
                 .map(Arc::new);
+            misfits += usize::from(had_model && p.model.is_none());
             p.scoring.restore(&s.threshold, &s.scorer, &s.point_scorer);
             p.drift.restore(s.ema);
             p.alert = s.alert;
             self.pipelines.insert(id, p);
             restored += 1;
+        }
+        if misfits > 0 {
+            tracing::warn!(
+                sensors = misfits,
+                window_size = self.config.window.size,
+                "Snapshot models do not fit the current window shape; those sensors warm up new models."
+            );
         }
         restored
     }

@@ -311,3 +311,31 @@ async fn a_final_snapshot_that_cannot_be_written_is_reported_and_exits_non_zero(
     );
     assert!(log.contains("Final snapshot not written"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_of_another_window_shape_is_adapted_and_logged() {
+    let mut w = World::new("shape", 4).await;
+    let mut d = w.daemon();
+    let mut probe = w.probe().await;
+    probe.wait_online(WAIT).await;
+    let topic = w.telemetry("w1");
+    let mut sig = Signal::new(now() - 5000.0);
+    feed(&probe, &topic, &mut sig, 80, 0.0).await;
+    probe
+        .wait_for(WAIT, "a first model", |m| {
+            is_state(m, "w1", |s| s["model_version"].as_u64() >= Some(1))
+        })
+        .await;
+    assert_eq!(d.terminate(WAIT).await, Some(0), "{}", d.log_text());
+    w.config = w.config.replace("size = 8", "size = 12");
+    let d = w.daemon();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !d.log_text().contains("do not fit the current window shape") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "restored a model of another shape without a word:\n{}",
+            d.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
