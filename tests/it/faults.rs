@@ -339,3 +339,72 @@ async fn a_snapshot_of_another_window_shape_is_adapted_and_logged() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Sensors streaming through the broker-restart campaign.
+const CAMPAIGN_SENSORS: [&str; 4] = ["c0", "c1", "c2", "c3"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restarts_while_four_sensors_stream_raise_no_false_alert_and_scoring_resumes() {
+    let mut w = World::new("campaign", 10).await;
+    let d = w.daemon();
+    let mut probe = w.probe().await;
+    probe.wait_online(WAIT).await;
+    let mut sigs: Vec<Signal> = (0..CAMPAIGN_SENSORS.len())
+        .map(|i| Signal::new(now() - 50_000.0 + i as f64 * 0.25))
+        .collect();
+    for (sensor, sig) in CAMPAIGN_SENSORS.iter().zip(&mut sigs) {
+        warm_up(&mut probe, &w.telemetry(sensor), sensor, sig).await;
+    }
+    let mut sent = 0_usize;
+    let mut scored_before = counter(
+        &metrics(w.metrics_port).await,
+        "anomalyd_windows_scored_total",
+        "",
+    );
+    for outage in 0..3 {
+        for (sensor, sig) in CAMPAIGN_SENSORS.iter().zip(&mut sigs) {
+            feed(&probe, &w.telemetry(sensor), sig, 30, 0.0).await;
+            sent += 30;
+        }
+        w.broker.restart().await;
+        probe.wait_online(WAIT).await;
+        for (sensor, sig) in CAMPAIGN_SENSORS.iter().zip(&mut sigs) {
+            feed(&probe, &w.telemetry(sensor), sig, 30, 0.0).await;
+            sent += 30;
+        }
+        let text = wait_for_metrics(w.metrics_port, "scoring after the broker returned", |t| {
+            counter(t, "anomalyd_windows_scored_total", "") >= scored_before + 100.0
+        })
+        .await;
+        scored_before = counter(&text, "anomalyd_windows_scored_total", "");
+        let alerts: Vec<Value> = (probe.drain().iter())
+            .filter(|m| is_alert(m, "raised"))
+            .map(support::Msg::json)
+            .collect();
+        assert!(alerts.is_empty(), "outage {outage}: false alerts {alerts:?}");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let text = metrics(w.metrics_port).await;
+    let accepted = counter(&text, "anomalyd_readings_total", "");
+    let duplicates = counter(&text, "anomalyd_readings_dropped_total", "reason=\"duplicate\"");
+    let dropped = counter(&text, "anomalyd_readings_dropped_total", "");
+    // `+ 0.0`: an empty sum is -0.0.
+    let late = counter(
+        &text,
+        "anomalyd_readings_dropped_total",
+        "reason=\"out_of_order\"",
+    ) + 0.0;
+    let reconnects = counter(&text, "anomalyd_reconnects_total", "");
+    // Warm-up sent 110 readings per sensor.
+    let total = sent + 110 * CAMPAIGN_SENSORS.len();
+    // The figures of docs/reliability.md (printed with --nocapture).
+    println!(
+        "campaign: sent {total} ({sent} around 3 broker restarts), accepted {accepted}, \
+         dropped {dropped}: {duplicates} duplicate resends, {late} out of order; reconnects {reconnects}"
+    );
+    assert!(reconnects >= 3.0, "{text}");
+    // Not asserted yet (issue 10, defect 7, open): QoS 1 resends that arrive after
+    // newer readings are still rejected as out of order; docs/reliability.md has the
+    // measured share.
+    drop(d);
+}
