@@ -234,6 +234,18 @@ impl Running {
             DetectError::Rejected { reason, .. } => reject_kind(reason),
         };
         metrics::counter!(names::READINGS_DROPPED, labels::REASON => kind).increment(1);
+        // An exact duplicate is what a QoS 1 resend of a scored reading looks like after
+        // every reconnect: counted, not logged.
+        let resend = matches!(
+            error,
+            DetectError::Rejected {
+                reason: WindowReject::Duplicate { .. },
+                ..
+            }
+        );
+        if resend {
+            return;
+        }
         if let Some(suppressed) = self.limiter.check(kind, Instant::now()) {
             // `DetectError` writes the sensor id (from the network) Debug-escaped.
             warn!(kind, %error, suppressed, "Dropped reading.");

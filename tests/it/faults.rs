@@ -101,11 +101,13 @@ async fn hostile_sensor_ids_are_escaped_in_logs_and_metrics_and_never_share_a_to
     let t = now() - 100.0;
     let reading =
         |id: &str, ts: f64| serde_json::json!({ "id": id, "ts": ts, "a": 1.0, "b": 2.0 }).to_string();
-    // `Dropped reading.` is logged once per kind: one id is out of order, one repeats.
+    // `Dropped reading.` is logged once per kind: one id is out of order (logged by the
+    // detector), the other changes its channel set (logged by ingest).
     probe.send(&raw, reading(EVIL_NEWLINE, t)).await;
     probe.send(&raw, reading(EVIL_NEWLINE, t - 10.0)).await;
     probe.send(&raw, reading(EVIL_ESC, t)).await;
-    probe.send(&raw, reading(EVIL_ESC, t)).await;
+    let one_channel = serde_json::json!({ "id": EVIL_ESC, "ts": t + 1.0, "a": 1.0 }).to_string();
+    probe.send(&raw, one_channel).await;
     for id in COLLIDING {
         probe.send(&raw, reading(id, t)).await;
     }
@@ -128,7 +130,11 @@ async fn hostile_sensor_ids_are_escaped_in_logs_and_metrics_and_never_share_a_to
 
     let text = wait_for_metrics(w.metrics_port, "both rejections counted", |t| {
         counter(t, "anomalyd_readings_dropped_total", "reason=\"out_of_order\"") >= 1.0
-            && counter(t, "anomalyd_readings_dropped_total", "reason=\"duplicate\"") >= 1.0
+            && counter(
+                t,
+                "anomalyd_readings_dropped_total",
+                "reason=\"channel_set_changed\"",
+            ) >= 1.0
             && t.contains("sensor=\"evil%0A2026")
     })
     .await;
