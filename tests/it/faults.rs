@@ -52,14 +52,33 @@ async fn wait_for_metrics(port: u16, what: &str, done: impl Fn(&str) -> bool) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversize_qos1_message_is_counted_and_the_session_moves_on() {
-    let w = World::new("oversize", 4).await;
+    oversize_message_is_counted(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_qos1_message_is_counted_under_mqtt5_too() {
+    oversize_message_is_counted(5).await;
+}
+
+/// Over rumqttc's old 16 MiB limit: that dropped the connection, and the broker
+/// redelivered the message on every resumed session, so nothing else was scored.
+async fn oversize_message_is_counted(protocol: u8) {
+    let prefix = format!("oversize{protocol}");
+    let mut w = World::new(&prefix, 4).await;
+    w.config = w
+        .config
+        .replacen("[mqtt]\n", &format!("[mqtt]\nprotocol = {protocol}\n"), 1);
     let mut d = w.daemon();
     let mut probe = w.probe().await;
     probe.wait_online(WAIT).await;
     let topic = w.telemetry("s1");
-    // Over rumqttc's old 16 MiB limit: that dropped the connection, and the broker
-    // redelivered the message on every resumed session, so nothing else was scored.
-    publish_large(w.broker.port, "oversize-big", &topic, vec![b'x'; OVERSIZE]).await;
+    publish_large(
+        w.broker.port,
+        &format!("{prefix}-big"),
+        &topic,
+        vec![b'x'; OVERSIZE],
+    )
+    .await;
     let mut sig = Signal::new(now() - 5000.0);
     feed(&probe, &topic, &mut sig, 80, 0.0).await;
     probe
