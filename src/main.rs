@@ -10,31 +10,72 @@ use clap::{Parser, Subcommand};
 
 use anomalyd::config::{Config, ConfigError};
 
+#[path = "cli/assets.rs"]
+mod assets;
 #[path = "cli/eval.rs"]
 mod eval;
+#[path = "cli/log.rs"]
+mod log;
+
+/// The config file when `--config` is not given: where the Debian package installs it.
+const DEFAULT_CONFIG: &str = "/etc/anomalyd/anomalyd.toml";
+
+/// `--version`: the crate version and the optional features compiled in.
+#[cfg(feature = "embedded-broker")]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (features: embedded-broker)");
+#[cfg(not(feature = "embedded-broker"))]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (features: none; no embedded broker)");
 
 #[derive(Parser)]
 #[command(
     name = "anomalyd",
-    version,
-    about = "Streaming anomaly detection for edge gateways"
+    version = VERSION,
+    about = "Streaming anomaly detection for edge gateways",
+    long_about = "Streaming anomaly detection for edge gateways: subscribes to MQTT sensor \
+        telemetry, scores sliding windows with an online-retrained autoencoder and a PCA \
+        baseline, and publishes alerts on MQTT.",
+    after_long_help = "Files: /etc/anomalyd/anomalyd.toml (the default --config), \
+        /var/lib/anomalyd (snapshots, [state] dir). Environment: ANOMALYD_LOG, RUST_LOG \
+        (log filter), ANOMALYD_LOG_FORMAT, NO_COLOR, JOURNAL_STREAM (set by systemd: \
+        priority-prefixed lines). Exit status: 0 success, 1 bad configuration or input, \
+        2 runtime failure (check-config: 2 when the file has problems).",
+    propagate_version = true
 )]
 struct Cli {
     /// Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or `anomalyd=debug`.
-    /// Default `info` (`warn` for `demo`, whose output is the alerts).
-    #[arg(long, global = true, env = "ANOMALYD_LOG")]
+    /// Without it RUST_LOG is used; else `info` (`warn` for `demo`, whose output is the alerts).
+    #[arg(long, global = true, env = "ANOMALYD_LOG", hide_env_values = true)]
     log: Option<String>,
+    /// Log line format on stderr: `text` (ANSI colour only on a terminal, syslog
+    /// priority prefixes under journald) or `json` (one object per line).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "ANOMALYD_LOG_FORMAT",
+        hide_env_values = true
+    )]
+    log_format: log::LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--config`/`-c`, shared by the commands that read the daemon's TOML file.
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// The TOML file.
+    #[arg(short = 'c', long = "config", value_name = "FILE", default_value = DEFAULT_CONFIG)]
+    path: PathBuf,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon in the foreground (systemd Type=notify).
     Run {
-        /// The TOML file; SIGHUP re-reads it.
-        #[arg(long)]
-        config: PathBuf,
+        // SIGHUP re-reads it.
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Embedded broker + simulated sensors + daemon; prints alerts as they happen.
     Demo {
@@ -74,15 +115,14 @@ enum Command {
     },
     /// Check a config file: exit 0, or exit 2 listing every problem with its dotted key.
     CheckConfig {
-        /// The TOML file.
-        #[arg(long)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Score a CSV offline with the daemon's detector; one output row per input row.
     Replay {
-        /// The TOML file (only the detector sections matter).
-        #[arg(long)]
-        config: PathBuf,
+        // Only the detector sections matter.
+        #[command(flatten)]
+        config: ConfigArg,
         /// Input CSV with a header.
         #[arg(long)]
         input: PathBuf,
@@ -98,7 +138,8 @@ enum Command {
     },
     /// Score a labelled corpus (NAB layout) and/or SKAB files with the detector.
     Eval(eval::EvalArgs),
-    /// Plot a replay CSV: channels, scores, threshold, alerts (and NAB windows).
+    /// Plot a replay CSV: a panel per channel, scores on a log scale with the threshold,
+    /// anomaly_score, alert spans and labelled windows shaded.
     Plot {
         /// Replay output CSV.
         #[arg(long)]
@@ -106,12 +147,22 @@ enum Command {
         /// Output picture, .svg or .png.
         #[arg(long)]
         output: PathBuf,
-        /// NAB `combined_windows.json` to shade the labelled windows.
+        /// Labelled windows to shade: NAB's `combined_windows.json` (with --label-key), or
+        /// a CSV with an `anomaly` column (a SKAB file).
         #[arg(long)]
         labels: Option<PathBuf>,
-        /// Key of the file in the labels (e.g. `realKnownCause/nyc_taxi.csv`).
-        #[arg(long)]
+        /// Key of the file in NAB labels (e.g. `realKnownCause/nyc_taxi.csv`).
+        #[arg(long, requires = "labels")]
         label_key: Option<String>,
+        /// Channel panels at most; past it, the channels most deviant during alerts.
+        #[arg(long, default_value_t = anomalyd::eval::plot::DEFAULT_MAX_CHANNELS)]
+        max_channels: usize,
+    },
+    /// Write the man pages and shell completions (packaging; see `dist/`).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Output directory: `man/` and `completions/` are written below it.
+        dir: PathBuf,
     },
 }
 
@@ -123,34 +174,32 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    init_tracing(cli.log.as_deref().unwrap_or(default_log));
+    log::init(cli.log_format, cli.log.as_deref(), default_log);
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            log::fatal(&e);
             ExitCode::from(1)
         }
     }
 }
 
-fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::CheckConfig { config } => Ok(check_config(&config)),
-        Command::Run { config: path } => {
+        Command::CheckConfig { config } => Ok(check_config(&config.path)),
+        Command::GenerateAssets { dir } => {
+            assets::write_all(&dir)?;
+            println!("wrote {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { config } => {
+            let path = config.path;
             let config = load(&path)?;
             Ok(block_on(async move {
                 match anomalyd::daemon::run(config, Some(path), terminated()).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
-                        eprintln!("error: {e:#}");
+                        log::fatal(&e);
                         ExitCode::from(2)
                     }
                 }
@@ -205,8 +254,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             output,
             labels,
             label_key,
+            max_channels,
         } => {
-            eval::plot(&input, &output, labels.as_deref(), label_key.as_deref())?;
+            use anomalyd::eval::plot;
+            let labels = match &labels {
+                Some(path) => plot::load_labels(path, label_key.as_deref())?,
+                None => Vec::new(),
+            };
+            let options = plot::PlotOptions { labels, max_channels };
+            plot::plot_replay(&input, &output, &options)?;
             println!("wrote {}", output.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -217,7 +273,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             columns,
             timestamp_column,
         } => {
-            let config = load(&config)?;
+            let config = load(&config.path)?;
             let series =
                 anomalyd::eval::series::read_series(&input, timestamp_column.as_deref(), columns.as_deref())?;
             let sensor = input

@@ -1,4 +1,4 @@
-//! `anomalyd eval` and `anomalyd plot`: argument plumbing and printing around the
+//! `anomalyd eval`: argument plumbing and printing around the
 //! library's `eval` module (binary-only, hence anyhow).
 
 use std::path::{Path, PathBuf};
@@ -194,30 +194,4 @@ fn print_nab(title: &str, results: &[ProfileResult]) {
             r.profile, r.score, r.threshold, r.tp_windows, r.fn_windows, r.fp_rows
         );
     }
-}
-
-pub(crate) fn plot(
-    input: &Path,
-    output: &Path,
-    labels: Option<&Path>,
-    key: Option<&str>,
-) -> anyhow::Result<()> {
-    let spans = match (labels, key) {
-        (Some(l), Some(k)) => {
-            let windows = nab::load_windows(l)?;
-            let w = windows
-                .get(k)
-                .with_context(|| format!("{k} is not a key of {}", l.display()))?;
-            let to_secs = |s: &str| nab::parse_timestamp(s).map(|t| t.and_utc().timestamp() as f64);
-            Some(
-                w.iter()
-                    .filter_map(|(a, b)| Some((to_secs(a)?, to_secs(b)?)))
-                    .collect::<Vec<_>>(),
-            )
-        }
-        (None, None) => None,
-        _ => bail!("--labels and --label-key go together"),
-    };
-    anomalyd::eval::plot::plot_replay(input, output, spans.as_deref())?;
-    Ok(())
 }

@@ -26,14 +26,6 @@ pub enum EvalError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// A CSV file is malformed.
-    #[error("cannot parse csv {path}: {source}")]
-    Csv {
-        /// The CSV file.
-        path: PathBuf,
-        /// The underlying error.
-        source: csv::Error,
-    },
     /// A JSON file is malformed or has the wrong shape.
     #[error("cannot parse json {path}: {source}")]
     Json {
@@ -41,26 +33,6 @@ pub enum EvalError {
         path: PathBuf,
         /// The underlying error.
         source: serde_json::Error,
-    },
-    /// A required column is absent from a CSV header.
-    #[error("{path}: missing column `{column}`")]
-    MissingColumn {
-        /// The CSV file.
-        path: PathBuf,
-        /// The column that was expected.
-        column: String,
-    },
-    /// A cell could not be parsed.
-    #[error("{path}:{line}: bad {column} value `{value}`")]
-    BadValue {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number in the file (the header is line 1).
-        line: u64,
-        /// The column or field being parsed.
-        column: String,
-        /// The offending text.
-        value: String,
     },
     /// A labelled window names a timestamp that is not a row of the file.
     #[error("{file}: window bound `{timestamp}` is not a timestamp of the file")]
@@ -84,9 +56,9 @@ pub enum EvalError {
         /// The file.
         path: PathBuf,
     },
-    /// A series CSV could not be read.
+    /// A CSV could not be read (every CSV goes through [`series::Table`]).
     #[error(transparent)]
-    Series(Box<crate::eval::series::SeriesError>),
+    Series(Box<series::SeriesError>),
     /// The plot output extension is neither `svg` nor `png`.
     #[error("{path}: unsupported plot extension `{extension}`, expected svg or png")]
     PlotExtension {
@@ -94,6 +66,14 @@ pub enum EvalError {
         path: PathBuf,
         /// The extension found (empty if none).
         extension: String,
+    },
+    /// Labelled windows for a plot could not be used.
+    #[error("{path}: {message}")]
+    Labels {
+        /// The labels file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
     },
     /// The plotting backend failed.
     #[error("cannot draw {path}: {message}")]
@@ -104,3 +84,35 @@ pub enum EvalError {
         message: String,
     },
 }
+
+impl From<series::SeriesError> for EvalError {
+    fn from(e: series::SeriesError) -> Self {
+        EvalError::Series(Box::new(e))
+    }
+}
+
+/// The shared datasets for tests: `$ANOMALYD_DATASETS`, or `../shared/datasets` beside
+/// the repo (`../../shared/datasets` for a worktree one level down). Panics, so a test
+/// that needs the data fails rather than skips when it is absent.
+#[cfg(test)]
+pub(crate) fn test_datasets() -> PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let env = std::env::var_os("ANOMALYD_DATASETS").map(PathBuf::from);
+    let tried: Vec<PathBuf> = env
+        .into_iter()
+        .chain([
+            manifest.join("../shared/datasets"),
+            manifest.join("../../shared/datasets"),
+        ])
+        .collect();
+    tried
+        .iter()
+        .find(|d| d.join("nab/labels/combined_windows.json").is_file() && d.join("skab").is_dir())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!("datasets not found; tried {tried:?} (set ANOMALYD_DATASETS to the datasets dir)")
+        })
+}
+
+#[cfg(test)]
+mod tests;

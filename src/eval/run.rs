@@ -11,7 +11,7 @@ use crate::config::DetectorConfig;
 use crate::eval::EvalError;
 use crate::eval::nab::{self, LabelledFile, ProfileResult};
 use crate::eval::replay::replay;
-use crate::eval::series::{Series, read_series};
+use crate::eval::series::read_series;
 use crate::eval::skab::{self, CpResult, PointMetrics};
 
 /// Runs `job` over `0..n` on `threads` workers; results come back in index order.
@@ -93,21 +93,9 @@ fn nab_file(
     windows: &[(String, String)],
 ) -> Result<LabelledFile, EvalError> {
     let path = corpus.join(name);
-    let series = read_series(&path, None, None).map_err(|e| EvalError::Series(Box::new(e)))?;
+    let series = read_series(&path, None, None)?;
     let (rows, _) = replay(&series, config, name);
-    let timestamps = series
-        .time_text
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            nab::parse_timestamp(t).ok_or_else(|| EvalError::BadValue {
-                path: path.clone(),
-                line: i as u64 + 2,
-                column: series.time_column.clone(),
-                value: t.clone(),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let timestamps = series.ts.clone();
     let scores = rows.iter().map(|r| r.anomaly_score).collect();
     LabelledFile::new(name, timestamps, scores, windows)
 }
@@ -153,14 +141,7 @@ pub fn run_skab(config: &DetectorConfig, dir: &Path, threads: usize) -> Result<S
 
 fn skab_file(config: &DetectorConfig, path: &Path) -> Result<skab::SkabFile, EvalError> {
     let s = skab::load_skab_csv(path)?;
-    let series = Series {
-        time_column: "datetime".into(),
-        channels: s.channels.clone(),
-        time_text: s.ts.iter().map(|t| t.to_string()).collect(),
-        ts: s.ts.clone(),
-        values: s.values.iter().flatten().copied().collect(),
-    };
-    let (rows, _) = replay(&series, config, &s.name);
+    let (rows, _) = replay(&s.series, config, &s.name);
     let alarm: Vec<bool> = rows.iter().skip(skab::TRAIN_ROWS).map(|r| r.alert).collect();
     Ok(s.test_part(&alarm))
 }

@@ -1,6 +1,11 @@
-//! Reading a telemetry CSV into a [`Series`]: header, comma or semicolon, CRLF or LF,
-//! a time column (RFC 3339, `YYYY-MM-DD HH:MM:SS[.fff]`, or unix seconds) and numeric
-//! channel columns. Every error names the file, the line and the column.
+//! The one CSV reader and the one timestamp parser of offline work: `replay` input,
+//! `plot` input (replay output), NAB corpus and score files, SKAB files all go through
+//! [`Table`] and [`parse_timestamp`], so a file one command writes another reads.
+//!
+//! A [`Table`] is a CSV with a header: comma or semicolon separated (whichever the header
+//! has more of), CRLF or LF, blank rows skipped, names trimmed. Its typed column readers
+//! ([`Table::times`], [`Table::numbers`]) and [`Table::series`] name the file, the line
+//! and the column of every bad cell.
 //!
 //! Rows keep file order even where timestamps go backwards (real recordings have DST
 //! repeats: NAB's machine_temperature file repeats an hour); [`crate::eval::replay`]
@@ -86,26 +91,262 @@ impl Series {
     }
 }
 
-/// Parses a timestamp cell: RFC 3339, `YYYY-MM-DD HH:MM:SS[.f]` (taken as UTC), or
-/// unix seconds.
+/// Unix-epoch numbers at or above this are milliseconds (as `Date.now()` writes them),
+/// microseconds or nanoseconds rather than seconds: 10¹¹ s is the year 5138.
+const EPOCH_MS: f64 = 1e11;
+
+/// Parses a timestamp cell, the one place offline code reads time:
+///
+/// - RFC 3339 (`2014-04-01T00:00:00Z`, `…+02:00`);
+/// - `YYYY-MM-DD HH:MM[:SS[.f]]` with a space or a `T`, taken as UTC (NAB, SKAB);
+/// - a unix epoch number: seconds, or milliseconds / microseconds / nanoseconds when it
+///   is at least 10¹¹, 10¹⁴, 10¹⁷.
+///
+/// Returns unix seconds.
 pub fn parse_timestamp(text: &str) -> Option<f64> {
     let t = text.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        return secs.is_finite().then_some(secs);
+    if let Ok(n) = t.parse::<f64>() {
+        if !n.is_finite() {
+            return None;
+        }
+        let scale = [(1e9, 1e6), (1e6, 1e3), (1e3, 1.0)]
+            .into_iter()
+            .find(|&(_, above)| n.abs() >= EPOCH_MS * above)
+            .map_or(1.0, |(scale, _)| scale);
+        return Some(n / scale);
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Some(dt.timestamp_micros() as f64 / 1e6);
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-        if let Ok(dt) = NaiveDateTime::parse_from_str(t, fmt) {
-            return Some(dt.and_utc().timestamp_micros() as f64 / 1e6);
-        }
-    }
-    None
+    [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .into_iter()
+    .find_map(|fmt| NaiveDateTime::parse_from_str(t, fmt).ok())
+    .map(|dt| dt.and_utc().timestamp_micros() as f64 / 1e6)
 }
 
-/// Reads `path`. `time_column` defaults to the first column; `columns` defaults to
-/// every other column.
+/// What an empty cell means to [`Table::numbers`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmptyCell {
+    /// An error, as every cell must hold a finite number (sensor channels, labels).
+    Reject,
+    /// A gap, read as NaN (replay output's scores before the first model).
+    Gap,
+}
+
+/// A CSV file read whole: its header and its non-blank records.
+#[derive(Debug)]
+pub struct Table {
+    path: PathBuf,
+    header: Vec<String>,
+    records: Vec<csv::StringRecord>,
+}
+
+impl Table {
+    /// Reads `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`SeriesError::Io`], [`SeriesError::Empty`] for a file without a header or
+    /// without data rows, and [`SeriesError::Cell`] for a row the CSV parser rejects.
+    pub fn read(path: &Path) -> Result<Table, SeriesError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SeriesError::Io {
+            path: path.into(),
+            source,
+        })?;
+        let first_line = text.lines().next().ok_or(SeriesError::Empty {
+            path: path.into(),
+            what: "file is empty",
+        })?;
+        let delimiter = if first_line.matches(';').count() > first_line.matches(',').count() {
+            b';'
+        } else {
+            b','
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let header: Vec<String> = reader
+            .headers()
+            .map_err(|e| cell_error(path, 1, "(header)", e.to_string()))?
+            .iter()
+            .map(|h| h.trim().to_string())
+            .collect();
+        let mut records = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| {
+                let line = e.position().map_or(0, |p| p.line());
+                cell_error(path, line, "(row)", e.to_string())
+            })?;
+            if !record.iter().all(|c| c.trim().is_empty()) {
+                records.push(record);
+            }
+        }
+        if records.is_empty() {
+            return Err(SeriesError::Empty {
+                path: path.into(),
+                what: "no data rows after the header",
+            });
+        }
+        Ok(Table {
+            path: path.into(),
+            header,
+            records,
+        })
+    }
+
+    /// The file read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Column names, trimmed.
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// Data rows (never 0).
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Always false: [`Table::read`] refuses a file without data rows.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The index of column `name`, if the header has it.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h == name)
+    }
+
+    /// The index of column `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`SeriesError::UnknownColumn`], listing the header.
+    pub fn column(&self, name: &str) -> Result<usize, SeriesError> {
+        self.position(name).ok_or_else(|| SeriesError::UnknownColumn {
+            path: self.path.clone(),
+            column: name.into(),
+            header: self.header.clone(),
+        })
+    }
+
+    /// Row `row`'s cell of column `col`, trimmed.
+    fn cell(&self, row: usize, col: usize) -> Result<&str, SeriesError> {
+        let record = &self.records[row];
+        record.get(col).map(str::trim).ok_or_else(|| {
+            self.error(
+                row,
+                col,
+                format!("row has {} cells, the header {}", record.len(), self.header.len()),
+            )
+        })
+    }
+
+    fn error(&self, row: usize, col: usize, message: String) -> SeriesError {
+        let line = self.records[row].position().map_or(0, |p| p.line());
+        cell_error(&self.path, line, &self.header[col], message)
+    }
+
+    /// Column `col` as text, trimmed.
+    ///
+    /// # Errors
+    ///
+    /// [`SeriesError::Cell`] for a short row.
+    pub fn texts(&self, col: usize) -> Result<Vec<String>, SeriesError> {
+        (0..self.len())
+            .map(|r| Ok(self.cell(r, col)?.to_string()))
+            .collect()
+    }
+
+    /// Column `col` through [`parse_timestamp`], as unix seconds.
+    ///
+    /// # Errors
+    ///
+    /// [`SeriesError::Cell`] for a short row or a cell that is not a timestamp.
+    pub fn times(&self, col: usize) -> Result<Vec<f64>, SeriesError> {
+        (0..self.len())
+            .map(|r| {
+                let text = self.cell(r, col)?;
+                parse_timestamp(text).ok_or_else(|| self.error(r, col, format!("not a timestamp: {text:?}")))
+            })
+            .collect()
+    }
+
+    /// Column `col` as finite numbers; `empty` says what an empty cell means.
+    ///
+    /// # Errors
+    ///
+    /// [`SeriesError::Cell`] for a short row, a cell that is not a number, NaN or ±∞,
+    /// or an empty cell under [`EmptyCell::Reject`].
+    pub fn numbers(&self, col: usize, empty: EmptyCell) -> Result<Vec<f64>, SeriesError> {
+        (0..self.len())
+            .map(|r| {
+                let text = self.cell(r, col)?;
+                if text.is_empty() && empty == EmptyCell::Gap {
+                    return Ok(f64::NAN);
+                }
+                match text.parse::<f64>() {
+                    Ok(v) if v.is_finite() => Ok(v),
+                    Ok(_) => Err(self.error(r, col, format!("not a finite number: {text:?}"))),
+                    Err(_) => Err(self.error(r, col, format!("not a number: {text:?}"))),
+                }
+            })
+            .collect()
+    }
+
+    /// The table as a [`Series`]: `time_column` (default the first) and the channel
+    /// `columns` (default every other column), each cell a finite number.
+    ///
+    /// # Errors
+    ///
+    /// [`SeriesError::UnknownColumn`], [`SeriesError::Empty`] without channel columns,
+    /// or the first bad cell of a column.
+    pub fn series(
+        &self,
+        time_column: Option<&str>,
+        columns: Option<&[String]>,
+    ) -> Result<Series, SeriesError> {
+        let time_idx = match time_column {
+            Some(name) => self.column(name)?,
+            None => 0,
+        };
+        let channel_idx: Vec<usize> = match columns {
+            Some(cols) => cols.iter().map(|c| self.column(c)).collect::<Result<_, _>>()?,
+            None => (0..self.header.len()).filter(|&i| i != time_idx).collect(),
+        };
+        if channel_idx.is_empty() {
+            return Err(SeriesError::Empty {
+                path: self.path.clone(),
+                what: "no channel columns besides the time column",
+            });
+        }
+        let ts = self.times(time_idx)?;
+        let columns: Vec<Vec<f64>> = channel_idx
+            .iter()
+            .map(|&c| self.numbers(c, EmptyCell::Reject))
+            .collect::<Result<_, _>>()?;
+        let values = (0..self.len())
+            .flat_map(|r| columns.iter().map(move |c| c[r]))
+            .collect();
+        Ok(Series {
+            time_column: self.header[time_idx].clone(),
+            channels: channel_idx.iter().map(|&i| self.header[i].clone()).collect(),
+            time_text: self.texts(time_idx)?,
+            ts,
+            values,
+        })
+    }
+}
+
+/// Reads `path` as a [`Series`] (see [`Table::series`] for the defaults).
 ///
 /// # Errors
 ///
@@ -115,113 +356,7 @@ pub fn read_series(
     time_column: Option<&str>,
     columns: Option<&[String]>,
 ) -> Result<Series, SeriesError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SeriesError::Io {
-        path: path.into(),
-        source,
-    })?;
-    let first_line = text.lines().next().ok_or(SeriesError::Empty {
-        path: path.into(),
-        what: "file is empty",
-    })?;
-    let delimiter = if first_line.matches(';').count() > first_line.matches(',').count() {
-        b';'
-    } else {
-        b','
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| cell_error(path, 1, "(header)", e.to_string()))?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
-    let find = |name: &str| {
-        header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| SeriesError::UnknownColumn {
-                path: path.into(),
-                column: name.into(),
-                header: header.clone(),
-            })
-    };
-    let time_idx = match time_column {
-        Some(name) => find(name)?,
-        None => 0,
-    };
-    let channel_idx: Vec<usize> = match columns {
-        Some(cols) => cols.iter().map(|c| find(c)).collect::<Result<_, _>>()?,
-        None => (0..header.len()).filter(|&i| i != time_idx).collect(),
-    };
-    if channel_idx.is_empty() {
-        return Err(SeriesError::Empty {
-            path: path.into(),
-            what: "no channel columns besides the time column",
-        });
-    }
-    let mut series = Series {
-        time_column: header[time_idx].clone(),
-        channels: channel_idx.iter().map(|&i| header[i].clone()).collect(),
-        time_text: Vec::new(),
-        ts: Vec::new(),
-        values: Vec::new(),
-    };
-    for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            cell_error(path, line, "(row)", e.to_string())
-        })?;
-        let line = record.position().map_or(0, |p| p.line());
-        if record.iter().all(|c| c.trim().is_empty()) {
-            continue;
-        }
-        let cell = |i: usize| {
-            record.get(i).ok_or_else(|| {
-                cell_error(
-                    path,
-                    line,
-                    &header[i],
-                    format!("row has {} cells, the header {}", record.len(), header.len()),
-                )
-            })
-        };
-        let time_text = cell(time_idx)?.trim();
-        let ts = parse_timestamp(time_text).ok_or_else(|| {
-            cell_error(
-                path,
-                line,
-                &header[time_idx],
-                format!("not a timestamp: {time_text:?}"),
-            )
-        })?;
-        for &i in &channel_idx {
-            let text = cell(i)?.trim();
-            let v: f64 = text
-                .parse()
-                .map_err(|_| cell_error(path, line, &header[i], format!("not a number: {text:?}")))?;
-            if !v.is_finite() {
-                return Err(cell_error(
-                    path,
-                    line,
-                    &header[i],
-                    format!("not a finite number: {text:?}"),
-                ));
-            }
-            series.values.push(v);
-        }
-        series.time_text.push(time_text.to_string());
-        series.ts.push(ts);
-    }
-    if series.is_empty() {
-        return Err(SeriesError::Empty {
-            path: path.into(),
-            what: "no data rows after the header",
-        });
-    }
-    Ok(series)
+    Table::read(path)?.series(time_column, columns)
 }
 
 fn cell_error(path: &Path, line: u64, column: &str, message: String) -> SeriesError {
@@ -232,7 +367,6 @@ fn cell_error(path: &Path, line: u64, column: &str, message: String) -> SeriesEr
         message,
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,11 +390,44 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_in_three_forms_agree() {
-        let a = parse_timestamp("2014-04-01 00:00:00").unwrap();
-        assert_eq!(parse_timestamp("2014-04-01T00:00:00Z"), Some(a));
-        assert_eq!(parse_timestamp(&format!("{a}")), Some(a));
-        assert_eq!(parse_timestamp("yesterday"), None);
+    fn timestamps_in_every_form_agree() {
+        let a = parse_timestamp("2013-12-02 21:15:00").unwrap();
+        assert_eq!(a, 1_386_018_900.0);
+        for (name, text) in [
+            ("NAB, fractional", "2013-12-02 21:15:00.000000"),
+            ("T, no zone", "2013-12-02T21:15:00"),
+            ("no seconds", "2013-12-02 21:15"),
+            ("RFC 3339", "2013-12-02T21:15:00Z"),
+            ("RFC 3339 offset", "2013-12-02T22:15:00+01:00"),
+            ("unix seconds", "1386018900"),
+            ("unix ms (Date.now())", "1386018900000"),
+            ("unix µs", "1386018900000000"),
+            ("unix ns", "1386018900000000000"),
+            ("padded", "  2013-12-02 21:15:00 "),
+        ] {
+            assert_eq!(parse_timestamp(text), Some(a), "{name}: {text}");
+        }
+        assert_eq!(
+            parse_timestamp("2020-03-09 10:14:33.5").map(|t| t.fract()),
+            Some(0.5)
+        );
+        assert_eq!(parse_timestamp("12"), Some(12.0), "small numbers are seconds");
+        for bad in ["yesterday", "", "NaN", "inf", "2013-13-02 21:15:00"] {
+            assert_eq!(parse_timestamp(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn table_columns_read_gaps_and_reject_them_by_choice() {
+        let f = build_file("t,a,b\n1,,x\n2,3,y\n");
+        let t = Table::read(f.path()).unwrap();
+        assert_eq!(t.header(), ["t", "a", "b"]);
+        assert_eq!(t.times(0).unwrap(), vec![1.0, 2.0]);
+        let gap = t.numbers(1, EmptyCell::Gap).unwrap();
+        assert!(gap[0].is_nan() && gap[1] == 3.0);
+        let err = t.numbers(1, EmptyCell::Reject).unwrap_err().to_string();
+        assert!(err.contains(":2: column \"a\": not a number: \"\""), "{err}");
+        assert_eq!(t.texts(2).unwrap(), ["x", "y"]);
     }
 
     #[test]

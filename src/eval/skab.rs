@@ -7,9 +7,8 @@
 use std::f64::consts::FRAC_PI_2;
 use std::path::Path;
 
-use chrono::NaiveDateTime;
-
 use super::EvalError;
+use super::series::{EmptyCell, Series, Table};
 
 /// Rows at the start of each SKAB file used for training; the rest is the test part.
 pub const TRAIN_ROWS: usize = 400;
@@ -40,12 +39,9 @@ pub struct SkabFile {
 pub struct SkabSeries {
     /// File name as given to the loader.
     pub name: String,
-    /// Unix seconds per row.
-    pub ts: Vec<f64>,
-    /// Sensor column names, in file order (without `datetime`, `anomaly`, `changepoint`).
-    pub channels: Vec<String>,
-    /// Sensor values, one `Vec` per row, in `channels` order.
-    pub values: Vec<Vec<f64>>,
+    /// The sensor channels in file order (without `anomaly`, `changepoint`), time from
+    /// `datetime`: what `replay` scores.
+    pub series: Series,
     /// The `anomaly` label per row.
     pub anomaly: Vec<bool>,
     /// The `changepoint` label per row.
@@ -56,11 +52,12 @@ impl SkabSeries {
     /// The test part (rows from [`TRAIN_ROWS`] on) paired with `alarm`, which must hold one
     /// value per test row (extra alarms are ignored, missing ones count as no alarm).
     pub fn test_part(&self, alarm: &[bool]) -> SkabFile {
-        let start = TRAIN_ROWS.min(self.ts.len());
-        let n = self.ts.len() - start;
+        let ts = &self.series.ts;
+        let start = TRAIN_ROWS.min(ts.len());
+        let n = ts.len() - start;
         SkabFile {
             name: self.name.clone(),
-            ts: self.ts[start..].to_vec(),
+            ts: ts[start..].to_vec(),
             alarm: (0..n).map(|i| alarm.get(i).copied().unwrap_or(false)).collect(),
             anomaly: self.anomaly[start..].to_vec(),
             changepoint: self.changepoint[start..].to_vec(),
@@ -244,60 +241,32 @@ pub fn changepoint_score(files: &[SkabFile]) -> CpResult {
     }
 }
 
-/// Reads one SKAB CSV (`datetime;<channels…>;anomaly;changepoint`, `;`-separated).
+/// Reads one SKAB CSV (`datetime;<channels…>;anomaly;changepoint`, `;`-separated)
+/// through the offline [`Table`] reader.
 pub fn load_skab_csv(path: &Path) -> Result<SkabSeries, EvalError> {
-    let csv_err = |source| EvalError::Csv {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(b';')
-        .from_path(path)
-        .map_err(csv_err)?;
-    let headers = reader.headers().map_err(csv_err)?.clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| EvalError::MissingColumn {
-                path: path.to_path_buf(),
-                column: name.to_string(),
-            })
-    };
-    let (dt, an, cp) = (column("datetime")?, column("anomaly")?, column("changepoint")?);
-    let channel_cols: Vec<usize> = (0..headers.len()).filter(|c| ![dt, an, cp].contains(c)).collect();
-    let name = path
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let mut series = SkabSeries {
-        name,
-        ts: Vec::new(),
-        channels: channel_cols.iter().map(|&c| headers[c].to_string()).collect(),
-        values: Vec::new(),
-        anomaly: Vec::new(),
-        changepoint: Vec::new(),
-    };
-    for record in reader.records() {
-        let record = record.map_err(csv_err)?;
-        let line = record.position().map_or(0, |p| p.line());
-        let cell = |c: usize| record.get(c).unwrap_or_default();
-        let bad = |c: usize| EvalError::BadValue {
-            path: path.to_path_buf(),
-            line,
-            column: headers[c].to_string(),
-            value: cell(c).to_string(),
-        };
-        let num = |c: usize| cell(c).trim().parse::<f64>().map_err(|_| bad(c));
-        let t =
-            NaiveDateTime::parse_from_str(cell(dt).trim(), "%Y-%m-%d %H:%M:%S%.f").map_err(|_| bad(dt))?;
-        series.ts.push(t.and_utc().timestamp_millis() as f64 / 1000.0);
-        series
-            .values
-            .push(channel_cols.iter().map(|&c| num(c)).collect::<Result<_, _>>()?);
-        series.anomaly.push(num(an)? != 0.0);
-        series.changepoint.push(num(cp)? != 0.0);
+    let table = Table::read(path)?;
+    let labels = ["datetime", "anomaly", "changepoint"];
+    for name in labels {
+        table.column(name)?;
     }
-    Ok(series)
+    let channels: Vec<String> = table
+        .header()
+        .iter()
+        .filter(|h| !labels.contains(&h.as_str()))
+        .cloned()
+        .collect();
+    let flags = |name: &str| -> Result<Vec<bool>, EvalError> {
+        let values = table.numbers(table.column(name)?, EmptyCell::Reject)?;
+        Ok(values.into_iter().map(|v| v != 0.0).collect())
+    };
+    Ok(SkabSeries {
+        name: path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        series: table.series(Some("datetime"), Some(channels.as_slice()))?,
+        anomaly: flags("anomaly")?,
+        changepoint: flags("changepoint")?,
+    })
 }
 
 #[cfg(test)]
@@ -405,7 +374,10 @@ mod tests {
         }
         std::fs::write(&path, body).unwrap();
         let s = load_skab_csv(&path).unwrap();
-        assert_eq!((s.channels.len(), s.values.len(), s.values[3][0]), (2, 405, 3.0));
+        assert_eq!(
+            (s.series.channels.len(), s.series.len(), s.series.row(3)[0]),
+            (2, 405, 3.0)
+        );
         let f = s.test_part(&[true; 5]);
         assert_eq!((f.ts.len(), f.ts[1] - f.ts[0]), (5, 1.0));
         assert_eq!(f.anomaly, vec![false, false, true, true, true]);
@@ -413,14 +385,7 @@ mod tests {
 
     #[test]
     fn loads_every_valve1_file_from_the_shared_dataset() {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let dir = [
-            manifest.join("../shared/datasets/skab/valve1"),
-            manifest.join("../../shared/datasets/skab/valve1"),
-        ]
-        .into_iter()
-        .find(|d| d.is_dir())
-        .expect("SKAB dataset not found beside the repo (../shared or ../../shared)");
+        let dir = crate::eval::test_datasets().join("skab/valve1");
         let cps: usize = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| load_skab_csv(&e.unwrap().path()).unwrap())

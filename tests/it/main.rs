@@ -5,6 +5,7 @@
 mod faults;
 mod lifecycle;
 mod mqtt5;
+mod operator;
 mod resilience;
 mod support;
 

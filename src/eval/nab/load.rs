@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDateTime;
-
-use super::{LabelledFile, parse_timestamp};
+use super::LabelledFile;
 use crate::eval::EvalError;
+use crate::eval::series::{EmptyCell, Table};
 
 /// Reads `labels/combined_windows.json`: corpus name → list of `[start, end]` timestamps.
 pub fn load_windows(path: &Path) -> Result<BTreeMap<String, Vec<(String, String)>>, EvalError> {
@@ -21,39 +20,12 @@ pub fn load_windows(path: &Path) -> Result<BTreeMap<String, Vec<(String, String)
     })
 }
 
-/// Reads a CSV with `timestamp` and `anomaly_score` columns.
-pub fn read_scores_csv(path: &Path) -> Result<(Vec<NaiveDateTime>, Vec<f64>), EvalError> {
-    let csv_err = |source| EvalError::Csv {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut reader = csv::Reader::from_path(path).map_err(csv_err)?;
-    let headers = reader.headers().map_err(csv_err)?.clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim() == name)
-            .ok_or_else(|| EvalError::MissingColumn {
-                path: path.to_path_buf(),
-                column: name.to_string(),
-            })
-    };
-    let (ts_col, score_col) = (column("timestamp")?, column("anomaly_score")?);
-    let (mut timestamps, mut scores) = (Vec::new(), Vec::new());
-    for record in reader.records() {
-        let record = record.map_err(csv_err)?;
-        let line = record.position().map_or(0, |p| p.line());
-        let bad = |column: &str, value: &str| EvalError::BadValue {
-            path: path.to_path_buf(),
-            line,
-            column: column.to_string(),
-            value: value.to_string(),
-        };
-        let ts = record.get(ts_col).unwrap_or_default();
-        timestamps.push(parse_timestamp(ts).ok_or_else(|| bad("timestamp", ts))?);
-        let s = record.get(score_col).unwrap_or_default();
-        scores.push(s.trim().parse::<f64>().map_err(|_| bad("anomaly_score", s))?);
-    }
+/// Reads a CSV with `timestamp` and `anomaly_score` columns (other columns are ignored):
+/// unix seconds and scores per row.
+pub fn read_scores_csv(path: &Path) -> Result<(Vec<f64>, Vec<f64>), EvalError> {
+    let table = Table::read(path)?;
+    let timestamps = table.times(table.column("timestamp")?)?;
+    let scores = table.numbers(table.column("anomaly_score")?, EmptyCell::Reject)?;
     Ok((timestamps, scores))
 }
 
@@ -103,9 +75,6 @@ pub fn load_scores_dir(
         .map(|(name, file_windows)| {
             let path = find_scores_file(dir, name)?;
             let (timestamps, scores) = read_scores_csv(&path)?;
-            if scores.is_empty() {
-                return Err(EvalError::Empty { path });
-            }
             LabelledFile::new(name, timestamps, scores, file_windows)
         })
         .collect()
@@ -116,22 +85,8 @@ mod tests {
     use super::*;
     use crate::eval::nab::{PROFILES, ProfileResult, score_at_threshold, score_corpus};
 
-    /// Locates the NAB data beside the repo; fails (never skips) when it is absent.
     fn nab_dir() -> PathBuf {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut tried = Vec::new();
-        let env = std::env::var_os("ANOMALYD_DATASETS").map(|d| PathBuf::from(d).join("nab"));
-        // `../shared` for the main checkout, `../../shared` for a worktree under `wt/`.
-        for dir in env.into_iter().chain([
-            manifest.join("../shared/datasets/nab"),
-            manifest.join("../../shared/datasets/nab"),
-        ]) {
-            if dir.join("labels/combined_windows.json").is_file() {
-                return dir;
-            }
-            tried.push(dir);
-        }
-        panic!("NAB dataset not found; tried {tried:?} (set ANOMALYD_DATASETS to the datasets dir)");
+        crate::eval::test_datasets().join("nab")
     }
 
     #[test]
@@ -209,6 +164,9 @@ mod tests {
         )
         .unwrap();
         let err = read_scores_csv(&path).unwrap_err().to_string();
-        assert!(err.contains("s.csv:3") && err.contains("oops"), "{err}");
+        assert!(
+            err.contains("s.csv:3") && err.contains("anomaly_score") && err.contains("oops"),
+            "{err}"
+        );
     }
 }

@@ -11,9 +11,8 @@ pub use load::{load_scores_dir, load_windows, read_scores_csv};
 
 use std::collections::HashMap;
 
-use chrono::NaiveDateTime;
-
 use super::EvalError;
+use super::series::parse_timestamp;
 
 /// One NAB cost profile (`config/profiles.json`); `tnWeight` is unused by NAB.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,8 +54,8 @@ pub const PROFILES: [Profile; 3] = [
 pub struct LabelledFile {
     /// Corpus name, e.g. `realKnownCause/nyc_taxi.csv`.
     pub name: String,
-    /// Row timestamps, in file order.
-    pub timestamps: Vec<NaiveDateTime>,
+    /// Row timestamps as unix seconds ([`parse_timestamp`]), in file order.
+    pub timestamps: Vec<f64>,
     /// The detector's `anomaly_score` per row, in [0, 1].
     pub scores: Vec<f64>,
     /// Windows as inclusive `(first_row, last_row)` ranges, in order and non-overlapping.
@@ -69,15 +68,20 @@ impl LabelledFile {
     /// Fails if a bound does not parse or is not a timestamp of the file.
     pub fn new(
         name: &str,
-        timestamps: Vec<NaiveDateTime>,
+        timestamps: Vec<f64>,
         scores: Vec<f64>,
         windows: &[(String, String)],
     ) -> Result<Self, EvalError> {
-        let rows: HashMap<NaiveDateTime, usize> =
-            timestamps.iter().enumerate().map(|(i, t)| (*t, i)).collect();
+        // Keyed by the bits: the rows and the bounds went through the same parser, so a
+        // bound names a row exactly when the two floats are identical.
+        let rows: HashMap<u64, usize> = timestamps
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.to_bits(), i))
+            .collect();
         let row_of = |s: &str| {
             parse_timestamp(s)
-                .and_then(|t| rows.get(&t).copied())
+                .and_then(|t| rows.get(&t.to_bits()).copied())
                 .ok_or_else(|| EvalError::WindowBound {
                     file: name.to_string(),
                     timestamp: s.to_string(),
@@ -113,11 +117,6 @@ pub struct ProfileResult {
     pub fn_windows: usize,
     /// Firing rows outside every window at θ* (after the probationary period).
     pub fp_rows: usize,
-}
-
-/// Parses NAB timestamps: `YYYY-MM-DD HH:MM:SS` with optional fractional seconds.
-pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
-    NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%d %H:%M:%S%.f").ok()
 }
 
 /// Rows ignored at the start of a file of `n` rows: min(⌊0.15·n⌋, 750).
@@ -289,9 +288,7 @@ mod tests {
     /// A file of `n` rows, one minute apart, with the given scores and windows.
     fn build_file(scores: Vec<f64>, windows: Vec<(usize, usize)>) -> LabelledFile {
         let t0 = parse_timestamp("2020-01-01 00:00:00").unwrap();
-        let timestamps = (0..scores.len())
-            .map(|i| t0 + chrono::Duration::minutes(i as i64))
-            .collect();
+        let timestamps = (0..scores.len()).map(|i| t0 + 60.0 * i as f64).collect();
         LabelledFile {
             name: "test/x.csv".into(),
             timestamps,

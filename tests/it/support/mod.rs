@@ -227,15 +227,30 @@ pub struct Daemon {
 impl Daemon {
     /// Writes `config` next to the log and starts `anomalyd run`.
     pub fn start(dir: &Path, config: &str) -> Daemon {
+        Daemon::start_with(dir, config, &[], |_| Vec::new())
+    }
+
+    /// [`Daemon::start`] with global flags before `run` (e.g. `--log-format json`) and
+    /// environment variables computed from the log file's path.
+    pub fn start_with(
+        dir: &Path,
+        config: &str,
+        flags: &[&str],
+        env: impl FnOnce(&Path) -> Vec<(String, String)>,
+    ) -> Daemon {
         let path = dir.join("anomalyd.toml");
         std::fs::write(&path, config).expect("write daemon config");
         let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
         let log = dir.join(format!("daemon-{n}.log"));
+        let stderr = std::fs::File::create(&log).expect("create daemon log");
         let child = Command::new(env!("CARGO_BIN_EXE_anomalyd"))
-            .args(["--log", "info,rumqttc=warn", "run", "--config"])
+            .args(["--log", "info,rumqttc=warn"])
+            .args(flags)
+            .args(["run", "--config"])
             .arg(&path)
+            .envs(env(&log))
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("create daemon log"))
+            .stderr(stderr)
             .spawn()
             .expect("start anomalyd");
         Daemon {
