@@ -63,10 +63,11 @@ pub(super) fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &Plo
         let mut swatches: Vec<(String, Swatch)> = panel
             .lines
             .iter()
-            .map(|l| (l.name.clone(), Swatch::Line(line_style(l.color, l.thin))))
+            .map(|l| (l.name.clone(), Swatch::Line(line_style(l.color, false))))
             .collect();
+        // The shading means the same on every panel: its legend is on the first.
         for (i, (name, ranges)) in plot.spans.iter().enumerate() {
-            if !ranges.is_empty() {
+            if k == 0 && !ranges.is_empty() {
                 swatches.push((name.to_string(), Swatch::Fill(span_colors()[i])));
             }
         }
@@ -79,6 +80,8 @@ pub(super) fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &Plo
                 .y_desc(panel.y_desc.as_str())
                 .x_labels(10)
                 .x_label_formatter(&fmt_x)
+                .y_labels(6)
+                .light_line_style(TRANSPARENT)
                 .y_label_formatter(&|v: &f64| format!("{v:.0e}"))
                 .draw()?;
             draw_panel(&mut chart, plot, panel)?;
@@ -91,7 +94,8 @@ pub(super) fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &Plo
                 .y_labels(5)
                 .x_labels(10)
                 .x_label_formatter(&fmt_x)
-                .y_label_formatter(&|v: &f64| short_number(*v))
+                .light_line_style(TRANSPARENT)
+                .y_label_formatter(&|v: &f64| axis_label(*v, hi - lo))
                 .draw()?;
             draw_panel(&mut chart, plot, panel)?;
         }
@@ -139,6 +143,8 @@ fn draw_panel<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
 }
 
 /// Colour `i` of the palette, or black past its end (the threshold), 1 or 2 px wide.
+/// Data lines are thin: a 2 px polyline's miter joins at a series' sharp spikes reach
+/// far past the spike, even below the panel.
 fn line_style(i: usize, thin: bool) -> ShapeStyle {
     let color = COLORS.get(i).copied().unwrap_or(BLACK);
     color.stroke_width(if thin { 1 } else { 2 })
@@ -181,7 +187,7 @@ fn segments(t: &[f64], v: &[f64], keep: impl Fn(f64) -> bool) -> Vec<Vec<(f64, f
 /// numbers when the file's times are not unix times.
 fn time_label(x: f64, span: f64, unix: bool) -> String {
     let Some(d) = chrono::DateTime::from_timestamp(x as i64, 0).filter(|_| unix) else {
-        return short_number(x);
+        return axis_label(x, span);
     };
     let fmt = if span > 4.0 * 86_400.0 {
         "%Y-%m-%d"
@@ -193,15 +199,19 @@ fn time_label(x: f64, span: f64, unix: bool) -> String {
     d.format(fmt).to_string()
 }
 
-/// A y label short enough for the label column: 3 significant digits.
-fn short_number(v: f64) -> String {
-    let a = v.abs();
-    if a != 0.0 && !(1e-3..1e5).contains(&a) {
-        format!("{v:.2e}")
-    } else {
-        let s = format!("{v:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+/// A y-axis label with as many decimals as ticks a quarter of the axis `range` apart
+/// need to differ; scientific notation for large values or tiny ranges.
+fn axis_label(v: f64, range: f64) -> String {
+    if v.abs() >= 1e5 || (range > 0.0 && range < 1e-4) {
+        return format!("{v:.2e}");
     }
+    let step = range / 4.0;
+    let decimals = if step > 0.0 {
+        (-step.log10()).ceil().max(0.0) as usize
+    } else {
+        2
+    };
+    format!("{v:.decimals$}")
 }
 
 #[cfg(test)]
@@ -229,10 +239,10 @@ mod tests {
     }
 
     #[test]
-    fn short_numbers_fit_the_label_column() {
-        assert_eq!(short_number(0.5), "0.5");
-        assert_eq!(short_number(32.0), "32");
-        assert_eq!(short_number(123_456.0), "1.23e5");
-        assert_eq!(short_number(0.0), "0");
+    fn axis_labels_tell_neighbouring_ticks_apart() {
+        assert_eq!(axis_label(0.0265, 0.002), "0.0265");
+        assert_eq!(axis_label(25.6, 0.3), "25.60");
+        assert_eq!(axis_label(100.0, 100.0), "100");
+        assert_eq!(axis_label(123_456.0, 1e5), "1.23e5");
     }
 }

@@ -197,6 +197,9 @@ fn pick_channels(r: &Replay, max: usize) -> Vec<usize> {
     order
 }
 
+/// Palette index past the palette's end: black, for the threshold.
+const THRESHOLD_COLOR: usize = usize::MAX;
+
 /// One line of a panel.
 struct Line {
     name: String,
@@ -288,7 +291,8 @@ fn build_plot(r: &Replay, title: &str, options: &PlotOptions) -> Plot {
         name: name.into(),
         values: values.clone(),
         color,
-        thin: false,
+        // Only the threshold, a step line without spikes, is drawn thick.
+        thin: color != THRESHOLD_COLOR,
     };
     panels.push(Panel {
         y_desc: "score (log)".into(),
@@ -298,7 +302,7 @@ fn build_plot(r: &Replay, title: &str, options: &PlotOptions) -> Plot {
         lines: vec![
             line("AE score", &r.score, 0),
             line("PCA score", &r.pca_score, 1),
-            line("threshold", &r.threshold, usize::MAX),
+            line("threshold", &r.threshold, THRESHOLD_COLOR),
         ],
     });
     panels.push(Panel {
