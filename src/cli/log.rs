@@ -52,21 +52,12 @@ pub(crate) fn init(format: LogFormat, filter: Option<&str>, default: &str) {
         },
     };
     let _ = STYLE.set(style);
-    let rust_log = std::env::var("RUST_LOG").ok().filter(|s| !s.trim().is_empty());
-    let wanted = filter.map(str::to_string).or(rust_log);
-    let env_filter = match wanted.as_deref().map(EnvFilter::try_new) {
-        Some(Ok(f)) => f,
-        None => EnvFilter::new(default),
-        Some(Err(e)) => {
-            let text = wanted.unwrap_or_default();
-            // The subscriber is not installed yet: say it on stderr, in the chosen style.
-            eprintln!(
-                "{}",
-                line(style, Level::WARN, &format!("ignoring log filter {text:?}: {e}"))
-            );
-            EnvFilter::new(default)
-        }
-    };
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let (env_filter, problem) = choose_filter(filter, rust_log.as_deref(), default);
+    if let Some(problem) = problem {
+        // The subscriber is not installed yet: say it on stderr, in the chosen style.
+        eprintln!("{}", line(style, Level::WARN, &problem));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
         .with_writer(std::io::stderr);
@@ -74,6 +65,20 @@ pub(crate) fn init(format: LogFormat, filter: Option<&str>, default: &str) {
         Style::Text { ansi } => builder.with_ansi(ansi).init(),
         Style::Journal => builder.with_ansi(false).event_format(LineFormat::Journal).init(),
         Style::Json => builder.with_ansi(false).event_format(LineFormat::Json).init(),
+    }
+}
+
+/// The filter: `--log` (or `ANOMALYD_LOG`), else a non-empty `RUST_LOG`, else
+/// `default`; an invalid one falls back to `default` with the problem to report.
+fn choose_filter(flag: Option<&str>, rust_log: Option<&str>, default: &str) -> (EnvFilter, Option<String>) {
+    let wanted = flag.or(rust_log.filter(|s| !s.trim().is_empty()));
+    match wanted.map(|w| (w, EnvFilter::try_new(w))) {
+        Some((_, Ok(f))) => (f, None),
+        None => (EnvFilter::new(default), None),
+        Some((w, Err(e))) => (
+            EnvFilter::new(default),
+            Some(format!("ignoring log filter {w:?}: {e}")),
+        ),
     }
 }
 
@@ -354,6 +359,28 @@ mod tests {
         );
         assert!(lines[2].starts_with("<7>"));
         assert!(!out.contains('\x1b'), "no ANSI in the journal");
+    }
+
+    #[test]
+    fn log_flag_beats_rust_log_which_beats_the_default() {
+        let text = |f: (EnvFilter, Option<String>)| (f.0.to_string(), f.1.is_some());
+        assert_eq!(
+            text(choose_filter(Some("debug"), Some("warn"), "info")),
+            ("debug".into(), false)
+        );
+        assert_eq!(
+            text(choose_filter(None, Some("warn"), "info")),
+            ("warn".into(), false)
+        );
+        assert_eq!(
+            text(choose_filter(None, Some(" "), "info")),
+            ("info".into(), false)
+        );
+        assert_eq!(text(choose_filter(None, None, "info")), ("info".into(), false));
+        assert_eq!(
+            text(choose_filter(Some("=[bad"), None, "info")),
+            ("info".into(), true)
+        );
     }
 
     #[test]

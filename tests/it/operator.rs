@@ -283,3 +283,50 @@ fn grafana_dashboard_queries_only_metrics_the_daemon_exports() {
         );
     }
 }
+
+#[test]
+fn debian_package_metadata_names_files_that_exist_and_a_unit_that_runs_them() {
+    let manifest: toml::Table = std::fs::read_to_string(repo().join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let deb = &manifest["package"]["metadata"]["deb"];
+    assert_eq!(
+        deb["default-features"].as_bool(),
+        Some(false),
+        "the gateway build has no demo broker"
+    );
+    let assets = deb["assets"].as_array().unwrap();
+    let mut dests = Vec::new();
+    for asset in assets {
+        let (src, dest) = (asset[0].as_str().unwrap(), asset[1].as_str().unwrap());
+        dests.push(dest.to_string());
+        if src.starts_with("target/") {
+            continue; // built by cargo deb
+        }
+        let found = match src.split_once('*') {
+            Some((dir, ext)) => std::fs::read_dir(repo().join(dir))
+                .unwrap()
+                .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(ext)),
+            None => repo().join(src).is_file(),
+        };
+        assert!(found, "package asset {src} is missing");
+    }
+    for want in [
+        "usr/bin/",
+        "etc/anomalyd/anomalyd.toml",
+        "usr/share/man/man1/",
+        "usr/share/bash-completion/completions/anomalyd",
+    ] {
+        assert!(dests.iter().any(|d| d == want), "no asset installs {want}");
+    }
+    let unit = std::fs::read_to_string(repo().join("systemd/anomalyd.service")).unwrap();
+    assert!(
+        unit.lines()
+            .any(|l| l.starts_with("ExecStart=/usr/bin/anomalyd run")),
+        "the unit runs the packaged binary"
+    );
+    for licence in ["LICENSE-MIT", "LICENSE-APACHE", "CHANGELOG.md"] {
+        assert!(dests.iter().any(|d| d == "usr/share/doc/anomalyd/") && repo().join(licence).is_file());
+    }
+}
