@@ -115,7 +115,7 @@ const CADENCE_WARMUP: u32 = 8;
 const CADENCE_WEIGHT: f64 = 1.0 / 16.0;
 
 /// A sensor's learned interval between readings: the mean of its first
-/// [`CADENCE_WARMUP`] intervals, then an exponential moving average. An interval of
+/// `CADENCE_WARMUP` intervals, then an exponential moving average. An interval of
 /// [`GAP_CADENCE_FACTOR`] × the cadence or more is a gap: it is not learned, and
 /// learning starts over, so a sensor whose rate really changed (1 s to 30 s) is
 /// reset once and then judged by its new cadence.

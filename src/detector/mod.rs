@@ -2,8 +2,8 @@
 //! models, threshold, anomaly score) → learning policy → alert lifecycle. The daemon,
 //! `replay` and `eval` all drive this code; nothing about scoring exists anywhere else.
 //!
-//! Each stage is a type that owns its state and makes its decisions: [`drift`]
-//! (`[window] detrend`), [`scoring`] (`[threshold]`, `[score]`), [`learning`] (what is
+//! Each stage is a type that owns its state and makes its decisions: `drift`
+//! (`[window] detrend`), `scoring` (`[threshold]`, `[score]`), `learning` (what is
 //! learned, when a model is due, acceptance; `[learning]`, `[training]`) and the alert
 //! lifecycle in [`crate::alert`]. The sensor's [`SensorState`] is an output of the core.
 //!
