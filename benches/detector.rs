@@ -48,6 +48,7 @@ fn job(rows: usize, size: usize, channels: usize) -> TrainJob {
             buffer
         },
         channels,
+        fresh: rows,
         warm: None,
     }
 }

@@ -4,9 +4,11 @@
 //! The raw error is divided by a reference taken from the previous `history` errors
 //! (their q-quantile; q = 1 is their maximum), so a score of 0.5 means "as large as the
 //! reference" whatever the sensor's units. Then only onsets count: a value that does not
-//! beat every value of the previous `onset_rows` windows is reported as 0. NAB charges
-//! every row above its threshold, so a plateau of high scores after one event is paid
-//! for many times; an onset-shaped score is paid for once.
+//! beat every value of the previous `onset_rows` windows is reported as 0, and an event
+//! (a value at least as large as the reference, score ≥ 0.5) is reported once: for
+//! `onset_rows` windows after it, no further value is. NAB charges every row above its
+//! threshold, so a plateau of high scores after one event, or the ramp of a window
+//! filling with a new level, is paid for many times; an onset-shaped score once.
 
 use std::collections::VecDeque;
 
@@ -23,6 +25,8 @@ pub struct AnomalyScorer {
     /// so the recent maximum is the front: O(1) amortised per update.
     recent: VecDeque<(u64, f64)>,
     index: u64,
+    /// Index of the last reported event (a value at least as large as the reference).
+    last_event: Option<u64>,
 }
 
 /// Guards the ratio against a reference of exactly zero (a flat signal).
@@ -37,6 +41,7 @@ impl AnomalyScorer {
             onset_rows,
             recent: VecDeque::new(),
             index: 0,
+            last_event: None,
         }
     }
 
@@ -47,13 +52,11 @@ impl AnomalyScorer {
 
     /// The anomaly score of `error`; learns `error` as history only when `learn`.
     pub fn update_learning(&mut self, error: f64, learn: bool) -> f64 {
-        let raw = match self.reference.quantile() {
-            Some(reference) => {
-                let ratio = error / reference.max(MIN_REFERENCE);
-                ratio / (1.0 + ratio)
-            }
+        let ratio = match self.reference.quantile() {
+            Some(reference) => error / reference.max(MIN_REFERENCE),
             None => 0.0,
         };
+        let raw = ratio / (1.0 + ratio);
         if learn {
             self.reference.push(error);
         }
@@ -73,7 +76,21 @@ impl AnomalyScorer {
         {
             self.recent.pop_front();
         }
-        if beaten { raw } else { 0.0 }
+        if !beaten {
+            return 0.0;
+        }
+        // An event (a value over the reference) is reported once: its growth over the
+        // next `onset_rows` windows is the same event, not a new one.
+        if ratio >= 1.0 {
+            if self
+                .last_event
+                .is_some_and(|at| at + self.onset_rows as u64 > self.index)
+            {
+                return 0.0;
+            }
+            self.last_event = Some(self.index);
+        }
+        raw
     }
 
     /// Forgets the reference history (the onset memory is kept).
@@ -145,8 +162,34 @@ mod tests {
         assert!(onset > 0.9, "{onset}");
         // The same level right after is not a new onset.
         assert_eq!(s.update(10.0), 0.0);
-        // A bigger jump is.
-        assert!(s.update(1000.0) > 0.0);
+        // Nor is its growth within `onset_rows`: an event is reported once.
+        assert_eq!(s.update(1000.0), 0.0);
+        for _ in 0..5 {
+            s.update(1.0);
+        }
+        // Once the event's rows have passed, a new one is reported.
+        assert!(s.update(2000.0) > 0.5);
+    }
+
+    #[test]
+    fn a_ramp_is_one_event() {
+        let mut s = build(1000, 10);
+        for _ in 0..50 {
+            s.update(1.0);
+        }
+        // A window filling with a new level: the error grows row after row.
+        let reported: Vec<f64> = (0..10).map(|i| s.update(2.0 + i as f64)).collect();
+        assert!(reported[0] > 0.5, "{reported:?}");
+        assert!(reported[1..].iter().all(|&r| r == 0.0), "{reported:?}");
+    }
+
+    #[test]
+    fn rising_values_under_the_reference_are_each_reported() {
+        // Below the reference nothing is an event yet: the onset rule alone applies.
+        let mut s = build(1000, 10);
+        s.update(10.0);
+        let reported: Vec<f64> = (1..5).map(|i| s.update(i as f64)).collect();
+        assert!(reported.iter().all(|&r| r > 0.0 && r < 0.5), "{reported:?}");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
 
 use crate::config::ModelConfig;
 use crate::model::autoencoder::Autoencoder;
@@ -156,6 +156,8 @@ pub struct TrainJob {
     pub windows: TrainingBuffer,
     /// Channels per reading.
     pub channels: usize,
+    /// How many of the newest windows arrived since the previous job.
+    pub fresh: usize,
     /// The current model, to warm-start from.
     pub warm: Option<Arc<Model>>,
 }
@@ -174,11 +176,22 @@ pub fn train(job: &TrainJob, config: &ModelConfig) -> Result<Model, ModelError> 
     let normaliser = Normaliser::fit(windows.view(), job.channels, config.normalise);
     let data = normaliser.apply_batch(windows.view());
     drop(windows);
-    let mut ae = match &job.warm {
-        Some(m) if m.ae.n_inputs() == width => m.ae.clone(),
-        _ => Autoencoder::new(&params),
+    // A warm start fine-tunes on what is new (plus as much replayed older data) instead
+    // of refitting the whole buffer: about half the cost of a NAB replay, and no loss of
+    // quality (docs/quality.md, session 4).
+    let ae = match &job.warm {
+        Some(m) if m.ae.n_inputs() == width => {
+            let mut ae = m.ae.clone();
+            let rows = finetune_rows(data.nrows(), job.fresh, params.seed() ^ job.version);
+            ae.fit(&params, data.select(Axis(0), &rows).view())?;
+            ae
+        }
+        _ => {
+            let mut ae = Autoencoder::new(&params);
+            ae.fit(&params, data.view())?;
+            ae
+        }
     };
-    ae.fit(&params, data.view())?;
     let pca = PcaModel::fit(data.view(), config.pca_components.min(width - 1))?;
     Ok(Model {
         version: job.version,
@@ -187,6 +200,20 @@ pub fn train(job: &TrainJob, config: &ModelConfig) -> Result<Model, ModelError> 
         ae,
         pca,
     })
+}
+
+/// The rows a warm-started model is fine-tuned on: the `fresh` newest windows and as
+/// many older ones drawn at random (so it does not forget what it knew), oldest first,
+/// so the held-out validation tail is new data.
+fn finetune_rows(len: usize, fresh: usize, seed: u64) -> Vec<usize> {
+    use rand::SeedableRng;
+    let fresh = fresh.clamp(1, len);
+    let older = len - fresh;
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let mut rows = rand::seq::index::sample(&mut rng, older, fresh.min(older)).into_vec();
+    rows.sort_unstable();
+    rows.extend(older..len);
+    rows
 }
 
 #[cfg(test)]
@@ -261,6 +288,22 @@ mod tests {
         let live = (capacity + size) * channels;
         assert!(b.stored_values() <= 2 * live, "{} values", b.stored_values());
         assert!(b.stored_values() * 10 < capacity * size * channels);
+    }
+
+    #[test]
+    fn finetuning_sees_every_fresh_window_and_as_many_older_ones() {
+        let rows = finetune_rows(1000, 100, 7);
+        assert_eq!(rows.len(), 200);
+        assert!(rows.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
+        assert_eq!(rows[100..], (900..1000).collect::<Vec<_>>()[..]);
+        assert!(rows[..100].iter().all(|&r| r < 900));
+        // Deterministic per seed, different across seeds.
+        assert_eq!(rows, finetune_rows(1000, 100, 7));
+        assert_ne!(rows, finetune_rows(1000, 100, 8));
+        // More fresh windows than older ones: everything, once.
+        assert_eq!(finetune_rows(10, 8, 1), (0..10).collect::<Vec<_>>());
+        // Nothing new (a retried job): still one row to learn from.
+        assert_eq!(finetune_rows(10, 0, 1).len(), 2);
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub(super) struct Learning {
     /// A job is out and its model not yet installed.
     training: bool,
     windows_since_job: usize,
+    /// Windows pushed into the buffer since the last job was handed out.
+    pushed_since_job: usize,
+    /// `pushed_since_job` when the last job was handed out: what that job saw new.
+    fresh_in_job: usize,
 }
 
 /// What the installed model is.
@@ -56,6 +60,8 @@ impl Learning {
             phase: Phase::Normal,
             training: false,
             windows_since_job: 0,
+            pushed_since_job: 0,
+            fresh_in_job: 0,
         }
     }
 
@@ -71,6 +77,7 @@ impl Learning {
     pub(super) fn keep(&mut self, window: &[f64], learned: bool, raised: bool) {
         if self.accepted() || learned {
             self.buffer.push(window);
+            self.pushed_since_job += 1;
         } else if raised {
             self.held.push(window);
         }
@@ -100,6 +107,7 @@ impl Learning {
     pub(super) fn accept(&mut self) {
         for w in self.held.newest(self.held.len()) {
             self.buffer.push(w);
+            self.pushed_since_job += 1;
         }
         self.held.clear();
         self.phase = Phase::Accepted { job_out: false };
@@ -108,6 +116,12 @@ impl Learning {
     /// Whether a re-baseline is under way.
     pub(super) fn accepted(&self) -> bool {
         matches!(self.phase, Phase::Accepted { .. })
+    }
+
+    /// Windows of the buffer that are new since the previous job, as of the job just
+    /// handed out (the newest ones).
+    pub(super) fn fresh_in_job(&self) -> usize {
+        self.fresh_in_job
     }
 
     /// The training buffer.
@@ -137,6 +151,8 @@ impl Learning {
         if due {
             self.training = true;
             self.windows_since_job = 0;
+            self.fresh_in_job = self.pushed_since_job.min(self.buffer.len());
+            self.pushed_since_job = 0;
         }
         due
     }

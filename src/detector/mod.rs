@@ -338,6 +338,7 @@ impl Pipeline {
             sensor: self.sensor.clone(),
             version: self.model_version() + 1,
             windows: self.learning.buffer().clone(),
+            fresh: self.learning.fresh_in_job(),
             channels: self.channel_names.len(),
             warm: self.model.clone(),
         })
