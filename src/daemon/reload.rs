@@ -91,6 +91,8 @@ fn restart_keys(running: &Config, new: &Config) -> Vec<&'static str> {
         (running.state != new.state, "state"),
         (running.metrics_listen != new.metrics_listen, "metrics.listen"),
         (running.limits != new.limits, "limits"),
+        (running.stale_after != new.stale_after, "alert.stale_after_secs"),
+        (running.homeassistant != new.homeassistant, "homeassistant"),
         (
             running.detector != detector,
             "window, model, training or detrend settings",

@@ -21,7 +21,8 @@ mod tests;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::alert::{AlertEvent, AlertEventKind, AlertState, ChannelContribution, ClearReason};
+use crate::alert::severity::{IdFamily, alert_id};
+use crate::alert::{AlertEvent, AlertEventKind, AlertState, ChannelContribution, ClearReason, Severity};
 use crate::config::DetectorConfig;
 use crate::model::{Model, WindowScores};
 use crate::reading::SensorId;
@@ -266,6 +267,8 @@ impl Pipeline {
         ts: f64,
         config: &DetectorConfig,
     ) -> Option<AlertEvent> {
+        // Read before the lifecycle moves: a clear forgets the raise it ends.
+        let raise = (self.alert.raised_at(), self.alert.severity());
         let (kind, reason) = if self
             .learning
             .due_for_acceptance(self.alert.raised_at(), ts, config)
@@ -282,11 +285,24 @@ impl Pipeline {
                 AlertEventKind::Raised => (AlertEventKind::Raised, None),
             }
         };
-        if kind == AlertEventKind::Cleared {
-            self.last_clear = reason;
-        }
         // Checked by the caller: events come only once the threshold is ready.
         let threshold = j.threshold.unwrap_or(f64::INFINITY);
+        let over_by = if threshold > 0.0 {
+            j.value / threshold
+        } else {
+            f64::INFINITY
+        };
+        let (raised_at, severity) = match kind {
+            AlertEventKind::Cleared => {
+                self.last_clear = reason;
+                (raise.0.unwrap_or(ts), raise.1.unwrap_or(Severity::Minor))
+            }
+            AlertEventKind::Raised => {
+                let severity = config.alert.severity.classify(over_by);
+                self.alert.set_severity(severity);
+                (ts, severity)
+            }
+        };
         let channels = model
             .channel_errors(self.scoring.workspace())
             .into_iter()
@@ -306,8 +322,10 @@ impl Pipeline {
             .map(|(_, name)| name.clone())
             .collect();
         Some(AlertEvent {
+            alert_id: alert_id(IdFamily::Raised, self.sensor.as_str(), raised_at),
             sensor: self.sensor.to_string(),
             event: kind,
+            severity,
             reason,
             learning: kind == AlertEventKind::Cleared,
             ts,
@@ -315,11 +333,7 @@ impl Pipeline {
             score: j.value,
             threshold,
             quantile: self.scoring.quantile(),
-            over_by: if threshold > 0.0 {
-                j.value / threshold
-            } else {
-                f64::INFINITY
-            },
+            over_by,
             pca_score: Some(j.scores.pca),
             anomaly_score: s.anomaly_score,
             outside_range,
@@ -424,6 +438,11 @@ impl Detector {
     /// One sensor's pipeline.
     pub fn pipeline(&self, sensor: &SensorId) -> Option<&Pipeline> {
         self.pipelines.get(sensor)
+    }
+
+    /// Ids of the sensors tracked, in no particular order.
+    pub fn sensor_ids(&self) -> impl Iterator<Item = &SensorId> {
+        self.pipelines.keys()
     }
 
     /// Number of sensors tracked.
