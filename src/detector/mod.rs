@@ -303,24 +303,7 @@ impl Pipeline {
                 (ts, severity)
             }
         };
-        let channels = model
-            .channel_errors(self.scoring.workspace())
-            .into_iter()
-            .zip(&self.channel_names)
-            .map(|((error, share), name)| ChannelContribution {
-                channel: name.clone(),
-                error,
-                share,
-            })
-            .collect();
-        let outside_range = self
-            .scoring
-            .outside_range()
-            .iter()
-            .zip(&self.channel_names)
-            .filter(|(left, _)| **left)
-            .map(|(_, name)| name.clone())
-            .collect();
+        let (channels, outside_range) = self.breakdown(model);
         Some(AlertEvent {
             alert_id: alert_id(IdFamily::Raised, self.sensor.as_str(), raised_at),
             sensor: self.sensor.to_string(),
@@ -342,6 +325,29 @@ impl Pipeline {
             window_start: self.window.start_ts(),
             window_end: self.window.end_ts(),
         })
+    }
+
+    /// The newest window's error by channel, and the channels outside their recent range.
+    fn breakdown(&self, model: &Model) -> (Vec<ChannelContribution>, Vec<String>) {
+        let channels = model
+            .channel_errors(self.scoring.workspace())
+            .into_iter()
+            .zip(&self.channel_names)
+            .map(|((error, share), name)| ChannelContribution {
+                channel: name.clone(),
+                error,
+                share,
+            })
+            .collect();
+        let outside_range = self
+            .scoring
+            .outside_range()
+            .iter()
+            .zip(&self.channel_names)
+            .filter(|(left, _)| **left)
+            .map(|(_, name)| name.clone())
+            .collect();
+        (channels, outside_range)
     }
 
     fn maybe_job(&mut self, config: &DetectorConfig) -> Option<TrainJob> {
