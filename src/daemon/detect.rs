@@ -190,14 +190,17 @@ impl DetectorTask {
 impl Running {
     async fn on_reading(&mut self, t: Reading) {
         let started = Instant::now();
-        // Any reading shows the sensor is alive, even one the window refuses.
-        let fresh = (self.staleness.as_mut()).and_then(|s| s.seen(&t.sensor, std::time::SystemTime::now()));
-        if let Some(event) = fresh {
-            self.send_stale(event).await;
-        }
         let result = self
             .detector
             .process(&t.sensor, t.ts, &t.values, || t.channels.to_vec());
+        // Any reading of a tracked sensor shows it is alive, even one the window
+        // refuses; a sensor refused at the cap is not tracked (nor can go stale).
+        if self.detector.pipeline(&t.sensor).is_some() {
+            let now = std::time::SystemTime::now();
+            if let Some(event) = (self.staleness.as_mut()).and_then(|s| s.seen(&t.sensor, now)) {
+                self.send_stale(event).await;
+            }
+        }
         match result {
             Ok(step) => {
                 if step.scored.is_some() {
