@@ -7,7 +7,7 @@
 //!   threshold and the model version as attributes).
 //!
 //! Both are available while the daemon's status topic says `online` and the sensor is
-//! not `stale`. Pure: the publisher calls [`discovery`] the first time it publishes a
+//! not `stale`. Pure: the publisher calls [`Discovery::configs`] the first time it publishes a
 //! sensor's state and sends what it returns. Sensor ids come from the network, so the
 //! object id in the discovery topic is [`object_id`] (injective into Home Assistant's
 //! `[a-zA-Z0-9_-]`), unique ids reuse the injective topic-level mapping, and the device
