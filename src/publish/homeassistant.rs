@@ -6,6 +6,8 @@
 //! - a `sensor` showing `anomaly_score` from the retained score topic (the score, the
 //!   threshold and the model version as attributes).
 //!
+//! The configs are sent when a sensor is first seen, after a reconnect without a
+//! session, and whenever Home Assistant announces `online` on `<prefix>/status`.
 //! Both are available while the daemon's status topic says `online` and the sensor is
 //! not `stale`. Pure: the publisher calls [`Discovery::configs`] the first time it publishes a
 //! sensor's state and sends what it returns. Sensor ids come from the network, so the
@@ -73,6 +75,17 @@ impl Discovery {
             score_topic: ha.score_topic.clone(),
             status_topic: config.alerts.status_topic.clone(),
         })
+    }
+
+    /// Home Assistant's birth topic, `<prefix>/status`.
+    pub fn birth_topic(&self) -> String {
+        format!("{}/status", self.prefix)
+    }
+
+    /// `payload` on `topic` is Home Assistant announcing it (re)started: it then wants
+    /// every discovery config again.
+    pub fn is_birth(&self, topic: &str, payload: &[u8]) -> bool {
+        payload == b"online" && topic == self.birth_topic()
     }
 
     /// The score topic of `sensor`.
@@ -191,6 +204,8 @@ mod tests {
         let hostile = d.configs("a\u{202E}b")[0].1.clone();
         let v: serde_json::Value = serde_json::from_slice(&hostile).expect("json");
         assert_eq!(v["device"]["name"], "a\\u{202e}b", "device name escaped");
+        assert!(d.is_birth("ha/status", b"online"));
+        assert!(!d.is_birth("ha/status", b"offline") && !d.is_birth("homeassistant/status", b"online"));
         assert!(Discovery::new(&Config::from_toml_str("").expect("defaults")).is_none());
     }
 }

@@ -276,6 +276,7 @@ impl Publisher {
     fn on_poll(&mut self, event: Result<NetEvent, NetError>) {
         match event {
             Ok(NetEvent::ConnAck { session_present }) => self.on_connack(session_present),
+            Ok(NetEvent::Publish { topic, payload }) => self.on_message(&topic, &payload),
             Ok(NetEvent::PublishSent { pkid }) => self.unacked.written(pkid),
             Ok(NetEvent::PubAck { pkid }) => {
                 // The birth message is acknowledged on every healthy connection.
@@ -310,6 +311,31 @@ impl Publisher {
         {
             Ok(()) => self.unacked.handed(Tracked::Status),
             Err(error) => warn!(%error, "Cannot queue birth message."),
+        }
+        if let Some(d) = &self.discovery {
+            // Home Assistant asks for the configs again when it starts (its birth message).
+            if let Err(error) = self.client.try_subscribe(&d.birth_topic(), QoS::AtLeastOnce) {
+                warn!(%error, "Cannot subscribe to Home Assistant's status.");
+            }
+        }
+    }
+
+    /// The only subscription of this connection is Home Assistant's birth topic: on
+    /// `online`, every discovery config is sent again.
+    fn on_message(&mut self, topic: &str, payload: &[u8]) {
+        if !self
+            .discovery
+            .as_ref()
+            .is_some_and(|d| d.is_birth(topic, payload))
+        {
+            return;
+        }
+        info!(
+            configs = self.configs.len(),
+            "Home Assistant started; discovery configs sent again."
+        );
+        for (topic, payload) in &self.configs {
+            self.states.insert(topic.clone(), payload.clone());
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use rumqttc::QoS;
 use serde_json::Value;
 
 use super::*;
@@ -21,7 +22,9 @@ async fn configs(probe: &mut Probe, prefix: &str, n: usize) -> HashMap<String, V
     let ha = format!("{prefix}/ha/");
     while found.len() < n {
         let m = probe
-            .wait_for(WAIT, "discovery configs", |m| m.topic.starts_with(&ha))
+            .wait_for(WAIT, "discovery configs", |m| {
+                m.topic.starts_with(&ha) && m.topic.ends_with("/config") && !m.payload.is_empty()
+            })
             .await;
         found.insert(m.topic.clone(), m.json());
     }
@@ -123,4 +126,16 @@ async fn each_sensor_appears_as_an_alert_binary_sensor_and_a_score_sensor() {
         "{:?}",
         retained.keys()
     );
+
+    // Home Assistant starts on a broker that lost them: its birth message brings the
+    // configs back.
+    for topic in retained.keys() {
+        late.client
+            .publish(topic.clone(), QoS::AtLeastOnce, true, Vec::<u8>::new())
+            .await
+            .expect("queue the deletion");
+    }
+    late.send(&format!("{p}/ha/status"), "online").await;
+    let again = configs(&mut late, &p, 4).await;
+    assert_eq!(again, retained, "configs sent again on Home Assistant's birth");
 }
