@@ -177,6 +177,8 @@ impl Stages<'_> {
             store: Some(Arc::new(store)),
             versions: Some(versions),
             snapshot_every: (every > 0).then(|| Duration::from_secs(every)),
+            stale_after: config.stale_after,
+            score_every: config.homeassistant.as_ref().map(|h| h.score_every),
             tracker: self.tracker.clone(),
             health: self.health.clone(),
             final_snapshot_failed: self.final_snapshot_failed,

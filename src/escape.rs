@@ -81,18 +81,53 @@ const HEX: &[u8; 16] = b"0123456789ABCDEF";
 /// whole of `s`: `%~` never occurs in an uncut result, and two long values collide
 /// only if their SHA-256 share 128 bits.
 pub fn encode_bounded(s: &str, max_bytes: usize, reserved: impl Fn(usize, char) -> bool) -> String {
+    encode_bounded_with(s, max_bytes, Marks::PERCENT, reserved)
+}
+
+/// The escape character and cut marker of an injective encoding.
+#[derive(Clone, Copy, Debug)]
+pub struct Marks {
+    /// Starts every `<escape>XX` (uppercase hex): `%` in topics and labels.
+    pub escape: char,
+    /// Follows `escape` to mark a cut value; must not be an uppercase hex digit, so no
+    /// uncut result contains the pair.
+    pub cut: char,
+}
+
+impl Marks {
+    /// `%XX` and `%~`: topic levels and metric labels.
+    pub const PERCENT: Marks = Marks {
+        escape: '%',
+        cut: '~',
+    };
+    /// `_XX` and `_x`: identifiers limited to `[a-zA-Z0-9_-]` (Home Assistant object ids).
+    pub const UNDERSCORE: Marks = Marks {
+        escape: '_',
+        cut: 'x',
+    };
+}
+
+/// [`encode_bounded`] with another escape character and cut marker: `marks.escape` and
+/// every reserved character become `<escape>XX`, a cut value ends in `<escape><cut>`
+/// and 32 hex digits, and the empty string becomes `<escape>` alone.
+pub fn encode_bounded_with(
+    s: &str,
+    max_bytes: usize,
+    marks: Marks,
+    reserved: impl Fn(usize, char) -> bool,
+) -> String {
     if s.is_empty() {
-        return "%".to_string();
+        return marks.escape.to_string();
     }
     let mut out = String::with_capacity(s.len().min(max_bytes));
     // Where the prefix of a cut result ends: the last boundary within the budget.
     let budget = max_bytes.saturating_sub(CUT_SUFFIX_BYTES);
     let mut cut_at = 0;
     for (i, ch) in s.chars().enumerate() {
-        if ch == '%' || reserved(i, ch) {
+        if ch == marks.escape || reserved(i, ch) {
             let mut buf = [0u8; 4];
             for b in ch.encode_utf8(&mut buf).bytes() {
-                push_hex(&mut out, b);
+                push_hex(&mut out, marks.escape, b);
             }
         } else {
             out.push(ch);
@@ -104,7 +139,8 @@ pub fn encode_bounded(s: &str, max_bytes: usize, reserved: impl Fn(usize, char) 
     if out.len() > max_bytes {
         let digest = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
         out.truncate(cut_at);
-        out.push_str("%~");
+        out.push(marks.escape);
+        out.push(marks.cut);
         for &b in &digest.as_ref()[..16] {
             out.push(char::from(HEX[usize::from(b >> 4)]));
             out.push(char::from(HEX[usize::from(b & 0xF)]));
@@ -113,8 +149,8 @@ pub fn encode_bounded(s: &str, max_bytes: usize, reserved: impl Fn(usize, char) 
     out
 }
 
-fn push_hex(out: &mut String, b: u8) {
-    out.push('%');
+fn push_hex(out: &mut String, escape: char, b: u8) {
+    out.push(escape);
     out.push(char::from(HEX[usize::from(b >> 4)]));
     out.push(char::from(HEX[usize::from(b & 0xF)]));
 }

@@ -5,7 +5,7 @@
 //! ```text
 //! broker → ingest (MQTT poll) → payload parse → Reading
 //!        → detector: per-sensor window → normalise → AE score ∥ PCA score → rolling quantile → alert state
-//!        → publisher → broker (alert events + retained state)
+//!        → publisher → broker (alert events, retained state, Home Assistant discovery)
 //! side paths: detector ⇄ trainer (training windows out, new models back)
 //!             detector → store (snapshots)      every stage → metrics
 //! ```

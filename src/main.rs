@@ -82,6 +82,10 @@ enum Command {
         /// Stop after this many seconds.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+        /// Print the config the demo's daemon runs (and the simulate command that feeds
+        /// it) and exit, to run the same against a real broker.
+        #[arg(long)]
+        print_config: bool,
     },
     /// Publish synthetic multichannel telemetry with injected anomalies.
     Simulate {
@@ -106,6 +110,9 @@ enum Command {
         /// Seconds of clean data before the first anomaly.
         #[arg(long, default_value_t = 300.0)]
         warmup: f64,
+        /// Period of the normal load cycle, seconds.
+        #[arg(long, default_value_t = 600.0)]
+        load_period: f64,
         /// Stop after this many seconds (default: until Ctrl-C).
         #[arg(long)]
         seconds: Option<u64>,
@@ -205,7 +212,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             })?)
         }
-        Command::Demo { seconds } => {
+        Command::Demo {
+            print_config: true, ..
+        } => {
+            print!("{}", anomalyd::demo::printed_config());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { seconds, .. } => {
             block_on(anomalyd::demo::run(seconds, terminated()))??;
             Ok(ExitCode::SUCCESS)
         }
@@ -217,6 +230,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             seed,
             anomaly_every,
             warmup,
+            load_period,
             seconds,
             prefix,
         } => {
@@ -226,7 +240,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 seed,
                 anomaly_every,
                 warmup,
-                ..Default::default()
+                load_period,
             };
             let duration = seconds.map(std::time::Duration::from_secs);
             let summary = block_on(anomalyd::simulate::run(

@@ -216,7 +216,11 @@ impl Simulator {
                     temp_base,
                     next_anomaly: first,
                     active: None,
-                    started: i, // offset so sensors show different kinds at once
+                    // Sensors start the rotation two kinds apart (2 and 5 are coprime,
+                    // so five sensors start with five different kinds): the first three
+                    // show a spike, a drift and a broken correlation, so a one-minute
+                    // demo shows the multivariate kind too.
+                    started: 2 * i,
                 }
             })
             .collect();

@@ -129,7 +129,7 @@ _anomalyd() {
             return 0
             ;;
         anomalyd__subcmd__demo)
-            opts="-h -V --seconds --log --log-format --help --version"
+            opts="-h -V --seconds --print-config --log --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -493,7 +493,7 @@ _anomalyd() {
             return 0
             ;;
         anomalyd__subcmd__simulate)
-            opts="-h -V --host --port --sensors --rate --seed --anomaly-every --warmup --seconds --prefix --log --log-format --help --version"
+            opts="-h -V --host --port --sensors --rate --seed --anomaly-every --warmup --load-period --seconds --prefix --log --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -524,6 +524,10 @@ _anomalyd() {
                     return 0
                     ;;
                 --warmup)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --load-period)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

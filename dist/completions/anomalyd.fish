@@ -48,6 +48,7 @@ complete -c anomalyd -n "__fish_anomalyd_using_subcommand demo" -l seconds -d 'S
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand demo" -l log -d 'Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or `anomalyd=debug`. Without it RUST_LOG is used; else `info` (`warn` for `demo`, whose output is the alerts)' -r
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand demo" -l log-format -d 'Log line format on stderr: `text` (ANSI colour only on a terminal, syslog priority prefixes under journald) or `json` (one object per line)' -r -f -a "text\t'Human-readable lines (priority-prefixed under journald)'
 json\t'One JSON object per line'"
+complete -c anomalyd -n "__fish_anomalyd_using_subcommand demo" -l print-config -d 'Print the config the demo\'s daemon runs (and the simulate command that feeds it) and exit, to run the same against a real broker'
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand simulate" -l host -d 'Broker host' -r
@@ -57,6 +58,7 @@ complete -c anomalyd -n "__fish_anomalyd_using_subcommand simulate" -l rate -d '
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand simulate" -l seed -d 'RNG seed' -r
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand simulate" -l anomaly-every -d 'Mean seconds between injected anomalies per sensor' -r
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand simulate" -l warmup -d 'Seconds of clean data before the first anomaly' -r
+complete -c anomalyd -n "__fish_anomalyd_using_subcommand simulate" -l load-period -d 'Period of the normal load cycle, seconds' -r
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand simulate" -l seconds -d 'Stop after this many seconds (default: until Ctrl-C)' -r
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand simulate" -l prefix -d 'Topics are `<prefix>/<sensor>/telemetry`' -r
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand simulate" -l log -d 'Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or `anomalyd=debug`. Without it RUST_LOG is used; else `info` (`warn` for `demo`, whose output is the alerts)' -r

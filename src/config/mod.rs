@@ -336,6 +336,24 @@ pub struct Config {
     pub limits: raw::RawLimits,
     /// The detector core.
     pub detector: DetectorConfig,
+    /// `[alert] stale_after_secs`: silence after which a sensor is stale (`None` = off).
+    pub stale_after: Option<Duration>,
+    /// `[alerts] expiry_secs`: age after which an alert is no longer delivered (`None` =
+    /// never).
+    pub alert_expiry: Option<Duration>,
+    /// `[homeassistant]`, when enabled.
+    pub homeassistant: Option<HomeAssistantConfig>,
+}
+
+/// Validated `[homeassistant]` (present only when `enabled`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HomeAssistantConfig {
+    /// Discovery prefix, e.g. `homeassistant`.
+    pub prefix: String,
+    /// Score topic template (contains `{sensor}`).
+    pub score_topic: String,
+    /// Least time between two score updates of one sensor.
+    pub score_every: Duration,
 }
 
 impl Config {

@@ -42,6 +42,8 @@ pub struct RawConfig {
     pub score: RawScore,
     /// `[learning]`: what the detector learns from, and when an alert becomes normal.
     pub learning: RawLearning,
+    /// `[homeassistant]`: MQTT discovery for Home Assistant.
+    pub homeassistant: RawHomeAssistant,
 }
 
 /// `[mqtt]`.
@@ -118,6 +120,10 @@ pub struct RawAlerts {
     pub status_topic: String,
     /// Alerts kept while the broker is away; older ones are dropped and counted. Default 10000.
     pub queue: usize,
+    /// Seconds an alert event stays worth delivering: an older queued one is dropped
+    /// and counted, and under MQTT 5 the broker is told the rest (message expiry); 0 =
+    /// never expires. Default 0.
+    pub expiry_secs: u64,
 }
 
 /// `[state]`.
@@ -267,6 +273,12 @@ pub struct RawAlert {
     pub clear_after: u32,
     /// Windows after a clear during which no new alert is raised. Default 100.
     pub cooldown: u32,
+    /// Bounds of `over_by` (score / threshold) at which an alert is `major` and
+    /// `critical` instead of `minor`. Default `[2.0, 5.0]`.
+    pub severity_bands: Vec<f64>,
+    /// Seconds without a reading (wall clock, in the daemon) after which a sensor is
+    /// `stale`; 0 = off. Default 0.
+    pub stale_after_secs: f64,
 }
 
 /// `[score]`: the scoring strategy and its parameters.
@@ -300,6 +312,33 @@ pub struct RawLearning {
     /// new normal: the detector re-baselines on the recent windows and clears it with
     /// reason `accepted`; 0 = never. Default 3600.
     pub accept_after_secs: f64,
+}
+
+/// `[homeassistant]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawHomeAssistant {
+    /// Publish retained discovery configs so each sensor appears in Home Assistant (an
+    /// alert binary_sensor and an anomaly-score sensor). Default false.
+    pub enabled: bool,
+    /// Home Assistant's discovery prefix. Default `homeassistant`.
+    pub prefix: String,
+    /// Retained per-sensor topic template of the latest scores, which the score sensor
+    /// reads; `{sensor}` is replaced. Default `anomalyd/score/{sensor}`.
+    pub score_topic: String,
+    /// Seconds between a sensor's score updates at most (wall clock). Default 10.
+    pub score_every_secs: f64,
+}
+
+impl Default for RawHomeAssistant {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            prefix: "homeassistant".into(),
+            score_topic: "anomalyd/score/{sensor}".into(),
+            score_every_secs: 10.0,
+        }
+    }
 }
 
 fn default_sources() -> Vec<RawSource> {
@@ -346,6 +385,7 @@ impl Default for RawAlerts {
             state_topic: "anomalyd/state/{sensor}".into(),
             status_topic: "anomalyd/status".into(),
             queue: 10_000,
+            expiry_secs: 0,
         }
     }
 }
@@ -453,6 +493,8 @@ impl Default for RawAlert {
             consecutive: 3,
             clear_after: 10,
             cooldown: 100,
+            severity_bands: vec![2.0, 5.0],
+            stale_after_secs: 0.0,
         }
     }
 }

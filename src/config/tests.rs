@@ -1,4 +1,5 @@
 use super::*;
+use crate::alert::Severity;
 
 fn problems(text: &str) -> Vec<String> {
     match Config::from_toml_str(text) {
@@ -109,6 +110,41 @@ fn range_problems_are_collected_in_one_pass() {
             "[score]\nrange_margin = -0.1",
             "must be a number >= 0",
         ),
+        (
+            "alert.severity_bands",
+            "[alert]\nseverity_bands = [5.0, 2.0]",
+            "must be two increasing numbers >= 1 (major, critical bounds of over_by), got [5.0, 2.0]",
+        ),
+        (
+            "alert.severity_bands",
+            "[alert]\nseverity_bands = [2.0]",
+            "got [2.0]",
+        ),
+        (
+            "alert.stale_after_secs",
+            "[alert]\nstale_after_secs = -5",
+            "must be 0 (off) or a positive number of seconds, got -5",
+        ),
+        (
+            "homeassistant.prefix",
+            "[homeassistant]\nprefix = \"ha/#\"",
+            "must be a topic without wildcards or a leading or trailing `/`, got \"ha/#\"",
+        ),
+        (
+            "homeassistant.score_topic",
+            "[homeassistant]\nscore_topic = \"scores\"",
+            "must contain {sensor}, got \"scores\"",
+        ),
+        (
+            "homeassistant.score_every_secs",
+            "[homeassistant]\nscore_every_secs = 0",
+            "must be a positive number of seconds, got 0",
+        ),
+        (
+            "alerts.expiry_secs",
+            "[alerts]\nexpiry_secs = 4294967296",
+            "must be at most 4294967295 (0 = never), got 4294967296",
+        ),
     ];
     for (key, text, want) in cases {
         let p = problems(text);
@@ -186,4 +222,22 @@ fn removed_keys_say_what_replaced_them() {
         let p = problems(text);
         assert!(p.iter().any(|m| m.contains(want)), "{want}: {p:?}");
     }
+}
+
+#[test]
+fn alert_keys_become_checked_values_and_default_to_off() {
+    let c = Config::from_toml_str(
+        "[alert]\nseverity_bands = [1.5, 3.0]\nstale_after_secs = 90\n[alerts]\nexpiry_secs = 600\n",
+    )
+    .unwrap();
+    assert_eq!(c.stale_after, Some(Duration::from_secs(90)));
+    assert_eq!(c.alert_expiry, Some(Duration::from_secs(600)));
+    let bands = c.detector.alert.severity;
+    assert_eq!(
+        [1.4, 1.5, 3.0].map(|x| bands.classify(x)),
+        [Severity::Minor, Severity::Major, Severity::Critical]
+    );
+    let d = Config::from_toml_str("").unwrap();
+    assert_eq!((d.stale_after, d.alert_expiry), (None, None));
+    assert_eq!(d.detector.alert.severity, crate::alert::SeverityBands::default());
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::raw::RawConfig;
 use super::*;
+use crate::alert::SeverityBands;
 use crate::model::autoencoder::{Loss, Noise, Penalty};
 
 /// Collects problems while the check runs.
@@ -43,6 +44,8 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let metrics_listen = metrics(&raw, &mut p);
     limits(&raw, &mut p);
     let detector = detector(&raw, &mut p);
+    let (stale_after, alert_expiry) = timers(&raw, &mut p);
+    let homeassistant = homeassistant(&raw, &mut p);
     if !p.0.is_empty() {
         return Err(ConfigError::Invalid(p.0));
     }
@@ -54,6 +57,9 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         metrics_listen,
         limits: raw.limits,
         detector,
+        stale_after,
+        alert_expiry,
+        homeassistant,
     })
 }
 
@@ -153,15 +159,20 @@ fn sources(raw: &RawConfig, p: &mut Problems) {
     }
 }
 
+/// A topic template: names the sensor's level and has no wildcards.
+fn template(p: &mut Problems, key: &str, t: &str) {
+    p.check(t.contains("{sensor}"), key, || {
+        format!("must contain {{sensor}}, got {t:?}")
+    });
+    p.check(!t.contains('+') && !t.contains('#'), key, || {
+        format!("must not contain wildcards, got {t:?}")
+    });
+}
+
 fn alerts(raw: &RawConfig, p: &mut Problems) {
     let a = &raw.alerts;
     for (key, t) in [("alerts.topic", &a.topic), ("alerts.state_topic", &a.state_topic)] {
-        p.check(t.contains("{sensor}"), key, || {
-            format!("must contain {{sensor}}, got {t:?}")
-        });
-        p.check(!t.contains('+') && !t.contains('#'), key, || {
-            format!("must not contain wildcards, got {t:?}")
-        });
+        template(p, key, t);
     }
     p.check(!a.status_topic.is_empty(), "alerts.status_topic", || {
         "must not be empty".into()
@@ -172,6 +183,31 @@ fn alerts(raw: &RawConfig, p: &mut Problems) {
     p.check(!raw.state.dir.is_empty(), "state.dir", || {
         "must not be empty".into()
     });
+}
+
+fn homeassistant(raw: &RawConfig, p: &mut Problems) -> Option<HomeAssistantConfig> {
+    let h = &raw.homeassistant;
+    let prefix = &h.prefix;
+    p.check(
+        !prefix.is_empty()
+            && !prefix.contains(['+', '#', '\0'])
+            && !prefix.starts_with('/')
+            && !prefix.ends_with('/'),
+        "homeassistant.prefix",
+        || format!("must be a topic without wildcards or a leading or trailing `/`, got {prefix:?}"),
+    );
+    template(p, "homeassistant.score_topic", &h.score_topic);
+    let every = h.score_every_secs;
+    p.check(
+        every.is_finite() && every > 0.0,
+        "homeassistant.score_every_secs",
+        || format!("must be a positive number of seconds, got {every}"),
+    );
+    h.enabled.then(|| HomeAssistantConfig {
+        prefix: prefix.clone(),
+        score_topic: h.score_topic.clone(),
+        score_every: Duration::try_from_secs_f64(every).unwrap_or(Duration::from_secs(10)),
+    })
 }
 
 fn metrics(raw: &RawConfig, p: &mut Problems) -> Option<std::net::SocketAddr> {
@@ -427,11 +463,35 @@ fn alert(raw: &RawConfig, p: &mut Problems) -> AlertParams {
     p.check(a.clear_after >= 1, "alert.clear_after", || {
         format!("must be at least 1, got {}", a.clear_after)
     });
+    let severity = SeverityBands::try_from(a.severity_bands.as_slice()).unwrap_or_else(|m| {
+        p.add("alert.severity_bands", m);
+        SeverityBands::default()
+    });
     AlertParams {
         consecutive: a.consecutive.max(1),
         clear_after: a.clear_after.max(1),
         cooldown: a.cooldown,
+        severity,
     }
+}
+
+/// `[alert] stale_after_secs` (`None` = off) and `[alerts] expiry_secs` (`None` = never).
+fn timers(raw: &RawConfig, p: &mut Problems) -> (Option<Duration>, Option<Duration>) {
+    let stale = raw.alert.stale_after_secs;
+    p.check(
+        stale.is_finite() && stale >= 0.0,
+        "alert.stale_after_secs",
+        || format!("must be 0 (off) or a positive number of seconds, got {stale}"),
+    );
+    let expiry = raw.alerts.expiry_secs;
+    // The MQTT 5 message expiry interval is a four-byte integer.
+    p.check(expiry <= u64::from(u32::MAX), "alerts.expiry_secs", || {
+        format!("must be at most {} (0 = never), got {expiry}", u32::MAX)
+    });
+    (
+        (stale.is_finite() && stale > 0.0).then(|| Duration::from_secs_f64(stale)),
+        (expiry > 0).then(|| Duration::from_secs(expiry.min(u64::from(u32::MAX)))),
+    )
 }
 
 fn nonzero(p: &mut Problems, key: &str, n: usize) -> NonZeroUsize {

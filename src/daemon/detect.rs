@@ -2,6 +2,8 @@
 //! training jobs to blocking threads and installs the models they return, publishes
 //! alert events and per-sensor state, snapshots periodically and once more when its
 //! input closes. It never waits for training: scoring continues with the old model.
+//! With `[alert] stale_after_secs` it also owns the wall-clock [`Staleness`] of every
+//! sensor: a periodic sweep publishes `stale`, the next reading `fresh`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,11 +15,13 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::alert::stale::{StaleEvent, Staleness};
 use crate::alert::{AlertEventKind, AlertParams, ClearReason};
 use crate::config::{LearningConfig, ModelConfig, ScoreStrategy, ThresholdConfig};
 use crate::detector::{DetectError, Detector, Step};
 use crate::metrics::{Health, SensorLabels, labels, names};
 use crate::model::Model;
+use crate::publish::homeassistant::ScoreUpdate;
 use crate::publish::{Outbound, SensorState};
 use crate::ratelimit::LogLimiter;
 use crate::reading::{Reading, SensorId};
@@ -53,6 +57,7 @@ struct Published {
     last_clear: Option<crate::alert::ClearReason>,
     window_ready: bool,
     window_resets: u64,
+    stale: bool,
 }
 
 /// The detector task's state; see the module docs.
@@ -65,6 +70,10 @@ pub(crate) struct DetectorTask {
     /// Where new models' versions come from (`None`: the detector's own numbering).
     pub(crate) versions: Option<VersionFloor>,
     pub(crate) snapshot_every: Option<Duration>,
+    /// `[alert] stale_after_secs` (`None`: off).
+    pub(crate) stale_after: Option<Duration>,
+    /// `[homeassistant] score_every_secs`, when Home Assistant discovery is on.
+    pub(crate) score_every: Option<Duration>,
     pub(crate) tracker: TaskTracker,
     pub(crate) health: Health,
     /// Set when the final snapshot could not be written: `run` then fails.
@@ -90,6 +99,12 @@ struct Running {
     /// The one periodic snapshot being written, if any; the next waits for it.
     saving: Option<JoinHandle<()>>,
     limiter: LogLimiter,
+    /// Wall-clock silence per sensor, when `[alert] stale_after_secs` is on.
+    staleness: Option<Staleness>,
+    /// See [`DetectorTask::score_every`].
+    score_every: Option<Duration>,
+    /// When each sensor's scores were last sent for Home Assistant.
+    scores_sent: HashMap<SensorId, Instant>,
 }
 
 impl DetectorTask {
@@ -104,6 +119,8 @@ impl DetectorTask {
             store,
             versions,
             snapshot_every,
+            stale_after,
+            score_every,
             tracker,
             health,
             final_snapshot_failed,
@@ -113,7 +130,20 @@ impl DetectorTask {
         // this capacity only makes a blocking thread wait if thousands finish at once.
         let (trained_tx, mut trained_rx) = mpsc::channel(64);
         let parallel = detector.config().training.parallel;
+        let staleness = stale_after.map(|after| {
+            let mut s = Staleness::new(after);
+            // Restored sensors count as heard from now: one that never speaks again
+            // goes stale like any other.
+            let now = std::time::SystemTime::now();
+            for sensor in detector.sensor_ids() {
+                s.track(sensor, now);
+            }
+            s
+        });
         let mut run = Running {
+            staleness,
+            score_every,
+            scores_sent: HashMap::new(),
             train_gate: Arc::new(Semaphore::new(parallel)),
             detector,
             outbound_tx,
@@ -129,6 +159,12 @@ impl DetectorTask {
         };
         let period = snapshot_every.unwrap_or(Duration::from_secs(3600));
         let mut snapshot_tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        // A sweep a tenth of the limit apart (0.1 s to 5 s) reports a silence at most
+        // 10 % late and costs nothing between.
+        let sweep = stale_after.map_or(Duration::from_secs(3600), |d| {
+            (d / 10).clamp(Duration::from_millis(100), Duration::from_secs(5))
+        });
+        let mut stale_tick = tokio::time::interval(sweep);
         loop {
             tokio::select! {
                 // New models first: installing one is cheap and improves every later score.
@@ -140,6 +176,8 @@ impl DetectorTask {
                 },
                 // Disabled when snapshots are only taken at shutdown.
                 _ = snapshot_tick.tick(), if snapshot_every.is_some() => run.on_snapshot_tick(),
+                // Disabled when staleness is off.
+                _ = stale_tick.tick(), if stale_after.is_some() => run.on_stale_tick().await,
                 Some(reload) = reload_rx.recv() => run.on_reload(reload),
             }
         }
@@ -155,11 +193,22 @@ impl Running {
         let result = self
             .detector
             .process(&t.sensor, t.ts, &t.values, || t.channels.to_vec());
+        // Any reading of a tracked sensor shows it is alive, even one the window
+        // refuses; a sensor refused at the cap is not tracked (nor can go stale).
+        if self.detector.pipeline(&t.sensor).is_some() {
+            let now = std::time::SystemTime::now();
+            if let Some(event) = (self.staleness.as_mut()).and_then(|s| s.seen(&t.sensor, now)) {
+                self.send_stale(event).await;
+            }
+        }
         match result {
             Ok(step) => {
                 if step.scored.is_some() {
                     metrics::counter!(names::WINDOWS_SCORED).increment(1);
                     metrics::histogram!(names::SCORE_SECONDS).record(started.elapsed().as_secs_f64());
+                }
+                if let Some(scored) = &step.scored {
+                    self.send_score(&t.sensor, t.ts, scored).await;
                 }
                 self.on_step(&t.sensor, t.ts, step).await;
             }
@@ -187,6 +236,46 @@ impl Running {
         self.publish_state(sensor, ts).await;
     }
 
+    /// Sends the sensor's scores for Home Assistant, at most once per `score_every`.
+    async fn send_score(&mut self, sensor: &SensorId, ts: f64, scored: &crate::detector::Scored) {
+        let Some(every) = self.score_every else {
+            return;
+        };
+        let now = Instant::now();
+        if (self.scores_sent.get(sensor)).is_some_and(|sent| now.duration_since(*sent) < every) {
+            return;
+        }
+        self.scores_sent.insert(sensor.clone(), now);
+        let update = ScoreUpdate {
+            sensor: sensor.to_string(),
+            anomaly_score: scored.anomaly_score,
+            score: self.detector.config().threshold.score.pick(&scored.scores),
+            threshold: scored.threshold,
+            model_version: scored.model_version,
+            ts,
+        };
+        let _ = self.outbound_tx.send(Outbound::Score(update)).await;
+    }
+
+    /// Sweeps for silent sensors: each newly stale one gets its event and state.
+    async fn on_stale_tick(&mut self) {
+        let Some(staleness) = self.staleness.as_mut() else {
+            return;
+        };
+        for event in staleness.sweep(std::time::SystemTime::now()) {
+            self.send_stale(event).await;
+        }
+    }
+
+    /// Publishes a `stale` or `fresh` event and the sensor's state that changed with it.
+    async fn send_stale(&mut self, event: StaleEvent) {
+        metrics::counter!(names::ALERTS, labels::EVENT => event.event.as_str()).increment(1);
+        let sensor = SensorId::new(&event.sensor);
+        let ts = event.ts;
+        let _ = self.outbound_tx.send(Outbound::Stale(event)).await;
+        self.publish_state(&sensor, ts).await;
+    }
+
     /// Publishes the sensor's retained state when it changed.
     async fn publish_state(&mut self, sensor: &SensorId, ts: f64) {
         let Some(p) = self.detector.pipeline(sensor) else {
@@ -202,6 +291,7 @@ impl Running {
             last_clear: p.last_clear(),
             window_ready: p.window_ready(),
             window_resets: p.window_resets(),
+            stale: (self.staleness.as_ref()).is_some_and(|s| s.is_stale(sensor)),
         };
         let before = self.published.insert(sensor.clone(), now);
         if before == Some(now) {
@@ -223,6 +313,7 @@ impl Running {
             model_version,
             threshold_ready,
             window_ready: now.window_ready,
+            stale: now.stale,
             ts,
         };
         let _ = self.outbound_tx.send(Outbound::State(msg)).await;

@@ -91,6 +91,8 @@ fn restart_keys(running: &Config, new: &Config) -> Vec<&'static str> {
         (running.state != new.state, "state"),
         (running.metrics_listen != new.metrics_listen, "metrics.listen"),
         (running.limits != new.limits, "limits"),
+        (running.stale_after != new.stale_after, "alert.stale_after_secs"),
+        (running.homeassistant != new.homeassistant, "homeassistant"),
         (
             running.detector != detector,
             "window, model, training or detrend settings",
@@ -128,6 +130,17 @@ mod tests {
                 "[window]\nsize = 7\n",
                 vec!["window, model, training or detrend settings"],
             ),
+            (
+                "severity bands apply at once",
+                "[alert]\nseverity_bands = [3.0, 9.0]\n",
+                vec![],
+            ),
+            (
+                "staleness and discovery",
+                "[alert]\nstale_after_secs = 60\n[homeassistant]\nenabled = true\n",
+                vec!["alert.stale_after_secs", "homeassistant"],
+            ),
+            ("alert expiry", "[alerts]\nexpiry_secs = 60\n", vec!["alerts"]),
         ];
         for (name, text, want) in cases {
             assert_eq!(restart_keys(&running, &build_config(text)), want, "{name}");

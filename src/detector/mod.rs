@@ -21,7 +21,8 @@ mod tests;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::alert::{AlertEvent, AlertEventKind, AlertState, ChannelContribution, ClearReason};
+use crate::alert::severity::{IdFamily, alert_id};
+use crate::alert::{AlertEvent, AlertEventKind, AlertState, ChannelContribution, ClearReason, Severity};
 use crate::config::DetectorConfig;
 use crate::model::{Model, WindowScores};
 use crate::reading::SensorId;
@@ -266,6 +267,8 @@ impl Pipeline {
         ts: f64,
         config: &DetectorConfig,
     ) -> Option<AlertEvent> {
+        // Read before the lifecycle moves: a clear forgets the raise it ends.
+        let raise = (self.alert.raised_at(), self.alert.severity());
         let (kind, reason) = if self
             .learning
             .due_for_acceptance(self.alert.raised_at(), ts, config)
@@ -282,11 +285,50 @@ impl Pipeline {
                 AlertEventKind::Raised => (AlertEventKind::Raised, None),
             }
         };
-        if kind == AlertEventKind::Cleared {
-            self.last_clear = reason;
-        }
         // Checked by the caller: events come only once the threshold is ready.
         let threshold = j.threshold.unwrap_or(f64::INFINITY);
+        let over_by = if threshold > 0.0 {
+            j.value / threshold
+        } else {
+            f64::INFINITY
+        };
+        let (raised_at, severity) = match kind {
+            AlertEventKind::Cleared => {
+                self.last_clear = reason;
+                (raise.0.unwrap_or(ts), raise.1.unwrap_or(Severity::Minor))
+            }
+            AlertEventKind::Raised => {
+                let severity = config.alert.severity.classify(over_by);
+                self.alert.set_severity(severity);
+                (ts, severity)
+            }
+        };
+        let (channels, outside_range) = self.breakdown(model);
+        Some(AlertEvent {
+            alert_id: alert_id(IdFamily::Raised, self.sensor.as_str(), raised_at),
+            sensor: self.sensor.to_string(),
+            event: kind,
+            severity,
+            reason,
+            learning: kind == AlertEventKind::Cleared,
+            ts,
+            ts_rfc3339: crate::alert::rfc3339(ts),
+            score: j.value,
+            threshold,
+            quantile: self.scoring.quantile(),
+            over_by,
+            pca_score: Some(j.scores.pca),
+            anomaly_score: s.anomaly_score,
+            outside_range,
+            model_version: model.version,
+            channels,
+            window_start: self.window.start_ts(),
+            window_end: self.window.end_ts(),
+        })
+    }
+
+    /// The newest window's error by channel, and the channels outside their recent range.
+    fn breakdown(&self, model: &Model) -> (Vec<ChannelContribution>, Vec<String>) {
         let channels = model
             .channel_errors(self.scoring.workspace())
             .into_iter()
@@ -305,29 +347,7 @@ impl Pipeline {
             .filter(|(left, _)| **left)
             .map(|(_, name)| name.clone())
             .collect();
-        Some(AlertEvent {
-            sensor: self.sensor.to_string(),
-            event: kind,
-            reason,
-            learning: kind == AlertEventKind::Cleared,
-            ts,
-            ts_rfc3339: crate::alert::rfc3339(ts),
-            score: j.value,
-            threshold,
-            quantile: self.scoring.quantile(),
-            over_by: if threshold > 0.0 {
-                j.value / threshold
-            } else {
-                f64::INFINITY
-            },
-            pca_score: Some(j.scores.pca),
-            anomaly_score: s.anomaly_score,
-            outside_range,
-            model_version: model.version,
-            channels,
-            window_start: self.window.start_ts(),
-            window_end: self.window.end_ts(),
-        })
+        (channels, outside_range)
     }
 
     fn maybe_job(&mut self, config: &DetectorConfig) -> Option<TrainJob> {
@@ -425,6 +445,11 @@ impl Detector {
     /// One sensor's pipeline.
     pub fn pipeline(&self, sensor: &SensorId) -> Option<&Pipeline> {
         self.pipelines.get(sensor)
+    }
+
+    /// Ids of the sensors tracked, in no particular order.
+    pub fn sensor_ids(&self) -> impl Iterator<Item = &SensorId> {
+        self.pipelines.keys()
     }
 
     /// Number of sensors tracked.

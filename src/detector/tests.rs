@@ -397,6 +397,8 @@ fn a_fault_that_comes_back_alerts_again() {
         .map(|e| e.0)
         .collect();
     assert_eq!(raised, vec![402, 702], "{:?}", events(&steps));
+    let id = |i: usize| steps[i].event.as_ref().unwrap().alert_id.clone();
+    assert_ne!(id(402), id(702), "a fault that comes back is a new alert");
     // The threshold did not learn the first fault.
     let t = |i: usize| steps[i].scored.unwrap().threshold.unwrap();
     assert!(
@@ -433,6 +435,16 @@ fn one_fault_raises_once_and_its_recovery_clears_it() {
     assert!(!raised.learning);
     assert!(steps[cleared.0].event.as_ref().unwrap().learning);
     assert!(!steps[450].scored.unwrap().learned);
+    // The clear names the raise: same id, same severity (from over_by at the raise).
+    let clear = steps[cleared.0].event.as_ref().unwrap();
+    assert_eq!(clear.alert_id, raised.alert_id);
+    assert_eq!(clear.severity, raised.severity);
+    let bands = crate::alert::SeverityBands::default();
+    assert_eq!(raised.severity, bands.classify(raised.over_by), "{raised:?}");
+    // A 40-unit fault is far past five times the threshold; the clear's own over_by is
+    // under 1, yet it repeats the raise's severity.
+    assert_eq!(clear.severity, crate::alert::Severity::Critical, "{clear:?}");
+    assert!(clear.over_by < 1.0, "{clear:?}");
 }
 
 #[test]

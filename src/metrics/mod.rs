@@ -29,7 +29,7 @@ pub mod names {
     pub const READINGS: &str = "anomalyd_readings_total";
     /// Counter: windows scored by the autoencoder.
     pub const WINDOWS_SCORED: &str = "anomalyd_windows_scored_total";
-    /// Counter `{event}`: alert events, `raised` or `cleared`.
+    /// Counter `{event}`: alert events, `raised`, `cleared`, `stale` or `fresh`.
     pub const ALERTS: &str = "anomalyd_alerts_total";
     /// Alerts accepted as the new normal (`[learning] accept_after_secs`).
     pub const ALERTS_ACCEPTED: &str = "anomalyd_alerts_accepted_total";
@@ -56,6 +56,8 @@ pub mod names {
     pub const ALERTS_QUEUED: &str = "anomalyd_alerts_queued";
     /// Counter: alerts dropped because the publisher's queue was full.
     pub const ALERTS_DROPPED: &str = "anomalyd_alerts_dropped_total";
+    /// Counter: alert events older than `[alerts] expiry_secs` when they could go out.
+    pub const ALERTS_EXPIRED: &str = "anomalyd_alerts_expired_total";
     /// Counter `{result}`: snapshot saves, `ok` or `error`.
     pub const SNAPSHOTS: &str = "anomalyd_snapshots_total";
     /// Histogram, seconds: wall time of one snapshot save (encode + write + fsync).
@@ -110,7 +112,7 @@ enum Kind {
 const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
     (names::READINGS, Kind::Counter, Unit::Count, "Readings accepted from the broker."),
     (names::WINDOWS_SCORED, Kind::Counter, Unit::Count, "Windows scored by the autoencoder."),
-    (names::ALERTS, Kind::Counter, Unit::Count, "Alert events by event (raised, cleared)."),
+    (names::ALERTS, Kind::Counter, Unit::Count, "Alert events by event (raised, cleared, stale, fresh)."),
     (names::ALERTS_ACCEPTED, Kind::Counter, Unit::Count, "Alerts accepted as the new normal ([learning] accept_after_secs)."),
     (names::PAYLOAD_ERRORS, Kind::Counter, Unit::Count, "Rejected payloads by kind."),
     (names::READINGS_DROPPED, Kind::Counter, Unit::Count, "Readings dropped after parsing, by reason."),
@@ -123,6 +125,7 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
     (names::BROKER_CONNECTED, Kind::Gauge, Unit::Count, "1 while connected to the MQTT broker."),
     (names::ALERTS_QUEUED, Kind::Gauge, Unit::Count, "Alerts waiting to be published."),
     (names::ALERTS_DROPPED, Kind::Counter, Unit::Count, "Alerts dropped because the publish queue was full."),
+    (names::ALERTS_EXPIRED, Kind::Counter, Unit::Count, "Alert events not delivered: older than [alerts] expiry_secs."),
     (names::SNAPSHOTS, Kind::Counter, Unit::Count, "Snapshot saves by result (ok, error)."),
     (names::SNAPSHOT_SECONDS, Kind::Histogram, Unit::Seconds, "Wall time of one snapshot save."),
     (names::RECONNECTS, Kind::Counter, Unit::Count, "Broker reconnect attempts."),

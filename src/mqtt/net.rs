@@ -13,6 +13,9 @@ use rumqttc::{Outgoing, Packet, QoS};
 use super::conn::{self, ConnError, Will};
 use crate::config::MqttConfig;
 
+/// Content type of every JSON payload the daemon publishes under MQTT 5.
+pub const JSON_CONTENT_TYPE: &str = "application/json";
+
 /// What the daemon reacts to, whatever the protocol version.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetEvent {
@@ -126,6 +129,36 @@ impl Client {
         match self {
             Self::V3(c) => Ok(c.try_publish(topic, qos, retain, payload)?),
             Self::V5(c) => Ok(c.try_publish(topic, qos_v5(qos), retain, payload)?),
+        }
+    }
+
+    /// Queues a publish of a JSON payload: under MQTT 5 with content type
+    /// `application/json`, the UTF-8 payload format indicator and, with `expiry_secs`,
+    /// a message expiry interval; under MQTT 3.1.1 (no properties) as [`Self::try_publish`].
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError`] when the request cannot be queued.
+    pub fn try_publish_json(
+        &self,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload: impl Into<Vec<u8>>,
+        expiry_secs: Option<u32>,
+    ) -> Result<(), RequestError> {
+        let payload = payload.into();
+        match self {
+            Self::V3(c) => Ok(c.try_publish(topic, qos, retain, payload)?),
+            Self::V5(c) => {
+                let properties = v5::mqttbytes::v5::PublishProperties {
+                    payload_format_indicator: Some(1),
+                    message_expiry_interval: expiry_secs,
+                    content_type: Some(JSON_CONTENT_TYPE.to_string()),
+                    ..Default::default()
+                };
+                Ok(c.try_publish_with_properties(topic, qos_v5(qos), retain, payload, properties)?)
+            }
         }
     }
 

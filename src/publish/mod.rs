@@ -9,11 +9,18 @@
 //! explicit `offline` when the daemon stops. Sensor ids are sanitised by
 //! [`crate::alert::render_topic`] before they enter a topic. Publishes stay tracked
 //! (`unacked`) until the broker acknowledges them, so a broker restart that loses
-//! the session does not lose an alert.
+//! the session does not lose an alert. An alert older than `[alerts] expiry_secs` when
+//! it could go out is dropped and counted; under MQTT 5 the broker is given what is
+//! left of that time as the message expiry, and every JSON payload is marked
+//! `application/json`. With `[homeassistant]`, the first state of each sensor is
+//! preceded by its retained discovery configs ([`homeassistant`]), which are sent
+//! again after any reconnect without a session, and score updates go out retained
+//! like states.
 
+pub mod homeassistant;
 mod unacked;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use rumqttc::QoS;
@@ -22,6 +29,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::alert::stale::StaleEvent;
 use crate::alert::{AlertEvent, AlertEventKind, render_topic};
 use crate::config::Config;
 use crate::metrics::names;
@@ -55,6 +63,9 @@ pub struct SensorState {
     /// The sensor's window is full: scoring resumes. False while it fills at start
     /// and after a gap in the telemetry cleared it (no window spans a gap).
     pub window_ready: bool,
+    /// No reading for `[alert] stale_after_secs` (wall clock); always false when
+    /// staleness is off.
+    pub stale: bool,
     /// Time of the reading that changed the state, unix seconds.
     pub ts: f64,
 }
@@ -66,13 +77,19 @@ pub enum Outbound {
     Alert(Box<AlertEvent>),
     /// A state change; retained, only the latest per sensor is kept.
     State(SensorState),
+    /// A sensor fell silent or spoke again; queued like an alert.
+    Stale(StaleEvent),
+    /// The latest scores for Home Assistant; retained, only the latest per sensor is kept.
+    Score(homeassistant::ScoreUpdate),
 }
 
-/// One message ready for the wire.
-#[derive(Clone, Debug)]
+/// One alert message ready for the wire.
+#[derive(Clone, Debug, PartialEq)]
 struct Message {
     topic: String,
     payload: Vec<u8>,
+    /// When the publisher received it: its age decides expiry.
+    queued: Instant,
 }
 
 /// The publisher task's state; see the module docs.
@@ -93,6 +110,15 @@ pub struct Publisher {
     backoff: Backoff,
     /// Set after a connection error: no poll until then (rumqttc would retry at once).
     retry_at: Option<Instant>,
+    /// `[alerts] expiry_secs`.
+    expiry: Option<Duration>,
+    /// `[homeassistant]`, when enabled.
+    discovery: Option<homeassistant::Discovery>,
+    /// Sensors whose discovery configs were queued in this run.
+    discovered: HashSet<String>,
+    /// Every discovery config queued so far (topic → JSON), resent after a reconnect
+    /// without a session: a broker without persistence has lost them.
+    configs: BTreeMap<String, Vec<u8>>,
 }
 
 impl Publisher {
@@ -118,6 +144,10 @@ impl Publisher {
             connected: false,
             backoff: Backoff::new(config.mqtt.reconnect_min, config.mqtt.reconnect_max),
             retry_at: None,
+            expiry: config.alert_expiry,
+            discovery: homeassistant::Discovery::new(config),
+            discovered: HashSet::new(),
+            configs: BTreeMap::new(),
         })
     }
 
@@ -144,32 +174,66 @@ impl Publisher {
     fn enqueue(&mut self, msg: Outbound) {
         match msg {
             Outbound::Alert(event) => {
-                if self.alerts.len() >= self.capacity {
-                    self.alerts.pop_front();
-                    metrics::counter!(names::ALERTS_DROPPED).increment(1);
-                    warn!(
-                        capacity = self.capacity,
-                        "Alert queue full; oldest alert dropped."
-                    );
-                }
                 let kind = match event.event {
                     AlertEventKind::Raised => "raised",
                     AlertEventKind::Cleared => "cleared",
                 };
-                info!(sensor = %crate::escape::Escaped(&event.sensor), event = kind, score = event.score, threshold = event.threshold, "Alert.");
-                let topic = render_topic(&self.alert_topic, &event.sensor);
-                self.alerts.push_back(Message {
-                    topic,
-                    payload: event.to_json().into_bytes(),
-                });
-                metrics::gauge!(names::ALERTS_QUEUED).set(self.alerts.len() as f64);
+                info!(sensor = %crate::escape::Escaped(&event.sensor), event = kind, severity = event.severity.as_str(), score = event.score, threshold = event.threshold, "Alert.");
+                self.push_alert(&event.sensor, event.to_json());
+            }
+            Outbound::Stale(event) => {
+                info!(sensor = %crate::escape::Escaped(&event.sensor), event = event.event.as_str(), silent_s = event.silent_secs, "Alert.");
+                self.push_alert(&event.sensor, event.to_json());
+            }
+            Outbound::Score(update) => {
+                let Some(d) = &self.discovery else {
+                    return;
+                };
+                let topic = d.score_topic(&update.sensor);
+                // serde_json cannot fail on this plain struct of strings and numbers.
+                let payload = serde_json::to_vec(&update).unwrap_or_default();
+                self.states.insert(topic, payload);
             }
             Outbound::State(state) => {
+                self.discover(&state.sensor);
                 let topic = render_topic(&self.state_topic, &state.sensor);
                 // serde_json cannot fail on this plain struct of strings and numbers.
                 let payload = serde_json::to_vec(&state).unwrap_or_default();
                 self.states.insert(topic, payload);
             }
+        }
+    }
+
+    /// Queues one alert payload on the sensor's alert topic, dropping the oldest when
+    /// the queue is full.
+    fn push_alert(&mut self, sensor: &str, json: String) {
+        if self.alerts.len() >= self.capacity {
+            self.alerts.pop_front();
+            metrics::counter!(names::ALERTS_DROPPED).increment(1);
+            warn!(
+                capacity = self.capacity,
+                "Alert queue full; oldest alert dropped."
+            );
+        }
+        self.alerts.push_back(Message {
+            topic: render_topic(&self.alert_topic, sensor),
+            payload: json.into_bytes(),
+            queued: Instant::now(),
+        });
+        metrics::gauge!(names::ALERTS_QUEUED).set(self.alerts.len() as f64);
+    }
+
+    /// Queues the Home Assistant discovery configs of a sensor seen for the first time.
+    fn discover(&mut self, sensor: &str) {
+        let Some(d) = &self.discovery else {
+            return;
+        };
+        if !self.discovered.insert(sensor.to_string()) {
+            return;
+        }
+        for (topic, payload) in d.configs(sensor) {
+            self.configs.insert(topic.clone(), payload.clone());
+            self.states.insert(topic, payload);
         }
     }
 
@@ -179,25 +243,27 @@ impl Publisher {
             return;
         }
         while let Some(msg) = self.alerts.front() {
+            let Some(expiry) = remaining(self.expiry, msg.queued, Instant::now()) else {
+                self.alerts.pop_front();
+                metrics::counter!(names::ALERTS_EXPIRED).increment(1);
+                continue;
+            };
             if self
                 .client
-                .try_publish(&msg.topic, QoS::AtLeastOnce, false, msg.payload.clone())
+                .try_publish_json(&msg.topic, QoS::AtLeastOnce, false, msg.payload.clone(), expiry)
                 .is_err()
             {
                 return; // rumqttc's request buffer is full: retry after the next poll.
             }
             if let Some(msg) = self.alerts.pop_front() {
-                self.unacked.handed(Tracked::Alert {
-                    topic: msg.topic,
-                    payload: msg.payload,
-                });
+                self.unacked.handed(Tracked::Alert(msg));
             }
         }
         metrics::gauge!(names::ALERTS_QUEUED).set(self.alerts.len() as f64);
         while let Some((topic, payload)) = self.states.pop_first() {
             if self
                 .client
-                .try_publish(&topic, QoS::AtLeastOnce, true, payload.clone())
+                .try_publish_json(&topic, QoS::AtLeastOnce, true, payload.clone(), None)
                 .is_err()
             {
                 self.states.insert(topic, payload);
@@ -210,6 +276,7 @@ impl Publisher {
     fn on_poll(&mut self, event: Result<NetEvent, NetError>) {
         match event {
             Ok(NetEvent::ConnAck { session_present }) => self.on_connack(session_present),
+            Ok(NetEvent::Publish { topic, payload }) => self.on_message(&topic, &payload),
             Ok(NetEvent::PublishSent { pkid }) => self.unacked.written(pkid),
             Ok(NetEvent::PubAck { pkid }) => {
                 // The birth message is acknowledged on every healthy connection.
@@ -245,6 +312,31 @@ impl Publisher {
             Ok(()) => self.unacked.handed(Tracked::Status),
             Err(error) => warn!(%error, "Cannot queue birth message."),
         }
+        if let Some(d) = &self.discovery {
+            // Home Assistant asks for the configs again when it starts (its birth message).
+            if let Err(error) = self.client.try_subscribe(&d.birth_topic(), QoS::AtLeastOnce) {
+                warn!(%error, "Cannot subscribe to Home Assistant's status.");
+            }
+        }
+    }
+
+    /// The only subscription of this connection is Home Assistant's birth topic: on
+    /// `online`, every discovery config is sent again.
+    fn on_message(&mut self, topic: &str, payload: &[u8]) {
+        if !self
+            .discovery
+            .as_ref()
+            .is_some_and(|d| d.is_birth(topic, payload))
+        {
+            return;
+        }
+        info!(
+            configs = self.configs.len(),
+            "Home Assistant started; discovery configs sent again."
+        );
+        for (topic, payload) in &self.configs {
+            self.states.insert(topic.clone(), payload.clone());
+        }
     }
 
     /// Without a session rumqttc has discarded what was not acknowledged: put it back
@@ -254,12 +346,17 @@ impl Publisher {
         let lost = self.unacked.take_all();
         for t in lost.into_iter().rev() {
             match t {
-                Tracked::Alert { topic, payload } => self.alerts.push_front(Message { topic, payload }),
+                Tracked::Alert(msg) => self.alerts.push_front(msg),
                 Tracked::State { topic, payload } => {
                     self.states.entry(topic).or_insert(payload);
                 }
                 Tracked::Status => {}
             }
+        }
+        for (topic, payload) in &self.configs {
+            self.states
+                .entry(topic.clone())
+                .or_insert_with(|| payload.clone());
         }
         if self.alerts.len() > self.capacity {
             let excess = self.alerts.len() - self.capacity;
@@ -319,6 +416,21 @@ impl Publisher {
     }
 }
 
+/// The message expiry left to an alert queued at `queued`, whole seconds rounded up:
+/// `Some(None)` without `[alerts] expiry_secs`, `None` once it has expired.
+fn remaining(expiry: Option<Duration>, queued: Instant, now: Instant) -> Option<Option<u32>> {
+    let Some(expiry) = expiry else {
+        return Some(None);
+    };
+    let left = expiry.checked_sub(now.saturating_duration_since(queued))?;
+    if left.is_zero() {
+        return None;
+    }
+    // Validation bounds expiry_secs by u32::MAX; the ceiling keeps a fraction alive.
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    Some(Some(u32::try_from(secs).unwrap_or(u32::MAX)))
+}
+
 /// Sleeps until `at`; pending forever for `None` (the `select!` guard disables it then).
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
@@ -340,6 +452,7 @@ mod tests {
             model_version: 0,
             threshold_ready: false,
             window_ready: false,
+            stale: false,
             ts: 1.5,
         };
         let v: serde_json::Value =
@@ -361,5 +474,32 @@ mod tests {
             (v["state"].as_str(), v["last_clear"].as_str()),
             (Some("accepted"), Some("accepted"))
         );
+    }
+
+    #[test]
+    fn remaining_expiry_counts_down_from_the_time_queued_and_ends() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let cases = [
+            ("no expiry", None, secs(1000), Some(None)),
+            ("fresh", Some(secs(60)), secs(0), Some(Some(60))),
+            (
+                "part gone",
+                Some(secs(60)),
+                Duration::from_millis(20_500),
+                Some(Some(40)),
+            ),
+            (
+                "a fraction left",
+                Some(secs(60)),
+                Duration::from_millis(59_999),
+                Some(Some(1)),
+            ),
+            ("exactly expired", Some(secs(60)), secs(60), None),
+            ("long expired", Some(secs(60)), secs(3600), None),
+        ];
+        for (name, expiry, age, want) in cases {
+            assert_eq!(remaining(expiry, t0, t0 + age), want, "{name}");
+        }
     }
 }

@@ -12,8 +12,8 @@ use std::collections::{HashMap, VecDeque};
 /// One publish the publisher cares to resend.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Tracked {
-    /// An alert event (topic, JSON).
-    Alert { topic: String, payload: Vec<u8> },
+    /// An alert event (topic, JSON, when it was queued).
+    Alert(super::Message),
     /// A retained state (topic, JSON).
     State { topic: String, payload: Vec<u8> },
     /// Birth/offline status: re-sent on every ConnAck anyway, never resent from here.
@@ -75,11 +75,15 @@ impl Unacked {
 mod tests {
     use super::*;
 
+    static QUEUED: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+
     fn alert(n: u8) -> Tracked {
-        Tracked::Alert {
+        Tracked::Alert(super::super::Message {
             topic: format!("a/{n}"),
             payload: vec![n],
-        }
+            // One instant for every call, so equal arguments build equal values.
+            queued: *QUEUED.get_or_init(tokio::time::Instant::now),
+        })
     }
 
     #[test]

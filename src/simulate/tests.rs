@@ -76,6 +76,25 @@ fn every_kind_is_injected_within_ten_minutes_after_warmup() {
 }
 
 #[test]
+fn three_sensors_open_with_a_spike_a_drift_and_a_broken_correlation() {
+    let p = SimParams {
+        sensors: 3,
+        ..build_params(7)
+    };
+    let (_, injections) = run_ticks(p, 3_000);
+    let first = |sensor: &str| injections.iter().find(|i| i.sensor == sensor).map(|i| i.kind);
+    assert_eq!(
+        [first("pump-01"), first("pump-02"), first("pump-03")],
+        [
+            Some(AnomalyKind::Spike),
+            Some(AnomalyKind::Drift),
+            Some(AnomalyKind::BrokenCorrelation)
+        ],
+        "{injections:?}"
+    );
+}
+
+#[test]
 fn no_anomalies_when_anomaly_every_is_infinite() {
     let p = SimParams {
         anomaly_every: f64::INFINITY,

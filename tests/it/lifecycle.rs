@@ -50,6 +50,12 @@ async fn normal_telemetry_warms_up_without_alerts_then_anomaly_raises_and_recove
         .wait_for(WAIT, "a cleared alert", |m| is_alert(m, "cleared"))
         .await;
     assert_full_alert(&cleared.json(), "pump-1", "cleared");
+    let (raised, cleared) = (raised.json(), cleared.json());
+    assert_eq!(raised["alert_id"], cleared["alert_id"], "one alert, one id");
+    assert_eq!(
+        raised["severity"], cleared["severity"],
+        "a clear repeats its raise's severity"
+    );
     probe
         .wait_for(WAIT, "normal state", |m| {
             is_state(m, "pump-1", |s| s["state"] == "normal")
@@ -162,6 +168,7 @@ async fn a_returning_fault_alerts_again_and_a_lasting_one_is_accepted() {
     let mut sig = Signal::new(now() - 5000.0);
     warm_up(&mut probe, &topic, "pump-2", &mut sig).await;
     feed(&probe, &topic, &mut sig, 40, 0.0).await;
+    let mut ids = Vec::new();
     for round in 0..2 {
         feed(&probe, &topic, &mut sig, 12, SHIFT).await;
         let raised = probe
@@ -176,16 +183,22 @@ async fn a_returning_fault_alerts_again_and_a_lasting_one_is_accepted() {
             .json();
         assert_eq!(cleared["reason"], "recovered", "round {round}: {cleared}");
         assert_eq!(cleared["learning"], true, "round {round}: {cleared}");
+        assert_eq!(cleared["alert_id"], raised["alert_id"], "round {round}");
+        ids.push(raised["alert_id"].clone());
     }
+    assert_ne!(ids[0], ids[1], "a returning fault is a new alert");
     feed(&probe, &topic, &mut sig, 60, SHIFT).await;
-    probe
+    let lasting = probe
         .wait_for(WAIT, "the lasting shift raised", |m| is_alert(m, "raised"))
-        .await;
+        .await
+        .json();
     let accepted = probe
         .wait_for(WAIT, "the lasting shift accepted", |m| is_alert(m, "cleared"))
         .await
         .json();
     assert_eq!(accepted["reason"], "accepted", "{accepted}");
+    support::schema::assert_valid_alert(&accepted);
+    assert_eq!(accepted["alert_id"], lasting["alert_id"], "{accepted}");
     probe
         .wait_for(WAIT, "the retained state says accepted", |m| {
             is_state(m, "pump-2", |s| s["last_clear"] == "accepted")

@@ -2,7 +2,9 @@
 //! harness on a free port. Each test has its own broker, client ids, topic prefix and
 //! state directory, and every wait is bounded.
 
+mod alerts;
 mod faults;
+mod homeassistant;
 mod lifecycle;
 mod mqtt5;
 mod operator;
@@ -109,6 +111,7 @@ async fn warm_up(probe: &mut Probe, topic: &str, sensor: &str, sig: &mut Signal)
 }
 
 fn assert_full_alert(a: &Value, sensor: &str, event: &str) {
+    support::schema::assert_valid_alert(a);
     assert_eq!(a["sensor"], sensor);
     assert_eq!(a["event"], event);
     for key in [

@@ -85,3 +85,104 @@ async fn mqtt5_persistent_session_queues_telemetry_across_a_daemon_restart() {
         d2.log_text()
     );
 }
+
+/// One message as an MQTT 5 subscriber sees it, with the properties the broker passed on.
+#[derive(Debug)]
+struct Msg5 {
+    topic: String,
+    payload: Vec<u8>,
+    content_type: Option<String>,
+    expiry: Option<u32>,
+}
+
+/// An MQTT 5 subscriber to `filters`; messages arrive on the returned channel.
+async fn probe_v5(port: u16, id: &str, filters: &[String]) -> tokio::sync::mpsc::UnboundedReceiver<Msg5> {
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
+    let filters = filters.to_vec();
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    for f in &filters {
+                        let _ = client.try_subscribe(f.clone(), QoS::AtLeastOnce);
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => drop(ready_tx.send(())),
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let props = p.properties.unwrap_or_default();
+                    let msg = Msg5 {
+                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                        payload: p.payload.to_vec(),
+                        content_type: props.content_type,
+                        expiry: props.message_expiry_interval,
+                    };
+                    if tx.send(msg).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    tokio::time::timeout(WAIT, ready_rx.recv())
+        .await
+        .expect("MQTT 5 subscription acknowledged in time");
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_alerts_carry_a_message_expiry_and_json_content_type() {
+    let mut w = World::new("mqtt5-props", 10).await;
+    let v5 = v5_world_config(&w, false)
+        .replacen("[alert]\n", "[alert]\nstale_after_secs = 1\n", 1)
+        .replacen("[alerts]\n", "[alerts]\nexpiry_secs = 600\n", 1);
+    w.config = v5;
+    let mut d = w.daemon();
+    let p = w.prefix.clone();
+    let mut rx = probe_v5(
+        w.broker.port,
+        "mqtt5-props-probe5",
+        &[format!("{p}/alerts/+"), format!("{p}/state/+")],
+    )
+    .await;
+    let mut probe = w.probe().await;
+    wait_for_status(&mut probe, b"online").await;
+    let mut sig = Signal::new(now() - 5000.0);
+    feed(&probe, &w.telemetry("props"), &mut sig, 2, 0.0).await;
+    let (mut alert, mut state) = (None, None);
+    let found = tokio::time::timeout(WAIT, async {
+        while let Some(m) = rx.recv().await {
+            if m.topic.contains("/alerts/") {
+                alert = Some(m);
+            } else if m.topic.contains("/state/") {
+                state = Some(m);
+            }
+            if alert.is_some() && state.is_some() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        found.is_ok(),
+        "no stale alert and state under MQTT 5:\n{}",
+        d.log_text()
+    );
+    let (alert, state) = (alert.expect("alert"), state.expect("state"));
+    let event: serde_json::Value = serde_json::from_slice(&alert.payload).expect("JSON alert");
+    assert_eq!(event["event"], "stale", "{event}");
+    assert_eq!(alert.content_type.as_deref(), Some("application/json"));
+    let expiry = alert.expiry.expect("alert has a message expiry");
+    assert!((590..=600).contains(&expiry), "expiry {expiry}");
+    assert_eq!(state.content_type.as_deref(), Some("application/json"));
+    assert_eq!(state.expiry, None, "retained state must not expire");
+    assert!(d.alive(), "daemon died:\n{}", d.log_text());
+}

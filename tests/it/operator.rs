@@ -148,6 +148,19 @@ fn a_missing_config_is_reported_once_without_colour() {
 }
 
 #[test]
+fn the_demo_prints_a_config_that_check_config_accepts_in_any_build() {
+    let out = anomalyd(&["demo", "--print-config"]);
+    ok(&out, "demo --print-config");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("anomalyd simulate --host"), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.toml");
+    std::fs::write(&path, text.as_bytes()).unwrap();
+    let out = anomalyd(&["check-config", "--config", s(&path)]);
+    ok(&out, "check-config of the printed demo config");
+}
+
+#[test]
 fn version_names_the_features_compiled_in() {
     let out = anomalyd(&["--version"]);
     ok(&out, "--version");

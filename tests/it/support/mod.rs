@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 mod mqtt;
+pub mod schema;
 
 pub use mqtt::{Msg, Probe, Signal, counter, feed, metrics, now};
 

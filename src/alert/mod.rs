@@ -1,16 +1,23 @@
-//! Alert lifecycle and the alert event payload.
+//! Alert lifecycle and the alert event payloads.
 //!
 //! Owns the per-sensor state machine ([`AlertState`]: raise after `consecutive`
 //! windows over threshold, clear after `clear_after` windows under it, no raise during
 //! `cooldown` windows after a clear; acceptance clears through [`AlertState::clear`]
 //! when the learning policy says so), the JSON event the publisher sends
 //! ([`AlertEvent`]), the per-channel error breakdown ([`channel_contributions`]), and
-//! topic rendering ([`render_topic`], [`sanitize_topic_level`]). It is sans-IO: the
-//! detector calls [`AlertState::update`] once per scored window and hands any event to
-//! the publisher, which owns QoS and the broker connection.
+//! topic rendering ([`render_topic`], [`sanitize_topic_level`]). [`severity`] owns the
+//! alert id and the severity bands; [`stale`] owns silent-sensor tracking and its
+//! `stale` / `fresh` events. docs/alert.schema.json describes every event. It is
+//! sans-IO: the detector calls [`AlertState::update`] once per scored window and hands
+//! any event to the publisher, which owns QoS and the broker connection.
+
+pub mod severity;
+pub mod stale;
 
 use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
+
+pub use severity::{Severity, SeverityBands};
 
 /// Alert lifecycle settings, counted in scored windows.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,6 +28,8 @@ pub struct AlertParams {
     pub clear_after: u32,
     /// Windows after a clear during which no new raise may happen.
     pub cooldown: u32,
+    /// `over_by` bounds of the severities (`[alert] severity_bands`).
+    pub severity: SeverityBands,
 }
 
 /// What an alert event announces.
@@ -58,6 +67,10 @@ pub struct AlertState {
     /// Reading time of the raise, while raised (absent in older snapshots).
     #[serde(default)]
     raised_at: Option<f64>,
+    /// Severity of the raise, while raised, so its `cleared` says the same (absent in
+    /// older snapshots: such a clear says `minor`).
+    #[serde(default)]
+    severity: Option<Severity>,
 }
 
 impl AlertState {
@@ -100,6 +113,7 @@ impl AlertState {
     pub fn clear(&mut self, p: &AlertParams) {
         self.raised = false;
         self.raised_at = None;
+        self.severity = None;
         self.cooldown_left = p.cooldown;
         self.under_run = 0;
         self.over_run = 0;
@@ -113,6 +127,16 @@ impl AlertState {
     /// Whether an alert is currently raised.
     pub fn is_raised(&self) -> bool {
         self.raised
+    }
+
+    /// Records the severity of the raise just made (kept until the clear).
+    pub fn set_severity(&mut self, severity: Severity) {
+        self.severity = Some(severity).filter(|_| self.raised);
+    }
+
+    /// Severity of the raise, while raised.
+    pub fn severity(&self) -> Option<Severity> {
+        self.severity.filter(|_| self.raised)
     }
 }
 
@@ -130,10 +154,14 @@ pub struct ChannelContribution {
 /// The alert message published on the alert topic (JSON).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {
+    /// Shared by a `raised` and its `cleared`; see [`severity::alert_id`].
+    pub alert_id: String,
     /// Sensor id, unsanitised.
     pub sensor: String,
     /// `raised` or `cleared`.
     pub event: AlertEventKind,
+    /// From `over_by` at the raise ([`SeverityBands`]); a `cleared` repeats its raise's.
+    pub severity: Severity,
     /// With `cleared`: `recovered` or `accepted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<ClearReason>,
@@ -273,6 +301,7 @@ mod tests {
             consecutive,
             clear_after,
             cooldown,
+            severity: SeverityBands::default(),
         }
     }
 
@@ -362,15 +391,20 @@ mod tests {
         s.update(&p, true, 10.0);
         assert!(s.is_raised());
         assert_eq!(s.raised_at(), Some(10.0));
+        s.set_severity(Severity::Critical);
+        assert_eq!(s.severity(), Some(Severity::Critical));
         s.update(&p, false, 11.0);
         assert!(!s.is_raised());
         assert_eq!(s.raised_at(), None);
+        assert_eq!(s.severity(), None);
     }
 
     fn build_event() -> AlertEvent {
         AlertEvent {
+            alert_id: severity::alert_id(severity::IdFamily::Raised, "pump/1", 1_714_564_800.25),
             sensor: "pump/1".into(),
             event: AlertEventKind::Raised,
+            severity: Severity::Major,
             reason: None,
             learning: false,
             ts: 1_714_564_800.25,
@@ -393,8 +427,10 @@ mod tests {
     fn json_has_every_field() {
         let v: serde_json::Value = serde_json::from_str(&build_event().to_json()).unwrap();
         let keys = [
+            "alert_id",
             "sensor",
             "event",
+            "severity",
             "ts",
             "ts_rfc3339",
             "score",
@@ -411,6 +447,7 @@ mod tests {
             assert!(v.get(k).is_some(), "missing {k}");
         }
         assert_eq!(v["event"], "raised");
+        assert_eq!(v["severity"], "major");
         assert_eq!(v["ts_rfc3339"], "2024-05-01T12:00:00.250Z");
         assert!(v["pca_score"].is_null());
         assert_eq!(v["channels"][0]["channel"], "a");

@@ -1,7 +1,12 @@
 //! `anomalyd demo`: an embedded MQTT broker (rumqttd) on a free loopback port, the
 //! simulator and the daemon in one process, with alerts printed as they arrive on the
-//! alert topic (the same path an operator's subscriber would see) and a summary at the
-//! end. Small windows and a short warm-up make the first alerts show within ~30 s.
+//! alert topic (the same path an operator's subscriber would see) and a scorecard at
+//! the end ([`scorecard`]: anomalies detected and how late, missed, false alarms).
+//! Small windows and a short warm-up make the first alerts show within ~30 s.
+//! [`printed_config`] is the same daemon config for a real broker, with the simulate
+//! command that feeds it (`anomalyd demo --print-config`).
+
+pub mod scorecard;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -20,11 +25,47 @@ const PREFIX: &str = "demo";
 /// Readings per second per simulated sensor.
 const RATE_HZ: f64 = 25.0;
 
-/// Alert counts seen by the demo's subscriber.
+/// What the demo's subscriber saw.
 #[derive(Debug, Default)]
 struct Seen {
-    raised: u64,
+    raises: Vec<scorecard::Raise>,
     cleared: u64,
+}
+
+/// The simulator the demo runs. The detector is ready after ~22 s (400 training windows,
+/// then 150 scores at 25 Hz); the first anomaly comes after 25 s, then one per sensor
+/// every ~10 s. The daemon trains on the first 16 s: the 12 s load cycle lets that
+/// cover a whole cycle, or the rest of a 10-minute cycle would look anomalous.
+fn sim_params() -> SimParams {
+    SimParams {
+        sensors: 3,
+        rate_hz: RATE_HZ,
+        seed: 7,
+        anomaly_every: 10.0,
+        warmup: 25.0,
+        load_period: 12.0,
+    }
+}
+
+/// The demo's daemon config for a real broker at `127.0.0.1:1883` (edit `[mqtt]`), with
+/// the `anomalyd simulate` command line that sends what the demo sends.
+pub fn printed_config() -> String {
+    let p = sim_params();
+    format!(
+        "# The config `anomalyd demo` runs: small windows and a short warm-up, for the demo's\n\
+         # simulated pumps. To run the same against a real broker, set [mqtt] host and port,\n\
+         # start the daemon with `anomalyd run --config <this file>` and feed it with\n\
+         #   anomalyd simulate --host 127.0.0.1 --port 1883 --sensors {} --rate {} --seed {} \\\n\
+         #       --anomaly-every {} --warmup {} --load-period {} --prefix {PREFIX}\n\
+         # Alerts: mosquitto_sub -t 'anomalyd/alerts/+' -v\n{}",
+        p.sensors,
+        p.rate_hz,
+        p.seed,
+        p.anomaly_every,
+        p.warmup,
+        p.load_period,
+        demo_config("127.0.0.1", 1883, "anomalyd-demo", "anomalyd-demo-state"),
+    )
 }
 
 /// Runs the demo for `seconds` or until `ctrl_c` completes.
@@ -37,7 +78,14 @@ pub async fn run(seconds: u64, ctrl_c: impl Future<Output = ()>) -> anyhow::Resu
     start_broker(port)?;
     wait_for_port(port).await?;
     let dir = std::env::temp_dir().join(format!("anomalyd-demo-{}", std::process::id()));
-    let config = Config::from_toml_str(&demo_config(port, &dir.to_string_lossy())).context("demo config")?;
+    let client_id = format!("anomalyd-demo-{}", std::process::id());
+    let config = Config::from_toml_str(&demo_config(
+        "127.0.0.1",
+        port,
+        &client_id,
+        &dir.to_string_lossy(),
+    ))
+    .context("demo config")?;
     println!("anomalyd demo: broker on 127.0.0.1:{port}, 3 simulated sensors at {RATE_HZ} Hz, {seconds} s");
     println!("warming up (collecting training windows, then the threshold)…");
 
@@ -49,18 +97,7 @@ pub async fn run(seconds: u64, ctrl_c: impl Future<Output = ()>) -> anyhow::Resu
         None,
         daemon_stop.clone().cancelled_owned(),
     ));
-    // The detector is ready after ~22 s (400 training windows, then 150 scores at
-    // 25 Hz); the first anomaly comes after 25 s, then one per sensor every ~10 s.
-    let params = SimParams {
-        sensors: 3,
-        rate_hz: RATE_HZ,
-        seed: 7,
-        anomaly_every: 10.0,
-        warmup: 25.0,
-        // The daemon trains on the first 16 s: let that cover a whole load cycle, or
-        // the rest of a 10-minute cycle would look anomalous.
-        load_period: 12.0,
-    };
+    let params = sim_params();
     let sim_stop = stop.clone();
     let sim = tokio::spawn(async move {
         simulate::run(
@@ -80,6 +117,7 @@ pub async fn run(seconds: u64, ctrl_c: impl Future<Output = ()>) -> anyhow::Resu
     }
     stop.cancel();
     let summary = sim.await.context("simulator task")?.context("simulator")?;
+    let stopped = crate::reading::unix_now();
     // Let the last windows reach the detector and their alerts the printer.
     tokio::time::sleep(Duration::from_millis(500)).await;
     daemon_stop.cancel();
@@ -87,28 +125,23 @@ pub async fn run(seconds: u64, ctrl_c: impl Future<Output = ()>) -> anyhow::Resu
     let seen = printer.await.unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
 
-    print_summary(&summary, &seen);
+    print_summary(&summary, &seen, stopped);
     daemon_result
 }
 
-/// The closing lines: counts, then each injected anomaly.
-fn print_summary(summary: &simulate::SimSummary, seen: &Seen) {
+/// The closing lines: counts, then the scorecard.
+fn print_summary(summary: &simulate::SimSummary, seen: &Seen, stopped: f64) {
     println!();
     println!(
-        "summary: {} readings published, {} alerts raised, {} cleared, {} anomalies injected",
+        "summary: {} readings published, {} alerts raised, {} cleared",
         summary.published,
-        seen.raised,
+        seen.raises.len(),
         seen.cleared,
-        summary.injections.len()
     );
-    for i in &summary.injections {
-        println!(
-            "  injected {:<10} {:<18} {:>6.1} s",
-            i.sensor,
-            i.kind.as_str(),
-            i.end - i.start
-        );
-    }
+    print!(
+        "{}",
+        scorecard::Scorecard::new(&summary.injections, &seen.raises, stopped).render()
+    );
 }
 
 /// A free loopback port: bind port 0, read the port, release it. Another process
@@ -190,7 +223,10 @@ fn print_alert(payload: &[u8], seen: &mut Seen) {
     };
     let event = v["event"].as_str().unwrap_or("?");
     match event {
-        "raised" => seen.raised += 1,
+        "raised" => seen.raises.push(scorecard::Raise {
+            sensor: v["sensor"].as_str().unwrap_or("?").to_string(),
+            ts: v["ts"].as_f64().unwrap_or(f64::NAN),
+        }),
         "cleared" => seen.cleared += 1,
         _ => {}
     }
@@ -214,9 +250,10 @@ fn print_alert(payload: &[u8], seen: &mut Seen) {
         .unwrap_or_default();
     let time = v["ts_rfc3339"].as_str().unwrap_or("").get(11..19).unwrap_or("");
     println!(
-        "{time}  {:<8} {:<10} score {:.4} vs threshold {:.4} (×{:.1})  top channel: {top}  model v{}",
+        "{time}  {:<8} {:<8} {:<10} score {:.4} vs threshold {:.4} (×{:.1})  top channel: {top}  model v{}",
         event.to_uppercase(),
-        v["sensor"].as_str().unwrap_or("?"),
+        v["severity"].as_str().unwrap_or(""),
+        crate::escape::Escaped(v["sensor"].as_str().unwrap_or("?")),
         v["score"].as_f64().unwrap_or(f64::NAN),
         v["threshold"].as_f64().unwrap_or(f64::NAN),
         v["over_by"].as_f64().unwrap_or(f64::NAN),
@@ -225,13 +262,13 @@ fn print_alert(payload: &[u8], seen: &mut Seen) {
 }
 
 /// The demo's daemon config: small windows and warm-up so alerts show quickly.
-fn demo_config(port: u16, state_dir: &str) -> String {
+fn demo_config(host: &str, port: u16, client_id: &str, state_dir: &str) -> String {
     format!(
         r#"
 [mqtt]
-host = "127.0.0.1"
+host = "{host}"
 port = {port}
-client_id = "anomalyd-demo-{pid}"
+client_id = "{client_id}"
 persistent_session = false
 reconnect_min_ms = 200
 reconnect_max_ms = 2000
@@ -275,7 +312,35 @@ cooldown = 100
 
 [score]
 onset_rows = 0
-"#,
-        pid = std::process::id()
+"#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_config_is_the_demo_config_and_names_the_simulator_it_expects() {
+        let printed = printed_config();
+        let config = Config::from_toml_str(&printed).expect("printed config is valid");
+        let demo = Config::from_toml_str(&demo_config(
+            "127.0.0.1",
+            1883,
+            "anomalyd-demo",
+            "anomalyd-demo-state",
+        ))
+        .expect("demo config");
+        assert_eq!(config, demo);
+        assert_eq!(config.detector.window.size, 16);
+        assert_eq!(config.sources[0].topic, format!("{PREFIX}/+/telemetry"));
+        let p = sim_params();
+        for flag in [
+            format!("--rate {}", p.rate_hz),
+            format!("--load-period {}", p.load_period),
+            format!("--prefix {PREFIX}"),
+        ] {
+            assert!(printed.contains(&flag), "{flag} missing:\n{printed}");
+        }
+    }
 }
