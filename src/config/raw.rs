@@ -171,6 +171,10 @@ pub struct RawWindow {
     pub detrend_rows: usize,
     /// Channel names the detrend applies to; empty = every channel. Default empty.
     pub detrend_channels: Vec<String>,
+    /// Readings of a sensor that wait for older ones before they are scored (the daemon
+    /// lets one go after 1 s of wall time at most); a reading up to this many readings
+    /// late is scored in timestamp order. 0 = none. Default 8.
+    pub reorder_rows: usize,
 }
 
 /// `[model]`.
@@ -387,6 +391,7 @@ impl Default for RawWindow {
             detrend: "none".into(),
             detrend_rows: 100,
             detrend_channels: Vec::new(),
+            reorder_rows: 8,
         }
     }
 }

@@ -35,6 +35,11 @@ fn range_problems_are_collected_in_one_pass() {
             "must be in (0, 1], got 1.2",
         ),
         ("window.size", "[window]\nsize = 1", "must be at least 2, got 1"),
+        (
+            "window.reorder_rows",
+            "[window]\nreorder_rows = 5000",
+            "must be at most 1024, got 5000",
+        ),
         ("model.kind", "[model]\nkind = \"deep\"", "got \"deep\""),
         ("model.pca_components", "[model]\npca_components = 40", "got 40"),
         (

@@ -35,6 +35,10 @@ impl Problems {
     }
 }
 
+/// Largest `window.reorder_rows`: every reading of a sensor waits for this many newer
+/// ones, so a larger value is a latency no operator wants (and memory per sensor).
+const MAX_REORDER_ROWS: usize = 1024;
+
 pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut p = Problems::default();
     let mqtt = mqtt(&raw, &mut p);
@@ -219,6 +223,9 @@ fn detector(raw: &RawConfig, p: &mut Problems) -> DetectorConfig {
         "window.max_gap_secs",
         || format!("must be 0 (off) or positive, got {}", w.max_gap_secs),
     );
+    p.check(w.reorder_rows <= MAX_REORDER_ROWS, "window.reorder_rows", || {
+        format!("must be at most {MAX_REORDER_ROWS}, got {}", w.reorder_rows)
+    });
     let window = WindowParams {
         size: w.size.max(2),
         channels: 1,
@@ -255,6 +262,7 @@ fn detector(raw: &RawConfig, p: &mut Problems) -> DetectorConfig {
         learning: learning(raw, p),
         detrend: detrend(raw, p),
         detrend_channels: raw.window.detrend_channels.clone(),
+        reorder_rows: w.reorder_rows,
     }
 }
 

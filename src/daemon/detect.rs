@@ -2,6 +2,11 @@
 //! training jobs to blocking threads and installs the models they return, publishes
 //! alert events and per-sensor state, snapshots periodically and once more when its
 //! input closes. It never waits for training: scoring continues with the old model.
+//!
+//! Readings go through each sensor's reorder buffer ([`Detector::offer`], `[window]
+//! reorder_rows`): one is scored once `reorder_rows` newer readings of its sensor have
+//! arrived, or once it has waited [`REORDER_WAIT`], whichever comes first, and every
+//! held reading is scored before the final snapshot.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +20,7 @@ use tracing::{error, info, warn};
 
 use crate::alert::{AlertEventKind, AlertParams, ClearReason};
 use crate::config::{LearningConfig, ModelConfig, ScoreStrategy, ThresholdConfig};
-use crate::detector::{DetectError, Detector, Step};
+use crate::detector::{DetectError, Detector, Offered, Release, Step};
 use crate::metrics::{Health, SensorLabels, labels, names};
 use crate::model::Model;
 use crate::publish::{Outbound, SensorState};
@@ -25,6 +30,15 @@ use crate::store::Store;
 use crate::store::versions::VersionFloor;
 use crate::trainer::TrainJob;
 use crate::window::WindowReject;
+
+/// Longest a reading waits in its sensor's reorder buffer. QoS 1 resends after a
+/// reconnect arrive within milliseconds of the newer readings they trail (the broker
+/// sends its in-flight window first), so a second is ample; it bounds the latency the
+/// buffer adds for a sensor that sends slowly or has gone quiet.
+pub(crate) const REORDER_WAIT: Duration = Duration::from_secs(1);
+
+/// How often readings that waited [`REORDER_WAIT`] are looked for.
+const REORDER_TICK: Duration = Duration::from_millis(250);
 
 /// A finished training job coming back from a blocking thread.
 #[derive(Debug)]
@@ -90,6 +104,8 @@ struct Running {
     /// The one periodic snapshot being written, if any; the next waits for it.
     saving: Option<JoinHandle<()>>,
     limiter: LogLimiter,
+    /// The clock of reading arrivals for the reorder buffers (monotonic).
+    clock: Instant,
 }
 
 impl DetectorTask {
@@ -126,7 +142,11 @@ impl DetectorTask {
             sensor_labels: SensorLabels::new(crate::metrics::DEFAULT_MAX_TRACKED_SENSORS),
             saving: None,
             limiter: LogLimiter::default(),
+            clock: Instant::now(),
         };
+        let reorder = run.detector.config().reorder_rows > 0;
+        let mut reorder_tick = tokio::time::interval(REORDER_TICK);
+        reorder_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let period = snapshot_every.unwrap_or(Duration::from_secs(3600));
         let mut snapshot_tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
@@ -134,6 +154,8 @@ impl DetectorTask {
                 // New models first: installing one is cheap and improves every later score.
                 biased;
                 Some(trained) = trained_rx.recv() => run.on_trained(trained).await,
+                // Without a reorder buffer nothing ever waits.
+                _ = reorder_tick.tick(), if reorder => run.on_reorder_tick().await,
                 reading = readings_rx.recv() => match reading {
                     Some(t) => run.on_reading(t).await,
                     None => break,
@@ -144,6 +166,9 @@ impl DetectorTask {
             }
         }
         health.set_detector_alive(false);
+        for sensor in run.detector.holding() {
+            run.release(&sensor, Release::All).await;
+        }
         run.train_gate.close();
         run.final_snapshot().await;
     }
@@ -151,19 +176,43 @@ impl DetectorTask {
 
 impl Running {
     async fn on_reading(&mut self, t: Reading) {
-        let started = Instant::now();
-        let result = self
+        let arrived = self.clock.elapsed().as_secs_f64();
+        let offered = self
             .detector
-            .process(&t.sensor, t.ts, &t.values, || t.channels.to_vec());
-        match result {
-            Ok(step) => {
-                if step.scored.is_some() {
-                    metrics::counter!(names::WINDOWS_SCORED).increment(1);
-                    metrics::histogram!(names::SCORE_SECONDS).record(started.elapsed().as_secs_f64());
+            .offer(&t.sensor, t.ts, &t.values, arrived, || t.channels.to_vec());
+        match offered {
+            Ok(Offered::Held) => {}
+            Ok(Offered::Reordered) => metrics::counter!(names::READINGS_REORDERED).increment(1),
+            Err(error) => return self.on_rejected(&error),
+        }
+        self.release(&t.sensor, Release::Due).await;
+    }
+
+    /// Scores the sensor's held readings that `release` lets go, oldest first.
+    async fn release(&mut self, sensor: &SensorId, release: Release) {
+        loop {
+            let started = Instant::now();
+            let Some(released) = self.detector.release(sensor, release) else {
+                return;
+            };
+            match released.step {
+                Ok(step) => {
+                    if step.scored.is_some() {
+                        metrics::counter!(names::WINDOWS_SCORED).increment(1);
+                        metrics::histogram!(names::SCORE_SECONDS).record(started.elapsed().as_secs_f64());
+                    }
+                    self.on_step(sensor, released.ts, step).await;
                 }
-                self.on_step(&t.sensor, t.ts, step).await;
+                Err(error) => self.on_rejected(&error),
             }
-            Err(error) => self.on_rejected(&error),
+        }
+    }
+
+    /// Scores readings that waited [`REORDER_WAIT`] for older ones.
+    async fn on_reorder_tick(&mut self) {
+        let cutoff = self.clock.elapsed().as_secs_f64() - REORDER_WAIT.as_secs_f64();
+        for sensor in self.detector.holding() {
+            self.release(&sensor, Release::ArrivedBy(cutoff)).await;
         }
     }
 
