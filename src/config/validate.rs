@@ -39,6 +39,12 @@ impl Problems {
 /// ones, so a larger value is a latency no operator wants (and memory per sensor).
 const MAX_REORDER_ROWS: usize = 1024;
 
+/// Largest `limits.sensor_idle_secs`, so the cutoff stays an exact f64.
+const MAX_IDLE_SECS: u64 = 366 * 86_400;
+
+/// Largest `limits.max_memory_mb`; also keeps the shift to bytes from overflowing.
+const MAX_MEMORY_MB: usize = 1 << 20;
+
 pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut p = Problems::default();
     let mqtt = mqtt(&raw, &mut p);
@@ -47,6 +53,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let metrics_listen = metrics(&raw, &mut p);
     limits(&raw, &mut p);
     let detector = detector(&raw, &mut p);
+    memory_budget(&raw, &detector, &mut p);
     if !p.0.is_empty() {
         return Err(ConfigError::Invalid(p.0));
     }
@@ -207,6 +214,32 @@ fn limits(raw: &RawConfig, p: &mut Problems) {
     });
     p.check(l.max_channels >= 1, "limits.max_channels", || {
         format!("must be at least 1, got {}", l.max_channels)
+    });
+    p.check(l.max_memory_mb <= MAX_MEMORY_MB, "limits.max_memory_mb", || {
+        format!("must be at most {MAX_MEMORY_MB} (1 TiB), got {}", l.max_memory_mb)
+    });
+    p.check(
+        l.sensor_idle_secs <= MAX_IDLE_SECS,
+        "limits.sensor_idle_secs",
+        || {
+            format!(
+                "must be at most {MAX_IDLE_SECS} (a year), got {}",
+                l.sensor_idle_secs
+            )
+        },
+    );
+}
+
+/// The budget must hold at least one sensor of one channel, or no sensor could ever
+/// be tracked.
+fn memory_budget(raw: &RawConfig, detector: &DetectorConfig, p: &mut Problems) {
+    let mb = raw.limits.max_memory_mb;
+    let one = crate::detector::memory::pipeline_bytes(detector, 1);
+    p.check(mb == 0 || mb << 20 >= one, "limits.max_memory_mb", || {
+        format!(
+            "must be 0 (no budget) or hold one sensor ({} MB at these settings), got {mb}",
+            one.div_ceil(1 << 20)
+        )
     });
 }
 

@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 
 use crate::alert::{AlertEventKind, AlertParams, ClearReason};
 use crate::config::{LearningConfig, ModelConfig, ScoreStrategy, ThresholdConfig};
-use crate::detector::{DetectError, Detector, Offered, Release, Step};
+use crate::detector::{DetectError, Detector, Evicted, Offered, Release, Step};
 use crate::metrics::{Health, SensorLabels, labels, names};
 use crate::model::Model;
 use crate::publish::{Outbound, SensorState};
@@ -39,6 +39,10 @@ pub(crate) const REORDER_WAIT: Duration = Duration::from_secs(1);
 
 /// How often readings that waited [`REORDER_WAIT`] are looked for.
 const REORDER_TICK: Duration = Duration::from_millis(250);
+
+/// How often idle sensors are looked for, at most (a shorter `limits.sensor_idle_secs`
+/// is checked twice per period).
+const IDLE_TICK: Duration = Duration::from_secs(10);
 
 /// A finished training job coming back from a blocking thread.
 #[derive(Debug)]
@@ -79,6 +83,10 @@ pub(crate) struct DetectorTask {
     /// Where new models' versions come from (`None`: the detector's own numbering).
     pub(crate) versions: Option<VersionFloor>,
     pub(crate) snapshot_every: Option<Duration>,
+    /// `limits.sensor_idle_secs`: sensors without a reading this long are evicted.
+    pub(crate) idle_after: Option<Duration>,
+    /// Sensors dropped as idle, for ingest's admission to forget.
+    pub(crate) forget_tx: mpsc::UnboundedSender<SensorId>,
     pub(crate) tracker: TaskTracker,
     pub(crate) health: Health,
     /// Set when the final snapshot could not be written: `run` then fails.
@@ -106,6 +114,8 @@ struct Running {
     limiter: LogLimiter,
     /// The clock of reading arrivals for the reorder buffers (monotonic).
     clock: Instant,
+    /// See [`DetectorTask::forget_tx`].
+    forget_tx: mpsc::UnboundedSender<SensorId>,
 }
 
 impl DetectorTask {
@@ -120,6 +130,8 @@ impl DetectorTask {
             store,
             versions,
             snapshot_every,
+            idle_after,
+            forget_tx,
             tracker,
             health,
             final_snapshot_failed,
@@ -143,7 +155,13 @@ impl DetectorTask {
             saving: None,
             limiter: LogLimiter::default(),
             clock: Instant::now(),
+            forget_tx,
         };
+        let idle_period = idle_after.map_or(IDLE_TICK, |d| {
+            IDLE_TICK.min(d / 2).max(Duration::from_millis(100))
+        });
+        let mut idle_tick = tokio::time::interval(idle_period);
+        idle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let reorder = run.detector.config().reorder_rows > 0;
         let mut reorder_tick = tokio::time::interval(REORDER_TICK);
         reorder_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -160,6 +178,8 @@ impl DetectorTask {
                     Some(t) => run.on_reading(t).await,
                     None => break,
                 },
+                // Disabled when sensors are never evicted.
+                _ = idle_tick.tick(), if idle_after.is_some() => run.on_idle_tick(idle_after),
                 // Disabled when snapshots are only taken at shutdown.
                 _ = snapshot_tick.tick(), if snapshot_every.is_some() => run.on_snapshot_tick(),
                 Some(reload) = reload_rx.recv() => run.on_reload(reload),
@@ -208,8 +228,50 @@ impl Running {
         }
     }
 
+    /// Evicts sensors without a reading for `idle_after`; dropped ones are forgotten by
+    /// ingest's admission too.
+    fn on_idle_tick(&mut self, idle_after: Option<Duration>) {
+        let Some(idle_after) = idle_after else {
+            return;
+        };
+        let cutoff = self.clock.elapsed().as_secs_f64() - idle_after.as_secs_f64();
+        let evicted = self.detector.evict_idle(cutoff);
+        if evicted.is_empty() {
+            return;
+        }
+        let mut parked = 0_usize;
+        for e in &evicted {
+            let (sensor, kind) = match e {
+                Evicted::Parked(id) => (id, "parked"),
+                Evicted::Dropped(id) => {
+                    // Fails only when ingest has stopped (shutdown).
+                    let _ = self.forget_tx.send(id.clone());
+                    (id, "dropped")
+                }
+            };
+            parked += usize::from(kind == "parked");
+            self.published.remove(sensor);
+            metrics::counter!(names::SENSORS_EVICTED, labels::KIND => kind).increment(1);
+        }
+        self.set_size_gauges();
+        info!(
+            parked,
+            dropped = evicted.len() - parked,
+            idle_secs = idle_after.as_secs(),
+            "Idle sensors evicted."
+        );
+    }
+
+    /// Tracked sensors and the memory estimate.
+    fn set_size_gauges(&self) {
+        metrics::gauge!(names::SENSORS).set(self.detector.sensors() as f64);
+        metrics::gauge!(names::MEMORY_ESTIMATE).set(self.detector.memory_bytes() as f64);
+    }
+
     /// Scores readings that waited [`REORDER_WAIT`] for older ones.
     async fn on_reorder_tick(&mut self) {
+        // Sensors are admitted when a reading is offered, before any state is published.
+        self.set_size_gauges();
         let cutoff = self.clock.elapsed().as_secs_f64() - REORDER_WAIT.as_secs_f64();
         for sensor in self.detector.holding() {
             self.release(&sensor, Release::ArrivedBy(cutoff)).await;
@@ -261,7 +323,7 @@ impl Running {
             metrics::counter!(names::WINDOW_RESETS).increment(now.window_resets - resets_before);
         }
         if before.is_none() {
-            metrics::gauge!(names::SENSORS).set(self.detector.sensors() as f64);
+            self.set_size_gauges();
         }
         self.sensor_labels.set_model_version(sensor, model_version);
         self.sensor_labels.set_threshold_ready(sensor, threshold_ready);
@@ -280,6 +342,7 @@ impl Running {
     fn on_rejected(&mut self, error: &DetectError) {
         let kind = match error {
             DetectError::TooManySensors { .. } => "sensor_cap",
+            DetectError::MemoryBudget { .. } => "memory_budget",
             DetectError::Rejected { reason, .. } => reject_kind(reason),
         };
         metrics::counter!(names::READINGS_DROPPED, labels::REASON => kind).increment(1);

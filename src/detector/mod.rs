@@ -20,6 +20,8 @@
 
 mod drift;
 mod learning;
+mod limits;
+pub mod memory;
 mod reorder;
 #[cfg(test)]
 mod reorder_tests;
@@ -43,12 +45,21 @@ use learning::{Installed, Learning};
 use reorder::{Held, Reorder};
 use scoring::{Judged, Scoring};
 
+pub use limits::Evicted;
 pub use reorder::RESEND_MEMORY;
 pub use snapshot::{DetectorSnapshot, SNAPSHOT_FORMAT, SensorSnapshot};
 
 /// Why a reading was not taken.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum DetectError {
+    /// A new sensor's estimated memory does not fit `limits.max_memory_mb`.
+    #[error("memory budget of {budget_mb} MB reached, reading of new sensor {sensor:?} dropped")]
+    MemoryBudget {
+        /// The new sensor.
+        sensor: String,
+        /// The configured budget.
+        budget_mb: usize,
+    },
     /// A new sensor arrived while `max_sensors` are already tracked.
     #[error("sensor limit of {limit} reached, reading of new sensor {sensor:?} dropped")]
     TooManySensors {
@@ -172,6 +183,10 @@ pub struct Pipeline {
     alert: AlertState,
     /// Why the last alert was cleared, if one was.
     last_clear: Option<ClearReason>,
+    /// Estimated bytes once full ([`memory::pipeline_bytes`]), charged to the budget.
+    bytes: usize,
+    /// When its last reading arrived (the `arrived` clock of [`Detector::offer`]).
+    last_seen: f64,
 }
 
 impl Pipeline {
@@ -191,6 +206,8 @@ impl Pipeline {
             learning: Learning::new(config, width, params.stride * params.channels),
             alert: AlertState::default(),
             last_clear: None,
+            bytes: memory::pipeline_bytes(config, channel_names.len()),
+            last_seen: 0.0,
             sensor,
             channel_names,
         }
@@ -252,6 +269,7 @@ impl Pipeline {
     /// Puts a reading into the reorder buffer after the window's checks; a resend of
     /// a reading already taken is a duplicate (see [`reorder`]).
     fn offer(&mut self, ts: f64, values: &[f64], arrived: f64) -> Result<Offered, WindowReject> {
+        self.last_seen = arrived;
         match self.window.check(ts, values) {
             Ok(()) if self.reorder.seen(ts) => Err(WindowReject::Duplicate { ts }),
             Ok(()) => {
@@ -453,6 +471,12 @@ pub struct Detector {
     config: DetectorConfig,
     max_sensors: usize,
     pipelines: HashMap<SensorId, Pipeline>,
+    /// Idle sensors with a model, evicted to their persisted state (see `limits`).
+    parked: HashMap<SensorId, SensorSnapshot>,
+    /// `limits.max_memory_mb` in bytes; `None`: no budget.
+    budget: Option<usize>,
+    /// Estimated bytes of every pipeline and parked sensor.
+    used: usize,
 }
 
 impl Detector {
@@ -462,6 +486,9 @@ impl Detector {
             config,
             max_sensors,
             pipelines: HashMap::new(),
+            parked: HashMap::new(),
+            budget: None,
+            used: 0,
         }
     }
 
@@ -527,8 +554,8 @@ impl Detector {
             .collect()
     }
 
-    /// Runs `f` on the sensor's pipeline, created for a sensor seen for the first time
-    /// unless `max_sensors` are tracked.
+    /// Runs `f` on the sensor's pipeline, created (or brought back from its parked
+    /// state) for a sensor not tracked, within `max_sensors` and the memory budget.
     fn with_pipeline<T>(
         &mut self,
         sensor: &SensorId,
@@ -536,14 +563,7 @@ impl Detector {
         f: impl FnOnce(&mut Pipeline, &DetectorConfig) -> Result<T, WindowReject>,
     ) -> Result<T, DetectError> {
         if !self.pipelines.contains_key(sensor) {
-            if self.pipelines.len() >= self.max_sensors {
-                return Err(DetectError::TooManySensors {
-                    sensor: sensor.to_string(),
-                    limit: self.max_sensors,
-                });
-            }
-            let pipeline = Pipeline::new(sensor.clone(), channel_names(), &self.config);
-            self.pipelines.insert(sensor.clone(), pipeline);
+            self.admit(sensor, channel_names)?;
         }
         // Inserted just above when missing.
         let pipeline = self.pipelines.get_mut(sensor).expect("pipeline exists");

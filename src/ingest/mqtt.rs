@@ -62,6 +62,9 @@ pub struct Ingest {
     admission: Admission,
     /// Shared with `/healthz`: connected between a ConnAck and the next error.
     health: Health,
+    /// Sensors the detector dropped as idle: admission forgets them, so they do not
+    /// hold places under the sensor cap.
+    forget_rx: mpsc::UnboundedReceiver<SensorId>,
 }
 
 impl Ingest {
@@ -77,6 +80,7 @@ impl Ingest {
         readings_tx: mpsc::Sender<Reading>,
         health: Health,
         known: Vec<(SensorId, ChannelSet)>,
+        forget_rx: mpsc::UnboundedReceiver<SensorId>,
     ) -> Result<Self, IngestError> {
         let (client, eventloop) = net::connect(&config.mqtt, &config.mqtt.client_id, None, REQUEST_CAPACITY)?;
         let routes = build_routes(config)?;
@@ -96,6 +100,7 @@ impl Ingest {
             max_channels: config.limits.max_channels,
             admission: Admission::new(config.limits.max_sensors, known),
             health,
+            forget_rx,
         })
     }
 
@@ -178,6 +183,9 @@ impl Ingest {
             }
         };
         let topic_sensor = route.sensor_from_topic(topic);
+        while let Ok(id) = self.forget_rx.try_recv() {
+            self.admission.forget(&id);
+        }
         for record in records {
             let Some(sensor) = record.sensor.as_deref().or(topic_sensor) else {
                 self.bad_input("missing_sensor", topic, "no sensor id in topic or payload");

@@ -95,6 +95,12 @@ impl Admission {
         Ok((id, set))
     }
 
+    /// Forgets a sensor the detector dropped: its place under the cap is free, and its
+    /// next reading is admitted like a new sensor's.
+    pub fn forget(&mut self, sensor: &SensorId) {
+        self.sensors.remove(sensor);
+    }
+
     /// Sensors admitted so far.
     pub fn len(&self) -> usize {
         self.sensors.len()
@@ -160,6 +166,17 @@ mod tests {
         );
         assert!(admit(&mut a, "new", &["a"]).is_ok());
         assert_eq!(a.len(), 2);
+    }
+
+    #[test]
+    fn a_forgotten_sensor_frees_its_place_and_may_change_channels() {
+        let mut a = Admission::new(1, []);
+        admit(&mut a, "old", &["a"]).expect("first");
+        assert_eq!(admit(&mut a, "new", &["a"]), Err(Refused::SensorCap));
+        a.forget(&SensorId::new("old"));
+        assert!(admit(&mut a, "new", &["a"]).is_ok());
+        a.forget(&SensorId::new("new"));
+        assert!(admit(&mut a, "new", &["b", "c"]).is_ok(), "a new start");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 use super::*;
-use support::{counter, metrics, now};
+use support::{assert_counter, counter, metrics, now, wait_for_metrics};
 
 /// rumqttc's default incoming packet limit the daemon used to have (16 MiB) plus one.
 const OVERSIZE: usize = 16 * 1024 * 1024 + 1024;
@@ -32,22 +32,6 @@ async fn publish_large(port: u16, client_id: &str, topic: &str, payload: Vec<u8>
     })
     .await;
     assert!(acked.is_ok(), "broker did not acknowledge the large message");
-}
-
-/// Polls `/metrics` until `done` holds for it, or fails after `WAIT` with the text.
-async fn wait_for_metrics(port: u16, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let text = metrics(port).await;
-        if done(&text) {
-            return text;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -481,10 +465,11 @@ async fn late_readings_within_the_tolerance_are_scored_and_resends_are_duplicate
         4.0,
         "20, 23, 24 and 25 arrived after newer readings:\n{text}"
     );
-    assert_eq!(
-        counter(&text, "anomalyd_readings_dropped_total", "reason=\"duplicate\""),
+    assert_counter(
+        &text,
+        "anomalyd_readings_dropped_total",
+        "reason=\"duplicate\"",
         2.0,
-        "{text}"
     );
     assert_eq!(
         counter(

@@ -4,6 +4,7 @@
 
 mod faults;
 mod lifecycle;
+mod limits;
 mod mqtt5;
 mod operator;
 mod resilience;
