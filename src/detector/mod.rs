@@ -14,6 +14,9 @@
 //! [`Detector::release`] hands the readings back in timestamp order and processes them
 //! exactly as `process` would; the daemon does this.
 //!
+//! What bounds its memory is decided in `limits` (the sensor cap, the memory budget
+//! charged with [`memory::pipeline_bytes`], idle eviction and parking).
+//!
 //! The detector never trains by itself: when a sensor needs a model it returns a
 //! [`TrainJob`] in its [`Step`], and whoever drives it installs the result with
 //! [`Detector::install`] (inline in replay, from a blocking thread in the daemon).
