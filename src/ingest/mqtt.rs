@@ -98,7 +98,7 @@ impl Ingest {
             backoff: Backoff::new(config.mqtt.reconnect_min, config.mqtt.reconnect_max),
             limiter: LogLimiter::default(),
             max_channels: config.limits.max_channels,
-            admission: Admission::new(config.limits.max_sensors, known),
+            admission: admission(config, known),
             health,
             forget_rx,
         })
@@ -273,6 +273,20 @@ impl Ingest {
         self.health.set_broker_connected(false);
         info!("Telemetry connection closed.");
     }
+}
+
+/// Sensor admission under `limits.max_sensors` and `limits.max_memory_mb` (charged
+/// with the detector's own estimate, so both refuse the same sensors).
+fn admission(config: &Config, known: Vec<(SensorId, ChannelSet)>) -> Admission {
+    let admission = Admission::new(config.limits.max_sensors, known);
+    if config.limits.max_memory_mb == 0 {
+        return admission;
+    }
+    let detector = config.detector.clone();
+    admission.with_budget(
+        config.limits.max_memory_mb << 20,
+        Box::new(move |channels| crate::detector::memory::pipeline_bytes(&detector, channels)),
+    )
 }
 
 /// Builds one [`Route`] per `[[sources]]` entry.

@@ -1,5 +1,5 @@
 //! Issue 10, defect 8: memory bounded in bytes. A sensor past `limits.max_memory_mb`
-//! (by the detector's own estimate) is refused and counted; idle sensors are evicted
+//! (by the detector's own estimate) is refused before the readings queue and counted; idle sensors are evicted
 //! (parked with their model, or dropped), which frees room for new ones and their
 //! places under ingest's sensor cap.
 
@@ -36,10 +36,13 @@ async fn the_memory_budget_refuses_new_sensors_and_idle_ones_are_evicted() {
     feed(&probe, &w.telemetry("b"), &mut sig_b, 4, 0.0).await;
     let mut sig_c = Signal::new(now() - 5000.0);
     feed(&probe, &w.telemetry("c"), &mut sig_c, 4, 0.0).await;
-    wait_for_metrics(w.metrics_port, "c refused by the budget", |t| {
+    let text = wait_for_metrics(w.metrics_port, "c refused by the budget", |t| {
         counter(t, "anomalyd_readings_dropped_total", "reason=\"memory_budget\"") >= 4.0
     })
     .await;
+    // Refused before the readings queue: only a's 110 and b's 4 readings were queued,
+    // so a flood of new ids cannot push known sensors' readings out.
+    assert_counter(&text, "anomalyd_readings_total", "", 114.0);
     // `a` and `b` are charged at their estimate from their first reading.
     wait_for_metrics(w.metrics_port, "the estimate of a and b", |t| {
         counter(t, "anomalyd_memory_estimate_bytes", "") == (2 * one) as f64
