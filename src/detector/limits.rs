@@ -9,7 +9,9 @@
 //! smaller, size. When it sends again it is restored from that state, as after a
 //! restart: it refills one window and scores without a warm-up. An idle sensor without
 //! a model has nothing worth keeping and is **dropped**. The caller decides when a
-//! sensor is idle (the daemon: no reading for `sensor_idle_secs` of wall time).
+//! sensor is idle (the daemon: no reading for `sensor_idle_secs` of wall time). Sensors
+//! of a snapshot that do not fit the budget at startup are restored parked, so a
+//! lowered budget loses no model from the next snapshot.
 
 use super::memory;
 use super::{DetectError, Detector, Pipeline, SensorSnapshot};
@@ -100,6 +102,12 @@ impl Detector {
         }
     }
 
+    /// Keeps a sensor as its persisted state only, charged at its parked size.
+    pub(super) fn park(&mut self, s: SensorSnapshot) {
+        self.used += parked_bytes(&s, &self.config);
+        self.parked.insert(SensorId::new(&s.sensor), s);
+    }
+
     /// Evicts every sensor whose last reading arrived before `cutoff` (the clock of
     /// [`Detector::offer`]) and that holds no reading in its reorder buffer.
     pub fn evict_idle(&mut self, cutoff: f64) -> Vec<Evicted> {
@@ -113,9 +121,7 @@ impl Detector {
             let p = self.pipelines.remove(&id).expect("idle pipeline exists");
             self.used -= p.bytes;
             if p.model.is_some() {
-                let s = p.snapshot();
-                self.used += parked_bytes(&s, &self.config);
-                self.parked.insert(id.clone(), s);
+                self.park(p.snapshot());
                 out.push(Evicted::Parked(id));
             } else {
                 out.push(Evicted::Dropped(id));
@@ -191,5 +197,23 @@ mod tests {
         offer_all(&mut d, &modelled, 200, 208, 30.0);
         assert_eq!(d.pipeline(&modelled).unwrap().model_version(), version);
         assert_eq!(d.parked(), 0);
+    }
+
+    #[test]
+    fn sensors_of_a_snapshot_past_the_budget_are_restored_parked() {
+        let config = build_config("");
+        let mut d = Detector::new(config.clone(), 100);
+        for k in 0..3 {
+            offer_all(&mut d, &SensorId::new(&format!("s{k}")), 0, 2, 0.0);
+        }
+        let one = memory::pipeline_bytes(&config, 2);
+        let mut small = Detector::new(config, 100).with_memory_budget(Some(2 * one + one / 2));
+        assert_eq!(small.restore(d.snapshot()), 2);
+        assert_eq!((small.sensors(), small.parked()), (2, 1));
+        assert_eq!(
+            small.snapshot().sensors.len(),
+            3,
+            "nothing lost from the next snapshot"
+        );
     }
 }

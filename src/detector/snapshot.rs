@@ -120,10 +120,13 @@ impl Detector {
             if self.pipelines.len() >= self.max_sensors || s.channels.is_empty() {
                 continue;
             }
-            let (p, misfit) = Pipeline::from_snapshot(s, &self.config);
-            if !self.fits(p.bytes) {
+            if !self.fits(super::memory::pipeline_bytes(&self.config, s.channels.len())) {
+                // Past the budget (lowered since, or sensors parked when it was saved):
+                // kept as its persisted state rather than lost from the next snapshot.
+                self.park(s);
                 continue;
             }
+            let (p, misfit) = Pipeline::from_snapshot(s, &self.config);
             misfits += usize::from(misfit);
             self.used += p.bytes;
             self.pipelines.insert(p.sensor.clone(), p);
