@@ -94,3 +94,59 @@ async fn the_memory_budget_refuses_new_sensors_and_idle_ones_are_evicted() {
     );
     drop(d);
 }
+
+/// Issue 10, defect 9: a flood (QoS 0, so the daemon sends nothing but its pings on the
+/// telemetry connection) of a known sensor's readings and of unknown ids, for longer
+/// than 1.5 × the 5 s keep-alive, into a readings queue of one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_queue_costs_neither_the_keep_alive_nor_the_known_sensor() {
+    let mut w = World::new("flood", 1).await;
+    w.config = w
+        .config
+        .replace("max_channels = 4\n", "max_channels = 4\nchannel_capacity = 1\n");
+    let mut d = w.daemon();
+    let mut probe = w.probe().await;
+    probe.wait_online(WAIT).await;
+    let mut opts = rumqttc::MqttOptions::new("flood-flooder", "127.0.0.1", w.broker.port);
+    opts.set_keep_alive(std::time::Duration::from_secs(30));
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 4096);
+    let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let (known, t0) = (w.telemetry("k"), now() - 100_000.0);
+    let started = tokio::time::Instant::now();
+    let mut i = 0_u32;
+    while started.elapsed() < std::time::Duration::from_secs(9) {
+        for _ in 0..100 {
+            let reading = format!(r#"{{"ts":{},"a":{},"b":1}}"#, t0 + f64::from(i), i % 7);
+            let unknown = w.telemetry(&format!("u{i}"));
+            for topic in [&known, &unknown] {
+                client
+                    .publish(topic.as_str(), rumqttc::QoS::AtMostOnce, false, reading.clone())
+                    .await
+                    .expect("queue a flood message");
+            }
+            i += 1;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    pump.abort();
+    let text = wait_for_metrics(w.metrics_port, "the known sensor's readings", |t| {
+        counter(t, "anomalyd_readings_total", "") >= 100.0
+    })
+    .await;
+    assert!(
+        counter(&text, "anomalyd_readings_dropped_total", "reason=\"queue_full\"") >= 1.0,
+        "the queue never filled: the test did not saturate it\n{text}"
+    );
+    assert!(counter(&text, "anomalyd_readings_dropped_total", "reason=\"sensor_cap\"") >= 1.0);
+    assert_counter(&text, "anomalyd_reconnects_total", "", 0.0);
+    // The figures (with --nocapture).
+    println!(
+        "flood: {i} readings of k and {i} of unknown ids in 9 s; queued {}, queue_full {}, sensor_cap {}",
+        counter(&text, "anomalyd_readings_total", ""),
+        counter(&text, "anomalyd_readings_dropped_total", "reason=\"queue_full\""),
+        counter(&text, "anomalyd_readings_dropped_total", "reason=\"sensor_cap\""),
+    );
+    let log = d.log_text();
+    assert!(d.alive(), "{log}");
+    assert!(!log.contains("Telemetry connection failed"), "{log}");
+}
