@@ -82,7 +82,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let store = open_store(&config)?;
-    let mut detector = Detector::new(config.detector.clone(), config.limits.max_sensors);
+    let budget = (config.limits.max_memory_mb > 0).then_some(config.limits.max_memory_mb << 20);
+    let mut detector =
+        Detector::new(config.detector.clone(), config.limits.max_sensors).with_memory_budget(budget);
     let restored = restore(&store, &mut detector);
     let versions = VersionFloor::open(store.dir(), restored.newest_version + 1)
         .context("cannot read the model version floor in the state directory")?;
@@ -165,7 +167,9 @@ impl Stages<'_> {
         let (readings_tx, readings_rx) = mpsc::channel(config.limits.channel_capacity.max(1));
         let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
         let (reload_tx, reload_rx) = mpsc::channel(4);
-        let ingest = Ingest::new(config, readings_tx, self.health.clone(), known)
+        // Unbounded: at most one message per sensor ever admitted and then dropped.
+        let (forget_tx, forget_rx) = mpsc::unbounded_channel();
+        let ingest = Ingest::new(config, readings_tx, self.health.clone(), known, forget_rx)
             .context("cannot set up the MQTT subscriber")?;
         let publisher = Publisher::new(config).context("cannot set up the MQTT publisher")?;
         let every = config.state.snapshot_every_secs;
@@ -179,6 +183,9 @@ impl Stages<'_> {
             snapshot_every: (every > 0).then(|| Duration::from_secs(every)),
             stale_after: config.stale_after,
             score_every: config.homeassistant.as_ref().map(|h| h.score_every),
+            idle_after: (config.limits.sensor_idle_secs > 0)
+                .then(|| Duration::from_secs(config.limits.sensor_idle_secs)),
+            forget_tx,
             tracker: self.tracker.clone(),
             health: self.health.clone(),
             final_snapshot_failed: self.final_snapshot_failed,

@@ -225,7 +225,12 @@ impl Window {
         Push::Ready
     }
 
-    fn check(&self, ts: f64, values: &[f64]) -> Result<(), WindowReject> {
+    /// Why [`Window::push`] would reject this reading, without storing it.
+    ///
+    /// # Errors
+    ///
+    /// The [`WindowReject`] that `push` would return.
+    pub fn check(&self, ts: f64, values: &[f64]) -> Result<(), WindowReject> {
         if values.len() != self.channels {
             return Err(WindowReject::WrongChannels {
                 expected: self.channels,

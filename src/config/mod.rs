@@ -288,6 +288,8 @@ pub struct DetectorConfig {
     pub detrend: Detrend,
     /// Channel names the detrend applies to; empty = every channel.
     pub detrend_channels: Vec<String>,
+    /// Readings of a sensor held back to put late ones in timestamp order (0: none).
+    pub reorder_rows: usize,
 }
 
 /// Validated `[mqtt]`.

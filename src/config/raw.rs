@@ -156,6 +156,14 @@ pub struct RawLimits {
     pub channel_capacity: usize,
     /// Most channels per sensor. Default 64.
     pub max_channels: usize,
+    /// Memory the detector's sensors may take, MB, by the estimate of
+    /// `detector::memory` (each sensor charged at its full size from its first
+    /// reading); new sensors past it are dropped and counted. 0 = no budget. Default 1024.
+    pub max_memory_mb: usize,
+    /// A sensor without a reading for this long (seconds, wall clock) is evicted: one
+    /// with a model is kept as its persisted state, one without is dropped. 0 = never.
+    /// Default 86400.
+    pub sensor_idle_secs: u64,
 }
 
 /// `[window]`.
@@ -177,6 +185,10 @@ pub struct RawWindow {
     pub detrend_rows: usize,
     /// Channel names the detrend applies to; empty = every channel. Default empty.
     pub detrend_channels: Vec<String>,
+    /// Readings of a sensor that wait for older ones before they are scored (the daemon
+    /// lets one go after 1 s of wall time at most); a reading up to this many readings
+    /// late is scored in timestamp order. 0 = none. Default 8.
+    pub reorder_rows: usize,
 }
 
 /// `[model]`.
@@ -414,6 +426,8 @@ impl Default for RawLimits {
             max_sensors: 10_000,
             channel_capacity: 8192,
             max_channels: 64,
+            max_memory_mb: 1024,
+            sensor_idle_secs: 86_400,
         }
     }
 }
@@ -427,6 +441,7 @@ impl Default for RawWindow {
             detrend: "none".into(),
             detrend_rows: 100,
             detrend_channels: Vec::new(),
+            reorder_rows: 8,
         }
     }
 }

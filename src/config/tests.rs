@@ -36,6 +36,21 @@ fn range_problems_are_collected_in_one_pass() {
             "must be in (0, 1], got 1.2",
         ),
         ("window.size", "[window]\nsize = 1", "must be at least 2, got 1"),
+        (
+            "limits.max_memory_mb",
+            "[limits]\nmax_memory_mb = 1\n[training]\nbuffer = 100000",
+            "must be 0 (no budget) or hold one sensor",
+        ),
+        (
+            "limits.sensor_idle_secs",
+            "[limits]\nsensor_idle_secs = 100000000",
+            "must be at most 31622400 (a year), got 100000000",
+        ),
+        (
+            "window.reorder_rows",
+            "[window]\nreorder_rows = 5000",
+            "must be at most 1024, got 5000",
+        ),
         ("model.kind", "[model]\nkind = \"deep\"", "got \"deep\""),
         ("model.pca_components", "[model]\npca_components = 40", "got 40"),
         (

@@ -36,6 +36,16 @@ impl Problems {
     }
 }
 
+/// Largest `window.reorder_rows`: every reading of a sensor waits for this many newer
+/// ones, so a larger value is a latency no operator wants (and memory per sensor).
+const MAX_REORDER_ROWS: usize = 1024;
+
+/// Largest `limits.sensor_idle_secs`, so the cutoff stays an exact f64.
+const MAX_IDLE_SECS: u64 = 366 * 86_400;
+
+/// Largest `limits.max_memory_mb`; also keeps the shift to bytes from overflowing.
+const MAX_MEMORY_MB: usize = 1 << 20;
+
 pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut p = Problems::default();
     let mqtt = mqtt(&raw, &mut p);
@@ -46,6 +56,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let detector = detector(&raw, &mut p);
     let (stale_after, alert_expiry) = timers(&raw, &mut p);
     let homeassistant = homeassistant(&raw, &mut p);
+    memory_budget(&raw, &detector, &mut p);
     if !p.0.is_empty() {
         return Err(ConfigError::Invalid(p.0));
     }
@@ -240,6 +251,32 @@ fn limits(raw: &RawConfig, p: &mut Problems) {
     p.check(l.max_channels >= 1, "limits.max_channels", || {
         format!("must be at least 1, got {}", l.max_channels)
     });
+    p.check(l.max_memory_mb <= MAX_MEMORY_MB, "limits.max_memory_mb", || {
+        format!("must be at most {MAX_MEMORY_MB} (1 TiB), got {}", l.max_memory_mb)
+    });
+    p.check(
+        l.sensor_idle_secs <= MAX_IDLE_SECS,
+        "limits.sensor_idle_secs",
+        || {
+            format!(
+                "must be at most {MAX_IDLE_SECS} (a year), got {}",
+                l.sensor_idle_secs
+            )
+        },
+    );
+}
+
+/// The budget must hold at least one sensor of one channel, or no sensor could ever
+/// be tracked.
+fn memory_budget(raw: &RawConfig, detector: &DetectorConfig, p: &mut Problems) {
+    let mb = raw.limits.max_memory_mb;
+    let one = crate::detector::memory::pipeline_bytes(detector, 1);
+    p.check(mb == 0 || mb << 20 >= one, "limits.max_memory_mb", || {
+        format!(
+            "must be 0 (no budget) or hold one sensor ({} MB at these settings), got {mb}",
+            one.div_ceil(1 << 20)
+        )
+    });
 }
 
 fn detector(raw: &RawConfig, p: &mut Problems) -> DetectorConfig {
@@ -255,6 +292,9 @@ fn detector(raw: &RawConfig, p: &mut Problems) -> DetectorConfig {
         "window.max_gap_secs",
         || format!("must be 0 (off) or positive, got {}", w.max_gap_secs),
     );
+    p.check(w.reorder_rows <= MAX_REORDER_ROWS, "window.reorder_rows", || {
+        format!("must be at most {MAX_REORDER_ROWS}, got {}", w.reorder_rows)
+    });
     let window = WindowParams {
         size: w.size.max(2),
         channels: 1,
@@ -291,6 +331,7 @@ fn detector(raw: &RawConfig, p: &mut Problems) -> DetectorConfig {
         learning: learning(raw, p),
         detrend: detrend(raw, p),
         detrend_channels: raw.window.detrend_channels.clone(),
+        reorder_rows: w.reorder_rows,
     }
 }
 

@@ -4,6 +4,11 @@
 //! input closes. It never waits for training: scoring continues with the old model.
 //! With `[alert] stale_after_secs` it also owns the wall-clock [`Staleness`] of every
 //! sensor: a periodic sweep publishes `stale`, the next reading `fresh`.
+//!
+//! Readings go through each sensor's reorder buffer ([`Detector::offer`], `[window]
+//! reorder_rows`): one is scored once `reorder_rows` newer readings of its sensor have
+//! arrived, or once it has waited [`REORDER_WAIT`], whichever comes first, and every
+//! held reading is scored before the final snapshot.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +23,7 @@ use tracing::{error, info, warn};
 use crate::alert::stale::{StaleEvent, Staleness};
 use crate::alert::{AlertEventKind, AlertParams, ClearReason};
 use crate::config::{LearningConfig, ModelConfig, ScoreStrategy, ThresholdConfig};
-use crate::detector::{DetectError, Detector, Step};
+use crate::detector::{DetectError, Detector, Evicted, Offered, Release, Step};
 use crate::metrics::{Health, SensorLabels, labels, names};
 use crate::model::Model;
 use crate::publish::homeassistant::ScoreUpdate;
@@ -29,6 +34,19 @@ use crate::store::Store;
 use crate::store::versions::VersionFloor;
 use crate::trainer::TrainJob;
 use crate::window::WindowReject;
+
+/// Longest a reading waits in its sensor's reorder buffer. QoS 1 resends after a
+/// reconnect arrive within milliseconds of the newer readings they trail (the broker
+/// sends its in-flight window first), so a second is ample; it bounds the latency the
+/// buffer adds for a sensor that sends slowly or has gone quiet.
+pub(crate) const REORDER_WAIT: Duration = Duration::from_secs(1);
+
+/// How often readings that waited [`REORDER_WAIT`] are looked for.
+const REORDER_TICK: Duration = Duration::from_millis(250);
+
+/// How often idle sensors are looked for, at most (a shorter `limits.sensor_idle_secs`
+/// is checked twice per period).
+const IDLE_TICK: Duration = Duration::from_secs(10);
 
 /// A finished training job coming back from a blocking thread.
 #[derive(Debug)]
@@ -74,6 +92,10 @@ pub(crate) struct DetectorTask {
     pub(crate) stale_after: Option<Duration>,
     /// `[homeassistant] score_every_secs`, when Home Assistant discovery is on.
     pub(crate) score_every: Option<Duration>,
+    /// `limits.sensor_idle_secs`: sensors without a reading this long are evicted.
+    pub(crate) idle_after: Option<Duration>,
+    /// Sensors dropped as idle, for ingest's admission to forget.
+    pub(crate) forget_tx: mpsc::UnboundedSender<SensorId>,
     pub(crate) tracker: TaskTracker,
     pub(crate) health: Health,
     /// Set when the final snapshot could not be written: `run` then fails.
@@ -105,6 +127,10 @@ struct Running {
     score_every: Option<Duration>,
     /// When each sensor's scores were last sent for Home Assistant.
     scores_sent: HashMap<SensorId, Instant>,
+    /// The clock of reading arrivals for the reorder buffers (monotonic).
+    clock: Instant,
+    /// See [`DetectorTask::forget_tx`].
+    forget_tx: mpsc::UnboundedSender<SensorId>,
 }
 
 impl DetectorTask {
@@ -121,6 +147,8 @@ impl DetectorTask {
             snapshot_every,
             stale_after,
             score_every,
+            idle_after,
+            forget_tx,
             tracker,
             health,
             final_snapshot_failed,
@@ -156,7 +184,17 @@ impl DetectorTask {
             sensor_labels: SensorLabels::new(crate::metrics::DEFAULT_MAX_TRACKED_SENSORS),
             saving: None,
             limiter: LogLimiter::default(),
+            clock: Instant::now(),
+            forget_tx,
         };
+        let idle_period = idle_after.map_or(IDLE_TICK, |d| {
+            IDLE_TICK.min(d / 2).max(Duration::from_millis(100))
+        });
+        let mut idle_tick = tokio::time::interval(idle_period);
+        idle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let reorder = run.detector.config().reorder_rows > 0;
+        let mut reorder_tick = tokio::time::interval(REORDER_TICK);
+        reorder_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let period = snapshot_every.unwrap_or(Duration::from_secs(3600));
         let mut snapshot_tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         // A sweep a tenth of the limit apart (0.1 s to 5 s) reports a silence at most
@@ -170,10 +208,14 @@ impl DetectorTask {
                 // New models first: installing one is cheap and improves every later score.
                 biased;
                 Some(trained) = trained_rx.recv() => run.on_trained(trained).await,
+                // Without a reorder buffer nothing ever waits.
+                _ = reorder_tick.tick(), if reorder => run.on_reorder_tick().await,
                 reading = readings_rx.recv() => match reading {
                     Some(t) => run.on_reading(t).await,
                     None => break,
                 },
+                // Disabled when sensors are never evicted.
+                _ = idle_tick.tick(), if idle_after.is_some() => run.on_idle_tick(idle_after),
                 // Disabled when snapshots are only taken at shutdown.
                 _ = snapshot_tick.tick(), if snapshot_every.is_some() => run.on_snapshot_tick(),
                 // Disabled when staleness is off.
@@ -182,6 +224,9 @@ impl DetectorTask {
             }
         }
         health.set_detector_alive(false);
+        for sensor in run.detector.holding() {
+            run.release(&sensor, Release::All).await;
+        }
         run.train_gate.close();
         run.final_snapshot().await;
     }
@@ -189,10 +234,10 @@ impl DetectorTask {
 
 impl Running {
     async fn on_reading(&mut self, t: Reading) {
-        let started = Instant::now();
-        let result = self
+        let arrived = self.clock.elapsed().as_secs_f64();
+        let offered = self
             .detector
-            .process(&t.sensor, t.ts, &t.values, || t.channels.to_vec());
+            .offer(&t.sensor, t.ts, &t.values, arrived, || t.channels.to_vec());
         // Any reading of a tracked sensor shows it is alive, even one the window
         // refuses; a sensor refused at the cap is not tracked (nor can go stale).
         if self.detector.pipeline(&t.sensor).is_some() {
@@ -201,18 +246,84 @@ impl Running {
                 self.send_stale(event).await;
             }
         }
-        match result {
-            Ok(step) => {
-                if step.scored.is_some() {
-                    metrics::counter!(names::WINDOWS_SCORED).increment(1);
-                    metrics::histogram!(names::SCORE_SECONDS).record(started.elapsed().as_secs_f64());
+        match offered {
+            Ok(Offered::Held) => {}
+            Ok(Offered::Reordered) => metrics::counter!(names::READINGS_REORDERED).increment(1),
+            Err(error) => return self.on_rejected(&error),
+        }
+        self.release(&t.sensor, Release::Due).await;
+    }
+
+    /// Scores the sensor's held readings that `release` lets go, oldest first.
+    async fn release(&mut self, sensor: &SensorId, release: Release) {
+        loop {
+            let started = Instant::now();
+            let Some(released) = self.detector.release(sensor, release) else {
+                return;
+            };
+            match released.step {
+                Ok(step) => {
+                    if step.scored.is_some() {
+                        metrics::counter!(names::WINDOWS_SCORED).increment(1);
+                        metrics::histogram!(names::SCORE_SECONDS).record(started.elapsed().as_secs_f64());
+                    }
+                    if let Some(scored) = &step.scored {
+                        self.send_score(sensor, released.ts, scored).await;
+                    }
+                    self.on_step(sensor, released.ts, step).await;
                 }
-                if let Some(scored) = &step.scored {
-                    self.send_score(&t.sensor, t.ts, scored).await;
-                }
-                self.on_step(&t.sensor, t.ts, step).await;
+                Err(error) => self.on_rejected(&error),
             }
-            Err(error) => self.on_rejected(&error),
+        }
+    }
+
+    /// Evicts sensors without a reading for `idle_after`; dropped ones are forgotten by
+    /// ingest's admission too.
+    fn on_idle_tick(&mut self, idle_after: Option<Duration>) {
+        let Some(idle_after) = idle_after else {
+            return;
+        };
+        let cutoff = self.clock.elapsed().as_secs_f64() - idle_after.as_secs_f64();
+        let evicted = self.detector.evict_idle(cutoff);
+        if evicted.is_empty() {
+            return;
+        }
+        let mut parked = 0_usize;
+        for e in &evicted {
+            let (sensor, kind) = match e {
+                Evicted::Parked(id) => (id, "parked"),
+                Evicted::Dropped(id) => {
+                    // Fails only when ingest has stopped (shutdown).
+                    let _ = self.forget_tx.send(id.clone());
+                    (id, "dropped")
+                }
+            };
+            parked += usize::from(kind == "parked");
+            self.published.remove(sensor);
+            metrics::counter!(names::SENSORS_EVICTED, labels::KIND => kind).increment(1);
+        }
+        self.set_size_gauges();
+        info!(
+            parked,
+            dropped = evicted.len() - parked,
+            idle_secs = idle_after.as_secs(),
+            "Idle sensors evicted."
+        );
+    }
+
+    /// Tracked sensors and the memory estimate.
+    fn set_size_gauges(&self) {
+        metrics::gauge!(names::SENSORS).set(self.detector.sensors() as f64);
+        metrics::gauge!(names::MEMORY_ESTIMATE).set(self.detector.memory_bytes() as f64);
+    }
+
+    /// Scores readings that waited [`REORDER_WAIT`] for older ones.
+    async fn on_reorder_tick(&mut self) {
+        // Sensors are admitted when a reading is offered, before any state is published.
+        self.set_size_gauges();
+        let cutoff = self.clock.elapsed().as_secs_f64() - REORDER_WAIT.as_secs_f64();
+        for sensor in self.detector.holding() {
+            self.release(&sensor, Release::ArrivedBy(cutoff)).await;
         }
     }
 
@@ -302,7 +413,7 @@ impl Running {
             metrics::counter!(names::WINDOW_RESETS).increment(now.window_resets - resets_before);
         }
         if before.is_none() {
-            metrics::gauge!(names::SENSORS).set(self.detector.sensors() as f64);
+            self.set_size_gauges();
         }
         self.sensor_labels.set_model_version(sensor, model_version);
         self.sensor_labels.set_threshold_ready(sensor, threshold_ready);
@@ -322,6 +433,7 @@ impl Running {
     fn on_rejected(&mut self, error: &DetectError) {
         let kind = match error {
             DetectError::TooManySensors { .. } => "sensor_cap",
+            DetectError::MemoryBudget { .. } => "memory_budget",
             DetectError::Rejected { reason, .. } => reject_kind(reason),
         };
         metrics::counter!(names::READINGS_DROPPED, labels::REASON => kind).increment(1);

@@ -7,12 +7,27 @@
 //! learned, when a model is due, acceptance; `[learning]`, `[training]`) and the alert
 //! lifecycle in [`crate::alert`]. The sensor's [`SensorState`] is an output of the core.
 //!
+//! Readings enter in one of two ways. [`Detector::process`] takes a reading that is
+//! known to be in timestamp order (replay and eval, whose input is) and returns its
+//! step at once. [`Detector::offer`] puts a reading of a live stream through the
+//! sensor's reorder buffer (`reorder`, `[window] reorder_rows`), and
+//! [`Detector::release`] hands the readings back in timestamp order and processes them
+//! exactly as `process` would; the daemon does this.
+//!
+//! What bounds its memory is decided in `limits` (the sensor cap, the memory budget
+//! charged with [`memory::pipeline_bytes`], idle eviction and parking).
+//!
 //! The detector never trains by itself: when a sensor needs a model it returns a
 //! [`TrainJob`] in its [`Step`], and whoever drives it installs the result with
 //! [`Detector::install`] (inline in replay, from a blocking thread in the daemon).
 
 mod drift;
 mod learning;
+mod limits;
+pub mod memory;
+mod reorder;
+#[cfg(test)]
+mod reorder_tests;
 mod scoring;
 mod snapshot;
 #[cfg(test)]
@@ -31,13 +46,24 @@ use crate::window::{Push, Window, WindowParams, WindowReject};
 
 use drift::Drift;
 use learning::{Installed, Learning};
+use reorder::{Held, Reorder};
 use scoring::{Judged, Scoring};
 
+pub use limits::Evicted;
+pub use reorder::RESEND_MEMORY;
 pub use snapshot::{DetectorSnapshot, SNAPSHOT_FORMAT, SensorSnapshot};
 
 /// Why a reading was not taken.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum DetectError {
+    /// A new sensor's estimated memory does not fit `limits.max_memory_mb`.
+    #[error("memory budget of {budget_mb} MB reached, reading of new sensor {sensor:?} dropped")]
+    MemoryBudget {
+        /// The new sensor.
+        sensor: String,
+        /// The configured budget.
+        budget_mb: usize,
+    },
     /// A new sensor arrived while `max_sensors` are already tracked.
     #[error("sensor limit of {limit} reached, reading of new sensor {sensor:?} dropped")]
     TooManySensors {
@@ -113,11 +139,44 @@ pub struct Step {
     pub state: SensorState,
 }
 
+/// How an offered reading was taken by [`Detector::offer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offered {
+    /// It waits for older readings, after every reading that arrived before it.
+    Held,
+    /// It arrived after a newer reading of its sensor and was slotted in before it:
+    /// it will be scored in timestamp order.
+    Reordered,
+}
+
+/// Which held readings [`Detector::release`] hands back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Release {
+    /// Only while more than `window.reorder_rows` readings wait.
+    Due,
+    /// Also a reading that arrived at this time or earlier (the offer's `arrived`
+    /// clock): the bound on how long a reading of a quiet sensor waits.
+    ArrivedBy(f64),
+    /// Every held reading (end of input, shutdown).
+    All,
+}
+
+/// A reading released from the reorder buffer and processed.
+#[derive(Clone, Debug)]
+pub struct Released {
+    /// The reading's timestamp.
+    pub ts: f64,
+    /// What processing it produced, as [`Detector::process`] would.
+    pub step: Result<Step, DetectError>,
+}
+
 /// One sensor's state: the window and the stages a window goes through.
 #[derive(Clone, Debug)]
 pub struct Pipeline {
     sensor: SensorId,
     channel_names: Vec<String>,
+    /// Readings waiting for older ones before they enter the window.
+    reorder: Reorder,
     window: Window,
     /// The newest window, flattened, after per-window drift removal.
     raw: Vec<f64>,
@@ -128,6 +187,10 @@ pub struct Pipeline {
     alert: AlertState,
     /// Why the last alert was cleared, if one was.
     last_clear: Option<ClearReason>,
+    /// Estimated bytes once full ([`memory::pipeline_bytes`]), charged to the budget.
+    bytes: usize,
+    /// When its last reading arrived (the `arrived` clock of [`Detector::offer`]).
+    last_seen: f64,
 }
 
 impl Pipeline {
@@ -138,6 +201,7 @@ impl Pipeline {
         };
         let width = params.size * params.channels;
         Self {
+            reorder: Reorder::new(config.reorder_rows),
             window: Window::new(&params),
             raw: vec![0.0; width],
             model: None,
@@ -146,6 +210,8 @@ impl Pipeline {
             learning: Learning::new(config, width, params.stride * params.channels),
             alert: AlertState::default(),
             last_clear: None,
+            bytes: memory::pipeline_bytes(config, channel_names.len()),
+            last_seen: 0.0,
             sensor,
             channel_names,
         }
@@ -202,6 +268,51 @@ impl Pipeline {
         } else {
             SensorState::Normal
         }
+    }
+
+    /// Puts a reading into the reorder buffer after the window's checks; a resend of
+    /// a reading already taken is a duplicate (see [`reorder`]).
+    fn offer(&mut self, ts: f64, values: &[f64], arrived: f64) -> Result<Offered, WindowReject> {
+        self.last_seen = arrived;
+        match self.window.check(ts, values) {
+            Ok(()) if self.reorder.seen(ts) => Err(WindowReject::Duplicate { ts }),
+            Ok(()) => {
+                let late = self.reorder.insert(Held {
+                    ts,
+                    values: values.to_vec(),
+                    arrived,
+                });
+                Ok(if late { Offered::Reordered } else { Offered::Held })
+            }
+            Err(WindowReject::OutOfOrder { .. } | WindowReject::Duplicate { .. })
+                if self.reorder.seen(ts) =>
+            {
+                Err(WindowReject::Duplicate { ts })
+            }
+            Err(reject) => Err(reject),
+        }
+    }
+
+    /// The next held reading `release` lets go, processed.
+    fn release(
+        &mut self,
+        release: Release,
+        config: &DetectorConfig,
+    ) -> Option<(f64, Result<Step, WindowReject>)> {
+        let held = match release {
+            Release::Due => self.reorder.pop_due(),
+            Release::ArrivedBy(cutoff) => {
+                (self.reorder.pop_due()).or_else(|| self.reorder.release_waited(cutoff))
+            }
+            Release::All => self.reorder.pop_any(),
+        }?;
+        self.reorder.record(held.ts);
+        Some((held.ts, self.push(held.ts, &held.values, config)))
+    }
+
+    /// Readings waiting in the reorder buffer.
+    pub fn held(&self) -> usize {
+        self.reorder.len()
     }
 
     fn push(&mut self, ts: f64, values: &[f64], config: &DetectorConfig) -> Result<Step, WindowReject> {
@@ -384,6 +495,12 @@ pub struct Detector {
     config: DetectorConfig,
     max_sensors: usize,
     pipelines: HashMap<SensorId, Pipeline>,
+    /// Idle sensors with a model, evicted to their persisted state (see `limits`).
+    parked: HashMap<SensorId, SensorSnapshot>,
+    /// `limits.max_memory_mb` in bytes; `None`: no budget.
+    budget: Option<usize>,
+    /// Estimated bytes of every pipeline and parked sensor.
+    used: usize,
 }
 
 impl Detector {
@@ -393,6 +510,9 @@ impl Detector {
             config,
             max_sensors,
             pipelines: HashMap::new(),
+            parked: HashMap::new(),
+            budget: None,
+            used: 0,
         }
     }
 
@@ -401,8 +521,9 @@ impl Detector {
         &self.config
     }
 
-    /// Feeds one reading. `channel_names` is called only for a sensor seen for the
-    /// first time; its length fixes the sensor's channel count.
+    /// Feeds one reading that is in timestamp order (it bypasses the reorder buffer;
+    /// a late one is rejected as out of order). `channel_names` is called only for a
+    /// sensor seen for the first time; its length fixes the sensor's channel count.
     ///
     /// # Errors
     ///
@@ -414,24 +535,63 @@ impl Detector {
         values: &[f64],
         channel_names: impl FnOnce() -> Vec<String>,
     ) -> Result<Step, DetectError> {
+        self.with_pipeline(sensor, channel_names, |p, config| p.push(ts, values, config))
+    }
+
+    /// Offers one reading of a live stream to its sensor's reorder buffer; nothing is
+    /// scored until [`Self::release`] lets it go. `arrived` is the caller's clock
+    /// (seconds), compared only with [`Release::ArrivedBy`]. `channel_names` as in
+    /// [`Self::process`].
+    ///
+    /// # Errors
+    ///
+    /// [`DetectError`] when the reading is refused (a resend is
+    /// [`WindowReject::Duplicate`], a reading too late for the tolerance
+    /// [`WindowReject::OutOfOrder`]); the sensor's state is unchanged.
+    pub fn offer(
+        &mut self,
+        sensor: &SensorId,
+        ts: f64,
+        values: &[f64],
+        arrived: f64,
+        channel_names: impl FnOnce() -> Vec<String>,
+    ) -> Result<Offered, DetectError> {
+        self.with_pipeline(sensor, channel_names, |p, _| p.offer(ts, values, arrived))
+    }
+
+    /// Lets the sensor's oldest held reading go if `release` allows, and processes it
+    /// as [`Self::process`] would. Call until it returns `None`.
+    pub fn release(&mut self, sensor: &SensorId, release: Release) -> Option<Released> {
+        let pipeline = self.pipelines.get_mut(sensor)?;
+        let (ts, step) = pipeline.release(release, &self.config)?;
+        Some(Released {
+            ts,
+            step: step.map_err(|reason| rejected(sensor, reason)),
+        })
+    }
+
+    /// Sensors with readings in their reorder buffer.
+    pub fn holding(&self) -> Vec<SensorId> {
+        (self.pipelines.iter())
+            .filter(|(_, p)| p.held() > 0)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Runs `f` on the sensor's pipeline, created (or brought back from its parked
+    /// state) for a sensor not tracked, within `max_sensors` and the memory budget.
+    fn with_pipeline<T>(
+        &mut self,
+        sensor: &SensorId,
+        channel_names: impl FnOnce() -> Vec<String>,
+        f: impl FnOnce(&mut Pipeline, &DetectorConfig) -> Result<T, WindowReject>,
+    ) -> Result<T, DetectError> {
         if !self.pipelines.contains_key(sensor) {
-            if self.pipelines.len() >= self.max_sensors {
-                return Err(DetectError::TooManySensors {
-                    sensor: sensor.to_string(),
-                    limit: self.max_sensors,
-                });
-            }
-            let pipeline = Pipeline::new(sensor.clone(), channel_names(), &self.config);
-            self.pipelines.insert(sensor.clone(), pipeline);
+            self.admit(sensor, channel_names)?;
         }
         // Inserted just above when missing.
         let pipeline = self.pipelines.get_mut(sensor).expect("pipeline exists");
-        pipeline
-            .push(ts, values, &self.config)
-            .map_err(|reason| DetectError::Rejected {
-                sensor: sensor.to_string(),
-                reason,
-            })
+        f(pipeline, &self.config).map_err(|reason| rejected(sensor, reason))
     }
 
     /// Installs a trained model (or records that training failed, with `None`), so the
@@ -479,5 +639,12 @@ impl Detector {
             self.install(sensor, model.ok());
         }
         Ok(step)
+    }
+}
+
+fn rejected(sensor: &SensorId, reason: WindowReject) -> DetectError {
+    DetectError::Rejected {
+        sensor: sensor.to_string(),
+        reason,
     }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Detector, Pipeline};
 use crate::alert::{AlertParams, AlertState};
-use crate::config::{LearningConfig, ScoreStrategy, ThresholdConfig};
+use crate::config::{DetectorConfig, LearningConfig, ScoreStrategy, ThresholdConfig};
 use crate::model::Model;
 use crate::reading::SensorId;
 
@@ -52,7 +52,7 @@ pub struct SensorSnapshot {
 }
 
 impl Pipeline {
-    fn snapshot(&self) -> SensorSnapshot {
+    pub(super) fn snapshot(&self) -> SensorSnapshot {
         let (threshold, scorer, point_scorer) = self.scoring.snapshot();
         SensorSnapshot {
             sensor: self.sensor.to_string(),
@@ -67,10 +67,33 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// A pipeline from its persisted state; true when the snapshot had a model that
+    /// does not fit the current window shape (the sensor warms up a new one).
+    pub(super) fn from_snapshot(s: SensorSnapshot, config: &DetectorConfig) -> (Self, bool) {
+        let id = SensorId::new(&s.sensor);
+        let mut p = Pipeline::new(id, s.channels, config);
+        let channels = p.channel_names.len();
+        let width = config.window.size * channels;
+        let had_model = s.model.is_some();
+        p.model = s
+            .model
+            .filter(|m| m.ae.n_inputs() == width && m.channels == channels)
+            .map(Arc::new);
+        p.scoring.restore(&s.threshold, &s.scorer, &s.point_scorer);
+        p.drift.restore(s.ema);
+        p.alert = s.alert;
+        let misfit = had_model && p.model.is_none();
+        (p, misfit)
+    }
+}
+
 impl Detector {
-    /// Captures every sensor's persistent state.
+    /// Captures every sensor's persistent state, parked sensors included.
     pub fn snapshot(&self) -> DetectorSnapshot {
-        let mut sensors: Vec<_> = self.pipelines.values().map(Pipeline::snapshot).collect();
+        let mut sensors: Vec<_> = (self.pipelines.values().map(Pipeline::snapshot))
+            .chain(self.parked.values().cloned())
+            .collect();
         sensors.sort_by(|a, b| a.sensor.cmp(&b.sensor));
         DetectorSnapshot {
             format: SNAPSHOT_FORMAT,
@@ -97,20 +120,16 @@ impl Detector {
             if self.pipelines.len() >= self.max_sensors || s.channels.is_empty() {
                 continue;
             }
-            let id = SensorId::new(&s.sensor);
-            let mut p = Pipeline::new(id.clone(), s.channels, &self.config);
-            let channels = p.channel_names.len();
-            let width = self.config.window.size * channels;
-            let had_model = s.model.is_some();
-            p.model = s
-                .model
-                .filter(|m| m.ae.n_inputs() == width && m.channels == channels)
-                .map(Arc::new);
-            misfits += usize::from(had_model && p.model.is_none());
-            p.scoring.restore(&s.threshold, &s.scorer, &s.point_scorer);
-            p.drift.restore(s.ema);
-            p.alert = s.alert;
-            self.pipelines.insert(id, p);
+            if !self.fits(super::memory::pipeline_bytes(&self.config, s.channels.len())) {
+                // Past the budget (lowered since, or sensors parked when it was saved):
+                // kept as its persisted state rather than lost from the next snapshot.
+                self.park(s);
+                continue;
+            }
+            let (p, misfit) = Pipeline::from_snapshot(s, &self.config);
+            misfits += usize::from(misfit);
+            self.used += p.bytes;
+            self.pipelines.insert(p.sensor.clone(), p);
             restored += 1;
         }
         if misfits > 0 {

@@ -2,7 +2,7 @@ use super::*;
 use crate::alert::{AlertEventKind, ClearReason};
 use crate::config::{Config, Detrend, ScoreStrategy};
 
-fn build_config(extra: &str) -> DetectorConfig {
+pub(super) fn build_config(extra: &str) -> DetectorConfig {
     let text = format!(
         "[window]\nsize = 8\n[model]\nhidden = [6]\nlatent = 2\nepochs = 5\n\
          [training]\nmin_windows = 64\nretrain_every = 0\nbuffer = 256\n\
@@ -13,12 +13,12 @@ fn build_config(extra: &str) -> DetectorConfig {
 }
 
 /// Two channels: a sine and its scaled copy, with a little deterministic wobble.
-fn build_reading(i: usize) -> [f64; 2] {
+pub(super) fn build_reading(i: usize) -> [f64; 2] {
     let x = (i as f64 * 0.3).sin() + 0.01 * ((i * 7919) % 13) as f64;
     [x, 2.0 * x + 5.0]
 }
 
-fn names() -> Vec<String> {
+pub(super) fn names() -> Vec<String> {
     vec!["temp".into(), "vib".into()]
 }
 

@@ -62,6 +62,9 @@ pub struct Ingest {
     admission: Admission,
     /// Shared with `/healthz`: connected between a ConnAck and the next error.
     health: Health,
+    /// Sensors the detector dropped as idle: admission forgets them, so they do not
+    /// hold places under the sensor cap.
+    forget_rx: mpsc::UnboundedReceiver<SensorId>,
 }
 
 impl Ingest {
@@ -77,6 +80,7 @@ impl Ingest {
         readings_tx: mpsc::Sender<Reading>,
         health: Health,
         known: Vec<(SensorId, ChannelSet)>,
+        forget_rx: mpsc::UnboundedReceiver<SensorId>,
     ) -> Result<Self, IngestError> {
         let (client, eventloop) = net::connect(&config.mqtt, &config.mqtt.client_id, None, REQUEST_CAPACITY)?;
         let routes = build_routes(config)?;
@@ -94,8 +98,9 @@ impl Ingest {
             backoff: Backoff::new(config.mqtt.reconnect_min, config.mqtt.reconnect_max),
             limiter: LogLimiter::default(),
             max_channels: config.limits.max_channels,
-            admission: Admission::new(config.limits.max_sensors, known),
+            admission: admission(config, known),
             health,
+            forget_rx,
         })
     }
 
@@ -178,6 +183,9 @@ impl Ingest {
             }
         };
         let topic_sensor = route.sensor_from_topic(topic);
+        while let Ok(id) = self.forget_rx.try_recv() {
+            self.admission.forget(&id);
+        }
         for record in records {
             let Some(sensor) = record.sensor.as_deref().or(topic_sensor) else {
                 self.bad_input("missing_sensor", topic, "no sensor id in topic or payload");
@@ -265,6 +273,20 @@ impl Ingest {
         self.health.set_broker_connected(false);
         info!("Telemetry connection closed.");
     }
+}
+
+/// Sensor admission under `limits.max_sensors` and `limits.max_memory_mb` (charged
+/// with the detector's own estimate, so both refuse the same sensors).
+fn admission(config: &Config, known: Vec<(SensorId, ChannelSet)>) -> Admission {
+    let admission = Admission::new(config.limits.max_sensors, known);
+    if config.limits.max_memory_mb == 0 {
+        return admission;
+    }
+    let detector = config.detector.clone();
+    admission.with_budget(
+        config.limits.max_memory_mb << 20,
+        Box::new(move |channels| crate::detector::memory::pipeline_bytes(&detector, channels)),
+    )
 }
 
 /// Builds one [`Route`] per `[[sources]]` entry.

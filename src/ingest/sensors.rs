@@ -6,6 +6,13 @@
 //!   first and push the known sensors' readings out as `queue_full`. Ingest now admits
 //!   at most `max_sensors` ids (seeded with the ones restored from the snapshot) and
 //!   drops the rest before they are queued, counted as `sensor_cap`.
+//! - **So does the memory budget.** With `limits.max_memory_mb`, each admitted sensor
+//!   is charged the detector's estimate for its channel count
+//!   ([`crate::detector::memory::pipeline_bytes`]), and a new sensor that does not fit
+//!   is refused (`memory_budget`) before it can queue readings; otherwise a flood of new
+//!   ids under the sensor cap would fill the queue only to be refused by the detector,
+//!   starving the known sensors. Ingest charges a parked sensor at its full size (it
+//!   needs that when it returns), so it refuses no later than the detector does.
 //! - **Sensor ids are bounded.** An id longer than [`MAX_SENSOR_ID_BYTES`] is refused
 //!   (`sensor_id_too_long`): ids are kept in memory, snapshots, topics and labels.
 //! - **A sensor's channel set is interned once.** The first reading of a sensor fixes
@@ -32,6 +39,8 @@ pub enum Refused {
     SensorCap,
     /// A known sensor sent other channel names than it started with.
     ChannelSetChanged,
+    /// A new sensor whose estimated memory does not fit `limits.max_memory_mb`.
+    MemoryBudget,
 }
 
 impl Refused {
@@ -41,15 +50,36 @@ impl Refused {
             Self::IdTooLong => "sensor_id_too_long",
             Self::SensorCap => "sensor_cap",
             Self::ChannelSetChanged => "channel_set_changed",
+            Self::MemoryBudget => "memory_budget",
         }
     }
 }
 
+/// Estimated bytes of a sensor with this many channels.
+pub type SensorCost = Box<dyn Fn(usize) -> usize + Send>;
+
+/// `limits.max_memory_mb` as ingest applies it.
+struct Budget {
+    limit: usize,
+    used: usize,
+    cost: SensorCost,
+}
+
 /// The admitted sensors and their channel sets.
-#[derive(Debug)]
 pub struct Admission {
     max_sensors: usize,
     sensors: HashMap<SensorId, ChannelSet>,
+    budget: Option<Budget>,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("max_sensors", &self.max_sensors)
+            .field("sensors", &self.sensors.len())
+            .field("budget", &self.budget.as_ref().map(|b| (b.used, b.limit)))
+            .finish()
+    }
 }
 
 impl Admission {
@@ -61,7 +91,20 @@ impl Admission {
                 sensors.insert(id, channels);
             }
         }
-        Self { max_sensors, sensors }
+        Self {
+            max_sensors,
+            sensors,
+            budget: None,
+        }
+    }
+
+    /// Also refuses new sensors once their estimated bytes (`cost` of their channel
+    /// count) would pass `limit`; the sensors admitted so far are charged at once.
+    #[must_use]
+    pub fn with_budget(mut self, limit: usize, cost: SensorCost) -> Self {
+        let used = self.sensors.values().map(|set| cost(set.len())).sum();
+        self.budget = Some(Budget { limit, used, cost });
+        self
     }
 
     /// The sensor's id and channel set for a reading with these channel names, or why
@@ -89,10 +132,25 @@ impl Admission {
         if self.sensors.len() >= self.max_sensors {
             return Err(Refused::SensorCap);
         }
+        if let Some(b) = self.budget.as_mut() {
+            let bytes = (b.cost)(names.len());
+            if b.used + bytes > b.limit {
+                return Err(Refused::MemoryBudget);
+            }
+            b.used += bytes;
+        }
         let id = SensorId::new(sensor);
         let set: ChannelSet = names.map(str::to_owned).collect();
         self.sensors.insert(id.clone(), set.clone());
         Ok((id, set))
+    }
+
+    /// Forgets a sensor the detector dropped: its place under the cap is free, and its
+    /// next reading is admitted like a new sensor's.
+    pub fn forget(&mut self, sensor: &SensorId) {
+        if let (Some(set), Some(b)) = (self.sensors.remove(sensor), self.budget.as_mut()) {
+            b.used -= (b.cost)(set.len());
+        }
     }
 
     /// Sensors admitted so far.
@@ -160,6 +218,30 @@ mod tests {
         );
         assert!(admit(&mut a, "new", &["a"]).is_ok());
         assert_eq!(a.len(), 2);
+    }
+
+    #[test]
+    fn a_forgotten_sensor_frees_its_place_and_may_change_channels() {
+        let mut a = Admission::new(1, []);
+        admit(&mut a, "old", &["a"]).expect("first");
+        assert_eq!(admit(&mut a, "new", &["a"]), Err(Refused::SensorCap));
+        a.forget(&SensorId::new("old"));
+        assert!(admit(&mut a, "new", &["a"]).is_ok());
+        a.forget(&SensorId::new("new"));
+        assert!(admit(&mut a, "new", &["b", "c"]).is_ok(), "a new start");
+    }
+
+    #[test]
+    fn new_sensors_past_the_budget_are_refused_until_one_is_forgotten() {
+        let known = [(SensorId::new("restored"), ChannelSet::from(vec!["a".to_string()]))];
+        // 100 bytes a channel; room for 4 channels.
+        let mut a = Admission::new(10, known).with_budget(400, Box::new(|c| 100 * c));
+        assert!(admit(&mut a, "two", &["a", "b"]).is_ok());
+        assert_eq!(admit(&mut a, "big", &["a", "b"]), Err(Refused::MemoryBudget));
+        assert!(admit(&mut a, "small", &["a"]).is_ok());
+        assert!(admit(&mut a, "two", &["a", "b"]).is_ok(), "known sensors pass");
+        a.forget(&SensorId::new("two"));
+        assert!(admit(&mut a, "big", &["a", "b"]).is_ok());
     }
 
     #[test]

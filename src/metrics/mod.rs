@@ -38,6 +38,15 @@ pub mod names {
     /// Counter `{reason}`: readings dropped after parsing (queue_full, out_of_order,
     /// duplicate, sensor_cap, ...).
     pub const READINGS_DROPPED: &str = "anomalyd_readings_dropped_total";
+    /// Counter: readings that arrived after a newer reading of their sensor and were
+    /// scored in timestamp order by the reorder buffer (`[window] reorder_rows`).
+    pub const READINGS_REORDERED: &str = "anomalyd_readings_reordered_total";
+    /// Counter `{kind}`: idle sensors evicted (`limits.sensor_idle_secs`), `parked`
+    /// (kept as their persisted state) or `dropped` (no model yet).
+    pub const SENSORS_EVICTED: &str = "anomalyd_sensors_evicted_total";
+    /// Gauge, bytes: the detector's memory estimate of its tracked and parked sensors
+    /// (what `limits.max_memory_mb` is checked against).
+    pub const MEMORY_ESTIMATE: &str = "anomalyd_memory_estimate_bytes";
     /// Counter `{result}`: retrains finished, `ok` or `error`.
     pub const RETRAINS: &str = "anomalyd_retrains_total";
     /// Histogram, seconds: wall time of one retrain.
@@ -116,6 +125,9 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
     (names::ALERTS_ACCEPTED, Kind::Counter, Unit::Count, "Alerts accepted as the new normal ([learning] accept_after_secs)."),
     (names::PAYLOAD_ERRORS, Kind::Counter, Unit::Count, "Rejected payloads by kind."),
     (names::READINGS_DROPPED, Kind::Counter, Unit::Count, "Readings dropped after parsing, by reason."),
+    (names::READINGS_REORDERED, Kind::Counter, Unit::Count, "Late readings put back in timestamp order and scored."),
+    (names::SENSORS_EVICTED, Kind::Counter, Unit::Count, "Idle sensors evicted by kind (parked, dropped)."),
+    (names::MEMORY_ESTIMATE, Kind::Gauge, Unit::Bytes, "Estimated memory of the detector's sensors (limits.max_memory_mb)."),
     (names::RETRAINS, Kind::Counter, Unit::Count, "Finished retrains by result (ok, error)."),
     (names::RETRAIN_SECONDS, Kind::Histogram, Unit::Seconds, "Wall time of one retrain."),
     (names::MODEL_VERSION, Kind::Gauge, Unit::Count, "Model version scoring each sensor (_other: newest among uncapped sensors)."),

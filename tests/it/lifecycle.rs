@@ -104,12 +104,13 @@ async fn garbage_of_every_kind_is_counted_and_the_good_sensor_still_alerts() {
     for (_, payload) in &cases {
         probe.send(&junk, payload.clone()).await;
     }
-    // Order problems on the good sensor: a duplicate and an older reading.
+    // Order problems on the good sensor: a duplicate and a reading older than any it
+    // sent (a late one among its last `reorder_rows` would be put back in order).
     probe
         .send(&good, format!(r#"{{"ts":{},"a":0.1,"b":0.2}}"#, sig.ts - 1.0))
         .await;
     probe
-        .send(&good, format!(r#"{{"ts":{},"a":0.1,"b":0.2}}"#, sig.ts - 5.0))
+        .send(&good, format!(r#"{{"ts":{},"a":0.1,"b":0.2}}"#, sig.ts - 20.0))
         .await;
     // A missing timestamp is stamped with the arrival time (devices without clocks).
     probe.send(&junk, br#"{"a":1,"b":2}"#.to_vec()).await;

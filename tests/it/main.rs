@@ -6,6 +6,7 @@ mod alerts;
 mod faults;
 mod homeassistant;
 mod lifecycle;
+mod limits;
 mod mqtt5;
 mod operator;
 mod resilience;

@@ -9,7 +9,7 @@ use std::time::Duration;
 mod mqtt;
 pub mod schema;
 
-pub use mqtt::{Msg, Probe, Signal, counter, feed, metrics, now};
+pub use mqtt::{Msg, Probe, Signal, assert_counter, counter, feed, metrics, now, wait_for_metrics};
 
 /// Upper bound for any single wait in the suite.
 pub const WAIT: Duration = Duration::from_secs(30);

@@ -149,6 +149,16 @@ pub fn counter(text: &str, name: &str, label: &str) -> f64 {
         .sum()
 }
 
+/// Asserts a counter's sum (as [`counter`]; an absent counter is 0), showing the text.
+pub fn assert_counter(text: &str, name: &str, label: &str, want: f64) {
+    // `+ 0.0`: an empty sum is -0.0.
+    assert_eq!(
+        counter(text, name, label) + 0.0,
+        want,
+        "{name}{{{label}}}:\n{text}"
+    );
+}
+
 /// Deterministic two-channel telemetry: a sine and a cosine with small noise; `shift`
 /// added to both channels makes an anomaly.
 pub struct Signal {
@@ -213,5 +223,21 @@ pub async fn feed(probe: &Probe, topic: &str, sig: &mut Signal, n: usize, shift:
         if k % 20 == 19 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+}
+
+/// Polls `/metrics` until `done` holds for it, or fails after `WAIT` with the text.
+pub async fn wait_for_metrics(port: u16, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = metrics(port).await;
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
