@@ -42,6 +42,8 @@ pub struct RawConfig {
     pub score: RawScore,
     /// `[learning]`: what the detector learns from, and when an alert becomes normal.
     pub learning: RawLearning,
+    /// `[cluster]`: this instance's share of the sensors when several daemons split them.
+    pub cluster: RawCluster,
 }
 
 /// `[mqtt]`.
@@ -302,6 +304,17 @@ pub struct RawLearning {
     pub accept_after_secs: f64,
 }
 
+/// `[cluster]`: see [`crate::cluster`].
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawCluster {
+    /// Daemons sharing the sensors; each scores the ids whose partition is its `index`.
+    /// Default 1 (this one scores every sensor).
+    pub instances: u32,
+    /// This daemon's partition, 0-based, below `instances`. Default 0.
+    pub index: u32,
+}
+
 fn default_sources() -> Vec<RawSource> {
     vec![RawSource::default()]
 }
@@ -474,6 +487,15 @@ impl Default for RawLearning {
     fn default() -> Self {
         Self {
             accept_after_secs: 3600.0,
+        }
+    }
+}
+
+impl Default for RawCluster {
+    fn default() -> Self {
+        Self {
+            instances: 1,
+            index: 0,
         }
     }
 }

@@ -109,6 +109,21 @@ fn range_problems_are_collected_in_one_pass() {
             "[score]\nrange_margin = -0.1",
             "must be a number >= 0",
         ),
+        (
+            "cluster.instances",
+            "[cluster]\ninstances = 0",
+            "must be at least 1, got 0",
+        ),
+        (
+            "cluster.index",
+            "[cluster]\ninstances = 2\nindex = 2",
+            "must be below cluster.instances (2), got 2",
+        ),
+        (
+            "cluster.index",
+            "[cluster]\nindex = 1",
+            "must be below cluster.instances (1), got 1",
+        ),
     ];
     for (key, text, want) in cases {
         let p = problems(text);
@@ -186,4 +201,17 @@ fn removed_keys_say_what_replaced_them() {
         let p = problems(text);
         assert!(p.iter().any(|m| m.contains(want)), "{want}: {p:?}");
     }
+}
+
+#[test]
+fn a_clustered_instance_gets_its_own_client_id_and_status_topic() {
+    let text = "[mqtt]\nclient_id = \"gw\"\n[alerts]\nstatus_topic = \"site/status\"\n[cluster]\ninstances = 3\nindex = 2\n";
+    let c = Config::from_toml_str(text).unwrap();
+    assert_eq!((c.cluster.instances(), c.cluster.index()), (3, 2));
+    assert_eq!(c.mqtt.client_id, "gw-2");
+    assert_eq!(c.alerts.status_topic, "site/status/2");
+    let single = Config::from_toml_str("").unwrap();
+    assert_eq!(single.mqtt.client_id, "anomalyd");
+    assert_eq!(single.alerts.status_topic, "anomalyd/status");
+    assert!(single.cluster.is_single());
 }

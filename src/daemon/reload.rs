@@ -91,6 +91,7 @@ fn restart_keys(running: &Config, new: &Config) -> Vec<&'static str> {
         (running.state != new.state, "state"),
         (running.metrics_listen != new.metrics_listen, "metrics.listen"),
         (running.limits != new.limits, "limits"),
+        (running.cluster != new.cluster, "cluster"),
         (
             running.detector != detector,
             "window, model, training or detrend settings",
@@ -127,6 +128,11 @@ mod tests {
                 "window",
                 "[window]\nsize = 7\n",
                 vec!["window, model, training or detrend settings"],
+            ),
+            (
+                "cluster, which also renames the client and the status topic",
+                "[cluster]\ninstances = 2\n",
+                vec!["mqtt.client_id", "alerts", "cluster"],
             ),
         ];
         for (name, text, want) in cases {

@@ -3,8 +3,8 @@
 //! [`Ingest::run`] polls the connection ([`crate::mqtt::net`]: MQTT 3.1.1 or 5), (re)subscribes
 //! every `[[sources]]` filter after a ConnAck without a session, routes each Publish to
 //! its source, takes the sensor id from the topic or the payload, parses with
-//! [`super::payload::parse`], admits the sensor and its channel set
-//! ([`super::sensors`]) and hands a [`Reading`] to the detector with `try_send`:
+//! [`super::payload::parse`], admits the sensor (when this `[cluster]` instance owns
+//! it) and its channel set ([`super::sensors`]) and hands a [`Reading`] to the detector with `try_send`:
 //! `poll()` is never blocked, and a full channel is a counted drop. After a connection
 //! error it backs off exponentially in a `select!` with the cancellation token. It does
 //! not window, score or publish.
@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::payload::{self, PayloadFormat, PayloadParams};
 use super::route::{Route, SensorFrom};
-use super::sensors::Admission;
+use super::sensors::{Admission, Refused};
 use crate::config::Config;
 use crate::escape::Escaped;
 use crate::metrics::{Health, labels, names};
@@ -94,7 +94,7 @@ impl Ingest {
             backoff: Backoff::new(config.mqtt.reconnect_min, config.mqtt.reconnect_max),
             limiter: LogLimiter::default(),
             max_channels: config.limits.max_channels,
-            admission: Admission::new(config.limits.max_sensors, known),
+            admission: Admission::new(config.cluster, config.limits.max_sensors, known),
             health,
         })
     }
@@ -195,7 +195,7 @@ impl Ingest {
             let (sensor, channels) = match self.admission.admit(sensor, names) {
                 Ok(admitted) => admitted,
                 Err(refused) => {
-                    self.refused(refused.reason(), sensor);
+                    self.refused(refused, sensor);
                     continue;
                 }
             };
@@ -225,9 +225,15 @@ impl Ingest {
         }
     }
 
-    /// A reading refused before the queue (sensor cap, changed channel set).
-    fn refused(&mut self, reason: &'static str, sensor: &str) {
+    /// A reading refused before the queue (another instance's sensor, sensor cap,
+    /// changed channel set).
+    fn refused(&mut self, refused: Refused, sensor: &str) {
+        let reason = refused.reason();
         metrics::counter!(names::READINGS_DROPPED, labels::REASON => reason).increment(1);
+        // Another instance's readings are the normal share of a cluster: counted only.
+        if refused == Refused::OtherInstance {
+            return;
+        }
         if let Some(suppressed) = self.limiter.check(reason, Instant::now()) {
             warn!(reason, sensor = %Escaped(sensor), suppressed, "Dropped reading.");
         }

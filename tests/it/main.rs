@@ -2,6 +2,7 @@
 //! harness on a free port. Each test has its own broker, client ids, topic prefix and
 //! state directory, and every wait is bounded.
 
+mod cluster;
 mod faults;
 mod lifecycle;
 mod mqtt5;
