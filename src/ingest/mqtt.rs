@@ -168,6 +168,18 @@ impl Ingest {
             self.bad_input("no_route", topic, "topic matches no source");
             return;
         };
+        let topic_sensor = route.sensor_from_topic(topic);
+        // Another `[cluster]` instance's sensor, named by the topic of a one-reading
+        // payload: dropped before parsing, so its payload costs nothing more here and
+        // a malformed one is counted once in the cluster, by its owner. SenML packs may
+        // hold several readings, so they are counted (per reading) after parsing.
+        let one_reading = route.params.format != PayloadFormat::Senml;
+        if let Some(sensor) = topic_sensor.filter(|_| one_reading) {
+            if self.admission.is_foreign(sensor) {
+                self.refused(Refused::OtherInstance, sensor);
+                return;
+            }
+        }
         let now = crate::reading::unix_now();
         let records = match payload::parse(payload, &route.params, now) {
             Ok(records) => records,
@@ -177,7 +189,6 @@ impl Ingest {
                 return;
             }
         };
-        let topic_sensor = route.sensor_from_topic(topic);
         for record in records {
             let Some(sensor) = record.sensor.as_deref().or(topic_sensor) else {
                 self.bad_input("missing_sensor", topic, "no sensor id in topic or payload");

@@ -4,7 +4,8 @@
 //! - **Other instances' sensors come before everything.** With `[cluster] instances >
 //!   1`, a sensor another instance owns ([`crate::cluster::Partition::owns`]) is
 //!   refused first (`other_instance`): it takes no place under the cap and is never
-//!   queued. Its id is hashed again on each of its readings (one multiply per byte,
+//!   queued; ingest asks [`Admission::is_foreign`] before parsing when the topic names
+//!   the sensor. Its id is hashed again on each of its readings (one multiply per byte,
 //!   then the jump hash's loop, about ln(instances) rounds): cheaper than keeping a
 //!   map of foreign ids that anyone who can publish could grow. Owned sensors are
 //!   found in the map first and never hashed again.
@@ -106,7 +107,7 @@ impl Admission {
                 Err(Refused::ChannelSetChanged)
             };
         }
-        if !self.partition.owns(sensor) {
+        if self.is_foreign(sensor) {
             return Err(Refused::OtherInstance);
         }
         if sensor.len() > MAX_SENSOR_ID_BYTES {
@@ -119,6 +120,12 @@ impl Admission {
         let set: ChannelSet = names.map(str::to_owned).collect();
         self.sensors.insert(id.clone(), set.clone());
         Ok((id, set))
+    }
+
+    /// Whether another `[cluster]` instance owns `sensor`. An admitted sensor is this
+    /// instance's and is found without hashing its id.
+    pub fn is_foreign(&self, sensor: &str) -> bool {
+        !self.sensors.contains_key(sensor) && !self.partition.owns(sensor)
     }
 
     /// Sensors admitted so far.

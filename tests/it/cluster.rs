@@ -188,6 +188,19 @@ async fn two_instances_score_each_sensor_once_and_alert_once() {
         "raised alerts per instance"
     );
 
+    // A bad payload of instance 1's sensor is its problem alone: instance 0 drops it
+    // (before parsing) as another instance's reading, instance 1 counts the error.
+    probe.send(&w.telemetry(SENSORS[0].0), "not json").await;
+    let errors = |t: &String| counter(t, "anomalyd_payload_errors_total", "");
+    let foreign = |t: &String| counter(t, "anomalyd_readings_dropped_total", "reason=\"other_instance\"");
+    let texts = wait_metrics(ports, |t| errors(&t[1]) >= 1.0).await;
+    assert_eq!(
+        (errors(&texts[0]), foreign(&texts[0])),
+        (0.0, 110.0 * owned(1) + 1.0),
+        "instance 0: (payload errors, other_instance)"
+    );
+    assert_eq!(errors(&texts[1]), 1.0, "instance 1: payload errors");
+
     // A crash of instance 1: its last will marks only status/1 offline.
     for (i, x) in inst.iter_mut().enumerate() {
         assert!(x.daemon.alive(), "instance {i} died:\n{}", x.daemon.log_text());
