@@ -73,6 +73,20 @@ async fn wait_all_states(
     latest
 }
 
+/// Feeds every sensor until it has a first model (wherever it is scored); returns
+/// their signals, to continue from.
+async fn first_models(w: &World, probe: &mut Probe) -> Vec<Signal> {
+    let mut signals: Vec<Signal> = SENSORS.iter().map(|_| Signal::new(now() - 5000.0)).collect();
+    for ((sensor, _), sig) in SENSORS.iter().zip(&mut signals) {
+        feed(probe, &w.telemetry(sensor), sig, 80, 0.0).await;
+    }
+    wait_all_states(probe, "a first model for every sensor", |s| {
+        s["model_version"].as_u64() >= Some(1)
+    })
+    .await;
+    signals
+}
+
 /// Polls both instances' `/metrics` until `done` holds for the pair (bounded); returns
 /// the last texts.
 async fn wait_metrics(ports: [u16; 2], done: impl Fn(&[String; 2]) -> bool) -> [String; 2] {
@@ -119,14 +133,7 @@ async fn two_instances_score_each_sensor_once_and_alert_once() {
     }
 
     // Warm-up: a first model for every sensor, then enough scores for its threshold.
-    let mut signals: Vec<Signal> = SENSORS.iter().map(|_| Signal::new(now() - 5000.0)).collect();
-    for ((sensor, _), sig) in SENSORS.iter().zip(&mut signals) {
-        feed(&probe, &w.telemetry(sensor), sig, 80, 0.0).await;
-    }
-    wait_all_states(&mut probe, "a first model for every sensor", |s| {
-        s["model_version"].as_u64() >= Some(1)
-    })
-    .await;
+    let mut signals = first_models(&w, &mut probe).await;
     for ((sensor, _), sig) in SENSORS.iter().zip(&mut signals) {
         feed(&probe, &w.telemetry(sensor), sig, 30, 0.0).await;
     }
@@ -193,7 +200,10 @@ async fn two_instances_score_each_sensor_once_and_alert_once() {
     probe.send(&w.telemetry(SENSORS[0].0), "not json").await;
     let errors = |t: &String| counter(t, "anomalyd_payload_errors_total", "");
     let foreign = |t: &String| counter(t, "anomalyd_readings_dropped_total", "reason=\"other_instance\"");
-    let texts = wait_metrics(ports, |t| errors(&t[1]) >= 1.0).await;
+    let texts = wait_metrics(ports, |t| {
+        errors(&t[1]) >= 1.0 && foreign(&t[0]) > 110.0 * owned(1)
+    })
+    .await;
     assert_eq!(
         (errors(&texts[0]), foreign(&texts[0])),
         (0.0, 110.0 * owned(1) + 1.0),
@@ -238,4 +248,55 @@ async fn two_instances_score_each_sensor_once_and_alert_once() {
         "instance 0 died: {}",
         inst[0].daemon.log_text()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resized_instance_leaves_the_snapshots_foreign_sensors_to_their_owner() {
+    let w = World::new("cluster-resize", 20).await;
+    let mut single = w.daemon();
+    let mut probe = w.probe().await;
+    probe.wait_online(WAIT).await;
+    let mut signals = first_models(&w, &mut probe).await;
+    let code = single.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, Some(0), "exit code; log:\n{}", single.log_text());
+
+    // The same state dir, now as instance 0 of 2: only its own sensors come back.
+    let dir = w.dir.path().join("resized");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = format!("{}\n[cluster]\ninstances = 2\nindex = 0\n", w.config);
+    let mut resized = Daemon::start(&dir, &config);
+    let mine: Vec<usize> = (0..SENSORS.len()).filter(|&k| SENSORS[k].1 == 0).collect();
+    // Its client id is new (`-0`), so it has no session yet: readings sent before it
+    // subscribes are lost. Send one per own sensor until both were scored.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let texts = loop {
+        for &k in &mine {
+            feed(&probe, &w.telemetry(SENSORS[k].0), &mut signals[k], 1, 0.0).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let text = metrics(w.metrics_port).await;
+        let seen = SENSORS.iter().filter(|(s, _)| has_sensor_gauge(&text, s)).count();
+        if seen >= mine.len() || tokio::time::Instant::now() > deadline {
+            break [text.clone(), text];
+        }
+    };
+    assert_eq!(
+        counter(&texts[0], "anomalyd_sensors", ""),
+        mine.len() as f64,
+        "sensors in the detector after the restore; log:\n{}",
+        resized.log_text()
+    );
+    for (sensor, owner) in SENSORS {
+        assert_eq!(
+            has_sensor_gauge(&texts[0], sensor),
+            owner == 0,
+            "{sensor} (owner {owner}) on instance 0"
+        );
+    }
+    assert!(
+        resized.log_text().contains("owned by other instances left out"),
+        "no word of the foreign sensors:\n{}",
+        resized.log_text()
+    );
+    assert!(resized.alive(), "died:\n{}", resized.log_text());
 }
