@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::cluster::Partition;
 use crate::config::Config;
 use crate::detector::{Detector, DetectorSnapshot};
 use crate::ingest::mqtt::Ingest;
@@ -85,7 +86,7 @@ pub async fn run(
     let budget = (config.limits.max_memory_mb > 0).then_some(config.limits.max_memory_mb << 20);
     let mut detector =
         Detector::new(config.detector.clone(), config.limits.max_sensors).with_memory_budget(budget);
-    let restored = restore(&store, &mut detector);
+    let restored = restore(&store, &mut detector, config.cluster);
     let versions = VersionFloor::open(store.dir(), restored.newest_version + 1)
         .context("cannot read the model version floor in the state directory")?;
     let persisted = Persisted {
@@ -233,10 +234,22 @@ struct Restored {
 }
 
 /// Restores the last snapshot. A missing snapshot is a first start; a corrupt or
-/// foreign one has been set aside by the store and is reported, never fatal.
-fn restore(store: &Store, detector: &mut Detector) -> Restored {
+/// foreign one has been set aside by the store and is reported, never fatal. Sensors
+/// that `partition` does not own (the cluster was resized) are left to their new
+/// owner: scoring them here too would alert twice.
+fn restore(store: &Store, detector: &mut Detector, partition: Partition) -> Restored {
     match store.load::<DetectorSnapshot>() {
-        Ok(Some(snapshot)) => {
+        Ok(Some(mut snapshot)) => {
+            let before = snapshot.sensors.len();
+            snapshot.sensors.retain(|s| partition.owns(&s.sensor));
+            if snapshot.sensors.len() < before {
+                info!(
+                    dropped = before - snapshot.sensors.len(),
+                    instances = partition.instances(),
+                    index = partition.index(),
+                    "Snapshot sensors now owned by other instances left out."
+                );
+            }
             let newest_version = (snapshot.sensors.iter())
                 .filter_map(|s| s.model.as_ref().map(|m| m.version))
                 .max()

@@ -16,6 +16,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod alert;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod demo;

@@ -13,6 +13,7 @@ use std::time::Duration;
 pub use raw::RawConfig;
 
 use crate::alert::AlertParams;
+use crate::cluster::Partition;
 use crate::model::ModelError;
 use crate::model::autoencoder::{AutoencoderKind, AutoencoderParams, AutoencoderValidParams};
 use crate::model::normalise::NormaliseMode;
@@ -299,7 +300,8 @@ pub struct MqttConfig {
     pub host: String,
     /// Port.
     pub port: u16,
-    /// Client id.
+    /// This instance's client id: `[mqtt] client_id`, with `-<index>` when
+    /// `[cluster] instances > 1` (the publisher appends `-pub`).
     pub client_id: String,
     /// Keep-alive.
     pub keep_alive: Duration,
@@ -345,6 +347,9 @@ pub struct Config {
     pub alert_expiry: Option<Duration>,
     /// `[homeassistant]`, when enabled.
     pub homeassistant: Option<HomeAssistantConfig>,
+    /// This instance's share of the sensors (`[cluster]`). `mqtt.client_id` and
+    /// `alerts.status_topic` above are already this instance's own names.
+    pub cluster: Partition,
 }
 
 /// Validated `[homeassistant]` (present only when `enabled`).

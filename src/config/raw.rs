@@ -44,6 +44,8 @@ pub struct RawConfig {
     pub learning: RawLearning,
     /// `[homeassistant]`: MQTT discovery for Home Assistant.
     pub homeassistant: RawHomeAssistant,
+    /// `[cluster]`: this instance's share of the sensors when several daemons split them.
+    pub cluster: RawCluster,
 }
 
 /// `[mqtt]`.
@@ -353,6 +355,17 @@ impl Default for RawHomeAssistant {
     }
 }
 
+/// `[cluster]`: see [`crate::cluster`].
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawCluster {
+    /// Daemons sharing the sensors; each scores the ids whose partition is its `index`.
+    /// Default 1 (this one scores every sensor).
+    pub instances: u32,
+    /// This daemon's partition, 0-based, below `instances`. Default 0.
+    pub index: u32,
+}
+
 fn default_sources() -> Vec<RawSource> {
     vec![RawSource::default()]
 }
@@ -531,6 +544,15 @@ impl Default for RawLearning {
     fn default() -> Self {
         Self {
             accept_after_secs: 3600.0,
+        }
+    }
+}
+
+impl Default for RawCluster {
+    fn default() -> Self {
+        Self {
+            instances: 1,
+            index: 0,
         }
     }
 }

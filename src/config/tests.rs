@@ -160,6 +160,21 @@ fn range_problems_are_collected_in_one_pass() {
             "[alerts]\nexpiry_secs = 4294967296",
             "must be at most 4294967295 (0 = never), got 4294967296",
         ),
+        (
+            "cluster.instances",
+            "[cluster]\ninstances = 0",
+            "must be at least 1, got 0",
+        ),
+        (
+            "cluster.index",
+            "[cluster]\ninstances = 2\nindex = 2",
+            "must be below cluster.instances (2), got 2",
+        ),
+        (
+            "cluster.index",
+            "[cluster]\nindex = 1",
+            "must be below cluster.instances (1), got 1",
+        ),
     ];
     for (key, text, want) in cases {
         let p = problems(text);
@@ -255,4 +270,17 @@ fn alert_keys_become_checked_values_and_default_to_off() {
     let d = Config::from_toml_str("").unwrap();
     assert_eq!((d.stale_after, d.alert_expiry), (None, None));
     assert_eq!(d.detector.alert.severity, crate::alert::SeverityBands::default());
+}
+
+#[test]
+fn a_clustered_instance_gets_its_own_client_id_and_status_topic() {
+    let text = "[mqtt]\nclient_id = \"gw\"\n[alerts]\nstatus_topic = \"site/status\"\n[cluster]\ninstances = 3\nindex = 2\n";
+    let c = Config::from_toml_str(text).unwrap();
+    assert_eq!((c.cluster.instances(), c.cluster.index()), (3, 2));
+    assert_eq!(c.mqtt.client_id, "gw-2");
+    assert_eq!(c.alerts.status_topic, "site/status/2");
+    let single = Config::from_toml_str("").unwrap();
+    assert_eq!(single.mqtt.client_id, "anomalyd");
+    assert_eq!(single.alerts.status_topic, "anomalyd/status");
+    assert!(single.cluster.is_single());
 }

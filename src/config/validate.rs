@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::raw::RawConfig;
 use super::*;
 use crate::alert::SeverityBands;
+use crate::cluster::PartitionError;
 use crate::model::autoencoder::{Loss, Noise, Penalty};
 
 /// Collects problems while the check runs.
@@ -48,7 +49,9 @@ const MAX_MEMORY_MB: usize = 1 << 20;
 
 pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut p = Problems::default();
-    let mqtt = mqtt(&raw, &mut p);
+    let cluster = cluster(&raw, &mut p);
+    let mut mqtt = mqtt(&raw, &mut p);
+    mqtt.client_id = cluster.client_id(&mqtt.client_id);
     sources(&raw, &mut p);
     alerts(&raw, &mut p);
     let metrics_listen = metrics(&raw, &mut p);
@@ -60,10 +63,12 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if !p.0.is_empty() {
         return Err(ConfigError::Invalid(p.0));
     }
+    let mut alerts = raw.alerts;
+    alerts.status_topic = cluster.status_topic(&alerts.status_topic);
     Ok(Config {
         mqtt,
         sources: raw.sources,
-        alerts: raw.alerts,
+        alerts,
         state: raw.state,
         metrics_listen,
         limits: raw.limits,
@@ -71,6 +76,20 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         stale_after,
         alert_expiry,
         homeassistant,
+        cluster,
+    })
+}
+
+/// `[cluster]`: the partition owns its checks; config maps them onto the keys.
+fn cluster(raw: &RawConfig, p: &mut Problems) -> Partition {
+    let c = &raw.cluster;
+    Partition::new(c.instances, c.index).unwrap_or_else(|e| {
+        let key = match e {
+            PartitionError::NoInstances => "cluster.instances",
+            PartitionError::IndexOutOfRange { .. } => "cluster.index",
+        };
+        p.add(key, e.to_string());
+        Partition::default()
     })
 }
 

@@ -93,6 +93,7 @@ fn restart_keys(running: &Config, new: &Config) -> Vec<&'static str> {
         (running.limits != new.limits, "limits"),
         (running.stale_after != new.stale_after, "alert.stale_after_secs"),
         (running.homeassistant != new.homeassistant, "homeassistant"),
+        (running.cluster != new.cluster, "cluster"),
         (
             running.detector != detector,
             "window, model, training or detrend settings",
@@ -141,6 +142,11 @@ mod tests {
                 vec!["alert.stale_after_secs", "homeassistant"],
             ),
             ("alert expiry", "[alerts]\nexpiry_secs = 60\n", vec!["alerts"]),
+            (
+                "cluster, which also renames the client and the status topic",
+                "[cluster]\ninstances = 2\n",
+                vec!["mqtt.client_id", "alerts", "cluster"],
+            ),
         ];
         for (name, text, want) in cases {
             assert_eq!(restart_keys(&running, &build_config(text)), want, "{name}");

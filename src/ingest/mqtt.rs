@@ -3,8 +3,8 @@
 //! [`Ingest::run`] polls the connection ([`crate::mqtt::net`]: MQTT 3.1.1 or 5), (re)subscribes
 //! every `[[sources]]` filter after a ConnAck without a session, routes each Publish to
 //! its source, takes the sensor id from the topic or the payload, parses with
-//! [`super::payload::parse`], admits the sensor and its channel set
-//! ([`super::sensors`]) and hands a [`Reading`] to the detector with `try_send`:
+//! [`super::payload::parse`], admits the sensor (when this `[cluster]` instance owns
+//! it) and its channel set ([`super::sensors`]) and hands a [`Reading`] to the detector with `try_send`:
 //! `poll()` is never blocked, and a full channel is a counted drop. After a connection
 //! error it backs off exponentially in a `select!` with the cancellation token. It does
 //! not window, score or publish.
@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::payload::{self, PayloadFormat, PayloadParams};
 use super::route::{Route, SensorFrom};
-use super::sensors::Admission;
+use super::sensors::{Admission, Refused};
 use crate::config::Config;
 use crate::escape::Escaped;
 use crate::metrics::{Health, labels, names};
@@ -173,6 +173,18 @@ impl Ingest {
             self.bad_input("no_route", topic, "topic matches no source");
             return;
         };
+        let topic_sensor = route.sensor_from_topic(topic);
+        // Another `[cluster]` instance's sensor, named by the topic of a one-reading
+        // payload: dropped before parsing, so its payload costs nothing more here and
+        // a malformed one is counted once in the cluster, by its owner. SenML packs may
+        // hold several readings, so they are counted (per reading) after parsing.
+        let one_reading = route.params.format != PayloadFormat::Senml;
+        if let Some(sensor) = topic_sensor.filter(|_| one_reading) {
+            if self.admission.is_foreign(sensor) {
+                self.refused(Refused::OtherInstance, sensor);
+                return;
+            }
+        }
         let now = crate::reading::unix_now();
         let records = match payload::parse(payload, &route.params, now) {
             Ok(records) => records,
@@ -182,7 +194,6 @@ impl Ingest {
                 return;
             }
         };
-        let topic_sensor = route.sensor_from_topic(topic);
         while let Ok(id) = self.forget_rx.try_recv() {
             self.admission.forget(&id);
         }
@@ -203,7 +214,7 @@ impl Ingest {
             let (sensor, channels) = match self.admission.admit(sensor, names) {
                 Ok(admitted) => admitted,
                 Err(refused) => {
-                    self.refused(refused.reason(), sensor);
+                    self.refused(refused, sensor);
                     continue;
                 }
             };
@@ -233,9 +244,15 @@ impl Ingest {
         }
     }
 
-    /// A reading refused before the queue (sensor cap, changed channel set).
-    fn refused(&mut self, reason: &'static str, sensor: &str) {
+    /// A reading refused before the queue (another instance's sensor, sensor cap,
+    /// changed channel set).
+    fn refused(&mut self, refused: Refused, sensor: &str) {
+        let reason = refused.reason();
         metrics::counter!(names::READINGS_DROPPED, labels::REASON => reason).increment(1);
+        // Another instance's readings are the normal share of a cluster: counted only.
+        if refused == Refused::OtherInstance {
+            return;
+        }
         if let Some(suppressed) = self.limiter.check(reason, Instant::now()) {
             warn!(reason, sensor = %Escaped(sensor), suppressed, "Dropped reading.");
         }
@@ -278,7 +295,7 @@ impl Ingest {
 /// Sensor admission under `limits.max_sensors` and `limits.max_memory_mb` (charged
 /// with the detector's own estimate, so both refuse the same sensors).
 fn admission(config: &Config, known: Vec<(SensorId, ChannelSet)>) -> Admission {
-    let admission = Admission::new(config.limits.max_sensors, known);
+    let admission = Admission::new(config.cluster, config.limits.max_sensors, known);
     if config.limits.max_memory_mb == 0 {
         return admission;
     }

@@ -1,6 +1,14 @@
 //! Which sensors ingest lets through, and with which channels: sans-IO, one
 //! [`Admission`] owned by the subscriber.
 //!
+//! - **Other instances' sensors come before everything.** With `[cluster] instances >
+//!   1`, a sensor another instance owns ([`crate::cluster::Partition::owns`]) is
+//!   refused first (`other_instance`): it takes no place under the cap and is never
+//!   queued; ingest asks [`Admission::is_foreign`] before parsing when the topic names
+//!   the sensor. Its id is hashed again on each of its readings (one multiply per byte,
+//!   then the jump hash's loop, about ln(instances) rounds): cheaper than keeping a
+//!   map of foreign ids that anyone who can publish could grow. Owned sensors are
+//!   found in the map first and never hashed again.
 //! - **The sensor cap comes before the queue.** The detector refuses sensors past
 //!   `limits.max_sensors`, but a flood of new ids used to fill the readings queue
 //!   first and push the known sensors' readings out as `queue_full`. Ingest now admits
@@ -24,6 +32,7 @@
 
 use std::collections::HashMap;
 
+use crate::cluster::Partition;
 use crate::reading::{ChannelSet, SensorId};
 
 /// Longest sensor id admitted, in bytes: generous for `site/line/pump-17.vibration`
@@ -33,6 +42,8 @@ pub const MAX_SENSOR_ID_BYTES: usize = 256;
 /// Why a reading was not admitted; the `reason` label of `readings_dropped_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
+    /// Another `[cluster]` instance owns the sensor.
+    OtherInstance,
     /// The id is longer than [`MAX_SENSOR_ID_BYTES`].
     IdTooLong,
     /// A new sensor while `max_sensors` are admitted.
@@ -47,6 +58,7 @@ impl Refused {
     /// The metric label.
     pub fn reason(self) -> &'static str {
         match self {
+            Self::OtherInstance => "other_instance",
             Self::IdTooLong => "sensor_id_too_long",
             Self::SensorCap => "sensor_cap",
             Self::ChannelSetChanged => "channel_set_changed",
@@ -67,6 +79,8 @@ struct Budget {
 
 /// The admitted sensors and their channel sets.
 pub struct Admission {
+    /// Which sensors are this instance's; the others are refused.
+    partition: Partition,
     max_sensors: usize,
     sensors: HashMap<SensorId, ChannelSet>,
     budget: Option<Budget>,
@@ -83,15 +97,21 @@ impl std::fmt::Debug for Admission {
 }
 
 impl Admission {
-    /// Admits at most `max_sensors` sensors, starting with `known` (from the snapshot).
-    pub fn new(max_sensors: usize, known: impl IntoIterator<Item = (SensorId, ChannelSet)>) -> Self {
+    /// Admits at most `max_sensors` of the sensors `partition` owns, starting with
+    /// `known` (from the snapshot; foreign ones among them are left out).
+    pub fn new(
+        partition: Partition,
+        max_sensors: usize,
+        known: impl IntoIterator<Item = (SensorId, ChannelSet)>,
+    ) -> Self {
         let mut sensors = HashMap::new();
         for (id, channels) in known {
-            if sensors.len() < max_sensors {
+            if sensors.len() < max_sensors && partition.owns(id.as_str()) {
                 sensors.insert(id, channels);
             }
         }
         Self {
+            partition,
             max_sensors,
             sensors,
             budget: None,
@@ -112,7 +132,8 @@ impl Admission {
     ///
     /// # Errors
     ///
-    /// [`Refused`] past the cap or for a changed channel set.
+    /// [`Refused`] for another instance's sensor, past the cap or for a changed
+    /// channel set.
     pub fn admit<'a>(
         &mut self,
         sensor: &str,
@@ -125,6 +146,9 @@ impl Admission {
             } else {
                 Err(Refused::ChannelSetChanged)
             };
+        }
+        if self.is_foreign(sensor) {
+            return Err(Refused::OtherInstance);
         }
         if sensor.len() > MAX_SENSOR_ID_BYTES {
             return Err(Refused::IdTooLong);
@@ -153,6 +177,12 @@ impl Admission {
         }
     }
 
+    /// Whether another `[cluster]` instance owns `sensor`. An admitted sensor is this
+    /// instance's and is found without hashing its id.
+    pub fn is_foreign(&self, sensor: &str) -> bool {
+        !self.sensors.contains_key(sensor) && !self.partition.owns(sensor)
+    }
+
     /// Sensors admitted so far.
     pub fn len(&self) -> usize {
         self.sensors.len()
@@ -174,7 +204,7 @@ mod tests {
 
     #[test]
     fn a_known_sensor_shares_its_interned_channel_set() {
-        let mut a = Admission::new(10, []);
+        let mut a = Admission::new(Partition::default(), 10, []);
         let (id1, set1) = admit(&mut a, "s", &["temp", "vib"]).expect("first");
         let (id2, set2) = admit(&mut a, "s", &["temp", "vib"]).expect("second");
         assert_eq!(id1, id2);
@@ -186,7 +216,7 @@ mod tests {
 
     #[test]
     fn a_changed_channel_set_is_refused_until_it_returns() {
-        let mut a = Admission::new(10, []);
+        let mut a = Admission::new(Partition::default(), 10, []);
         admit(&mut a, "s", &["temp", "vib"]).expect("first");
         let cases: [(&str, &[&str]); 3] = [
             ("renamed", &["hum", "temp"]),
@@ -209,7 +239,7 @@ mod tests {
     #[test]
     fn sensors_past_the_cap_are_refused_but_known_ones_pass() {
         let known = [(SensorId::new("restored"), ChannelSet::from(vec!["a".to_string()]))];
-        let mut a = Admission::new(2, known);
+        let mut a = Admission::new(Partition::default(), 2, known);
         assert!(admit(&mut a, "new", &["a"]).is_ok());
         assert_eq!(admit(&mut a, "flood-1", &["a"]), Err(Refused::SensorCap));
         assert!(
@@ -222,7 +252,7 @@ mod tests {
 
     #[test]
     fn a_forgotten_sensor_frees_its_place_and_may_change_channels() {
-        let mut a = Admission::new(1, []);
+        let mut a = Admission::new(Partition::default(), 1, []);
         admit(&mut a, "old", &["a"]).expect("first");
         assert_eq!(admit(&mut a, "new", &["a"]), Err(Refused::SensorCap));
         a.forget(&SensorId::new("old"));
@@ -235,7 +265,7 @@ mod tests {
     fn new_sensors_past_the_budget_are_refused_until_one_is_forgotten() {
         let known = [(SensorId::new("restored"), ChannelSet::from(vec!["a".to_string()]))];
         // 100 bytes a channel; room for 4 channels.
-        let mut a = Admission::new(10, known).with_budget(400, Box::new(|c| 100 * c));
+        let mut a = Admission::new(Partition::default(), 10, known).with_budget(400, Box::new(|c| 100 * c));
         assert!(admit(&mut a, "two", &["a", "b"]).is_ok());
         assert_eq!(admit(&mut a, "big", &["a", "b"]), Err(Refused::MemoryBudget));
         assert!(admit(&mut a, "small", &["a"]).is_ok());
@@ -246,10 +276,32 @@ mod tests {
 
     #[test]
     fn overlong_ids_are_refused() {
-        let mut a = Admission::new(10, []);
+        let mut a = Admission::new(Partition::default(), 10, []);
         let long = "x".repeat(MAX_SENSOR_ID_BYTES + 1);
         assert_eq!(admit(&mut a, &long, &["a"]), Err(Refused::IdTooLong));
         assert!(admit(&mut a, &long[..MAX_SENSOR_ID_BYTES], &["a"]).is_ok());
         assert_eq!(a.len(), 1);
+    }
+
+    #[test]
+    fn another_instances_sensors_are_refused_before_the_cap() {
+        // Under 2 instances, `sensor-0` is instance 1's and `pump-7` instance 0's
+        // (the vectors of docs/scaling.md).
+        let mine = Partition::new(2, 0).expect("valid");
+        let known = [
+            (SensorId::new("sensor-0"), ChannelSet::from(vec!["a".to_string()])),
+            (SensorId::new("pump-7"), ChannelSet::from(vec!["a".to_string()])),
+        ];
+        let mut a = Admission::new(mine, 1, known);
+        assert_eq!(a.len(), 1, "the foreign restored sensor is left out");
+        assert!(admit(&mut a, "pump-7", &["a"]).is_ok());
+        assert_eq!(
+            admit(&mut a, "sensor-0", &["a"]),
+            Err(Refused::OtherInstance),
+            "refused as foreign, not as past the cap"
+        );
+        let mut theirs = Admission::new(Partition::new(2, 1).expect("valid"), 10, []);
+        assert!(admit(&mut theirs, "sensor-0", &["a"]).is_ok());
+        assert_eq!(admit(&mut theirs, "pump-7", &["a"]), Err(Refused::OtherInstance));
     }
 }

@@ -36,7 +36,7 @@ pub mod names {
     /// Counter `{kind}`: payloads rejected by the parser (json, nan, oversize, ...).
     pub const PAYLOAD_ERRORS: &str = "anomalyd_payload_errors_total";
     /// Counter `{reason}`: readings dropped after parsing (queue_full, out_of_order,
-    /// duplicate, sensor_cap, ...).
+    /// duplicate, sensor_cap, other_instance, ...).
     pub const READINGS_DROPPED: &str = "anomalyd_readings_dropped_total";
     /// Counter: readings that arrived after a newer reading of their sensor and were
     /// scored in timestamp order by the reorder buffer (`[window] reorder_rows`).

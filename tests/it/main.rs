@@ -3,6 +3,7 @@
 //! state directory, and every wait is bounded.
 
 mod alerts;
+mod cluster;
 mod faults;
 mod homeassistant;
 mod lifecycle;
