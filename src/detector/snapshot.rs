@@ -13,6 +13,7 @@ use super::{Detector, Pipeline};
 use crate::alert::{AlertParams, AlertState};
 use crate::config::{DetectorConfig, LearningConfig, ScoreStrategy, ThresholdConfig};
 use crate::model::Model;
+use crate::model::autoencoder::Autoencoder;
 use crate::reading::SensorId;
 
 /// Format of [`DetectorSnapshot`]; bump when its shape changes.
@@ -69,16 +70,21 @@ impl Pipeline {
 
 impl Pipeline {
     /// A pipeline from its persisted state; true when the snapshot had a model that
-    /// does not fit the current window shape (the sensor warms up a new one).
+    /// does not fit the current window shape or `[model]` architecture (the sensor warms
+    /// up a new one).
     pub(super) fn from_snapshot(s: SensorSnapshot, config: &DetectorConfig) -> (Self, bool) {
         let id = SensorId::new(&s.sensor);
         let mut p = Pipeline::new(id, s.channels, config);
         let channels = p.channel_names.len();
         let width = config.window.size * channels;
         let had_model = s.model.is_some();
+        // The architecture `[model]` asks for at this width (fresh weights, compared by
+        // shape only); parameters that do not check cannot have built the snapshot's.
+        let wanted = config.model.ae_params(width).ok().map(|p| Autoencoder::new(&p));
         p.model = s
             .model
-            .filter(|m| m.ae.n_inputs() == width && m.channels == channels)
+            .filter(|m| m.channels == channels)
+            .filter(|m| wanted.as_ref().is_some_and(|w| w.same_architecture(&m.ae)))
             .map(Arc::new);
         p.scoring.restore(&s.threshold, &s.scorer, &s.point_scorer);
         p.drift.restore(s.ema);
@@ -113,7 +119,8 @@ impl Detector {
             return 0;
         }
         let mut restored = 0;
-        // Models of another `[window]` shape (size, channels) cannot score: their
+        // Models of another `[window]` shape (size, channels) or `[model]` architecture
+        // (hidden, latent, activations) cannot score as configured: their
         // sensors keep their history and warm up a new model, and the log says so.
         let mut misfits = 0_usize;
         for s in snapshot.sensors {
@@ -136,7 +143,7 @@ impl Detector {
             tracing::warn!(
                 sensors = misfits,
                 window_size = self.config.window.size,
-                "Snapshot models do not fit the current window shape; those sensors warm up new models."
+                "Snapshot models do not fit the current window shape or [model] architecture; those sensors warm up new models."
             );
         }
         restored

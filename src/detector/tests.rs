@@ -114,6 +114,36 @@ fn bad_readings_are_refused_without_harm() {
 }
 
 #[test]
+fn a_snapshot_model_of_another_architecture_is_not_restored() {
+    let mut a = Detector::new(build_config(""), 10);
+    let id = SensorId::new("s1");
+    feed(&mut a, &id, 0, 300);
+    let snap = a.snapshot();
+    // Same window width, another [model]: the old weights are not what is asked for.
+    for model in [
+        "hidden = [6]\nlatent = 3",
+        "hidden = [5]\nlatent = 2",
+        "hidden = [6]\nlatent = 2\nactivation = \"relu\"",
+    ] {
+        let text = format!(
+            "[window]\nsize = 8\n[model]\nepochs = 5\n{model}\n\
+             [training]\nmin_windows = 64\nretrain_every = 0\nbuffer = 256\n"
+        );
+        let mut b = Detector::new(Config::from_toml_str(&text).unwrap().detector, 10);
+        assert_eq!(
+            b.restore(snap.clone()),
+            1,
+            "{model}: the sensor's history is kept"
+        );
+        assert_eq!(b.pipeline(&id).unwrap().model_version(), 0, "{model}: no model");
+    }
+    // The same architecture is restored.
+    let mut c = Detector::new(build_config(""), 10);
+    c.restore(snap);
+    assert_eq!(c.pipeline(&id).unwrap().model_version(), 1);
+}
+
+#[test]
 fn a_restored_detector_scores_like_the_original() {
     let mut a = Detector::new(build_config(""), 10);
     let id = SensorId::new("s1");

@@ -343,7 +343,10 @@ async fn a_snapshot_of_another_window_shape_is_adapted_and_logged() {
     w.config = w.config.replace("size = 8", "size = 12");
     let d = w.daemon();
     let deadline = tokio::time::Instant::now() + WAIT;
-    while !d.log_text().contains("do not fit the current window shape") {
+    while !d
+        .log_text()
+        .contains("do not fit the current window shape or [model] architecture")
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
             "restored a model of another shape without a word:\n{}",

@@ -178,6 +178,17 @@ impl Autoencoder {
         self.n_inputs
     }
 
+    /// Whether `other` has the same architecture: the same layer widths and activations
+    /// (its weights may differ). A model of another architecture must not be restored
+    /// under a config that asks for this one.
+    pub fn same_architecture(&self, other: &Self) -> bool {
+        self.n_inputs == other.n_inputs
+            && self.latent_layer == other.latent_layer
+            && self.layers.len() == other.layers.len()
+            && (self.layers.iter().zip(&other.layers))
+                .all(|(a, b)| (a.n_in, a.n_out, a.act) == (b.n_in, b.n_out, b.act))
+    }
+
     /// Width of the latent code.
     pub fn latent_width(&self) -> usize {
         self.layers[self.latent_layer].n_out
