@@ -305,8 +305,9 @@ pub struct RawScore {
     pub strategy: String,
     /// `onset`: past errors the reference (their maximum) is taken from. Default 5000.
     pub history: usize,
-    /// `onset`: rows after a high anomaly score during which only a higher one counts
-    /// again; 0 disables. Default 100.
+    /// `onset`: a score counts only if it beats those of this many previous windows,
+    /// and an event (a score of at least 0.5) is reported once in this many windows;
+    /// 0 disables both. Default 100.
     pub onset_rows: usize,
     /// `onset`: also score the newest reading's own deviation (`z`: its squared
     /// normalised value over its own past maximum) or not (`off`). Default `z`.
