@@ -24,7 +24,7 @@ use crate::alert::stale::{StaleEvent, Staleness};
 use crate::alert::{AlertEventKind, AlertParams, ClearReason};
 use crate::config::{LearningConfig, ModelConfig, ScoreStrategy, ThresholdConfig};
 use crate::detector::{DetectError, Detector, Evicted, Offered, Release, Step};
-use crate::metrics::{Health, SensorLabels, labels, names};
+use crate::metrics::{Health, ScoreSample, SensorLabels, labels, names};
 use crate::model::Model;
 use crate::publish::homeassistant::ScoreUpdate;
 use crate::publish::{Outbound, SensorState};
@@ -193,6 +193,9 @@ impl DetectorTask {
         let mut idle_tick = tokio::time::interval(idle_period);
         idle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let reorder = run.detector.config().reorder_rows > 0;
+        // Per-sensor score gauges are written once a second, not per window.
+        let mut gauge_tick = tokio::time::interval(Duration::from_secs(1));
+        gauge_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reorder_tick = tokio::time::interval(REORDER_TICK);
         reorder_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let period = snapshot_every.unwrap_or(Duration::from_secs(3600));
@@ -210,6 +213,7 @@ impl DetectorTask {
                 Some(trained) = trained_rx.recv() => run.on_trained(trained).await,
                 // Without a reorder buffer nothing ever waits.
                 _ = reorder_tick.tick(), if reorder => run.on_reorder_tick().await,
+                _ = gauge_tick.tick() => run.sensor_labels.flush_scores(),
                 reading = readings_rx.recv() => match reading {
                     Some(t) => run.on_reading(t).await,
                     None => break,
@@ -268,6 +272,12 @@ impl Running {
                         metrics::histogram!(names::SCORE_SECONDS).record(started.elapsed().as_secs_f64());
                     }
                     if let Some(scored) = &step.scored {
+                        let sample = ScoreSample {
+                            score: self.detector.config().threshold.score.pick(&scored.scores),
+                            threshold: scored.threshold,
+                            anomaly_score: scored.anomaly_score,
+                        };
+                        self.sensor_labels.set_scores(sensor, sample);
                         self.send_score(sensor, released.ts, scored).await;
                     }
                     self.on_step(sensor, released.ts, step).await;
@@ -300,6 +310,7 @@ impl Running {
             };
             parked += usize::from(kind == "parked");
             self.published.remove(sensor);
+            self.sensor_labels.forget_scores(sensor);
             metrics::counter!(names::SENSORS_EVICTED, labels::KIND => kind).increment(1);
         }
         self.set_size_gauges();

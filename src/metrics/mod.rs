@@ -21,7 +21,7 @@ use metrics::Unit;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub use http::{serve, serve_on};
-pub use sensors::{DEFAULT_MAX_TRACKED_SENSORS, OTHER_SENSORS, SensorLabels};
+pub use sensors::{DEFAULT_MAX_TRACKED_SENSORS, OTHER_SENSORS, ScoreSample, SensorLabels};
 
 /// Metric names. Label keys are noted per metric and listed in [`labels`].
 pub mod names {
@@ -55,6 +55,13 @@ pub mod names {
     pub const MODEL_VERSION: &str = "anomalyd_model_version";
     /// Gauge `{sensor}`: 1 once the sensor's threshold has `min_scores` scores.
     pub const THRESHOLD_READY: &str = "anomalyd_threshold_ready";
+    /// Gauge `{sensor}`: the newest scored window's thresholded score (written once a
+    /// second; tracked sensors only, none for `_other`).
+    pub const SCORE: &str = "anomalyd_score";
+    /// Gauge `{sensor}`: the threshold in force for that window (once ready).
+    pub const THRESHOLD: &str = "anomalyd_threshold";
+    /// Gauge `{sensor}`: that window's `anomaly_score`, in [0, 1].
+    pub const ANOMALY_SCORE: &str = "anomalyd_anomaly_score";
     /// Gauge: sensors currently tracked by the detector.
     pub const SENSORS: &str = "anomalyd_sensors";
     /// Histogram, seconds: scoring latency of one window (AE + PCA + threshold).
@@ -132,6 +139,9 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
     (names::RETRAIN_SECONDS, Kind::Histogram, Unit::Seconds, "Wall time of one retrain."),
     (names::MODEL_VERSION, Kind::Gauge, Unit::Count, "Model version scoring each sensor (_other: newest among uncapped sensors)."),
     (names::THRESHOLD_READY, Kind::Gauge, Unit::Count, "1 once a sensor's threshold is warm (_other: count of ready uncapped sensors)."),
+    (names::SCORE, Kind::Gauge, Unit::Count, "Newest thresholded score of each sensor (written once a second; not for _other)."),
+    (names::THRESHOLD, Kind::Gauge, Unit::Count, "Threshold in force for each sensor's newest score (once ready; not for _other)."),
+    (names::ANOMALY_SCORE, Kind::Gauge, Unit::Count, "Newest anomaly_score of each sensor, in [0, 1] (written once a second; not for _other)."),
     (names::SENSORS, Kind::Gauge, Unit::Count, "Sensors tracked by the detector."),
     (names::SCORE_SECONDS, Kind::Histogram, Unit::Seconds, "Scoring latency of one window."),
     (names::BROKER_CONNECTED, Kind::Gauge, Unit::Count, "1 while connected to the MQTT broker."),

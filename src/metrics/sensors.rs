@@ -34,6 +34,19 @@ pub struct SensorLabels {
     other_ready: HashSet<SensorId>,
     /// Newest model version among overflow sensors; `_other` reports it.
     other_version: u64,
+    /// Each tracked sensor's newest scored window since the last flush.
+    pending_scores: HashMap<SensorId, ScoreSample>,
+}
+
+/// One scored window, as the score gauges show it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScoreSample {
+    /// The thresholded score (`threshold.score`).
+    pub score: f64,
+    /// The threshold in force, once ready.
+    pub threshold: Option<f64>,
+    /// `anomaly_score`, in [0, 1].
+    pub anomaly_score: f64,
 }
 
 impl SensorLabels {
@@ -44,6 +57,7 @@ impl SensorLabels {
             tracked: HashMap::new(),
             other_ready: HashSet::new(),
             other_version: 0,
+            pending_scores: HashMap::new(),
         }
     }
 
@@ -78,6 +92,42 @@ impl SensorLabels {
             version
         };
         metrics::gauge!(names::MODEL_VERSION, labels::SENSOR => label).set(value as f64);
+    }
+
+    /// Records a scored window for the `score`, `threshold` and `anomaly_score{sensor}`
+    /// gauges, which [`Self::flush_scores`] writes: a 100 Hz sensor then does not pay
+    /// three gauge writes per reading, and the gauges still end at its newest window.
+    /// Sensors past the cap get none: a score of one of them, or any mix, would mean
+    /// nothing under `_other`.
+    pub fn set_scores(&mut self, sensor: &SensorId, sample: ScoreSample) {
+        if &*self.label(sensor) == OTHER_SENSORS {
+            return;
+        }
+        match self.pending_scores.get_mut(sensor) {
+            Some(pending) => *pending = sample,
+            None => {
+                self.pending_scores.insert(sensor.clone(), sample);
+            }
+        }
+    }
+
+    /// Writes the score gauges of every sensor scored since the last flush.
+    pub fn flush_scores(&mut self) {
+        for (sensor, sample) in self.pending_scores.drain() {
+            let Some(label) = self.tracked.get(&sensor) else {
+                continue;
+            };
+            metrics::gauge!(names::SCORE, labels::SENSOR => label.clone()).set(sample.score);
+            metrics::gauge!(names::ANOMALY_SCORE, labels::SENSOR => label.clone()).set(sample.anomaly_score);
+            if let Some(t) = sample.threshold {
+                metrics::gauge!(names::THRESHOLD, labels::SENSOR => label.clone()).set(t);
+            }
+        }
+    }
+
+    /// Forgets a sensor's unwritten scores (it was evicted).
+    pub fn forget_scores(&mut self, sensor: &SensorId) {
+        self.pending_scores.remove(sensor);
     }
 
     /// Sets `threshold_ready{sensor}` to 0 or 1; for overflow sensors `_other` counts
@@ -184,6 +234,44 @@ mod tests {
         );
         assert!(!text.lines().any(|l| l.starts_with("forged")), "{text}");
         assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+    }
+
+    #[test]
+    fn score_gauges_show_the_newest_window_at_each_flush_and_never_for_other() {
+        let handle = install().expect("install");
+        let mut labels = SensorLabels::new(1);
+        let sample = |score, threshold| ScoreSample {
+            score,
+            threshold,
+            anomaly_score: 0.25,
+        };
+        labels.set_scores(&sensor("gauge-a"), sample(0.5, None));
+        labels.set_scores(&sensor("gauge-a"), sample(1.5, Some(2.0)));
+        labels.set_scores(&sensor("gauge-past-cap"), sample(7.0, Some(1.0)));
+        assert!(
+            !handle.render().contains("anomalyd_score{"),
+            "nothing before a flush"
+        );
+        labels.flush_scores();
+        let text = handle.render();
+        let line = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("{name}{{sensor=\"gauge-a\"}}")))
+                .unwrap_or_else(|| panic!("no {name} line: {text}"))
+                .to_string()
+        };
+        assert!(line(names::SCORE).ends_with(" 1.5"), "{}", line(names::SCORE));
+        assert!(
+            line(names::THRESHOLD).ends_with(" 2"),
+            "{}",
+            line(names::THRESHOLD)
+        );
+        assert!(line(names::ANOMALY_SCORE).ends_with(" 0.25"));
+        assert!(!text.contains("gauge-past-cap"), "{text}");
+        assert!(!text.contains("anomalyd_score{sensor=\"_other\"}"), "{text}");
+        labels.set_scores(&sensor("gauge-a"), sample(9.0, Some(2.0)));
+        labels.flush_scores();
+        assert!(handle.render().contains("anomalyd_score{sensor=\"gauge-a\"} 9"));
     }
 
     #[test]

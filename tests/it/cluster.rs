@@ -106,6 +106,16 @@ fn has_sensor_gauge(text: &str, sensor: &str) -> bool {
         .any(|l| l.starts_with("anomalyd_model_version{") && l.contains(&label))
 }
 
+/// The per-sensor score gauges, which come with scoring (and a ready threshold).
+fn has_score_gauges(text: &str, sensor: &str) -> bool {
+    ["anomalyd_score", "anomalyd_threshold", "anomalyd_anomaly_score"]
+        .iter()
+        .all(|gauge| {
+            let series = format!("{gauge}{{sensor=\"{sensor}\"}}");
+            text.lines().any(|l| l.starts_with(&series))
+        })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_score_each_sensor_once_and_alert_once() {
     let w = World::new("cluster-two", 20).await;
@@ -151,7 +161,16 @@ async fn two_instances_score_each_sensor_once_and_alert_once() {
             counter(t, "anomalyd_readings_dropped_total", "reason=\"other_instance\""),
         )
     };
-    let texts = wait_metrics(ports, |t| got(&t[0]) == want(0) && got(&t[1]) == want(1)).await;
+    // Score gauges are written once a second: wait for the owners' too.
+    let scored = |t: &[String; 2]| {
+        SENSORS
+            .iter()
+            .all(|(sensor, owner)| has_score_gauges(&t[*owner], sensor))
+    };
+    let texts = wait_metrics(ports, |t| {
+        got(&t[0]) == want(0) && got(&t[1]) == want(1) && scored(t)
+    })
+    .await;
     for (i, text) in texts.iter().enumerate() {
         assert_eq!(
             got(text),
@@ -163,6 +182,11 @@ async fn two_instances_score_each_sensor_once_and_alert_once() {
                 has_sensor_gauge(text, sensor),
                 owner == i,
                 "instance {i} scoring {sensor} (owner {owner})"
+            );
+            assert_eq!(
+                has_score_gauges(text, sensor),
+                owner == i,
+                "instance {i}: score, threshold and anomaly_score of {sensor} (owner {owner})"
             );
         }
         assert_eq!(

@@ -267,6 +267,9 @@ fn grafana_dashboard_queries_only_metrics_the_daemon_exports() {
         names::RETRAINS,
         names::MODEL_VERSION,
         names::THRESHOLD_READY,
+        names::SCORE,
+        names::THRESHOLD,
+        names::ANOMALY_SCORE,
         names::SENSORS,
         names::BROKER_CONNECTED,
         names::ALERTS_QUEUED,
@@ -289,7 +292,13 @@ fn grafana_dashboard_queries_only_metrics_the_daemon_exports() {
             used.insert(name.to_string());
         }
     }
-    for per_sensor in [names::MODEL_VERSION, names::THRESHOLD_READY] {
+    for per_sensor in [
+        names::MODEL_VERSION,
+        names::THRESHOLD_READY,
+        names::SCORE,
+        names::THRESHOLD,
+        names::ANOMALY_SCORE,
+    ] {
         assert!(
             used.contains(per_sensor),
             "the per-sensor gauge {per_sensor} has a panel"
