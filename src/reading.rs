@@ -59,10 +59,73 @@ pub struct Reading {
     pub values: Vec<f64>,
 }
 
+/// The unit of a unix-epoch number: what a payload's numeric timestamp or a CSV cell
+/// counts. The one place a number becomes unix seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EpochUnit {
+    /// Seconds, or milliseconds (`Date.now()`), microseconds or nanoseconds when the
+    /// number is at least 10¹¹, 10¹⁴ or 10¹⁷ (10¹¹ s is the year 5138).
+    #[default]
+    Auto,
+    /// Seconds.
+    S,
+    /// Milliseconds.
+    Ms,
+    /// Microseconds.
+    Us,
+    /// Nanoseconds.
+    Ns,
+}
+
+/// Epoch numbers at or above this are not seconds under [`EpochUnit::Auto`].
+const AUTO_NOT_SECONDS: f64 = 1e11;
+
+impl EpochUnit {
+    /// `n` in this unit, as unix seconds.
+    pub fn to_secs(self, n: f64) -> f64 {
+        let per_second = match self {
+            Self::S => 1.0,
+            Self::Ms => 1e3,
+            Self::Us => 1e6,
+            Self::Ns => 1e9,
+            Self::Auto => [(1e9, 1e6), (1e6, 1e3), (1e3, 1.0)]
+                .into_iter()
+                .find(|&(_, above)| n.abs() >= AUTO_NOT_SECONDS * above)
+                .map_or(1.0, |(per_second, _)| per_second),
+        };
+        n / per_second
+    }
+}
+
 /// Wall-clock time in Unix seconds (0 if the clock is before 1970): the arrival time
 /// of readings without a timestamp, and the time of state updates no reading caused.
 pub fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod epoch_tests {
+    use super::EpochUnit;
+
+    #[test]
+    fn epoch_units_give_the_same_second() {
+        let cases = [
+            (EpochUnit::S, 1_386_018_900.0),
+            (EpochUnit::Ms, 1_386_018_900_000.0),
+            (EpochUnit::Us, 1_386_018_900_000_000.0),
+            (EpochUnit::Ns, 1_386_018_900_000_000_000.0),
+            (EpochUnit::Auto, 1_386_018_900.0),
+            (EpochUnit::Auto, 1_386_018_900_000.0),
+            (EpochUnit::Auto, 1_386_018_900_000_000.0),
+            (EpochUnit::Auto, 1_386_018_900_000_000_000.0),
+        ];
+        for (unit, n) in cases {
+            assert!((unit.to_secs(n) - 1_386_018_900.0).abs() < 1e-3, "{unit:?} {n}");
+        }
+        // A small number is seconds under auto (relative test clocks stay as they are).
+        assert_eq!(EpochUnit::Auto.to_secs(12.5), 12.5);
+    }
 }

@@ -102,8 +102,11 @@ pub struct RawSource {
     pub sensor_field: Option<String>,
     /// Payload format: `json`, `number` or `senml`. Default `json`.
     pub format: String,
-    /// JSON field with the reading time (unix seconds or RFC 3339). Default `ts`.
+    /// JSON field with the reading time (a unix epoch number or RFC 3339). Default `ts`.
     pub timestamp_field: String,
+    /// Unit of a numeric timestamp: `auto` (seconds, or ms / µs / ns by magnitude),
+    /// `s`, `ms`, `us` or `ns`. Default `auto`.
+    pub timestamp_unit: crate::reading::EpochUnit,
     /// Fixed channel list; default every numeric field but the timestamp, by name.
     pub channels: Option<Vec<String>>,
     /// Channel name for `format = "number"`. Default `value`.
@@ -398,6 +401,7 @@ impl Default for RawSource {
             sensor_field: None,
             format: "json".into(),
             timestamp_field: "ts".into(),
+            timestamp_unit: crate::reading::EpochUnit::Auto,
             channels: None,
             number_channel: "value".into(),
         }

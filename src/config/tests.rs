@@ -284,3 +284,15 @@ fn a_clustered_instance_gets_its_own_client_id_and_status_topic() {
     assert_eq!(single.alerts.status_topic, "anomalyd/status");
     assert!(single.cluster.is_single());
 }
+
+#[test]
+fn timestamp_unit_is_read_and_an_unknown_one_is_refused_by_name() {
+    let c = Config::from_toml_str("[[sources]]\ntopic = \"a/+/t\"\ntimestamp_unit = \"ms\"\n").unwrap();
+    assert_eq!(c.sources[0].timestamp_unit, crate::reading::EpochUnit::Ms);
+    let d = Config::from_toml_str("").unwrap();
+    assert_eq!(d.sources[0].timestamp_unit, crate::reading::EpochUnit::Auto);
+    let err = Config::from_toml_str("[[sources]]\ntopic = \"a/+/t\"\ntimestamp_unit = \"sec\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("timestamp_unit") && err.contains("sec"), "{err}");
+}

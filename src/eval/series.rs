@@ -91,10 +91,6 @@ impl Series {
     }
 }
 
-/// Unix-epoch numbers at or above this are milliseconds (as `Date.now()` writes them),
-/// microseconds or nanoseconds rather than seconds: 10¹¹ s is the year 5138.
-const EPOCH_MS: f64 = 1e11;
-
 /// Parses a timestamp cell, the one place offline code reads time:
 ///
 /// - RFC 3339 (`2014-04-01T00:00:00Z`, `…+02:00`);
@@ -109,11 +105,7 @@ pub fn parse_timestamp(text: &str) -> Option<f64> {
         if !n.is_finite() {
             return None;
         }
-        let scale = [(1e9, 1e6), (1e6, 1e3), (1e3, 1.0)]
-            .into_iter()
-            .find(|&(_, above)| n.abs() >= EPOCH_MS * above)
-            .map_or(1.0, |(scale, _)| scale);
-        return Some(n / scale);
+        return Some(crate::reading::EpochUnit::Auto.to_secs(n));
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Some(dt.timestamp_micros() as f64 / 1e6);

@@ -327,6 +327,7 @@ fn build_routes(config: &Config) -> Result<Vec<Route>, IngestError> {
             let params = PayloadParams {
                 format,
                 timestamp_field: s.timestamp_field.clone(),
+                timestamp_unit: s.timestamp_unit,
                 require_timestamp: false,
                 channels: s.channels.clone(),
                 sensor_field: s.sensor_field.clone(),

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use chrono::DateTime;
 use serde_json::{Map, Value};
 
+use crate::reading::EpochUnit;
+
 mod senml;
 
 /// Default for [`PayloadParams::max_payload_bytes`]: 64 KiB, far above any sane
@@ -45,6 +47,8 @@ pub struct PayloadParams {
     /// JSON field holding the timestamp (unix seconds as a number or numeric string,
     /// or an RFC 3339 string). Default `"ts"`. Unused for `number` and `senml`.
     pub timestamp_field: String,
+    /// Unit of a numeric timestamp (`auto`: seconds, or ms / µs / ns by magnitude).
+    pub timestamp_unit: EpochUnit,
     /// When true a JSON payload without `timestamp_field` is rejected with
     /// [`PayloadError::MissingTimestamp`]; when false (default) it is stamped with the
     /// arrival time `now`, which suits gateways whose devices have no clock.
@@ -69,6 +73,7 @@ impl Default for PayloadParams {
         Self {
             format: PayloadFormat::Json,
             timestamp_field: "ts".to_owned(),
+            timestamp_unit: EpochUnit::Auto,
             require_timestamp: false,
             channels: None,
             sensor_field: None,
@@ -236,7 +241,7 @@ fn parse_json(text: &str, p: &PayloadParams, now: f64) -> Result<Parsed, Payload
         other => return Err(wrong_type("<payload>", "a JSON object", &other)),
     };
     let ts = match obj.get(&p.timestamp_field) {
-        Some(v) => timestamp(v, &p.timestamp_field, now)?,
+        Some(v) => timestamp(v, &p.timestamp_field, p.timestamp_unit, now)?,
         None if p.require_timestamp => {
             return Err(PayloadError::MissingTimestamp {
                 field: p.timestamp_field.clone(),
@@ -318,12 +323,13 @@ fn key_before(text: &str, line: usize, column: usize) -> String {
     key.unwrap_or("<number>").to_owned()
 }
 
-/// Reads a timestamp: a number, a numeric string, or an RFC 3339 string.
-pub(super) fn timestamp(v: &Value, field: &str, now: f64) -> Result<f64, PayloadError> {
+/// Reads a timestamp: a number or numeric string (an epoch in `unit`), or an RFC 3339
+/// string.
+pub(super) fn timestamp(v: &Value, field: &str, unit: EpochUnit, now: f64) -> Result<f64, PayloadError> {
     let ts = match v {
-        Value::Number(_) => number(v, field)?,
+        Value::Number(_) => unit.to_secs(number(v, field)?),
         Value::String(s) => match s.trim().parse::<f64>() {
-            Ok(ts) => finite(ts, field)?,
+            Ok(ts) => unit.to_secs(finite(ts, field)?),
             Err(_) => {
                 let dt = DateTime::parse_from_rfc3339(s.trim()).map_err(|_| PayloadError::BadTimestamp {
                     value: truncate(s, 64).to_owned(),

@@ -179,7 +179,7 @@ fn bad_payloads_fail_with_expected_kind() {
         Bad { name: "1e400 overflows", params: json(), input: br#"{"a": 1e400}"#, kind: "not_finite" },
         Bad { name: "missing ts when required", params: strict, input: br#"{"a": 1}"#, kind: "missing_timestamp" },
         Bad { name: "ts garbage string", params: json(), input: br#"{"ts": "yesterday", "a": 1}"#, kind: "bad_timestamp" },
-        Bad { name: "ts in milliseconds", params: json(), input: br#"{"ts": 1700000000000, "a": 1}"#, kind: "absurd_timestamp" },
+        Bad { name: "ts in milliseconds read as seconds", params: PayloadParams { timestamp_unit: EpochUnit::S, ..json() }, input: br#"{"ts": 1700000000000, "a": 1}"#, kind: "absurd_timestamp" },
         Bad { name: "ts in 1970", params: json(), input: br#"{"ts": 5, "a": 1}"#, kind: "absurd_timestamp" },
         Bad { name: "configured channel missing", params: with_channels(&["a", "b"]), input: br#"{"a": 1}"#, kind: "missing_channel" },
         Bad { name: "no numeric fields", params: json(), input: br#"{"ts": 1700000000, "s": "x"}"#, kind: "no_channels" },
@@ -207,6 +207,61 @@ fn bad_payloads_fail_with_expected_kind() {
 }
 
 #[test]
+fn numeric_timestamps_follow_timestamp_unit() {
+    let json = build_params(PayloadFormat::Json);
+    let unit = |u| PayloadParams {
+        timestamp_unit: u,
+        ..build_params(PayloadFormat::Json)
+    };
+    let cases = [
+        (
+            "seconds, auto",
+            json.clone(),
+            r#"{"ts": 1699999990, "t": 1}"#,
+            1_699_999_990.0,
+        ),
+        (
+            "Date.now() ms, auto",
+            json.clone(),
+            r#"{"ts": 1699999990123, "t": 1}"#,
+            1_699_999_990.123,
+        ),
+        (
+            "ns as a string, auto",
+            json.clone(),
+            r#"{"ts": "1699999990000000000", "t": 1}"#,
+            1_699_999_990.0,
+        ),
+        (
+            "ms, stated",
+            unit(EpochUnit::Ms),
+            r#"{"ts": 1699999990500, "t": 1}"#,
+            1_699_999_990.5,
+        ),
+        (
+            "us, stated",
+            unit(EpochUnit::Us),
+            r#"{"ts": 1699999990000000, "t": 1}"#,
+            1_699_999_990.0,
+        ),
+        (
+            "RFC 3339 ignores the unit",
+            unit(EpochUnit::Ms),
+            r#"{"ts": "2023-11-14T22:13:10Z", "t": 1}"#,
+            1_699_999_990.0,
+        ),
+    ];
+    for (name, params, payload, want) in cases {
+        let got = parse(payload.as_bytes(), &params, NOW).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!((got[0].ts - want).abs() < 1e-6, "{name}: {}", got[0].ts);
+    }
+    // A millisecond value read as seconds is thousands of years ahead: refused, not
+    // silently scored at the wrong time.
+    let err = parse(br#"{"ts": 1699999990123, "t": 1}"#, &unit(EpochUnit::S), NOW).unwrap_err();
+    assert_eq!(err.kind(), "absurd_timestamp");
+}
+
+#[test]
 fn overflow_error_names_the_key() {
     let err = parse(
         br#"{"ts": 1700000000, "big": -1e400}"#,
@@ -220,7 +275,10 @@ fn overflow_error_names_the_key() {
 fn error_messages_name_field_and_value() {
     let err = parse(
         br#"{"ts": 1700000000000, "a": 1}"#,
-        &PayloadParams::default(),
+        &PayloadParams {
+            timestamp_unit: EpochUnit::S,
+            ..PayloadParams::default()
+        },
         NOW,
     )
     .unwrap_err()
