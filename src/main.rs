@@ -142,6 +142,17 @@ enum Command {
         /// The time column (default: the first).
         #[arg(long)]
         timestamp_column: Option<String>,
+        /// The sensor id the rows belong to, as the daemon will see it (default: the
+        /// input's file name without extension).
+        #[arg(long)]
+        sensor: Option<String>,
+        /// Also write the detector's state after the last row as a snapshot into this
+        /// state directory (`[state] dir`): a daemon started on it scores the sensor at
+        /// once instead of warming up. Channels are then taken in the order the daemon
+        /// sees them: `--columns` as given, else the first source's `channels`, else
+        /// every column but the time, sorted by name.
+        #[arg(long)]
+        snapshot_out: Option<PathBuf>,
     },
     /// Score a labelled corpus (NAB layout) and/or SKAB files with the detector.
     Eval(eval::EvalArgs),
@@ -286,14 +297,44 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             output,
             columns,
             timestamp_column,
+            sensor,
+            snapshot_out,
         } => {
             let config = load(&config.path)?;
-            let series =
-                anomalyd::eval::series::read_series(&input, timestamp_column.as_deref(), columns.as_deref())?;
-            let sensor = input
-                .file_stem()
-                .map_or("input".into(), |s| s.to_string_lossy().into_owned());
-            let (rows, summary) = anomalyd::eval::replay::replay(&series, &config.detector, &sensor);
+            let read = |columns: Option<&[String]>| {
+                anomalyd::eval::series::read_series(&input, timestamp_column.as_deref(), columns)
+            };
+            let mut series = read(columns.as_deref())?;
+            if snapshot_out.is_some() && columns.is_none() {
+                let order = match config.sources.first().and_then(|s| s.channels.clone()) {
+                    Some(channels) => channels,
+                    None => {
+                        let mut names = series.channels.clone();
+                        names.sort();
+                        names
+                    }
+                };
+                series = read(Some(&order))?;
+            }
+            let sensor = sensor.unwrap_or_else(|| {
+                input
+                    .file_stem()
+                    .map_or("input".into(), |s| s.to_string_lossy().into_owned())
+            });
+            let (rows, summary, detector) =
+                anomalyd::eval::replay::replay_keeping(&series, &config.detector, &sensor);
+            if let Some(dir) = &snapshot_out {
+                let store = anomalyd::store::Store::open(dir)
+                    .with_context(|| format!("cannot open the state directory {}", dir.display()))?;
+                store
+                    .save(&detector.snapshot())
+                    .with_context(|| format!("cannot write the snapshot into {}", dir.display()))?;
+                eprintln!(
+                    "wrote a snapshot of sensor {sensor:?} (channels {}) to {}",
+                    series.channels.join(","),
+                    store.snapshot_path().display()
+                );
+            }
             let mut out: Box<dyn std::io::Write> = match &output {
                 Some(path) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(path)

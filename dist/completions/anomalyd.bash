@@ -417,7 +417,7 @@ _anomalyd() {
             return 0
             ;;
         anomalyd__subcmd__replay)
-            opts="-c -h -V --config --input --output --columns --timestamp-column --log --log-format --help --version"
+            opts="-c -h -V --config --input --output --columns --timestamp-column --sensor --snapshot-out --log --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -444,6 +444,14 @@ _anomalyd() {
                     return 0
                     ;;
                 --timestamp-column)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sensor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --snapshot-out)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

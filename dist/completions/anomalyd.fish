@@ -77,6 +77,8 @@ complete -c anomalyd -n "__fish_anomalyd_using_subcommand replay" -l input -d 'I
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand replay" -l output -d 'Output CSV (default: standard output)' -r -F
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand replay" -l columns -d 'Channel columns, comma separated (default: every column but the time)' -r
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand replay" -l timestamp-column -d 'The time column (default: the first)' -r
+complete -c anomalyd -n "__fish_anomalyd_using_subcommand replay" -l sensor -d 'The sensor id the rows belong to, as the daemon will see it (default: the input\'s file name without extension)' -r
+complete -c anomalyd -n "__fish_anomalyd_using_subcommand replay" -l snapshot-out -d 'Also write the detector\'s state after the last row as a snapshot into this state directory (`[state] dir`): a daemon started on it scores the sensor at once instead of warming up. Channels are then taken in the order the daemon sees them: `--columns` as given, else the first source\'s `channels`, else every column but the time, sorted by name' -r -F
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand replay" -l log -d 'Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or `anomalyd=debug`. Without it RUST_LOG is used; else `info` (`warn` for `demo`, whose output is the alerts)' -r
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand replay" -l log-format -d 'Log line format on stderr: `text` (ANSI colour only on a terminal, syslog priority prefixes under journald) or `json` (one object per line)' -r -f -a "text\t'Human-readable lines (priority-prefixed under journald)'
 json\t'One JSON object per line'"

@@ -48,6 +48,17 @@ const NUDGE_SECS: f64 = 1e-3;
 
 /// Replays `series` as one sensor named `sensor`.
 pub fn replay(series: &Series, config: &DetectorConfig, sensor: &str) -> (Vec<ReplayRow>, ReplaySummary) {
+    let (rows, summary, _) = replay_keeping(series, config, sensor);
+    (rows, summary)
+}
+
+/// [`replay`], also returning the detector as the last row left it: its snapshot is a
+/// warm start for the daemon (`replay --snapshot-out`).
+pub fn replay_keeping(
+    series: &Series,
+    config: &DetectorConfig,
+    sensor: &str,
+) -> (Vec<ReplayRow>, ReplaySummary, Detector) {
     let id = SensorId::new(sensor);
     let mut detector = Detector::new(config.clone(), 1);
     let mut rows = Vec::with_capacity(series.len());
@@ -96,7 +107,7 @@ pub fn replay(series: &Series, config: &DetectorConfig, sensor: &str) -> (Vec<Re
         rows.push(last.clone());
     }
     summary.model_version = detector.pipeline(&id).map_or(0, |p| p.model_version());
-    (rows, summary)
+    (rows, summary, detector)
 }
 
 /// Writes the replay CSV:

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use support::{counter, metrics, now};
+use support::{counter, metrics, now, wait_for_metrics};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn normal_telemetry_warms_up_without_alerts_then_anomaly_raises_and_recovery_clears() {
@@ -210,5 +210,63 @@ async fn a_returning_fault_alerts_again_and_a_lasting_one_is_accepted() {
         counter(&text, "anomalyd_alerts_accepted_total", "") >= 1.0,
         "accepted alerts not counted:\n{text}"
     );
+    assert!(d.alive());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_written_by_replay_lets_the_daemon_score_at_once() {
+    let w = World::new("warmstart", 10).await;
+    // History of pump-1, one reading a second, ending ten minutes ago; the columns are
+    // not in the order the daemon sees them (its JSON channels are sorted by name).
+    let start = now() - 2000.0;
+    let mut csv = String::from("timestamp,b,a\n");
+    for i in 0..1400 {
+        let phase = i as f64 * std::f64::consts::TAU / 16.0;
+        csv += &format!("{},{:.5},{:.5}\n", start + i as f64, phase.cos(), phase.sin());
+    }
+    let input = w.dir.path().join("pump-1-history.csv");
+    let config = w.dir.path().join("train.toml");
+    std::fs::write(&input, csv).unwrap();
+    std::fs::write(&config, &w.config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anomalyd"))
+        .args(["replay", "--config"])
+        .arg(&config)
+        .arg("--input")
+        .arg(&input)
+        .args(["--sensor", "pump-1", "--output"])
+        .arg(w.dir.path().join("replay.csv"))
+        .arg("--snapshot-out")
+        .arg(w.state_dir())
+        .output()
+        .expect("run replay");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "replay failed: {stderr}");
+    assert!(stderr.contains("channels a,b"), "{stderr}");
+
+    let mut d = w.daemon();
+    let mut probe = w.probe().await;
+    probe.wait_online(WAIT).await;
+    // A cold sensor needs 8 + 64 readings for its model and 20 scores for its
+    // threshold; this one needs only its window refilled after the gap.
+    let mut sig = Signal::new(now() - 500.0);
+    feed(&probe, &w.telemetry("pump-1"), &mut sig, 12, 0.0).await;
+    let ready = probe
+        .wait_for(WAIT, "pump-1 scoring with the replayed model", |m| {
+            is_state(m, "pump-1", |s| s["state"] == "normal")
+        })
+        .await
+        .json();
+    assert_eq!(ready["threshold_ready"], true, "{ready}");
+    assert_eq!(
+        ready["model_version"], 1,
+        "the replayed model, not a new one: {ready}"
+    );
+    // 12 readings after the gap: the window refills (8) and scores, no training.
+    let text = wait_for_metrics(w.metrics_port, "windows scored", |t| {
+        counter(t, "anomalyd_windows_scored_total", "") >= 5.0
+    })
+    .await;
+    let trained = counter(&text, "anomalyd_retrains_total", "result=\"ok\"");
+    assert_eq!(trained, 0.0, "{text}");
     assert!(d.alive());
 }
