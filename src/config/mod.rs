@@ -145,8 +145,11 @@ impl ScoreSource {
 pub struct TrainingConfig {
     /// Windows before the first model.
     pub min_windows: usize,
-    /// Scored windows between retrains; `None` = never.
+    /// Scored windows between retrain checks; `None` = never retrain.
     pub retrain_every: Option<usize>,
+    /// A grown model is retrained at a check only when its mean error rose by more than
+    /// this fraction (see `detector::learning`); `None` = at every check.
+    pub drift_tolerance: Option<f64>,
     /// Capacity of the training buffer, windows.
     pub buffer: usize,
     /// Trainings the daemon runs at once (≥ 1).

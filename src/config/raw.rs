@@ -242,8 +242,12 @@ pub struct RawModel {
 pub struct RawTraining {
     /// Windows collected before the first model (no scores before). Default 100.
     pub min_windows: usize,
-    /// Scored windows between retrains; 0 = never retrain. Default 500.
+    /// Scored windows between retrain checks; 0 = never retrain. Default 500.
     pub retrain_every: usize,
+    /// A model that has grown up (see `detector::learning`) is retrained at a check only
+    /// when the mean error of the windows since the last check exceeds its first
+    /// period's mean by more than this fraction; 0 = retrain at every check. Default 0.5.
+    pub drift_tolerance: f64,
     /// Most recent windows kept for training. Default 5000.
     pub buffer: usize,
     /// Trainings the daemon runs at once; further sensors' jobs wait their turn. Bounds
@@ -501,6 +505,7 @@ impl Default for RawTraining {
         Self {
             min_windows: 100,
             retrain_every: 500,
+            drift_tolerance: 0.5,
             buffer: 5000,
             parallel: 1,
         }

@@ -331,6 +331,11 @@ fn detector(raw: &RawConfig, p: &mut Problems) -> DetectorConfig {
             t.min_windows, t.buffer
         )
     });
+    p.check(
+        t.drift_tolerance.is_finite() && t.drift_tolerance >= 0.0,
+        "training.drift_tolerance",
+        || format!("must be a number >= 0, got {}", t.drift_tolerance),
+    );
     p.check(t.parallel >= 1, "training.parallel", || {
         format!("must be at least 1, got {}", t.parallel)
     });
@@ -338,6 +343,7 @@ fn detector(raw: &RawConfig, p: &mut Problems) -> DetectorConfig {
         parallel: t.parallel.max(1),
         min_windows: t.min_windows,
         retrain_every: (t.retrain_every > 0).then_some(t.retrain_every),
+        drift_tolerance: (t.drift_tolerance > 0.0).then_some(t.drift_tolerance),
         buffer: t.buffer,
     };
     DetectorConfig {

@@ -13,8 +13,21 @@
 //!   threshold and score references are rebuilt from the new model's errors. Until the
 //!   new model is installed the sensor is `accepted`: every window joins the buffer,
 //!   nothing else learns, and no alert is raised.
+//! - Retraining is checked every `retrain_every` windows. A young model is retrained at
+//!   every check; a grown one only when its error has drifted (`drift_tolerance`): the
+//!   mean score of the learned windows since the last check against that of its first
+//!   period in force. Most checks of a stationary signal then cost nothing (half of a
+//!   whole-NAB replay's CPU time went to retrains that changed nothing; docs/quality.md,
+//!   session 5).
 
 use crate::config::DetectorConfig;
+
+/// A model whose buffer holds fewer than this many retrain periods of windows is young:
+/// it is retrained at every check, whatever its error does.
+const GROWN_CHECKS: usize = 4;
+
+/// Most retrain checks a grown model may pass without a retrain.
+const MAX_SKIPPED: usize = 8;
 use crate::trainer::TrainingBuffer;
 
 /// Where the sensor is in a re-baseline.
@@ -41,6 +54,12 @@ pub(super) struct Learning {
     pushed_since_job: usize,
     /// `pushed_since_job` when the last job was handed out: what that job saw new.
     fresh_in_job: usize,
+    /// Sum and count of the learned windows' scores since the last retrain check.
+    period: (f64, usize),
+    /// Mean learned score of the model's first period in force, `None` until then.
+    baseline: Option<f64>,
+    /// Retrain checks passed without retraining since the last job.
+    skipped: usize,
 }
 
 /// What the installed model is.
@@ -62,6 +81,9 @@ impl Learning {
             windows_since_job: 0,
             pushed_since_job: 0,
             fresh_in_job: 0,
+            period: (0.0, 0),
+            baseline: None,
+            skipped: 0,
         }
     }
 
@@ -74,7 +96,11 @@ impl Learning {
 
     /// Files a window (scored or not) after the alert lifecycle has seen it: into the
     /// training buffer, aside while an alert is raised, or nowhere.
-    pub(super) fn keep(&mut self, window: &[f64], learned: bool, raised: bool) {
+    pub(super) fn keep(&mut self, window: &[f64], learned: bool, raised: bool, score: Option<f64>) {
+        if let (true, Some(s)) = (learned, score) {
+            self.period.0 += s;
+            self.period.1 += 1;
+        }
         if self.accepted() || learned {
             self.buffer.push(window);
             self.pushed_since_job += 1;
@@ -130,8 +156,8 @@ impl Learning {
     }
 
     /// Whether a model should be trained now (and marks the job out if so): the first
-    /// once `min_windows` are in, then every `retrain_every` windows, and at once for a
-    /// re-baseline.
+    /// once `min_windows` are in, then at retrain checks (see
+    /// [`Self::retrain_at_check`]), and at once for a re-baseline.
     pub(super) fn job_due(&mut self, has_model: bool, config: &DetectorConfig) -> bool {
         if self.training || self.buffer.len() < config.training.min_windows {
             return false;
@@ -143,12 +169,13 @@ impl Learning {
             }
             Phase::Accepted { job_out: true } => false,
             Phase::Normal if !has_model => true,
-            Phase::Normal => config
-                .training
-                .retrain_every
-                .is_some_and(|n| self.windows_since_job >= n),
+            Phase::Normal => config.training.retrain_every.is_some_and(|every| {
+                self.windows_since_job >= every * (self.skipped + 1)
+                    && self.retrain_at_check(every, config.training.drift_tolerance)
+            }),
         };
         if due {
+            self.skipped = 0;
             self.training = true;
             self.windows_since_job = 0;
             self.fresh_in_job = self.pushed_since_job.min(self.buffer.len());
@@ -159,7 +186,36 @@ impl Learning {
 
     /// A job came back (`ok`: with a model). Says what kind of model it was; a failed
     /// re-baseline is tried again on the next window.
+    /// At a retrain check (every `every` windows): whether to retrain now. A young
+    /// model (buffer under [`GROWN_CHECKS`] × `every`) is, at every check; a grown
+    /// one only when the mean error of the learned windows since the last check rose by
+    /// more than `tolerance` over its first period's mean, or [`MAX_SKIPPED`] checks
+    /// have passed without a retrain.
+    fn retrain_at_check(&mut self, every: usize, tolerance: Option<f64>) -> bool {
+        let (sum, n) = std::mem::take(&mut self.period);
+        let Some(tolerance) = tolerance else {
+            return true;
+        };
+        if self.buffer.len() < GROWN_CHECKS * every || n == 0 {
+            return true;
+        }
+        let mean = sum / n as f64;
+        let retrain = match self.baseline {
+            None => {
+                self.baseline = Some(mean);
+                false
+            }
+            Some(base) => mean > base * (1.0 + tolerance) || self.skipped >= MAX_SKIPPED,
+        };
+        if !retrain {
+            self.skipped += 1;
+        }
+        retrain
+    }
+
     pub(super) fn installed(&mut self, ok: bool) -> Installed {
+        self.baseline = None;
+        self.period = (0.0, 0);
         self.training = false;
         match self.phase {
             Phase::Accepted { job_out: true } if ok => {
@@ -172,5 +228,61 @@ impl Learning {
             }
             _ => Installed::Retrain,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(tolerance: f64) -> DetectorConfig {
+        let text = format!(
+            "[training]\nmin_windows = 10\nretrain_every = 10\nbuffer = 100\n\
+             drift_tolerance = {tolerance}\n"
+        );
+        crate::config::Config::from_toml_str(&text).unwrap().detector
+    }
+
+    /// Feeds `n` learned windows, each scoring `score`; returns how many jobs were due
+    /// (each installed at once).
+    fn run(l: &mut Learning, c: &DetectorConfig, n: usize, score: f64) -> usize {
+        let mut jobs = 0;
+        for _ in 0..n {
+            l.keep(&[0.0; 4], true, false, Some(score));
+            if l.job_due(true, c) {
+                jobs += 1;
+                l.installed(true);
+            }
+        }
+        jobs
+    }
+
+    #[test]
+    fn a_stationary_grown_model_is_retrained_only_every_ninth_check() {
+        let c = config(0.5);
+        let mut l = Learning::new(&c, 4, 1);
+        // Young: the buffer holds under 4 × 10 windows, every check retrains.
+        assert_eq!(run(&mut l, &c, 39, 1.0), 3);
+        // Grown and stationary from window 40: retrained at the 9th check (window 120),
+        // then again 9 checks later (210).
+        assert_eq!(run(&mut l, &c, 181, 1.0), 2);
+    }
+
+    #[test]
+    fn a_drifting_error_retrains_at_the_next_check() {
+        let c = config(0.5);
+        let mut l = Learning::new(&c, 4, 1);
+        run(&mut l, &c, 40, 1.0);
+        // The first grown check (window 40) sets the baseline, the next is level.
+        assert_eq!(run(&mut l, &c, 10, 1.0), 0);
+        // The error doubles: retrained at the check that sees it.
+        assert_eq!(run(&mut l, &c, 10, 2.0), 1);
+    }
+
+    #[test]
+    fn tolerance_zero_retrains_at_every_check() {
+        let c = config(0.0);
+        let mut l = Learning::new(&c, 4, 1);
+        assert_eq!(run(&mut l, &c, 200, 1.0), 20);
     }
 }

@@ -364,7 +364,9 @@ impl Pipeline {
             scored = Some(s);
         }
         let learned = scored.as_ref().is_none_or(|s| s.learned);
-        self.learning.keep(&self.raw, learned, self.alert.is_raised());
+        let score = scored.as_ref().map(|s| config.threshold.score.pick(&s.scores));
+        self.learning
+            .keep(&self.raw, learned, self.alert.is_raised(), score);
         (scored, event, self.maybe_job(config))
     }
 

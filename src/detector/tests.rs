@@ -71,7 +71,9 @@ fn a_spike_on_one_channel_raises_an_alert_naming_it() {
 
 #[test]
 fn retraining_makes_new_versions() {
-    let mut d = Detector::new(build_config("").tap_retrain(50), 10);
+    let mut config = build_config("").tap_retrain(50);
+    config.training.drift_tolerance = None;
+    let mut d = Detector::new(config, 10);
     let id = SensorId::new("s1");
     feed(&mut d, &id, 0, 300);
     assert!(d.pipeline(&id).unwrap().model_version() >= 4);
