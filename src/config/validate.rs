@@ -8,6 +8,7 @@ use super::raw::RawConfig;
 use super::*;
 use crate::alert::SeverityBands;
 use crate::cluster::PartitionError;
+use crate::ingest::payload::Field;
 use crate::model::autoencoder::{Loss, Noise, Penalty};
 
 /// Collects problems while the check runs.
@@ -43,6 +44,10 @@ const MAX_REORDER_ROWS: usize = 1024;
 
 /// Largest `limits.sensor_idle_secs`, so the cutoff stays an exact f64.
 const MAX_IDLE_SECS: u64 = 366 * 86_400;
+
+/// Largest `sources[].hold_secs`: a value a day old completes no reading of a
+/// process anyone watches live.
+const MAX_HOLD_SECS: f64 = 86_400.0;
 
 /// Largest `limits.max_memory_mb`; also keeps the shift to bytes from overflowing.
 const MAX_MEMORY_MB: usize = 1 << 20;
@@ -186,6 +191,70 @@ fn sources(raw: &RawConfig, p: &mut Problems) {
                 "must not be empty when given".into()
             });
         }
+        source_fields(s, &key, p);
+        p.check(
+            s.hold_secs.is_finite() && (0.0..=MAX_HOLD_SECS).contains(&s.hold_secs),
+            &key("hold_secs"),
+            || {
+                format!(
+                    "must be 0 (same time only) to {MAX_HOLD_SECS} seconds, got {}",
+                    s.hold_secs
+                )
+            },
+        );
+        if let Some(level) = s.channel_level {
+            p.check(s.format == "number", &key("channel_level"), || {
+                format!("applies to format = \"number\" only, got format {:?}", s.format)
+            });
+            p.check(level < levels.len(), &key("channel_level"), || {
+                format!("must be below the topic's {} levels, got {level}", levels.len())
+            });
+            p.check(s.channels.is_some(), &key("channels"), || {
+                "must list the channels when channel_level is set: one channel per topic \
+                 cannot show the set in one message"
+                    .into()
+            });
+        }
+    }
+}
+
+/// A source's JSON fields: each a key or a valid pointer ([`Field::parse`], the one
+/// place they are read), pointers only for `json`, channel names distinct.
+fn source_fields(s: &super::raw::RawSource, key: &dyn Fn(&str) -> String, p: &mut Problems) {
+    let json = s.format == "json";
+    let mut check = |name: &str, text: &str| match Field::parse(text) {
+        Ok(f) if f.is_pointer() && !json => {
+            p.add(
+                &key(name),
+                format!("JSON pointers apply to format = \"json\" only, got {text:?}"),
+            );
+            None
+        }
+        Ok(f) => Some(f),
+        Err(e) => {
+            p.add(&key(name), e.to_string());
+            None
+        }
+    };
+    check("timestamp_field", &s.timestamp_field);
+    if let Some(f) = &s.sensor_field {
+        check("sensor_field", f);
+    }
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    let mut duplicates = Vec::new();
+    for text in s.channels.iter().flatten() {
+        let Some(f) = check("channels", text) else {
+            continue;
+        };
+        if let Some(first) = names.insert(f.name().to_owned(), text.clone()) {
+            duplicates.push(format!(
+                "must name distinct channels: {first:?} and {text:?} are both {:?}",
+                f.name()
+            ));
+        }
+    }
+    for message in duplicates {
+        p.add(&key("channels"), message);
     }
 }
 

@@ -2,6 +2,9 @@
 //!
 //! Owns the wire formats (`json`, `number`, SenML per RFC 8428), their limits and the
 //! typed [`PayloadError`] whose [`PayloadError::kind`] labels the bad-input metric.
+//! JSON fields are top-level keys or RFC 6901 pointers ([`field`]). A record may carry
+//! only some of a sensor's channels (a partial update): turning those into full
+//! readings is [`super::assemble`]'s job, not the parser's.
 //! It is pure and never panics on any input (a proptest checks this). It does not
 //! know about MQTT, topics, sensor cardinality caps or ordering: the ingest loop maps
 //! the topic to a sensor id and the detector rejects out-of-order timestamps.
@@ -13,7 +16,10 @@ use serde_json::{Map, Value};
 
 use crate::reading::EpochUnit;
 
+pub mod field;
 mod senml;
+
+pub use field::{Field, FieldError};
 
 /// Default for [`PayloadParams::max_payload_bytes`]: 64 KiB, far above any sane
 /// telemetry message and small enough that a hostile one costs nothing.
@@ -44,23 +50,26 @@ pub enum PayloadFormat {
 pub struct PayloadParams {
     /// Wire format. Default `json`.
     pub format: PayloadFormat,
-    /// JSON field holding the timestamp (unix seconds as a number or numeric string,
-    /// or an RFC 3339 string). Default `"ts"`. Unused for `number` and `senml`.
-    pub timestamp_field: String,
+    /// JSON field (key or pointer) holding the timestamp (a unix epoch as a number or
+    /// numeric string, or an RFC 3339 string). Default `"ts"`. Unused for `number` and
+    /// `senml`.
+    pub timestamp_field: Field,
     /// Unit of a numeric timestamp (`auto`: seconds, or ms / µs / ns by magnitude).
     pub timestamp_unit: EpochUnit,
     /// When true a JSON payload without `timestamp_field` is rejected with
     /// [`PayloadError::MissingTimestamp`]; when false (default) it is stamped with the
     /// arrival time `now`, which suits gateways whose devices have no clock.
     pub require_timestamp: bool,
-    /// Fixed channel list, in this order; each must be present and numeric. `None`
-    /// (default): every numeric field except the timestamp and sensor fields, sorted by
-    /// name, and non-numeric fields are ignored.
-    pub channels: Option<Vec<String>>,
-    /// Take the sensor id from this JSON string field instead of the topic. For
-    /// `senml` the only meaningful value is `"bn"`: the base name (trailing `:`, `/`
-    /// and `.` trimmed) becomes the sensor id. Default `None`.
-    pub sensor_field: Option<String>,
+    /// Fixed channel list (keys or pointers), in this order; those present must be
+    /// numeric, and a record carrying none of them is rejected. `None` (default): every
+    /// numeric top-level field except the timestamp and sensor fields, sorted by name;
+    /// other scalars are ignored, and a nested object or array is reported in
+    /// [`Parsed::unselected`], never read as channels.
+    pub channels: Option<Vec<Field>>,
+    /// Take the sensor id from this JSON string field (key or pointer) instead of the
+    /// topic. For `senml` the only meaningful value is `"bn"`: the base name (trailing
+    /// `:`, `/` and `.` trimmed) becomes the sensor id. Default `None`.
+    pub sensor_field: Option<Field>,
     /// Channel name for `number` payloads and for SenML records without a name.
     /// Default `"value"`.
     pub number_channel: String,
@@ -72,7 +81,7 @@ impl Default for PayloadParams {
     fn default() -> Self {
         Self {
             format: PayloadFormat::Json,
-            timestamp_field: "ts".to_owned(),
+            timestamp_field: Field::key("ts"),
             timestamp_unit: EpochUnit::Auto,
             require_timestamp: false,
             channels: None,
@@ -141,15 +150,26 @@ pub enum PayloadError {
         /// The timestamp in unix seconds.
         ts: f64,
     },
-    /// A configured channel is absent from the payload.
-    #[error("channel `{name}` is missing")]
+    /// None of the configured channels is in the payload.
+    #[error("none of the configured channels ({channels}) is in the payload")]
     MissingChannel {
-        /// The channel name.
-        name: String,
+        /// The configured channels, comma separated.
+        channels: String,
     },
     /// The payload holds no numeric channel at all.
     #[error("payload has no numeric channels")]
     NoChannels,
+    /// No numeric top-level field, only a nested object or array that no `channels`
+    /// entry selects (e.g. Telegraf's `fields`).
+    #[error(
+        "payload has no numeric top-level channels and `{key}` is a nested object or array \
+         that no configuration selects (list its fields in `channels` as JSON pointers, \
+         e.g. \"/{key}/<name>\")"
+    )]
+    OnlyNested {
+        /// The top-level key of the first nested value (truncated to 64 bytes).
+        key: String,
+    },
     /// [`PayloadParams::sensor_field`] is set but absent or empty in the payload.
     #[error("sensor field `{field}` is missing or empty")]
     MissingSensor {
@@ -177,15 +197,25 @@ impl PayloadError {
             Self::BadTimestamp { .. } => "bad_timestamp",
             Self::AbsurdTimestamp { .. } => "absurd_timestamp",
             Self::MissingChannel { .. } => "missing_channel",
-            Self::NoChannels => "no_channels",
+            Self::NoChannels | Self::OnlyNested { .. } => "no_channels",
             Self::MissingSensor { .. } => "missing_sensor",
             Self::DuplicateChannel { .. } => "duplicate_channel",
+        }
+    }
+
+    /// The top-level key of a nested value no configuration selects, when that is why
+    /// the payload was rejected.
+    pub fn unselected(&self) -> Option<&str> {
+        match self {
+            Self::OnlyNested { key } => Some(key),
+            _ => None,
         }
     }
 }
 
 /// One parsed record before the sensor id is attached: channel names and values in a
-/// stable order (the configured list, else sorted by name).
+/// stable order (the configured list, else sorted by name). It may hold only some of
+/// the sensor's channels (a partial update).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Parsed {
     /// Sensor id from the payload when [`PayloadParams::sensor_field`] is set; else
@@ -193,8 +223,13 @@ pub struct Parsed {
     pub sensor: Option<String>,
     /// Unix seconds; checked to be in [2000-01-01, now + 1 day].
     pub ts: f64,
-    /// `(channel, value)` pairs, all values finite, never empty.
+    /// `(channel, value)` pairs, all values finite, never empty. A pointer channel is
+    /// named by its last token ([`Field::name`]).
     pub channels: Vec<(String, f64)>,
+    /// The top-level key of a nested object or array that automatic channel discovery
+    /// left out (the first one; truncated to 64 bytes): reported, never read. Always
+    /// `None` with configured `channels` and for `number` and `senml`.
+    pub unselected: Option<String>,
 }
 
 /// Parses one payload received at `now` (unix seconds, the gateway clock).
@@ -232,6 +267,7 @@ fn parse_number(text: &str, p: &PayloadParams, now: f64) -> Result<Parsed, Paylo
         sensor: None,
         ts: now,
         channels: vec![(field.clone(), value)],
+        unselected: None,
     })
 }
 
@@ -240,11 +276,12 @@ fn parse_json(text: &str, p: &PayloadParams, now: f64) -> Result<Parsed, Payload
         Value::Object(obj) => obj,
         other => return Err(wrong_type("<payload>", "a JSON object", &other)),
     };
-    let ts = match obj.get(&p.timestamp_field) {
-        Some(v) => timestamp(v, &p.timestamp_field, p.timestamp_unit, now)?,
+    let ts_field = &p.timestamp_field;
+    let ts = match ts_field.get(&obj) {
+        Some(v) => timestamp(v, ts_field.as_str(), p.timestamp_unit, now)?,
         None if p.require_timestamp => {
             return Err(PayloadError::MissingTimestamp {
-                field: p.timestamp_field.clone(),
+                field: ts_field.as_str().to_owned(),
             });
         }
         None => now,
@@ -253,41 +290,77 @@ fn parse_json(text: &str, p: &PayloadParams, now: f64) -> Result<Parsed, Payload
         Some(field) => Some(sensor_from(&obj, field)?),
         None => None,
     };
-    let channels = match &p.channels {
-        Some(list) => list
-            .iter()
-            .map(|name| match obj.get(name) {
-                Some(v) => Ok((name.clone(), number(v, name)?)),
-                None => Err(PayloadError::MissingChannel { name: name.clone() }),
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        None => {
-            // Sort explicitly: serde_json's map keeps insertion order if any crate
-            // in the build enables its `preserve_order` feature.
-            let mut all = Vec::new();
-            for (name, v) in &obj {
-                let skip = *name == p.timestamp_field || Some(name) == p.sensor_field.as_ref();
-                if let (false, Value::Number(_)) = (skip, v) {
-                    all.push((name.clone(), number(v, name)?));
-                }
-            }
-            all.sort_by(|a, b| a.0.cmp(&b.0));
-            all
-        }
+    let (channels, unselected) = match &p.channels {
+        Some(list) => (configured_channels(&obj, list)?, None),
+        None => discovered_channels(&obj, p)?,
     };
-    if channels.is_empty() {
-        return Err(PayloadError::NoChannels);
-    }
-    Ok(Parsed { sensor, ts, channels })
+    Ok(Parsed {
+        sensor,
+        ts,
+        channels,
+        unselected,
+    })
 }
 
-fn sensor_from(obj: &Map<String, Value>, field: &str) -> Result<String, PayloadError> {
-    match obj.get(field) {
+/// The configured channels present, in the configured order; none present is an error.
+fn configured_channels(obj: &Map<String, Value>, list: &[Field]) -> Result<Vec<(String, f64)>, PayloadError> {
+    let mut channels = Vec::with_capacity(list.len());
+    for field in list {
+        if let Some(v) = field.get(obj) {
+            channels.push((field.name().to_owned(), number(v, field.as_str())?));
+        }
+    }
+    if channels.is_empty() {
+        let names: Vec<&str> = list.iter().map(Field::as_str).collect();
+        return Err(PayloadError::MissingChannel {
+            channels: names.join(", "),
+        });
+    }
+    Ok(channels)
+}
+
+/// `(channel, value)` pairs of one record.
+type Channels = Vec<(String, f64)>;
+
+/// Every numeric top-level field but the timestamp and sensor fields, sorted by name,
+/// and the first nested object or array that none of them selects.
+fn discovered_channels(
+    obj: &Map<String, Value>,
+    p: &PayloadParams,
+) -> Result<(Channels, Option<String>), PayloadError> {
+    let mut channels = Vec::new();
+    let mut unselected = None;
+    for (name, v) in obj {
+        let selected = name == p.timestamp_field.top_key()
+            || p.sensor_field.as_ref().is_some_and(|f| f.top_key() == name);
+        match v {
+            _ if selected => {}
+            Value::Number(_) => channels.push((name.clone(), number(v, name)?)),
+            Value::Object(_) | Value::Array(_) if unselected.is_none() => {
+                unselected = Some(truncate(name, 64).to_owned());
+            }
+            _ => {}
+        }
+    }
+    if channels.is_empty() {
+        return Err(match unselected {
+            Some(key) => PayloadError::OnlyNested { key },
+            None => PayloadError::NoChannels,
+        });
+    }
+    // Sort explicitly: serde_json's map keeps insertion order if any crate in the build
+    // enables its `preserve_order` feature.
+    channels.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((channels, unselected))
+}
+
+fn sensor_from(obj: &Map<String, Value>, field: &Field) -> Result<String, PayloadError> {
+    match field.get(obj) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(Value::String(_)) | None => Err(PayloadError::MissingSensor {
-            field: field.to_owned(),
+            field: field.as_str().to_owned(),
         }),
-        Some(other) => Err(wrong_type(field, "a string", other)),
+        Some(other) => Err(wrong_type(field.as_str(), "a string", other)),
     }
 }
 
@@ -387,20 +460,19 @@ pub(super) fn wrong_type(field: &str, expected: &'static str, got: &Value) -> Pa
     }
 }
 
-/// Picks the configured channels (in order) or all of them (sorted, as BTreeMap is).
+/// The configured channels present (in order), or all of them (sorted, as BTreeMap
+/// is). `None` when the configured ones are all absent: the record is no update.
 pub(super) fn select_channels(
     all: BTreeMap<String, f64>,
-    wanted: Option<&[String]>,
-) -> Result<Vec<(String, f64)>, PayloadError> {
+    wanted: Option<&[Field]>,
+) -> Option<Vec<(String, f64)>> {
     let Some(list) = wanted else {
-        return Ok(all.into_iter().collect());
+        return Some(all.into_iter().collect());
     };
-    list.iter()
-        .map(|name| match all.get(name) {
-            Some(&v) => Ok((name.clone(), v)),
-            None => Err(PayloadError::MissingChannel { name: name.clone() }),
-        })
-        .collect()
+    let picked: Vec<(String, f64)> = (list.iter())
+        .filter_map(|f| all.get(f.name()).map(|&v| (f.name().to_owned(), v)))
+        .collect();
+    (!picked.is_empty()).then_some(picked)
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -23,15 +23,22 @@
 //!   needs that when it returns), so it refuses no later than the detector does.
 //! - **Sensor ids are bounded.** An id longer than [`MAX_SENSOR_ID_BYTES`] is refused
 //!   (`sensor_id_too_long`): ids are kept in memory, snapshots, topics and labels.
-//! - **A sensor's channel set is interned once.** The first reading of a sensor fixes
-//!   its channel names ([`ChannelSet`]); every later reading shares that `Arc` instead
-//!   of carrying its own names. A reading whose names differ (`{temp, vib}` then
-//!   `{hum, temp}`) is refused and counted as `channel_set_changed` until the sensor
-//!   sends its original channels again: scored as if nothing changed, its values would
-//!   be read under the wrong names by a model trained on the old ones.
+//! - **A sensor's channel set is interned once.** It is fixed before the sensor's first
+//!   reading is queued ([`first_channel_set`]): the source's configured `channels`,
+//!   else every channel the sensor's first payload carries (for a SenML pack, the
+//!   union of its records), sorted by name; a sensor restored from the snapshot keeps
+//!   the set its model was trained on. Every later reading shares that `Arc` instead
+//!   of carrying its own names. A record may carry only some of the set (a partial
+//!   update, which [`super::assemble`] completes), but one with a name outside it
+//!   (`{temp, vib}` then `{hum, temp}`) is refused and counted as `channel_set_changed`:
+//!   scored as if nothing changed, its values would be read under the wrong names by a
+//!   model trained on the old ones.
 
 use std::collections::HashMap;
 
+use std::collections::BTreeSet;
+
+use super::payload::{Field, Parsed};
 use crate::cluster::Partition;
 use crate::reading::{ChannelSet, SensorId};
 
@@ -48,7 +55,7 @@ pub enum Refused {
     IdTooLong,
     /// A new sensor while `max_sensors` are admitted.
     SensorCap,
-    /// A known sensor sent other channel names than it started with.
+    /// A known sensor sent a channel name outside the set it started with.
     ChannelSetChanged,
     /// A new sensor whose estimated memory does not fit `limits.max_memory_mb`.
     MemoryBudget,
@@ -127,21 +134,24 @@ impl Admission {
         self
     }
 
-    /// The sensor's id and channel set for a reading with these channel names, or why
-    /// it is refused. A known sensor costs no allocation.
+    /// The sensor's id and channel set for a record with these channel names (all of
+    /// the set or some of it, in its order), or why it is refused. A new sensor is
+    /// admitted with the set `new_set` returns. A known sensor costs no allocation.
     ///
     /// # Errors
     ///
-    /// [`Refused`] for another instance's sensor, past the cap or for a changed
-    /// channel set.
+    /// [`Refused`] for another instance's sensor, past the cap or for a name outside
+    /// the sensor's channel set.
     pub fn admit<'a>(
         &mut self,
         sensor: &str,
-        names: impl ExactSizeIterator<Item = &'a str> + Clone,
+        mut names: impl Iterator<Item = &'a str>,
+        new_set: impl FnOnce() -> ChannelSet,
     ) -> Result<(SensorId, ChannelSet), Refused> {
         if let Some((id, set)) = self.sensors.get_key_value(sensor) {
-            let same = set.len() == names.len() && set.iter().map(String::as_str).eq(names);
-            return if same {
+            // One pass: the names are a subsequence of the set when they are in it.
+            let mut cursor = set.iter();
+            return if names.all(|n| cursor.any(|s| s == n)) {
                 Ok((id.clone(), set.clone()))
             } else {
                 Err(Refused::ChannelSetChanged)
@@ -156,15 +166,19 @@ impl Admission {
         if self.sensors.len() >= self.max_sensors {
             return Err(Refused::SensorCap);
         }
+        let set = new_set();
+        let mut rest = set.iter();
+        if !names.all(|n| rest.any(|s| s == n)) {
+            return Err(Refused::ChannelSetChanged);
+        }
         if let Some(b) = self.budget.as_mut() {
-            let bytes = (b.cost)(names.len());
+            let bytes = (b.cost)(set.len());
             if b.used + bytes > b.limit {
                 return Err(Refused::MemoryBudget);
             }
             b.used += bytes;
         }
         let id = SensorId::new(sensor);
-        let set: ChannelSet = names.map(str::to_owned).collect();
         self.sensors.insert(id.clone(), set.clone());
         Ok((id, set))
     }
@@ -194,12 +208,36 @@ impl Admission {
     }
 }
 
+/// The channel set a new sensor is admitted with: the `configured` channels' names;
+/// else every channel that `records` of `sensor` carry (records without a sensor of
+/// their own are `topic_sensor`'s), sorted by name. One record, the common case, needs
+/// no sorting: the parser sorted it.
+pub fn first_channel_set(
+    configured: Option<&[Field]>,
+    records: &[Parsed],
+    sensor: &str,
+    topic_sensor: Option<&str>,
+) -> ChannelSet {
+    if let Some(list) = configured {
+        return list.iter().map(|f| f.name().to_owned()).collect();
+    }
+    if let [one] = records {
+        return one.channels.iter().map(|(name, _)| name.clone()).collect();
+    }
+    let union: BTreeSet<&str> = (records.iter())
+        .filter(|r| r.sensor.as_deref().or(topic_sensor) == Some(sensor))
+        .flat_map(|r| r.channels.iter().map(|(name, _)| name.as_str()))
+        .collect();
+    union.into_iter().map(str::to_owned).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn admit(a: &mut Admission, sensor: &str, names: &[&str]) -> Result<(SensorId, ChannelSet), Refused> {
-        a.admit(sensor, names.iter().copied())
+        let set = || names.iter().map(|n| n.to_string()).collect();
+        a.admit(sensor, names.iter().copied(), set)
     }
 
     #[test]
@@ -221,7 +259,7 @@ mod tests {
         let cases: [(&str, &[&str]); 3] = [
             ("renamed", &["hum", "temp"]),
             ("one more", &["temp", "vib", "x"]),
-            ("one fewer", &["temp"]),
+            ("out of the set's order", &["vib", "temp"]),
         ];
         for (name, names) in cases {
             assert_eq!(
@@ -233,6 +271,49 @@ mod tests {
         assert!(
             admit(&mut a, "s", &["temp", "vib"]).is_ok(),
             "the original set returns"
+        );
+    }
+
+    #[test]
+    fn a_partial_update_is_admitted_with_the_sensors_whole_set() {
+        let mut a = Admission::new(Partition::default(), 10, []);
+        let whole = || ChannelSet::from(vec!["temp".to_string(), "vib".to_string()]);
+        let (_, set) = a.admit("s", ["vib"].into_iter(), whole).expect("first, partial");
+        assert_eq!(&*set, ["temp", "vib"]);
+        let (_, again) = admit(&mut a, "s", &["temp"]).expect("another partial");
+        assert!(std::sync::Arc::ptr_eq(&set, &again));
+        assert_eq!(
+            a.admit("n", ["x"].into_iter(), whole),
+            Err(Refused::ChannelSetChanged),
+            "a first record outside its own set"
+        );
+    }
+
+    #[test]
+    fn a_new_sensors_set_is_configured_or_the_union_of_its_first_payload() {
+        let rec = |sensor: Option<&str>, names: &[&str]| Parsed {
+            sensor: sensor.map(str::to_owned),
+            ts: 0.0,
+            channels: names.iter().map(|n| (n.to_string(), 1.0)).collect(),
+            unselected: None,
+        };
+        let pack = [
+            rec(None, &["current"]),
+            rec(Some("other"), &["x"]),
+            rec(None, &["current", "voltage"]),
+        ];
+        assert_eq!(
+            &*first_channel_set(None, &pack, "dev", Some("dev")),
+            ["current", "voltage"]
+        );
+        let configured = [Field::key("z"), Field::parse("/fields/a").expect("pointer")];
+        assert_eq!(
+            &*first_channel_set(Some(&configured), &pack, "dev", Some("dev")),
+            ["z", "a"]
+        );
+        assert_eq!(
+            &*first_channel_set(None, &pack[2..], "dev", None),
+            ["current", "voltage"]
         );
     }
 
