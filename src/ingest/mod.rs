@@ -5,6 +5,8 @@
 //! through; [`assemble`]: partial updates → full readings). It does not window, score
 //! or alert; the detector does.
 pub mod assemble;
+#[cfg(test)]
+mod examples;
 pub mod mqtt;
 pub mod payload;
 pub mod route;

@@ -367,7 +367,7 @@ fn rename_channels(records: &mut [payload::Parsed], name: &str) {
 }
 
 /// Builds one [`Route`] per `[[sources]]` entry.
-fn build_routes(config: &Config) -> Result<Vec<Route>, IngestError> {
+pub(super) fn build_routes(config: &Config) -> Result<Vec<Route>, IngestError> {
     config
         .sources
         .iter()
