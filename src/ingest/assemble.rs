@@ -125,7 +125,7 @@ impl Partial {
     }
 }
 
-/// Every admitted sensor's [`Partial`]; see the module docs.
+/// Every admitted sensor's held values and open round; see the module docs.
 #[derive(Debug, Default)]
 pub struct Assembler {
     sensors: HashMap<SensorId, Partial>,
