@@ -4,10 +4,10 @@
 //! assembly of a known sensor), the per-message cost before the readings queue.
 
 use anomalyd::cluster::Partition;
-use anomalyd::ingest::assemble::{Assembler, DEFAULT_HOLD_SECS};
-use anomalyd::ingest::payload::{PayloadParams, parse};
+use anomalyd::ingest::assemble::{DEFAULT_HOLD_SECS, Held};
+use anomalyd::ingest::payload::{Parsed, PayloadParams, parse};
 use anomalyd::ingest::sensors::Admission;
-use anomalyd::reading::Reading;
+use anomalyd::reading::{ChannelSet, Reading, SensorId};
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 
 const PAYLOAD: &[u8] = br#"{"ts":1700000000.1,"current":10.234,"temperature":41.87,"vibration":0.712}"#;
@@ -20,36 +20,43 @@ fn bench_parse(c: &mut Criterion) {
     });
 }
 
+/// Parses the payload and admits its record as ingest does, then runs `then` on the
+/// admitted sensor and the record.
+fn admit_one<R>(
+    admission: &mut Admission,
+    params: &PayloadParams,
+    then: impl FnOnce(&SensorId, &ChannelSet, &mut Held, &Parsed) -> R,
+) -> R {
+    let records = parse(black_box(PAYLOAD), params, NOW).expect("parses");
+    let record = &records[0];
+    let names = record.channels.iter().map(|(n, _)| n.as_str());
+    let set = || record.channels.iter().map(|(n, _)| n.clone()).collect();
+    let admitted = |id: &SensorId, set: &ChannelSet, held: &mut Held| then(id, set, held, record);
+    admission.admit("pump-1", names, set, admitted).expect("admitted")
+}
+
 fn bench_ingest(c: &mut Criterion) {
     let params = PayloadParams::default();
     let mut admission = Admission::new(Partition::default(), 10, []);
-    let mut assembler = Assembler::new();
     // What ingest did per message before partial updates: the reading built directly.
     c.bench_function("parse_admit_json_3ch", |b| {
         b.iter(|| {
-            let records = parse(black_box(PAYLOAD), &params, NOW).expect("parses");
-            let record = &records[0];
-            let names = record.channels.iter().map(|(n, _)| n.as_str());
-            let set = || record.channels.iter().map(|(n, _)| n.clone()).collect();
-            let (sensor, channels) = admission.admit("pump-1", names, set).expect("admitted");
-            let values = record.channels.iter().map(|(_, v)| *v).collect();
-            black_box(Reading {
-                sensor,
-                ts: record.ts,
-                channels,
-                values,
+            admit_one(&mut admission, &params, |sensor, channels, _, record| {
+                black_box(Reading {
+                    sensor: sensor.clone(),
+                    ts: record.ts,
+                    channels: channels.clone(),
+                    values: record.channels.iter().map(|(_, v)| *v).collect(),
+                })
             })
         })
     });
     c.bench_function("parse_admit_assemble_json_3ch", |b| {
         b.iter(|| {
-            let records = parse(black_box(PAYLOAD), &params, NOW).expect("parses");
-            let record = &records[0];
-            let names = record.channels.iter().map(|(n, _)| n.as_str());
-            let set = || record.channels.iter().map(|(n, _)| n.clone()).collect();
-            let (id, set) = admission.admit("pump-1", names, set).expect("admitted");
-            let out = assembler.update(&id, &set, record.ts, &record.channels, DEFAULT_HOLD_SECS);
-            black_box(out.readings().count())
+            admit_one(&mut admission, &params, |id, set, held, record| {
+                let out = held.update(id, set, record.ts, &record.channels, DEFAULT_HOLD_SECS);
+                black_box(out.readings().count())
+            })
         })
     });
 }

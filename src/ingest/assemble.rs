@@ -1,5 +1,6 @@
 //! Partial updates → full readings, per sensor, before the readings queue: sans-IO, one
-//! [`Assembler`] owned by the subscriber.
+//! [`Held`] per admitted sensor, kept beside its channel set by
+//! [`super::sensors::Admission`] (one map lookup per record).
 //!
 //! A sensor's channel set is fixed before its first reading reaches the detector (by
 //! [`super::sensors::Admission`]: configured `channels`, the snapshot, or the sensor's
@@ -22,10 +23,8 @@
 //!   resend) of a value already superseded completes nothing. A full record is passed
 //!   on whatever its time, so the detector's reorder buffer sees resends as today.
 //!
-//! It does not parse, admit sensors or decide channel sets; it forgets a sensor when
-//! admission does.
-
-use std::collections::HashMap;
+//! It does not parse, admit sensors or decide channel sets; a sensor's held values go
+//! when admission forgets it.
 
 use crate::reading::{ChannelSet, Reading, SensorId};
 
@@ -53,9 +52,9 @@ impl Assembled {
     }
 }
 
-/// One sensor's last values and open round.
-#[derive(Debug)]
-struct Partial {
+/// One sensor's last values and open round; see the module docs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Held {
     /// Per channel (the set's order): reading time of its last value; NaN: none yet.
     ts: Vec<f64>,
     /// Per channel: its last value.
@@ -69,8 +68,9 @@ struct Partial {
     round_ts: f64,
 }
 
-impl Partial {
-    fn new(channels: usize) -> Self {
+impl Held {
+    /// Nothing held yet for a sensor of `channels` channels.
+    pub fn new(channels: usize) -> Self {
         Self {
             ts: vec![f64::NAN; channels],
             values: vec![0.0; channels],
@@ -79,6 +79,57 @@ impl Partial {
             round_start: f64::NAN,
             round_ts: f64::NAN,
         }
+    }
+
+    /// Takes one update of `sensor`, whose channel set is `set` (the one this was made
+    /// for): `channels` are
+    /// `(name, value)` pairs whose names are all in `set` (admission checked), in the
+    /// set's order. `hold` is the source's `hold_secs`.
+    pub fn update(
+        &mut self,
+        sensor: &SensorId,
+        set: &ChannelSet,
+        ts: f64,
+        channels: &[(String, f64)],
+        hold: f64,
+    ) -> Assembled {
+        let reading = |ts: f64, values: Vec<f64>| Reading {
+            sensor: sensor.clone(),
+            ts,
+            channels: set.clone(),
+            values,
+        };
+        let mut out = Assembled::default();
+        let full = channels.len() == set.len() && (channels.iter().zip(set.iter())).all(|((n, _), s)| n == s);
+        let closes = full
+            || ts - self.round_start > hold
+            || ts < self.round_start - hold
+            || positions(set, channels).any(|(i, _)| self.fresh[i]);
+        if closes {
+            match self.close(hold) {
+                Some(Ok(values)) => out.closed = Some(reading(self.round_ts, values)),
+                Some(Err(())) => out.incomplete = true,
+                None => {}
+            }
+        }
+        if full {
+            for (i, &(_, value)) in channels.iter().enumerate() {
+                self.set(i, ts, value);
+            }
+            out.reading = Some(reading(ts, channels.iter().map(|&(_, v)| v).collect()));
+            return out;
+        }
+        for (i, value) in positions(set, channels) {
+            if self.set(i, ts, value) {
+                self.join(i, ts);
+            }
+        }
+        if self.fresh_count == set.len() {
+            if let Some(Ok(values)) = self.close(hold) {
+                out.reading = Some(reading(self.round_ts, values));
+            }
+        }
+        out
     }
 
     /// Stores one channel's value unless a newer one is held; returns whether it did.
@@ -122,93 +173,6 @@ impl Partial {
         } else {
             Err(())
         })
-    }
-}
-
-/// Every admitted sensor's held values and open round; see the module docs.
-#[derive(Debug, Default)]
-pub struct Assembler {
-    sensors: HashMap<SensorId, Partial>,
-}
-
-impl Assembler {
-    /// An assembler that holds nothing yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Takes one update of `sensor`, whose channel set is `set`: `channels` are
-    /// `(name, value)` pairs whose names are all in `set` (admission checked), in the
-    /// set's order. `hold` is the source's `hold_secs`.
-    pub fn update(
-        &mut self,
-        sensor: &SensorId,
-        set: &ChannelSet,
-        ts: f64,
-        channels: &[(String, f64)],
-        hold: f64,
-    ) -> Assembled {
-        let partial = match self.sensors.get_mut(sensor) {
-            Some(p) if p.ts.len() == set.len() => p,
-            // New, or admitted again with another set after being forgotten.
-            _ => {
-                self.sensors.insert(sensor.clone(), Partial::new(set.len()));
-                // Inserted just above.
-                self.sensors.get_mut(sensor).expect("partial exists")
-            }
-        };
-        let reading = |ts: f64, values: Vec<f64>| Reading {
-            sensor: sensor.clone(),
-            ts,
-            channels: set.clone(),
-            values,
-        };
-        let mut out = Assembled::default();
-        let full = channels.len() == set.len() && (channels.iter().zip(set.iter())).all(|((n, _), s)| n == s);
-        let closes = full
-            || ts - partial.round_start > hold
-            || ts < partial.round_start - hold
-            || positions(set, channels).any(|(i, _)| partial.fresh[i]);
-        if closes {
-            match partial.close(hold) {
-                Some(Ok(values)) => out.closed = Some(reading(partial.round_ts, values)),
-                Some(Err(())) => out.incomplete = true,
-                None => {}
-            }
-        }
-        if full {
-            for (i, &(_, value)) in channels.iter().enumerate() {
-                partial.set(i, ts, value);
-            }
-            out.reading = Some(reading(ts, channels.iter().map(|&(_, v)| v).collect()));
-            return out;
-        }
-        for (i, value) in positions(set, channels) {
-            if partial.set(i, ts, value) {
-                partial.join(i, ts);
-            }
-        }
-        if partial.fresh_count == set.len() {
-            if let Some(Ok(values)) = partial.close(hold) {
-                out.reading = Some(reading(partial.round_ts, values));
-            }
-        }
-        out
-    }
-
-    /// Forgets a sensor admission forgot (the detector dropped it).
-    pub fn forget(&mut self, sensor: &SensorId) {
-        self.sensors.remove(sensor);
-    }
-
-    /// Sensors with held values.
-    pub fn len(&self) -> usize {
-        self.sensors.len()
-    }
-
-    /// Whether no sensor has held values.
-    pub fn is_empty(&self) -> bool {
-        self.sensors.is_empty()
     }
 }
 

@@ -1,9 +1,9 @@
 //! The examples of docs/payloads.md, tested: each `[[sources]]` block is checked as
 //! `check-config` checks it, each payload goes through the same steps as
-//! [`super::mqtt::Ingest`]'s (route, parse, channel from the topic, admission,
+//! [`super::mqtt::Ingest`]'s (route, parse, channel from the topic, admission with
 //! assembly), and the readings are the ones the page states.
 
-use super::assemble::Assembler;
+use super::assemble::Held;
 use super::mqtt::build_routes;
 use super::payload;
 use super::sensors::{Admission, first_channel_set};
@@ -29,7 +29,6 @@ fn blocks(heading: &str, lang: &str) -> Vec<String> {
 struct Intake {
     config: Config,
     admission: Admission,
-    assembler: Assembler,
     incomplete: usize,
 }
 
@@ -39,7 +38,6 @@ impl Intake {
         Self {
             config,
             admission: Admission::new(Partition::default(), 100, []),
-            assembler: Assembler::new(),
             incomplete: 0,
         }
     }
@@ -67,10 +65,12 @@ impl Intake {
             let names = record.channels.iter().map(|(n, _)| n.as_str());
             let configured = route.params.channels.as_deref();
             let new_set = || first_channel_set(configured, &records, sensor, topic_sensor);
-            let (id, set) = self.admission.admit(sensor, names, new_set).expect("admitted");
-            let assembled = self
-                .assembler
-                .update(&id, &set, record.ts, &record.channels, route.hold);
+            let assemble = |id: &_, set: &_, held: &mut Held| {
+                held.update(id, set, record.ts, &record.channels, route.hold)
+            };
+            let assembled = (self.admission)
+                .admit(sensor, names, new_set, assemble)
+                .expect("admitted");
             self.incomplete += usize::from(assembled.incomplete);
             out.extend(assembled.readings().map(|r| show(&r)));
         }

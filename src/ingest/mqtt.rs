@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::assemble::Assembler;
+use super::assemble::Held;
 use super::payload::{self, Field, FieldError, PayloadFormat, PayloadParams};
 use super::route::{Route, SensorFrom};
 use super::sensors::{Admission, Refused, first_channel_set};
@@ -70,10 +70,9 @@ pub struct Ingest {
     backoff: Backoff,
     limiter: LogLimiter,
     max_channels: usize,
-    /// Sensors let through (the cap) and their interned channel sets.
+    /// Sensors let through (the cap), their interned channel sets and the partial
+    /// updates held until they complete a reading.
     admission: Admission,
-    /// Partial updates held until they complete a reading.
-    assembler: Assembler,
     /// Shared with `/healthz`: connected between a ConnAck and the next error.
     health: Health,
     /// Sensors the detector dropped as idle: admission forgets them, so they do not
@@ -113,7 +112,6 @@ impl Ingest {
             limiter: LogLimiter::default(),
             max_channels: config.limits.max_channels,
             admission: admission(config, known),
-            assembler: Assembler::new(),
             health,
             forget_rx,
         })
@@ -229,7 +227,6 @@ impl Ingest {
         }
         while let Ok(id) = self.forget_rx.try_recv() {
             self.admission.forget(&id);
-            self.assembler.forget(&id);
         }
         for record in &records {
             if let Some(key) = &record.unselected {
@@ -250,18 +247,20 @@ impl Ingest {
             let names = record.channels.iter().map(|(name, _)| name.as_str());
             let configured = self.routes[route_index].params.channels.as_deref();
             let new_set = || first_channel_set(configured, &records, sensor, topic_sensor);
-            let (sensor, channels) = match self.admission.admit(sensor, names, new_set) {
-                Ok(admitted) => admitted,
+            let assemble = |id: &SensorId, set: &ChannelSet, held: &mut Held| {
+                held.update(id, set, record.ts, &record.channels, hold)
+            };
+            let assembled = match self.admission.admit(sensor, names, new_set, assemble) {
+                Ok(assembled) => assembled,
                 Err(refused) => {
                     self.refused(refused, sensor);
                     continue;
                 }
             };
-            let assembled = (self.assembler).update(&sensor, &channels, record.ts, &record.channels, hold);
             if assembled.incomplete {
                 metrics::counter!(names::READINGS_INCOMPLETE).increment(1);
                 if let Some(suppressed) = self.limiter.check("incomplete", Instant::now()) {
-                    warn!(sensor = %sensor.escaped(), suppressed, hold_secs = hold, "Partial updates left a reading incomplete; dropped.");
+                    warn!(sensor = %Escaped(sensor), suppressed, hold_secs = hold, "Partial updates left a reading incomplete; dropped.");
                 }
             }
             for reading in assembled.readings() {

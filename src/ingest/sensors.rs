@@ -38,6 +38,7 @@ use std::collections::HashMap;
 
 use std::collections::BTreeSet;
 
+use super::assemble::Held;
 use super::payload::{Field, Parsed};
 use crate::cluster::Partition;
 use crate::reading::{ChannelSet, SensorId};
@@ -84,12 +85,29 @@ struct Budget {
     cost: SensorCost,
 }
 
+/// An admitted sensor: its interned id (the map's key, kept here too because `get_mut`
+/// does not hand back keys), its channel set and its partial updates ([`Held`]), in one
+/// map entry so a record costs one lookup.
+#[derive(Debug)]
+struct Known {
+    id: SensorId,
+    set: ChannelSet,
+    held: Held,
+}
+
+impl Known {
+    fn new(id: SensorId, set: ChannelSet) -> Self {
+        let held = Held::new(set.len());
+        Self { id, set, held }
+    }
+}
+
 /// The admitted sensors and their channel sets.
 pub struct Admission {
     /// Which sensors are this instance's; the others are refused.
     partition: Partition,
     max_sensors: usize,
-    sensors: HashMap<SensorId, ChannelSet>,
+    sensors: HashMap<SensorId, Known>,
     budget: Option<Budget>,
 }
 
@@ -114,7 +132,7 @@ impl Admission {
         let mut sensors = HashMap::new();
         for (id, channels) in known {
             if sensors.len() < max_sensors && partition.owns(id.as_str()) {
-                sensors.insert(id, channels);
+                sensors.insert(id.clone(), Known::new(id, channels));
             }
         }
         Self {
@@ -129,30 +147,34 @@ impl Admission {
     /// count) would pass `limit`; the sensors admitted so far are charged at once.
     #[must_use]
     pub fn with_budget(mut self, limit: usize, cost: SensorCost) -> Self {
-        let used = self.sensors.values().map(|set| cost(set.len())).sum();
+        let used = self.sensors.values().map(|k| cost(k.set.len())).sum();
         self.budget = Some(Budget { limit, used, cost });
         self
     }
 
-    /// The sensor's id and channel set for a record with these channel names (all of
-    /// the set or some of it, in its order), or why it is refused. A new sensor is
-    /// admitted with the set `new_set` returns. A known sensor costs no allocation.
+    /// Admits a record with these channel names (all of the sensor's set or some of
+    /// it, in its order) and runs `then` on the sensor's interned id, channel set and
+    /// held updates, or says why it is refused. A new sensor is admitted with the set
+    /// `new_set` returns. A known sensor costs one lookup and no allocation.
     ///
     /// # Errors
     ///
     /// [`Refused`] for another instance's sensor, past the cap or for a name outside
     /// the sensor's channel set.
-    pub fn admit<'a>(
+    pub fn admit<'a, R>(
         &mut self,
         sensor: &str,
         mut names: impl Iterator<Item = &'a str>,
         new_set: impl FnOnce() -> ChannelSet,
-    ) -> Result<(SensorId, ChannelSet), Refused> {
-        if let Some((id, set)) = self.sensors.get_key_value(sensor) {
+        then: impl FnOnce(&SensorId, &ChannelSet, &mut Held) -> R,
+    ) -> Result<R, Refused> {
+        // `then` instead of returning `&mut Held`: a borrow returned from this branch
+        // would keep `self.sensors` borrowed on the new-sensor path below.
+        if let Some(known) = self.sensors.get_mut(sensor) {
             // One pass: the names are a subsequence of the set when they are in it.
-            let mut cursor = set.iter();
+            let mut cursor = known.set.iter();
             return if names.all(|n| cursor.any(|s| s == n)) {
-                Ok((id.clone(), set.clone()))
+                Ok(then(&known.id, &known.set, &mut known.held))
             } else {
                 Err(Refused::ChannelSetChanged)
             };
@@ -179,15 +201,15 @@ impl Admission {
             b.used += bytes;
         }
         let id = SensorId::new(sensor);
-        self.sensors.insert(id.clone(), set.clone());
-        Ok((id, set))
+        let known = (self.sensors.entry(id.clone())).or_insert(Known::new(id, set));
+        Ok(then(&known.id, &known.set, &mut known.held))
     }
 
     /// Forgets a sensor the detector dropped: its place under the cap is free, and its
     /// next reading is admitted like a new sensor's.
     pub fn forget(&mut self, sensor: &SensorId) {
-        if let (Some(set), Some(b)) = (self.sensors.remove(sensor), self.budget.as_mut()) {
-            b.used -= (b.cost)(set.len());
+        if let (Some(known), Some(b)) = (self.sensors.remove(sensor), self.budget.as_mut()) {
+            b.used -= (b.cost)(known.set.len());
         }
     }
 
@@ -237,7 +259,11 @@ mod tests {
 
     fn admit(a: &mut Admission, sensor: &str, names: &[&str]) -> Result<(SensorId, ChannelSet), Refused> {
         let set = || names.iter().map(|n| n.to_string()).collect();
-        a.admit(sensor, names.iter().copied(), set)
+        a.admit(sensor, names.iter().copied(), set, ids)
+    }
+
+    fn ids(id: &SensorId, set: &ChannelSet, _: &mut Held) -> (SensorId, ChannelSet) {
+        (id.clone(), set.clone())
     }
 
     #[test]
@@ -278,12 +304,14 @@ mod tests {
     fn a_partial_update_is_admitted_with_the_sensors_whole_set() {
         let mut a = Admission::new(Partition::default(), 10, []);
         let whole = || ChannelSet::from(vec!["temp".to_string(), "vib".to_string()]);
-        let (_, set) = a.admit("s", ["vib"].into_iter(), whole).expect("first, partial");
+        let (_, set) = a
+            .admit("s", ["vib"].into_iter(), whole, ids)
+            .expect("first, partial");
         assert_eq!(&*set, ["temp", "vib"]);
         let (_, again) = admit(&mut a, "s", &["temp"]).expect("another partial");
         assert!(std::sync::Arc::ptr_eq(&set, &again));
         assert_eq!(
-            a.admit("n", ["x"].into_iter(), whole),
+            a.admit("n", ["x"].into_iter(), whole, ids),
             Err(Refused::ChannelSetChanged),
             "a first record outside its own set"
         );
@@ -340,6 +368,36 @@ mod tests {
         assert!(admit(&mut a, "new", &["a"]).is_ok());
         a.forget(&SensorId::new("new"));
         assert!(admit(&mut a, "new", &["b", "c"]).is_ok(), "a new start");
+    }
+
+    #[test]
+    fn a_forgotten_sensor_holds_no_values() {
+        let mut a = Admission::new(Partition::default(), 1, []);
+        let whole = || ChannelSet::from(vec!["a".to_string(), "b".to_string()]);
+        let update = |pairs: &[(&str, f64)]| -> Vec<(String, f64)> {
+            pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect()
+        };
+        let full = update(&[("a", 1.0), ("b", 2.0)]);
+        let only_a = update(&[("a", 3.0)]);
+        let take = |a: &mut Admission, ts: f64, u: &[(String, f64)]| {
+            let names = u.iter().map(|(n, _)| n.as_str());
+            a.admit("s", names, whole, |id, set, held| {
+                held.update(id, set, ts, u, 60.0)
+            })
+            .expect("admitted")
+            .readings()
+            .count()
+        };
+        assert_eq!(take(&mut a, 1.0e9, &full), 1);
+        assert_eq!(take(&mut a, 1.0e9 + 1.0, &only_a), 0, "waits");
+        assert_eq!(take(&mut a, 1.0e9 + 2.0, &only_a), 1, "`b` held");
+        a.forget(&SensorId::new("s"));
+        assert_eq!(take(&mut a, 1.0e9 + 3.0, &only_a), 0);
+        assert_eq!(
+            take(&mut a, 1.0e9 + 4.0, &only_a),
+            0,
+            "no `b` held after forgetting"
+        );
     }
 
     #[test]

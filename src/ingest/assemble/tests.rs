@@ -1,4 +1,4 @@
-//! Rounds, holds and incomplete readings of [`super::Assembler`].
+//! Rounds, holds and incomplete readings of [`super::Held`].
 
 use super::*;
 
@@ -15,12 +15,12 @@ fn update(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
 /// Feeds `(ts, update)` pairs; returns every reading as `(ts, values)` and the number
 /// of incomplete ones.
 fn run(set: &ChannelSet, hold: f64, updates: &[(f64, &[(&str, f64)])]) -> (Vec<(f64, Vec<f64>)>, usize) {
-    let mut a = Assembler::new();
+    let mut held = Held::new(set.len());
     let id = SensorId::new("s");
     let mut readings = Vec::new();
     let mut incomplete = 0;
     for (ts, pairs) in updates {
-        let out = a.update(&id, set, *ts, &update(pairs), hold);
+        let out = held.update(&id, set, *ts, &update(pairs), hold);
         incomplete += usize::from(out.incomplete);
         for r in out.readings() {
             assert!(std::sync::Arc::ptr_eq(&r.channels, set), "the sensor's set");
@@ -120,17 +120,4 @@ fn updates_make_the_expected_readings() {
         assert_eq!(readings, want, "{}", case.name);
         assert_eq!(incomplete, case.incomplete, "{}", case.name);
     }
-}
-
-#[test]
-fn a_forgotten_sensor_holds_nothing() {
-    let mut a = Assembler::new();
-    let id = SensorId::new("s");
-    let s = set(&["a", "b"]);
-    let _ = a.update(&id, &s, T0, &update(&[("a", 1.0), ("b", 2.0)]), 60.0);
-    assert_eq!(a.len(), 1);
-    a.forget(&id);
-    assert!(a.is_empty());
-    let out = a.update(&id, &s, T0 + 1.0, &update(&[("a", 3.0)]), 60.0);
-    assert_eq!(out, Assembled::default(), "no `b` held after forgetting");
 }
