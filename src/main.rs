@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use anomalyd::config::{Config, ConfigError};
+use anomalyd::ingest::payload::Field;
 
 #[path = "cli/assets.rs"]
 mod assets;
@@ -306,8 +307,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             let mut series = read(columns.as_deref())?;
             if snapshot_out.is_some() && columns.is_none() {
-                let order = match config.sources.first().and_then(|s| s.channels.clone()) {
-                    Some(channels) => channels,
+                let order = match config.sources.first().and_then(|s| s.channels.as_ref()) {
+                    // A pointer channel is named by its last token, as in the daemon.
+                    Some(channels) => (channels.iter())
+                        .map(|c| Field::parse(c).map_or_else(|_| c.clone(), |f| f.name().to_owned()))
+                        .collect(),
                     None => {
                         let mut names = series.channels.clone();
                         names.sort();

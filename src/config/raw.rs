@@ -102,15 +102,26 @@ pub struct RawSource {
     pub sensor_field: Option<String>,
     /// Payload format: `json`, `number` or `senml`. Default `json`.
     pub format: String,
-    /// JSON field with the reading time (a unix epoch number or RFC 3339). Default `ts`.
+    /// JSON field with the reading time (a unix epoch number or RFC 3339): a top-level
+    /// key, or an RFC 6901 pointer when it starts with `/` (`/timestamp`). Default `ts`.
     pub timestamp_field: String,
     /// Unit of a numeric timestamp: `auto` (seconds, or ms / µs / ns by magnitude),
     /// `s`, `ms`, `us` or `ns`. Default `auto`.
     pub timestamp_unit: crate::reading::EpochUnit,
-    /// Fixed channel list; default every numeric field but the timestamp, by name.
+    /// Fixed channel list (JSON: keys or pointers such as `/fields/temperature`, named
+    /// by their last token); default every numeric top-level field but the timestamp,
+    /// by name.
     pub channels: Option<Vec<String>>,
     /// Channel name for `format = "number"`. Default `value`.
     pub number_channel: String,
+    /// `format = "number"`: topic level (0-based) naming the channel, for one channel
+    /// per topic (`sensors/+/+` with `sensors/pump1/temperature`); needs `channels`.
+    /// Default none.
+    pub channel_level: Option<usize>,
+    /// Seconds (reading time) a channel's last value completes readings of its sensor
+    /// that lack it (partial updates); past that such a reading is counted as
+    /// incomplete. 0 = only values of the same time. Default 60.
+    pub hold_secs: f64,
 }
 
 /// `[alerts]`.
@@ -408,6 +419,8 @@ impl Default for RawSource {
             timestamp_unit: crate::reading::EpochUnit::Auto,
             channels: None,
             number_channel: "value".into(),
+            channel_level: None,
+            hold_secs: crate::ingest::assemble::DEFAULT_HOLD_SECS,
         }
     }
 }

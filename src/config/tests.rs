@@ -296,3 +296,70 @@ fn timestamp_unit_is_read_and_an_unknown_one_is_refused_by_name() {
         .to_string();
     assert!(err.contains("timestamp_unit") && err.contains("sec"), "{err}");
 }
+
+#[test]
+fn source_fields_hold_and_channel_level_are_checked_with_their_keys() {
+    let cases = [
+        (
+            "sources[0].hold_secs",
+            "hold_secs = -1",
+            "must be 0 (same time only) to 86400 seconds, got -1",
+        ),
+        (
+            "sources[0].channels",
+            "channels = [\"/fields/\"]",
+            "must end with a field name, got \"/fields/\"",
+        ),
+        (
+            "sources[0].timestamp_field",
+            "timestamp_field = \"/a~2\"",
+            "`~` must be followed by 0 or 1",
+        ),
+        (
+            "sources[0].sensor_field",
+            "sensor_field = \"\"",
+            "must name a field",
+        ),
+        (
+            "sources[0].channels",
+            "channels = [\"/fields/t\", \"/tags/t\"]",
+            "must name distinct channels: \"/fields/t\" and \"/tags/t\" are both \"t\"",
+        ),
+        (
+            "sources[0].channels",
+            "format = \"senml\"\nchannels = [\"/a/b\"]",
+            "JSON pointers apply to format = \"json\" only",
+        ),
+        (
+            "sources[0].channel_level",
+            "channel_level = 2",
+            "applies to format = \"number\" only",
+        ),
+        (
+            "sources[0].channel_level",
+            "format = \"number\"\nchannel_level = 3\nchannels = [\"a\"]",
+            "must be below the topic's 3 levels, got 3",
+        ),
+        (
+            "sources[0].channels",
+            "format = \"number\"\nchannel_level = 2",
+            "must list the channels when channel_level is set",
+        ),
+    ];
+    for (key, source, want) in cases {
+        let p = problems(&format!("[[sources]]\ntopic = \"s/+/+\"\n{source}\n"));
+        assert!(
+            p.iter()
+                .any(|m| m.contains(&format!("`{key}`")) && m.contains(want)),
+            "{key}: {p:?}"
+        );
+    }
+    let ok = Config::from_toml_str(
+        "[[sources]]\ntopic = \"s/+/+\"\nformat = \"number\"\nchannel_level = 2\nchannels = [\"t\", \"v\"]\nhold_secs = 0\n\
+         [[sources]]\ntopic = \"telegraf/+\"\ntimestamp_field = \"/timestamp\"\nchannels = [\"/fields/a~1b\"]\n",
+    )
+    .expect("valid sources");
+    assert_eq!(ok.sources[0].channel_level, Some(2));
+    assert_eq!(ok.sources[0].hold_secs, 0.0);
+    assert_eq!(Config::from_toml_str("").unwrap().sources[0].hold_secs, 60.0);
+}

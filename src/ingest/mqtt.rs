@@ -4,7 +4,8 @@
 //! every `[[sources]]` filter after a ConnAck without a session, routes each Publish to
 //! its source, takes the sensor id from the topic or the payload, parses with
 //! [`super::payload::parse`], admits the sensor (when this `[cluster]` instance owns
-//! it) and its channel set ([`super::sensors`]) and hands a [`Reading`] to the detector with `try_send`:
+//! it) and its channel set ([`super::sensors`]), completes partial updates
+//! ([`super::assemble`]) and hands each [`Reading`] to the detector with `try_send`:
 //! `poll()` is never blocked, and a full channel is a counted drop. After a connection
 //! error it backs off exponentially in a `select!` with the cancellation token. It does
 //! not window, score or publish.
@@ -16,9 +17,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::payload::{self, PayloadFormat, PayloadParams};
+use super::assemble::Held;
+use super::payload::{self, Field, FieldError, PayloadFormat, PayloadParams};
 use super::route::{Route, SensorFrom};
-use super::sensors::{Admission, Refused};
+use super::sensors::{Admission, Refused, first_channel_set};
 use crate::config::Config;
 use crate::escape::Escaped;
 use crate::metrics::{Health, labels, names};
@@ -46,6 +48,16 @@ pub enum IngestError {
         /// The value given.
         value: String,
     },
+    /// A source's field is not a usable key or JSON pointer.
+    #[error("`sources[{index}].{key}` {source}")]
+    Field {
+        /// Position of the source.
+        index: usize,
+        /// The key, e.g. `channels`.
+        key: &'static str,
+        /// What is wrong.
+        source: FieldError,
+    },
 }
 
 /// The subscriber task's state; see the module docs.
@@ -58,7 +70,8 @@ pub struct Ingest {
     backoff: Backoff,
     limiter: LogLimiter,
     max_channels: usize,
-    /// Sensors let through (the cap) and their interned channel sets.
+    /// Sensors let through (the cap), their interned channel sets and the partial
+    /// updates held until they complete a reading.
     admission: Admission,
     /// Shared with `/healthz`: connected between a ConnAck and the next error.
     health: Health,
@@ -169,10 +182,11 @@ impl Ingest {
     }
 
     fn on_publish(&mut self, topic: &str, payload: &[u8]) {
-        let Some(route) = self.routes.iter().find(|r| r.matches(topic)) else {
+        let Some(route_index) = self.routes.iter().position(|r| r.matches(topic)) else {
             self.bad_input("no_route", topic, "topic matches no source");
             return;
         };
+        let route = &self.routes[route_index];
         let topic_sensor = route.sensor_from_topic(topic);
         // Another `[cluster]` instance's sensor, named by the topic of a one-reading
         // payload: dropped before parsing, so its payload costs nothing more here and
@@ -186,18 +200,38 @@ impl Ingest {
             }
         }
         let now = crate::reading::unix_now();
-        let records = match payload::parse(payload, &route.params, now) {
+        let hold = route.hold;
+        let channel = route.channel_from_topic(topic);
+        let mut records = match payload::parse(payload, &route.params, now) {
             Ok(records) => records,
             Err(error) => {
+                if let Some(key) = error.unselected() {
+                    self.unselected(topic, key);
+                }
                 let kind = error.kind();
                 self.bad_input(kind, topic, &error.to_string());
                 return;
             }
         };
+        match channel {
+            Some(Some(name)) => rename_channels(&mut records, name),
+            Some(None) => {
+                self.bad_input(
+                    "missing_channel",
+                    topic,
+                    "no channel name at the topic's channel_level",
+                );
+                return;
+            }
+            None => {}
+        }
         while let Ok(id) = self.forget_rx.try_recv() {
             self.admission.forget(&id);
         }
-        for record in records {
+        for record in &records {
+            if let Some(key) = &record.unselected {
+                self.unselected(topic, key);
+            }
             let Some(sensor) = record.sensor.as_deref().or(topic_sensor) else {
                 self.bad_input("missing_sensor", topic, "no sensor id in topic or payload");
                 continue;
@@ -211,20 +245,37 @@ impl Ingest {
                 continue;
             }
             let names = record.channels.iter().map(|(name, _)| name.as_str());
-            let (sensor, channels) = match self.admission.admit(sensor, names) {
-                Ok(admitted) => admitted,
+            let configured = self.routes[route_index].params.channels.as_deref();
+            let new_set = || first_channel_set(configured, &records, sensor, topic_sensor);
+            let assemble = |id: &SensorId, set: &ChannelSet, held: &mut Held| {
+                held.update(id, set, record.ts, &record.channels, hold)
+            };
+            let assembled = match self.admission.admit(sensor, names, new_set, assemble) {
+                Ok(assembled) => assembled,
                 Err(refused) => {
                     self.refused(refused, sensor);
                     continue;
                 }
             };
-            let reading = Reading {
-                sensor,
-                ts: record.ts,
-                channels,
-                values: record.channels.iter().map(|(_, v)| *v).collect(),
-            };
-            self.forward(reading);
+            if assembled.incomplete {
+                metrics::counter!(names::READINGS_INCOMPLETE).increment(1);
+                if let Some(suppressed) = self.limiter.check("incomplete", Instant::now()) {
+                    warn!(sensor = %Escaped(sensor), suppressed, hold_secs = hold, "Partial updates left a reading incomplete; dropped.");
+                }
+            }
+            for reading in assembled.readings() {
+                self.forward(reading);
+            }
+        }
+    }
+
+    /// A nested object or array that no configuration selects: counted and logged,
+    /// never read as channels.
+    fn unselected(&mut self, topic: &str, key: &str) {
+        metrics::counter!(names::PAYLOAD_UNSELECTED).increment(1);
+        if let Some(suppressed) = self.limiter.check("unselected", Instant::now()) {
+            // The key and the topic come from the network: logged escaped.
+            warn!(topic = %Escaped(topic), key = %Escaped(key), suppressed, "Nested payload field selected by no configuration; ignored (name its fields in `channels` as JSON pointers).");
         }
     }
 
@@ -306,8 +357,16 @@ fn admission(config: &Config, known: Vec<(SensorId, ChannelSet)>) -> Admission {
     )
 }
 
+/// Names every record's channel after the topic (one channel per topic).
+fn rename_channels(records: &mut [payload::Parsed], name: &str) {
+    for (channel, _) in records.iter_mut().flat_map(|r| r.channels.iter_mut()) {
+        channel.clear();
+        channel.push_str(name);
+    }
+}
+
 /// Builds one [`Route`] per `[[sources]]` entry.
-fn build_routes(config: &Config) -> Result<Vec<Route>, IngestError> {
+pub(super) fn build_routes(config: &Config) -> Result<Vec<Route>, IngestError> {
     config
         .sources
         .iter()
@@ -324,13 +383,28 @@ fn build_routes(config: &Config) -> Result<Vec<Route>, IngestError> {
                     });
                 }
             };
+            let field = |key: &'static str, text: &str| {
+                Field::parse(text).map_err(|source| IngestError::Field { index, key, source })
+            };
+            let channels = match &s.channels {
+                Some(list) => Some(
+                    list.iter()
+                        .map(|c| field("channels", c))
+                        .collect::<Result<_, _>>()?,
+                ),
+                None => None,
+            };
             let params = PayloadParams {
                 format,
-                timestamp_field: s.timestamp_field.clone(),
+                timestamp_field: field("timestamp_field", &s.timestamp_field)?,
                 timestamp_unit: s.timestamp_unit,
                 require_timestamp: false,
-                channels: s.channels.clone(),
-                sensor_field: s.sensor_field.clone(),
+                channels,
+                sensor_field: s
+                    .sensor_field
+                    .as_deref()
+                    .map(|f| field("sensor_field", f))
+                    .transpose()?,
                 number_channel: s.number_channel.clone(),
                 max_payload_bytes: config.limits.max_payload_bytes,
             };
@@ -339,7 +413,10 @@ fn build_routes(config: &Config) -> Result<Vec<Route>, IngestError> {
                 (None, Some(level)) => SensorFrom::Level(level),
                 (None, None) => SensorFrom::first_wildcard(&s.topic),
             };
-            Ok(Route::new(&s.topic, sensor, params))
+            let mut route = Route::new(&s.topic, sensor, params);
+            route.channel_level = s.channel_level;
+            route.hold = s.hold_secs;
+            Ok(route)
         })
         .collect()
 }

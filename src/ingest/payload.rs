@@ -2,18 +2,30 @@
 //!
 //! Owns the wire formats (`json`, `number`, SenML per RFC 8428), their limits and the
 //! typed [`PayloadError`] whose [`PayloadError::kind`] labels the bad-input metric.
+//! JSON fields are top-level keys or RFC 6901 pointers ([`field`]). A record may carry
+//! only some of a sensor's channels (a partial update): turning those into full
+//! readings is [`super::assemble`]'s job, not the parser's.
 //! It is pure and never panics on any input (a proptest checks this). It does not
 //! know about MQTT, topics, sensor cardinality caps or ordering: the ingest loop maps
 //! the topic to a sensor id and the detector rejects out-of-order timestamps.
+//!
+//! Here: the formats, the params, the record type and the entry point; `json` and
+//! `senml` parse their formats, `value` checks numbers and times for both, `error`
+//! holds [`PayloadError`], [`field`] reads keys and pointers.
 
 use std::collections::BTreeMap;
 
-use chrono::DateTime;
-use serde_json::{Map, Value};
-
 use crate::reading::EpochUnit;
 
+mod error;
+pub mod field;
+mod json;
 mod senml;
+mod value;
+
+pub use error::PayloadError;
+pub use field::{Field, FieldError};
+use value::{check_timestamp, finite, number, parse_json_value, timestamp, wrong_type};
 
 /// Default for [`PayloadParams::max_payload_bytes`]: 64 KiB, far above any sane
 /// telemetry message and small enough that a hostile one costs nothing.
@@ -44,23 +56,26 @@ pub enum PayloadFormat {
 pub struct PayloadParams {
     /// Wire format. Default `json`.
     pub format: PayloadFormat,
-    /// JSON field holding the timestamp (unix seconds as a number or numeric string,
-    /// or an RFC 3339 string). Default `"ts"`. Unused for `number` and `senml`.
-    pub timestamp_field: String,
+    /// JSON field (key or pointer) holding the timestamp (a unix epoch as a number or
+    /// numeric string, or an RFC 3339 string). Default `"ts"`. Unused for `number` and
+    /// `senml`.
+    pub timestamp_field: Field,
     /// Unit of a numeric timestamp (`auto`: seconds, or ms / µs / ns by magnitude).
     pub timestamp_unit: EpochUnit,
     /// When true a JSON payload without `timestamp_field` is rejected with
     /// [`PayloadError::MissingTimestamp`]; when false (default) it is stamped with the
     /// arrival time `now`, which suits gateways whose devices have no clock.
     pub require_timestamp: bool,
-    /// Fixed channel list, in this order; each must be present and numeric. `None`
-    /// (default): every numeric field except the timestamp and sensor fields, sorted by
-    /// name, and non-numeric fields are ignored.
-    pub channels: Option<Vec<String>>,
-    /// Take the sensor id from this JSON string field instead of the topic. For
-    /// `senml` the only meaningful value is `"bn"`: the base name (trailing `:`, `/`
-    /// and `.` trimmed) becomes the sensor id. Default `None`.
-    pub sensor_field: Option<String>,
+    /// Fixed channel list (keys or pointers), in this order; those present must be
+    /// numeric, and a record carrying none of them is rejected. `None` (default): every
+    /// numeric top-level field except the timestamp and sensor fields, sorted by name;
+    /// other scalars are ignored, and a nested object or array is reported in
+    /// [`Parsed::unselected`], never read as channels.
+    pub channels: Option<Vec<Field>>,
+    /// Take the sensor id from this JSON string field (key or pointer) instead of the
+    /// topic. For `senml` the only meaningful value is `"bn"`: the base name (trailing
+    /// `:`, `/` and `.` trimmed) becomes the sensor id. Default `None`.
+    pub sensor_field: Option<Field>,
     /// Channel name for `number` payloads and for SenML records without a name.
     /// Default `"value"`.
     pub number_channel: String,
@@ -72,7 +87,7 @@ impl Default for PayloadParams {
     fn default() -> Self {
         Self {
             format: PayloadFormat::Json,
-            timestamp_field: "ts".to_owned(),
+            timestamp_field: Field::key("ts"),
             timestamp_unit: EpochUnit::Auto,
             require_timestamp: false,
             channels: None,
@@ -83,109 +98,9 @@ impl Default for PayloadParams {
     }
 }
 
-/// Why a payload was rejected. Per-message: count it under [`PayloadError::kind`],
-/// log rate-limited, carry on.
-#[derive(thiserror::Error, Debug, PartialEq)]
-pub enum PayloadError {
-    /// The payload exceeds [`PayloadParams::max_payload_bytes`].
-    #[error("payload is {size} bytes, over the limit of {limit}")]
-    TooLarge {
-        /// Payload size in bytes.
-        size: usize,
-        /// The configured limit in bytes.
-        limit: usize,
-    },
-    /// The payload is not UTF-8 text.
-    #[error("payload is not valid UTF-8")]
-    NotUtf8,
-    /// The payload is not JSON (for `json` and `senml`).
-    #[error("payload is not valid JSON: {message}")]
-    NotJson {
-        /// The JSON parser's message, with line and column.
-        message: String,
-    },
-    /// A field (or the whole payload, `<payload>`) has the wrong JSON type.
-    #[error("field `{field}` must be {expected}, got {got}")]
-    WrongType {
-        /// Field name, `<payload>`, or a SenML path such as `[2].v`.
-        field: String,
-        /// What was expected, e.g. "a number".
-        expected: &'static str,
-        /// What was found, e.g. "a string".
-        got: &'static str,
-    },
-    /// A number overflows f64 (e.g. `1e400`) or is NaN/infinite.
-    #[error("field `{field}` is not a finite number")]
-    NotFinite {
-        /// Field name; for JSON overflow, the key just before the bad number.
-        field: String,
-    },
-    /// No timestamp field while [`PayloadParams::require_timestamp`] is set.
-    #[error("timestamp field `{field}` is missing")]
-    MissingTimestamp {
-        /// The configured timestamp field.
-        field: String,
-    },
-    /// A timestamp string that is neither a number nor RFC 3339.
-    #[error("timestamp {value:?} is neither unix seconds nor RFC 3339")]
-    BadTimestamp {
-        /// The offending text (truncated to 64 bytes).
-        value: String,
-    },
-    /// A timestamp before 2000-01-01 or more than a day ahead of the gateway clock.
-    #[error(
-        "timestamp {ts} is before 2000-01-01 or more than a day in the future \
-         (milliseconds instead of seconds?)"
-    )]
-    AbsurdTimestamp {
-        /// The timestamp in unix seconds.
-        ts: f64,
-    },
-    /// A configured channel is absent from the payload.
-    #[error("channel `{name}` is missing")]
-    MissingChannel {
-        /// The channel name.
-        name: String,
-    },
-    /// The payload holds no numeric channel at all.
-    #[error("payload has no numeric channels")]
-    NoChannels,
-    /// [`PayloadParams::sensor_field`] is set but absent or empty in the payload.
-    #[error("sensor field `{field}` is missing or empty")]
-    MissingSensor {
-        /// The configured sensor field.
-        field: String,
-    },
-    /// A channel appears twice for the same time (SenML).
-    #[error("channel `{name}` appears twice at the same time")]
-    DuplicateChannel {
-        /// The channel name.
-        name: String,
-    },
-}
-
-impl PayloadError {
-    /// Short snake_case label for the bad-input metric, e.g. `"not_json"`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::TooLarge { .. } => "too_large",
-            Self::NotUtf8 => "not_utf8",
-            Self::NotJson { .. } => "not_json",
-            Self::WrongType { .. } => "wrong_type",
-            Self::NotFinite { .. } => "not_finite",
-            Self::MissingTimestamp { .. } => "missing_timestamp",
-            Self::BadTimestamp { .. } => "bad_timestamp",
-            Self::AbsurdTimestamp { .. } => "absurd_timestamp",
-            Self::MissingChannel { .. } => "missing_channel",
-            Self::NoChannels => "no_channels",
-            Self::MissingSensor { .. } => "missing_sensor",
-            Self::DuplicateChannel { .. } => "duplicate_channel",
-        }
-    }
-}
-
 /// One parsed record before the sensor id is attached: channel names and values in a
-/// stable order (the configured list, else sorted by name).
+/// stable order (the configured list, else sorted by name). It may hold only some of
+/// the sensor's channels (a partial update).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Parsed {
     /// Sensor id from the payload when [`PayloadParams::sensor_field`] is set; else
@@ -193,8 +108,13 @@ pub struct Parsed {
     pub sensor: Option<String>,
     /// Unix seconds; checked to be in [2000-01-01, now + 1 day].
     pub ts: f64,
-    /// `(channel, value)` pairs, all values finite, never empty.
+    /// `(channel, value)` pairs, all values finite, never empty. A pointer channel is
+    /// named by its last token ([`Field::name`]).
     pub channels: Vec<(String, f64)>,
+    /// The top-level key of a nested object or array that automatic channel discovery
+    /// left out (the first one; truncated to 64 bytes): reported, never read. Always
+    /// `None` with configured `channels` and for `number` and `senml`.
+    pub unselected: Option<String>,
 }
 
 /// Parses one payload received at `now` (unix seconds, the gateway clock).
@@ -213,7 +133,7 @@ pub fn parse(bytes: &[u8], p: &PayloadParams, now: f64) -> Result<Vec<Parsed>, P
     }
     let text = std::str::from_utf8(bytes).map_err(|_| PayloadError::NotUtf8)?;
     match p.format {
-        PayloadFormat::Json => parse_json(text, p, now).map(|r| vec![r]),
+        PayloadFormat::Json => json::parse(text, p, now).map(|r| vec![r]),
         PayloadFormat::Number => parse_number(text, p, now).map(|r| vec![r]),
         PayloadFormat::Senml => senml::parse(text, p, now),
     }
@@ -232,177 +152,26 @@ fn parse_number(text: &str, p: &PayloadParams, now: f64) -> Result<Parsed, Paylo
         sensor: None,
         ts: now,
         channels: vec![(field.clone(), value)],
+        unselected: None,
     })
 }
 
-fn parse_json(text: &str, p: &PayloadParams, now: f64) -> Result<Parsed, PayloadError> {
-    let obj = match parse_json_value(text)? {
-        Value::Object(obj) => obj,
-        other => return Err(wrong_type("<payload>", "a JSON object", &other)),
-    };
-    let ts = match obj.get(&p.timestamp_field) {
-        Some(v) => timestamp(v, &p.timestamp_field, p.timestamp_unit, now)?,
-        None if p.require_timestamp => {
-            return Err(PayloadError::MissingTimestamp {
-                field: p.timestamp_field.clone(),
-            });
-        }
-        None => now,
-    };
-    let sensor = match &p.sensor_field {
-        Some(field) => Some(sensor_from(&obj, field)?),
-        None => None,
-    };
-    let channels = match &p.channels {
-        Some(list) => list
-            .iter()
-            .map(|name| match obj.get(name) {
-                Some(v) => Ok((name.clone(), number(v, name)?)),
-                None => Err(PayloadError::MissingChannel { name: name.clone() }),
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        None => {
-            // Sort explicitly: serde_json's map keeps insertion order if any crate
-            // in the build enables its `preserve_order` feature.
-            let mut all = Vec::new();
-            for (name, v) in &obj {
-                let skip = *name == p.timestamp_field || Some(name) == p.sensor_field.as_ref();
-                if let (false, Value::Number(_)) = (skip, v) {
-                    all.push((name.clone(), number(v, name)?));
-                }
-            }
-            all.sort_by(|a, b| a.0.cmp(&b.0));
-            all
-        }
-    };
-    if channels.is_empty() {
-        return Err(PayloadError::NoChannels);
-    }
-    Ok(Parsed { sensor, ts, channels })
-}
-
-fn sensor_from(obj: &Map<String, Value>, field: &str) -> Result<String, PayloadError> {
-    match obj.get(field) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) | None => Err(PayloadError::MissingSensor {
-            field: field.to_owned(),
-        }),
-        Some(other) => Err(wrong_type(field, "a string", other)),
-    }
-}
-
-/// Parses JSON, mapping serde_json's "number out of range" (e.g. `1e400`) to
-/// [`PayloadError::NotFinite`] named after the key just before it.
-pub(super) fn parse_json_value(text: &str) -> Result<Value, PayloadError> {
-    serde_json::from_str(text).map_err(|e| {
-        let message = e.to_string();
-        if message.starts_with("number out of range") {
-            PayloadError::NotFinite {
-                field: key_before(text, e.line(), e.column()),
-            }
-        } else {
-            PayloadError::NotJson { message }
-        }
-    })
-}
-
-/// Best-effort name of the object key preceding (line, column), both 1-based bytes.
-fn key_before(text: &str, line: usize, column: usize) -> String {
-    let line_start: usize = text
-        .split_inclusive('\n')
-        .take(line.saturating_sub(1))
-        .map(str::len)
-        .sum();
-    let end = line_start + column;
-    let head = text.get(..end).unwrap_or(text);
-    let key = head
-        .rfind(':')
-        .map(|colon| head[..colon].trim_end())
-        .and_then(|h| h.strip_suffix('"'))
-        .and_then(|h| h.rfind('"').map(|q| &h[q + 1..]));
-    key.unwrap_or("<number>").to_owned()
-}
-
-/// Reads a timestamp: a number or numeric string (an epoch in `unit`), or an RFC 3339
-/// string.
-pub(super) fn timestamp(v: &Value, field: &str, unit: EpochUnit, now: f64) -> Result<f64, PayloadError> {
-    let ts = match v {
-        Value::Number(_) => unit.to_secs(number(v, field)?),
-        Value::String(s) => match s.trim().parse::<f64>() {
-            Ok(ts) => unit.to_secs(finite(ts, field)?),
-            Err(_) => {
-                let dt = DateTime::parse_from_rfc3339(s.trim()).map_err(|_| PayloadError::BadTimestamp {
-                    value: truncate(s, 64).to_owned(),
-                })?;
-                dt.timestamp() as f64 + f64::from(dt.timestamp_subsec_nanos()) * 1e-9
-            }
-        },
-        other => {
-            return Err(wrong_type(field, "unix seconds or an RFC 3339 string", other));
-        }
-    };
-    check_timestamp(ts, now)
-}
-
-/// Rejects timestamps before 2000 or more than [`MAX_FUTURE_SECS`] ahead of `now`.
-pub(super) fn check_timestamp(ts: f64, now: f64) -> Result<f64, PayloadError> {
-    if (MIN_TIMESTAMP..=now + MAX_FUTURE_SECS).contains(&ts) {
-        Ok(ts)
-    } else {
-        Err(PayloadError::AbsurdTimestamp { ts })
-    }
-}
-
-/// A JSON number as a finite f64.
-pub(super) fn number(v: &Value, field: &str) -> Result<f64, PayloadError> {
-    match v.as_f64() {
-        Some(x) if v.is_number() => finite(x, field),
-        _ => Err(wrong_type(field, "a number", v)),
-    }
-}
-
-pub(super) fn finite(x: f64, field: &str) -> Result<f64, PayloadError> {
-    if x.is_finite() {
-        Ok(x)
-    } else {
-        Err(PayloadError::NotFinite {
-            field: field.to_owned(),
-        })
-    }
-}
-
-pub(super) fn wrong_type(field: &str, expected: &'static str, got: &Value) -> PayloadError {
-    let got = match got {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
-    PayloadError::WrongType {
-        field: field.to_owned(),
-        expected,
-        got,
-    }
-}
-
-/// Picks the configured channels (in order) or all of them (sorted, as BTreeMap is).
+/// The configured channels present (in order), or all of them (sorted, as BTreeMap
+/// is). `None` when the configured ones are all absent: the record is no update.
 pub(super) fn select_channels(
     all: BTreeMap<String, f64>,
-    wanted: Option<&[String]>,
-) -> Result<Vec<(String, f64)>, PayloadError> {
+    wanted: Option<&[Field]>,
+) -> Option<Vec<(String, f64)>> {
     let Some(list) = wanted else {
-        return Ok(all.into_iter().collect());
+        return Some(all.into_iter().collect());
     };
-    list.iter()
-        .map(|name| match all.get(name) {
-            Some(&v) => Ok((name.clone(), v)),
-            None => Err(PayloadError::MissingChannel { name: name.clone() }),
-        })
-        .collect()
+    let picked: Vec<(String, f64)> = (list.iter())
+        .filter_map(|f| all.get(f.name()).map(|&v| (f.name().to_owned(), v)))
+        .collect();
+    (!picked.is_empty()).then_some(picked)
 }
 
+/// The first `max` bytes of `s`, cut at a character boundary.
 fn truncate(s: &str, max: usize) -> &str {
     let mut end = max.min(s.len());
     while !s.is_char_boundary(end) {

@@ -1,6 +1,6 @@
 //! Routing of received topics to `[[sources]]`: MQTT topic-filter matching (`+`, `#`,
-//! shared subscriptions) and sensor-id extraction from a topic level. Pure functions,
-//! unit-tested without a broker.
+//! shared subscriptions) and sensor-id and channel-name extraction from topic levels.
+//! Pure functions, unit-tested without a broker.
 
 use super::payload::PayloadParams;
 
@@ -35,6 +35,12 @@ pub struct Route {
     pub sensor: SensorFrom,
     /// How payloads are parsed.
     pub params: PayloadParams,
+    /// Topic level (0-based) naming the channel of a `number` payload: one channel per
+    /// topic. `None`: `number_channel` names it.
+    pub channel_level: Option<usize>,
+    /// `hold_secs`: how long (reading time) a channel's last value completes readings
+    /// of its sensor ([`super::assemble`]).
+    pub hold: f64,
 }
 
 impl Route {
@@ -44,6 +50,8 @@ impl Route {
             filter: filter.to_string(),
             sensor,
             params,
+            channel_level: None,
+            hold: super::assemble::DEFAULT_HOLD_SECS,
         }
     }
 
@@ -60,6 +68,13 @@ impl Route {
             SensorFrom::Topic => Some(topic).filter(|s| !s.is_empty()),
             SensorFrom::Payload => None,
         }
+    }
+
+    /// The channel name from the topic, when `channel_level` is set: `Some(None)` when
+    /// that level is missing or empty.
+    pub fn channel_from_topic<'t>(&self, topic: &'t str) -> Option<Option<&'t str>> {
+        let level = self.channel_level?;
+        Some(topic.split('/').nth(level).filter(|s| !s.is_empty()))
     }
 }
 
@@ -209,5 +224,17 @@ mod tests {
         assert_eq!(whole.sensor_from_topic("plant/boiler"), Some("plant/boiler"));
         let payload = Route::new("x/#", SensorFrom::Payload, p);
         assert_eq!(payload.sensor_from_topic("x/y"), None);
+    }
+
+    #[test]
+    fn channel_name_comes_from_the_configured_level() {
+        let mut r = Route::new("sensors/+/+", SensorFrom::Level(1), PayloadParams::default());
+        assert_eq!(r.channel_from_topic("sensors/pump1/temperature"), None);
+        r.channel_level = Some(2);
+        assert_eq!(
+            r.channel_from_topic("sensors/pump1/temperature"),
+            Some(Some("temperature"))
+        );
+        assert_eq!(r.channel_from_topic("sensors/pump1/"), Some(None));
     }
 }

@@ -35,6 +35,12 @@ pub mod names {
     pub const ALERTS_ACCEPTED: &str = "anomalyd_alerts_accepted_total";
     /// Counter `{kind}`: payloads rejected by the parser (json, nan, oversize, ...).
     pub const PAYLOAD_ERRORS: &str = "anomalyd_payload_errors_total";
+    /// Counter: readings assembled from partial updates that could not be completed (a
+    /// channel without a value within `[[sources]] hold_secs`); dropped.
+    pub const READINGS_INCOMPLETE: &str = "anomalyd_readings_incomplete_total";
+    /// Counter: payloads with a nested object or array that no configuration selects
+    /// (left out of automatic channel discovery, never read as channels).
+    pub const PAYLOAD_UNSELECTED: &str = "anomalyd_payload_unselected_total";
     /// Counter `{reason}`: readings dropped after parsing (queue_full, out_of_order,
     /// duplicate, sensor_cap, other_instance, ...).
     pub const READINGS_DROPPED: &str = "anomalyd_readings_dropped_total";
@@ -131,6 +137,8 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
     (names::ALERTS, Kind::Counter, Unit::Count, "Alert events by event (raised, cleared, stale, fresh)."),
     (names::ALERTS_ACCEPTED, Kind::Counter, Unit::Count, "Alerts accepted as the new normal ([learning] accept_after_secs)."),
     (names::PAYLOAD_ERRORS, Kind::Counter, Unit::Count, "Rejected payloads by kind."),
+    (names::READINGS_INCOMPLETE, Kind::Counter, Unit::Count, "Readings from partial updates left incomplete ([[sources]] hold_secs); dropped."),
+    (names::PAYLOAD_UNSELECTED, Kind::Counter, Unit::Count, "Payloads with a nested object or array no configuration selects (not read)."),
     (names::READINGS_DROPPED, Kind::Counter, Unit::Count, "Readings dropped after parsing, by reason."),
     (names::READINGS_REORDERED, Kind::Counter, Unit::Count, "Late readings put back in timestamp order and scored."),
     (names::SENSORS_EVICTED, Kind::Counter, Unit::Count, "Idle sensors evicted by kind (parked, dropped)."),

@@ -113,8 +113,9 @@ async fn hostile_sensor_ids_are_escaped_in_logs_and_metrics_and_never_share_a_to
     }
     probe.send(&raw, reading(EVIL_NEWLINE, t - 10.0)).await;
     probe.send(&raw, reading(EVIL_ESC, t)).await;
-    let one_channel = serde_json::json!({ "id": EVIL_ESC, "ts": t + 1.0, "a": 1.0 }).to_string();
-    probe.send(&raw, one_channel).await;
+    // A channel outside its set (one fewer would be a partial update, held).
+    let other_channel = serde_json::json!({ "id": EVIL_ESC, "ts": t + 1.0, "a": 1.0, "x": 3.0 }).to_string();
+    probe.send(&raw, other_channel).await;
     for id in COLLIDING {
         probe.send(&raw, reading(id, t)).await;
     }

@@ -10,6 +10,7 @@ mod lifecycle;
 mod limits;
 mod mqtt5;
 mod operator;
+mod payloads;
 mod resilience;
 mod support;
 

@@ -2,7 +2,9 @@
 //!
 //! Owns base-field resolution (`bn`, `bt`, `bv`) and time resolution. Records that carry
 //! only `vs`/`vb`/`vd`/`s` are skipped, since the detector only takes numbers. Units
-//! (`u`, `bu`) and versions are ignored.
+//! (`u`, `bu`) and versions are ignored. A pack whose records carry different channels at
+//! different times (RFC 8428 §5.1.3: voltage once, current at six times) yields partial
+//! updates, which ingest assembles into full readings.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -35,7 +37,7 @@ pub(super) fn parse(text: &str, p: &PayloadParams, now: f64) -> Result<Vec<Parse
         Value::Array(records) => records,
         other => return Err(wrong_type("<payload>", "a SenML array", &other)),
     };
-    let sensor_from_bn = p.sensor_field.as_deref() == Some("bn");
+    let sensor_from_bn = p.sensor_field.as_ref().map(super::Field::as_str) == Some("bn");
     let mut base = Base::default();
     let mut groups: Vec<Group> = Vec::new();
     // (sensor, time bits) → index in `groups`; bits because f64 is not Hash.
@@ -99,16 +101,27 @@ pub(super) fn parse(text: &str, p: &PayloadParams, now: f64) -> Result<Vec<Parse
     }
     // Stable sort keeps payload order among sensors sharing a time.
     groups.sort_by(|a, b| a.ts.total_cmp(&b.ts));
-    groups
-        .into_iter()
-        .map(|g| {
-            Ok(Parsed {
+    let wanted = p.channels.as_deref();
+    let parsed: Vec<Parsed> = (groups.into_iter())
+        .filter_map(|g| {
+            Some(Parsed {
                 sensor: g.sensor,
                 ts: g.ts,
-                channels: super::select_channels(g.channels, p.channels.as_deref())?,
+                channels: super::select_channels(g.channels, wanted)?,
+                unselected: None,
             })
         })
-        .collect()
+        .collect();
+    match wanted {
+        Some(list) if parsed.is_empty() => Err(PayloadError::MissingChannel {
+            channels: list
+                .iter()
+                .map(super::Field::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+        _ => Ok(parsed),
+    }
 }
 
 fn string(v: &Value, field: &str) -> Result<String, PayloadError> {

@@ -15,7 +15,7 @@ fn build_params(format: PayloadFormat) -> PayloadParams {
 
 fn with_channels(names: &[&str]) -> PayloadParams {
     PayloadParams {
-        channels: Some(names.iter().map(|s| s.to_string()).collect()),
+        channels: Some(names.iter().map(|s| Field::parse(s).expect("field")).collect()),
         ..PayloadParams::default()
     }
 }
@@ -36,6 +36,15 @@ fn one(ts: f64, pairs: &[(&str, f64)]) -> Vec<Parsed> {
         sensor: None,
         ts,
         channels: ch(pairs),
+        unselected: None,
+    }]
+}
+
+/// One record of a sensor named in the payload, stamped with the arrival time.
+fn of_sensor(sensor: &str, pairs: &[(&str, f64)]) -> Vec<Parsed> {
+    vec![Parsed {
+        sensor: Some(sensor.into()),
+        ..one(NOW, pairs).remove(0)
     }]
 }
 
@@ -43,7 +52,7 @@ fn one(ts: f64, pairs: &[(&str, f64)]) -> Vec<Parsed> {
 fn good_payloads_parse_to_expected_records() {
     let senml_bn = PayloadParams {
         format: PayloadFormat::Senml,
-        sensor_field: Some("bn".into()),
+        sensor_field: Some(Field::key("bn")),
         ..PayloadParams::default()
     };
     let cases = vec![
@@ -83,15 +92,11 @@ fn good_payloads_parse_to_expected_records() {
         Good {
             name: "json sensor from field, not a channel",
             params: PayloadParams {
-                sensor_field: Some("id".into()),
+                sensor_field: Some(Field::key("id")),
                 ..PayloadParams::default()
             },
             input: r#"{"id": "pump-07", "a": 1}"#,
-            want: vec![Parsed {
-                sensor: Some("pump-07".into()),
-                ts: NOW,
-                channels: ch(&[("a", 1.0)]),
-            }],
+            want: of_sensor("pump-07", &[("a", 1.0)]),
         },
         Good {
             name: "number with whitespace",
@@ -109,11 +114,13 @@ fn good_payloads_parse_to_expected_records() {
                     sensor: None,
                     ts: NOW - 30.0,
                     channels: ch(&[("temp", 21.0)]),
+                    unselected: None,
                 },
                 Parsed {
                     sensor: None,
                     ts: NOW - 10.0,
                     channels: ch(&[("hum", 40.0), ("temp", 20.0)]),
+                    unselected: None,
                 },
             ],
         },
@@ -126,7 +133,62 @@ fn good_payloads_parse_to_expected_records() {
                 sensor: Some("urn:dev:ow:10e2".into()),
                 ts: 1.6999e9,
                 channels: ch(&[("p", 101.0), ("q", 99.0)]),
+                unselected: None,
             }],
+        },
+        Good {
+            name: "json configured channel absent: a partial update",
+            params: with_channels(&["a", "b"]),
+            input: r#"{"ts": 1700000000, "b": 2}"#,
+            want: one(NOW, &[("b", 2.0)]),
+        },
+        Good {
+            name: "json pointers for channels and timestamp (Telegraf), named by the last token",
+            params: PayloadParams {
+                timestamp_field: Field::parse("/timestamp").expect("pointer"),
+                ..with_channels(&["/fields/usage_idle", "/fields/a~1b"])
+            },
+            input: r#"{"fields": {"usage_idle": 98.5, "a/b": 1, "other": 3},
+                       "name": "cpu", "tags": {"host": "gw1"}, "timestamp": 1699999990}"#,
+            want: one(1_699_999_990.0, &[("usage_idle", 98.5), ("a/b", 1.0)]),
+        },
+        Good {
+            name: "json sensor from a pointer",
+            params: PayloadParams {
+                sensor_field: Some(Field::parse("/tags/host").expect("pointer")),
+                ..with_channels(&["/fields/t"])
+            },
+            input: r#"{"fields": {"t": 1}, "tags": {"host": "gw1"}}"#,
+            want: of_sensor("gw1", &[("t", 1.0)]),
+        },
+        Good {
+            name: "json nested object no configuration selects is reported, not read",
+            params: PayloadParams::default(),
+            input: r#"{"ts": 1700000000, "a": 1, "meta": {"fw": 2}, "list": [3]}"#,
+            want: vec![Parsed {
+                sensor: None,
+                ts: NOW,
+                channels: ch(&[("a", 1.0)]),
+                unselected: Some("list".into()),
+            }],
+        },
+        Good {
+            name: "json nested object under the timestamp pointer is selected",
+            params: PayloadParams {
+                timestamp_field: Field::parse("/meta/ts").expect("pointer"),
+                ..PayloadParams::default()
+            },
+            input: r#"{"meta": {"ts": 1700000000}, "a": 1}"#,
+            want: one(NOW, &[("a", 1.0)]),
+        },
+        Good {
+            name: "senml records without a configured channel are no update",
+            params: PayloadParams {
+                channels: Some(vec![Field::key("current")]),
+                ..build_params(PayloadFormat::Senml)
+            },
+            input: r#"[{"bt":1700000000,"n":"voltage","v":120.1},{"n":"current","t":-1,"v":1.2}]"#,
+            want: one(NOW - 1.0, &[("current", 1.2)]),
         },
     ];
     for case in cases {
@@ -154,17 +216,17 @@ fn bad_payloads_fail_with_expected_kind() {
         ..PayloadParams::default()
     };
     let by_id = PayloadParams {
-        sensor_field: Some("id".into()),
+        sensor_field: Some(Field::key("id")),
         ..PayloadParams::default()
     };
     let number = || build_params(PayloadFormat::Number);
     let senml = || build_params(PayloadFormat::Senml);
     let senml_bn = PayloadParams {
-        sensor_field: Some("bn".into()),
+        sensor_field: Some(Field::key("bn")),
         ..senml()
     };
     let senml_ch = PayloadParams {
-        channels: Some(vec!["x".into()]),
+        channels: Some(vec![Field::key("x")]),
         ..senml()
     };
     #[rustfmt::skip]
@@ -181,7 +243,9 @@ fn bad_payloads_fail_with_expected_kind() {
         Bad { name: "ts garbage string", params: json(), input: br#"{"ts": "yesterday", "a": 1}"#, kind: "bad_timestamp" },
         Bad { name: "ts in milliseconds read as seconds", params: PayloadParams { timestamp_unit: EpochUnit::S, ..json() }, input: br#"{"ts": 1700000000000, "a": 1}"#, kind: "absurd_timestamp" },
         Bad { name: "ts in 1970", params: json(), input: br#"{"ts": 5, "a": 1}"#, kind: "absurd_timestamp" },
-        Bad { name: "configured channel missing", params: with_channels(&["a", "b"]), input: br#"{"a": 1}"#, kind: "missing_channel" },
+        Bad { name: "configured channels all missing", params: with_channels(&["a", "b"]), input: br#"{"c": 1}"#, kind: "missing_channel" },
+        Bad { name: "configured pointer channel is an object", params: with_channels(&["/fields"]), input: br#"{"fields": {"a": 1}}"#, kind: "wrong_type" },
+        Bad { name: "only a nested object (Telegraf, default config)", params: json(), input: br#"{"fields": {"a": 1}, "name": "cpu"}"#, kind: "no_channels" },
         Bad { name: "no numeric fields", params: json(), input: br#"{"ts": 1700000000, "s": "x"}"#, kind: "no_channels" },
         Bad { name: "sensor field missing", params: by_id.clone(), input: br#"{"a": 1}"#, kind: "missing_sensor" },
         Bad { name: "sensor field empty", params: by_id.clone(), input: br#"{"id": "", "a": 1}"#, kind: "missing_sensor" },
@@ -196,7 +260,7 @@ fn bad_payloads_fail_with_expected_kind() {
         Bad { name: "senml value overflow via bv", params: senml(), input: br#"[{"bv":1e308,"n":"a","v":1e308}]"#, kind: "not_finite" },
         Bad { name: "senml absurd absolute time", params: senml(), input: br#"[{"n":"a","v":1,"t":300000000}]"#, kind: "absurd_timestamp" },
         Bad { name: "senml no bn for sensor", params: senml_bn, input: br#"[{"n":"a","v":1}]"#, kind: "missing_sensor" },
-        Bad { name: "senml configured channel missing", params: senml_ch, input: br#"[{"n":"a","v":1}]"#, kind: "missing_channel" },
+        Bad { name: "senml configured channels all missing", params: senml_ch, input: br#"[{"n":"a","v":1}]"#, kind: "missing_channel" },
     ];
     for case in cases {
         match parse(case.input, &case.params, NOW) {
@@ -259,6 +323,29 @@ fn numeric_timestamps_follow_timestamp_unit() {
     // silently scored at the wrong time.
     let err = parse(br#"{"ts": 1699999990123, "t": 1}"#, &unit(EpochUnit::S), NOW).unwrap_err();
     assert_eq!(err.kind(), "absurd_timestamp");
+}
+
+#[test]
+fn a_payload_of_only_unselected_nested_fields_says_how_to_select_them() {
+    let err = parse(
+        br#"{"fields": {"temperature": 21.5}, "timestamp": "x"}"#,
+        &PayloadParams {
+            timestamp_field: Field::parse("/timestamp").expect("pointer"),
+            require_timestamp: false,
+            ..PayloadParams::default()
+        },
+        NOW,
+    )
+    .unwrap_err();
+    assert_eq!(err.unselected(), None, "the timestamp is bad first: {err}");
+    let err = parse(
+        br#"{"fields": {"temperature": 21.5}}"#,
+        &PayloadParams::default(),
+        NOW,
+    )
+    .unwrap_err();
+    assert_eq!(err.unselected(), Some("fields"));
+    assert!(err.to_string().contains("\"/fields/<name>\""), "{err}");
 }
 
 #[test]

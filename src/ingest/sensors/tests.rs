@@ -1,0 +1,191 @@
+//! Admission: the cap, the budget, other instances' sensors, channel sets and
+//! partial updates.
+
+use super::*;
+
+fn admit(a: &mut Admission, sensor: &str, names: &[&str]) -> Result<(SensorId, ChannelSet), Refused> {
+    let set = || names.iter().map(|n| n.to_string()).collect();
+    a.admit(sensor, names.iter().copied(), set, ids)
+}
+
+fn ids(id: &SensorId, set: &ChannelSet, _: &mut Held) -> (SensorId, ChannelSet) {
+    (id.clone(), set.clone())
+}
+
+#[test]
+fn a_known_sensor_shares_its_interned_channel_set() {
+    let mut a = Admission::new(Partition::default(), 10, []);
+    let (id1, set1) = admit(&mut a, "s", &["temp", "vib"]).expect("first");
+    let (id2, set2) = admit(&mut a, "s", &["temp", "vib"]).expect("second");
+    assert_eq!(id1, id2);
+    assert!(
+        std::sync::Arc::ptr_eq(&set1, &set2),
+        "channel names allocated again"
+    );
+}
+
+#[test]
+fn a_changed_channel_set_is_refused_until_it_returns() {
+    let mut a = Admission::new(Partition::default(), 10, []);
+    admit(&mut a, "s", &["temp", "vib"]).expect("first");
+    let cases: [(&str, &[&str]); 3] = [
+        ("renamed", &["hum", "temp"]),
+        ("one more", &["temp", "vib", "x"]),
+        ("out of the set's order", &["vib", "temp"]),
+    ];
+    for (name, names) in cases {
+        assert_eq!(
+            admit(&mut a, "s", names),
+            Err(Refused::ChannelSetChanged),
+            "{name}"
+        );
+    }
+    assert!(
+        admit(&mut a, "s", &["temp", "vib"]).is_ok(),
+        "the original set returns"
+    );
+}
+
+#[test]
+fn a_partial_update_is_admitted_with_the_sensors_whole_set() {
+    let mut a = Admission::new(Partition::default(), 10, []);
+    let whole = || ChannelSet::from(vec!["temp".to_string(), "vib".to_string()]);
+    let (_, set) = a
+        .admit("s", ["vib"].into_iter(), whole, ids)
+        .expect("first, partial");
+    assert_eq!(&*set, ["temp", "vib"]);
+    let (_, again) = admit(&mut a, "s", &["temp"]).expect("another partial");
+    assert!(std::sync::Arc::ptr_eq(&set, &again));
+    assert_eq!(
+        a.admit("n", ["x"].into_iter(), whole, ids),
+        Err(Refused::ChannelSetChanged),
+        "a first record outside its own set"
+    );
+}
+
+#[test]
+fn a_new_sensors_set_is_configured_or_the_union_of_its_first_payload() {
+    let rec = |sensor: Option<&str>, names: &[&str]| Parsed {
+        sensor: sensor.map(str::to_owned),
+        ts: 0.0,
+        channels: names.iter().map(|n| (n.to_string(), 1.0)).collect(),
+        unselected: None,
+    };
+    let pack = [
+        rec(None, &["current"]),
+        rec(Some("other"), &["x"]),
+        rec(None, &["current", "voltage"]),
+    ];
+    assert_eq!(
+        &*first_channel_set(None, &pack, "dev", Some("dev")),
+        ["current", "voltage"]
+    );
+    let configured = [Field::key("z"), Field::parse("/fields/a").expect("pointer")];
+    assert_eq!(
+        &*first_channel_set(Some(&configured), &pack, "dev", Some("dev")),
+        ["z", "a"]
+    );
+    assert_eq!(
+        &*first_channel_set(None, &pack[2..], "dev", None),
+        ["current", "voltage"]
+    );
+}
+
+#[test]
+fn sensors_past_the_cap_are_refused_but_known_ones_pass() {
+    let known = [(SensorId::new("restored"), ChannelSet::from(vec!["a".to_string()]))];
+    let mut a = Admission::new(Partition::default(), 2, known);
+    assert!(admit(&mut a, "new", &["a"]).is_ok());
+    assert_eq!(admit(&mut a, "flood-1", &["a"]), Err(Refused::SensorCap));
+    assert!(
+        admit(&mut a, "restored", &["a"]).is_ok(),
+        "restored sensors keep their place"
+    );
+    assert!(admit(&mut a, "new", &["a"]).is_ok());
+    assert_eq!(a.len(), 2);
+}
+
+#[test]
+fn a_forgotten_sensor_frees_its_place_and_may_change_channels() {
+    let mut a = Admission::new(Partition::default(), 1, []);
+    admit(&mut a, "old", &["a"]).expect("first");
+    assert_eq!(admit(&mut a, "new", &["a"]), Err(Refused::SensorCap));
+    a.forget(&SensorId::new("old"));
+    assert!(admit(&mut a, "new", &["a"]).is_ok());
+    a.forget(&SensorId::new("new"));
+    assert!(admit(&mut a, "new", &["b", "c"]).is_ok(), "a new start");
+}
+
+#[test]
+fn a_forgotten_sensor_holds_no_values() {
+    let mut a = Admission::new(Partition::default(), 1, []);
+    let whole = || ChannelSet::from(vec!["a".to_string(), "b".to_string()]);
+    let update = |pairs: &[(&str, f64)]| -> Vec<(String, f64)> {
+        pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect()
+    };
+    let full = update(&[("a", 1.0), ("b", 2.0)]);
+    let only_a = update(&[("a", 3.0)]);
+    let take = |a: &mut Admission, ts: f64, u: &[(String, f64)]| {
+        let names = u.iter().map(|(n, _)| n.as_str());
+        a.admit("s", names, whole, |id, set, held| {
+            held.update(id, set, ts, u, 60.0)
+        })
+        .expect("admitted")
+        .readings()
+        .count()
+    };
+    assert_eq!(take(&mut a, 1.0e9, &full), 1);
+    assert_eq!(take(&mut a, 1.0e9 + 1.0, &only_a), 0, "waits");
+    assert_eq!(take(&mut a, 1.0e9 + 2.0, &only_a), 1, "`b` held");
+    a.forget(&SensorId::new("s"));
+    assert_eq!(take(&mut a, 1.0e9 + 3.0, &only_a), 0);
+    assert_eq!(
+        take(&mut a, 1.0e9 + 4.0, &only_a),
+        0,
+        "no `b` held after forgetting"
+    );
+}
+
+#[test]
+fn new_sensors_past_the_budget_are_refused_until_one_is_forgotten() {
+    let known = [(SensorId::new("restored"), ChannelSet::from(vec!["a".to_string()]))];
+    // 100 bytes a channel; room for 4 channels.
+    let mut a = Admission::new(Partition::default(), 10, known).with_budget(400, Box::new(|c| 100 * c));
+    assert!(admit(&mut a, "two", &["a", "b"]).is_ok());
+    assert_eq!(admit(&mut a, "big", &["a", "b"]), Err(Refused::MemoryBudget));
+    assert!(admit(&mut a, "small", &["a"]).is_ok());
+    assert!(admit(&mut a, "two", &["a", "b"]).is_ok(), "known sensors pass");
+    a.forget(&SensorId::new("two"));
+    assert!(admit(&mut a, "big", &["a", "b"]).is_ok());
+}
+
+#[test]
+fn overlong_ids_are_refused() {
+    let mut a = Admission::new(Partition::default(), 10, []);
+    let long = "x".repeat(MAX_SENSOR_ID_BYTES + 1);
+    assert_eq!(admit(&mut a, &long, &["a"]), Err(Refused::IdTooLong));
+    assert!(admit(&mut a, &long[..MAX_SENSOR_ID_BYTES], &["a"]).is_ok());
+    assert_eq!(a.len(), 1);
+}
+
+#[test]
+fn another_instances_sensors_are_refused_before_the_cap() {
+    // Under 2 instances, `sensor-0` is instance 1's and `pump-7` instance 0's
+    // (the vectors of docs/scaling.md).
+    let mine = Partition::new(2, 0).expect("valid");
+    let known = [
+        (SensorId::new("sensor-0"), ChannelSet::from(vec!["a".to_string()])),
+        (SensorId::new("pump-7"), ChannelSet::from(vec!["a".to_string()])),
+    ];
+    let mut a = Admission::new(mine, 1, known);
+    assert_eq!(a.len(), 1, "the foreign restored sensor is left out");
+    assert!(admit(&mut a, "pump-7", &["a"]).is_ok());
+    assert_eq!(
+        admit(&mut a, "sensor-0", &["a"]),
+        Err(Refused::OtherInstance),
+        "refused as foreign, not as past the cap"
+    );
+    let mut theirs = Admission::new(Partition::new(2, 1).expect("valid"), 10, []);
+    assert!(admit(&mut theirs, "sensor-0", &["a"]).is_ok());
+    assert_eq!(admit(&mut theirs, "pump-7", &["a"]), Err(Refused::OtherInstance));
+}
