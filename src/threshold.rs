@@ -44,6 +44,7 @@
 //! the exact two-tree window this replaced.
 
 mod max;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -52,6 +53,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 pub use max::RollingMax;
+use snapshot::QuantileSnapshot;
 
 /// Why a [`RollingQuantile`] or [`RollingMax`] snapshot could not be rebuilt.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -88,6 +90,8 @@ const BLOCKS: usize = 20;
 /// Kept ranks are spaced by `rank / SPACING` (at least 1): exact for the top
 /// `2 × SPACING` of a block, relative rank error below `1 / (SPACING + 1)` beyond.
 const SPACING: usize = 8;
+/// Up to this `m` the quantile walks the lists from the top instead of searching them.
+const WALK: u64 = 64;
 
 /// The rank after `p` that a sealed block keeps.
 fn next_kept(p: usize) -> usize {
@@ -153,72 +157,6 @@ pub struct RollingQuantile {
     /// scores standing at or above it; cut once that reaches the largest `m` the window
     /// can ask for (`rank_from_top(q, capacity)`).
     merged: Vec<(f32, u32)>,
-}
-
-/// Serialised form of [`RollingQuantile`].
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QuantileSnapshot {
-    capacity: usize,
-    q: f64,
-    block: usize,
-    open: Vec<f32>,
-    sealed: Vec<Vec<f32>>,
-}
-
-impl From<RollingQuantile> for QuantileSnapshot {
-    fn from(r: RollingQuantile) -> Self {
-        Self {
-            capacity: r.capacity,
-            q: r.q,
-            block: r.block,
-            open: r.open,
-            sealed: r.sealed.into_iter().map(Vec::from).collect(),
-        }
-    }
-}
-
-impl TryFrom<QuantileSnapshot> for RollingQuantile {
-    type Error = ThresholdError;
-
-    fn try_from(s: QuantileSnapshot) -> Result<Self, Self::Error> {
-        check_params(s.capacity, s.q)?;
-        if s.block == 0 || s.block > s.capacity || s.open.len() >= s.block {
-            return Err(ThresholdError::Layout("block size or open block length"));
-        }
-        let len = s.open.len() + s.sealed.len() * s.block;
-        if len > s.capacity {
-            return Err(ThresholdError::TooManyValues {
-                len,
-                capacity: s.capacity,
-            });
-        }
-        let values = s.open.iter().chain(s.sealed.iter().flatten());
-        if let Some((index, &v)) = values.enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(ThresholdError::NotFinite {
-                index,
-                value: f64::from(v),
-            });
-        }
-        let heads = kept_ranks(s.block).count();
-        let sorted = |b: &[f32]| b.windows(2).all(|w| w[0] >= w[1]);
-        if s.sealed.iter().any(|b| b.len() != heads || !sorted(b)) {
-            return Err(ThresholdError::Layout("sealed block summary"));
-        }
-        let mut open = s.open;
-        open.sort_unstable_by(|a, b| b.total_cmp(a));
-        open.reserve_exact(s.block - open.len());
-        let mut r = Self {
-            capacity: s.capacity,
-            q: s.q,
-            block: s.block,
-            open,
-            sealed: s.sealed.into_iter().map(Vec::into_boxed_slice).collect(),
-            merged: Vec::new(),
-        };
-        r.remerge();
-        Ok(r)
-    }
 }
 
 fn check_params(capacity: usize, q: f64) -> Result<(), ThresholdError> {
@@ -308,14 +246,22 @@ impl RollingQuantile {
     /// Rebuilds [`Self::merged`] from the sealed blocks.
     fn remerge(&mut self) {
         let mut all: Vec<(f32, u32)> = Vec::with_capacity(self.sealed.len() * kept_ranks(self.block).count());
+        let need = rank_from_top(self.q, self.capacity) as u32;
         for heads in &self.sealed {
-            let ranks = kept_ranks(self.block).chain(std::iter::once(self.block));
             let next = kept_ranks(self.block).skip(1).chain(std::iter::once(self.block));
-            let weights = ranks.zip(next).map(|(p, n)| (n - p) as u32);
-            all.extend(heads.iter().copied().zip(weights));
+            let weights = kept_ranks(self.block).zip(next).map(|(p, n)| (n - p) as u32);
+            // A block's entries past the one where it alone reaches `need` are past
+            // the cut of the merged list too.
+            let mut own = 0;
+            for (v, w) in heads.iter().copied().zip(weights) {
+                all.push((v, w));
+                own += w;
+                if own >= need {
+                    break;
+                }
+            }
         }
         all.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-        let need = rank_from_top(self.q, self.capacity) as u32;
         let mut total = 0_u32;
         let mut cut = all.len();
         for (i, e) in all.iter_mut().enumerate() {
@@ -351,12 +297,18 @@ impl RollingQuantile {
     }
 
     /// The current q-quantile (within the bound of the module docs), or `None` when no
-    /// value has been pushed. O(log² b).
+    /// value has been pushed. O(m) for the tail (m ≤ 64), else O(log² b).
     pub fn quantile(&self) -> Option<f64> {
         let m = rank_from_top(self.q, self.len()) as u64;
         if m == 0 {
             return None;
         }
+        let found = if m <= WALK { self.walk(m) } else { None };
+        found.or_else(|| self.search(m)).map(f64::from)
+    }
+
+    /// The quantile for any `m` ≥ 1: O(log² b).
+    fn search(&self, m: u64) -> Option<f32> {
         // Both lists are largest first, and the count standing at or above a candidate
         // only grows down a list: the candidates that reach m are a suffix of each.
         let from_open = self.open.partition_point(|&o| self.standing_at_or_above(o) < m);
@@ -367,7 +319,41 @@ impl RollingQuantile {
             self.open.get(from_open).copied(),
             self.merged.get(from_sealed).map(|e| e.0),
         ];
-        best.into_iter().flatten().reduce(f32::max).map(f64::from)
+        best.into_iter().flatten().reduce(f32::max)
+    }
+
+    /// The quantile for a small `m` (≥ 1, ≤ the window's length): both lists walked
+    /// from the top until `m` scores stand at or above; the same candidate as the
+    /// binary search of [`Self::quantile`], in O(m).
+    fn walk(&self, m: u64) -> Option<f32> {
+        let (mut i, mut j, mut count, mut last_cum) = (0, 0, 0_u64, 0_u32);
+        loop {
+            let open = self.open.get(i).copied();
+            let sealed = self.merged.get(j).copied();
+            let v = match (open, sealed) {
+                (Some(o), Some((s, _))) if o >= s => {
+                    i += 1;
+                    count += 1;
+                    o
+                }
+                (_, Some((s, cum))) => {
+                    j += 1;
+                    count += u64::from(cum - last_cum);
+                    last_cum = cum;
+                    s
+                }
+                (Some(o), None) => {
+                    i += 1;
+                    count += 1;
+                    o
+                }
+                // Not reached: the lists stand for the window's length ≥ m scores.
+                (None, None) => return None,
+            };
+            if count >= m {
+                return Some(v);
+            }
+        }
     }
 
     /// Number of values the window covers.

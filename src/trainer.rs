@@ -61,11 +61,12 @@ impl TrainingBuffer {
         }
     }
 
-    /// Forgets every window.
+    /// Forgets every window and frees their memory (an alert's hold-back is cleared
+    /// when it ends and may stay empty for days).
     pub fn clear(&mut self) {
         self.base += self.stream.len() as u64;
-        self.stream.clear();
-        self.runs.clear();
+        self.stream = Vec::new();
+        self.runs = VecDeque::new();
         self.len = 0;
     }
 
@@ -88,8 +89,15 @@ impl TrainingBuffer {
     /// Heap bytes of a full buffer of unbroken runs (the memory estimate): the stream
     /// with its compaction slack of 1/8, and a few runs.
     pub fn footprint(capacity: usize, width: usize, step: usize) -> usize {
+        4 * Self::target(capacity, width, step) + 64 * 16
+    }
+
+    /// Values a full buffer of sliding windows holds: one run, the compaction slack
+    /// and room for [`BREAKS`] windows that did not continue the one before (a skipped
+    /// window over the threshold starts a new run with all its `width` values).
+    fn target(capacity: usize, width: usize, step: usize) -> usize {
         let live = capacity * step.max(1) + width;
-        4 * (live + live / COMPACT_SLACK + width) + 64 * 16
+        live + live / COMPACT_SLACK + BREAKS * width
     }
 
     /// Adds a window, evicting the oldest when full.
@@ -127,19 +135,26 @@ impl TrainingBuffer {
         }
     }
 
-    /// Grows the stream to what a full buffer of unbroken runs needs at once, so that
-    /// doubling does not leave it twice that.
+    /// Grows the stream by doubling while it is small (an alert's hold-back rarely
+    /// fills), then at once to what a full buffer of unbroken runs needs, so that
+    /// doubling never leaves it twice that.
     fn reserve(&mut self, more: usize) {
-        if self.stream.len() + more <= self.stream.capacity() {
+        let need = self.stream.len() + more;
+        if need <= self.stream.capacity() {
             return;
         }
-        let live = self.capacity * self.step + self.width;
-        let target = live + live / COMPACT_SLACK + self.width;
-        if self.stream.len() + more <= target {
-            self.stream.reserve_exact(target - self.stream.len());
+        let target = Self::target(self.capacity, self.width, self.step);
+        let doubled = (2 * self.stream.capacity()).max(need).max(64);
+        // Past the target (more breaks than it has room for), grow by as much room
+        // again, not by doubling.
+        let to = if need > target {
+            need + BREAKS * self.width
+        } else if doubled * 2 >= target {
+            target
         } else {
-            self.stream.reserve(more);
-        }
+            doubled
+        };
+        self.stream.reserve_exact(to - self.stream.len());
     }
 
     fn evict_oldest(&mut self) {
@@ -203,6 +218,8 @@ impl TrainingBuffer {
 
 /// The stream is compacted once unused values are 1/`COMPACT_SLACK` of it.
 const COMPACT_SLACK: usize = 8;
+/// Broken runs a full buffer has room for before its stream grows again.
+const BREAKS: usize = 8;
 
 /// A request for a new model generation.
 #[derive(Clone, Debug)]
@@ -384,7 +401,26 @@ mod tests {
         // One run of sliding windows: each reading stored once, plus the compaction slack.
         assert_eq!(b.runs.len(), 1);
         assert!(b.stored_values() <= (capacity * step + width) * 9 / 8 + step);
+        // A few windows that break the run (skipped ones) fit the room reserved.
+        let reserved = b.stream.capacity();
+        for w in (3 * capacity..4 * capacity).step_by(capacity / 4) {
+            b.push(&window(w));
+        }
+        assert_eq!(b.stream.capacity(), reserved, "no reallocation for 4 breaks");
         assert!(4 * b.stream.capacity() <= TrainingBuffer::footprint(capacity, width, step));
+    }
+
+    #[test]
+    fn a_small_or_cleared_buffer_holds_little_memory() {
+        let (width, step) = (128, 4);
+        let mut b = TrainingBuffer::new(5000, width, step);
+        let window: Vec<f64> = (0..width).map(|i| i as f64).collect();
+        for _ in 0..3 {
+            b.push(&window);
+        }
+        assert!(b.stream.capacity() <= 1024, "{}", b.stream.capacity());
+        b.clear();
+        assert_eq!(b.stream.capacity(), 0);
     }
 
     #[test]

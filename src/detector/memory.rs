@@ -12,7 +12,7 @@
 //! |---|---|
 //! | window, its copy and timestamps | `8 × (2w + size)` |
 //! | reorder buffer and resend memory | `(reorder_rows + 1) × (8 × channels + 48) + 8 × 64` |
-//! | training buffer and alert hold-back (each: `f32` value stream with 1/8 slack, runs of windows) | `2 × TrainingBuffer::footprint` ≈ `2 × 4.5 × (buffer × step + w)` |
+//! | training buffer and alert hold-back (each: `f32` value stream with 1/8 slack and room for 8 broken runs, runs of windows) | `2 × TrainingBuffer::footprint` ≈ `2 × (4.5 × (buffer × step + w) + 32w)` |
 //! | threshold (block summaries, `RollingQuantile::footprint`) | ≈ `4 × window / 20 + 200 × 20` (6 KB at the defaults) |
 //! | anomaly-score references (window and point: rolling-maximum deques) | `2 × 16 × score.history / 8` |
 //! | recent range (`score.range_rows`, a min and a max deque per channel) | `2 × 16 × range_rows × channels / 8` |
@@ -24,7 +24,7 @@
 //! covers noisy signals with room (docs/performance.md measures them), not a ramp that
 //! lasts `history` windows. With the defaults (window 32, buffer 5,000, threshold window
 //! 10,000, history 5,000, range 5,000 rows) a four-channel sensor is estimated at about
-//! 350 KB; `docs/performance.md` compares the estimate with the resident set measured
+//! 380 KB; `docs/performance.md` compares the estimate with the resident set measured
 //! (`cargo run --release --example memory`).
 
 use crate::config::{DetectorConfig, ScoreStrategy};

@@ -37,6 +37,9 @@ fn assert_bound(r: &RollingQuantile, pushed: &[f32]) -> Result<(), TestCaseError
         return Ok(());
     };
     let got = r.quantile().expect("non-empty window") as f32;
+    if m as u64 <= WALK {
+        prop_assert_eq!(r.walk(m as u64), r.search(m as u64), "walk and search agree");
+    }
     let at_or_above = window.iter().filter(|&&v| v >= got).count();
     prop_assert!(got >= exact, "{got} below the exact {exact} (m {m}, n {n})");
     prop_assert!(9 * at_or_above >= 8 * m, "{at_or_above} values >= {got}, m {m}");
