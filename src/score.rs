@@ -12,14 +12,12 @@
 
 use std::collections::VecDeque;
 
-use serde::{Deserialize, Serialize};
-
-use crate::threshold::RollingQuantile;
+use crate::threshold::RollingMax;
 
 /// Turns scores into anomaly scores; one per sensor.
 #[derive(Clone, Debug)]
 pub struct AnomalyScorer {
-    reference: RollingQuantile,
+    reference: RollingMax,
     onset_rows: usize,
     /// Monotone (decreasing) deque of (index, value) over the last `onset_rows` raw values,
     /// so the recent maximum is the front: O(1) amortised per update.
@@ -37,7 +35,7 @@ impl AnomalyScorer {
     /// counting only values that beat those of the previous `onset_rows` (0 = every value).
     pub fn new(history: usize, onset_rows: usize) -> Self {
         Self {
-            reference: RollingQuantile::new(history, 1.0),
+            reference: RollingMax::new(history),
             onset_rows,
             recent: VecDeque::new(),
             index: 0,
@@ -52,7 +50,7 @@ impl AnomalyScorer {
 
     /// The anomaly score of `error`; learns `error` as history only when `learn`.
     pub fn update_learning(&mut self, error: f64, learn: bool) -> f64 {
-        let ratio = match self.reference.quantile() {
+        let ratio = match self.reference.max() {
             Some(reference) => error / reference.max(MIN_REFERENCE),
             None => 0.0,
         };
@@ -103,24 +101,18 @@ impl AnomalyScorer {
         self.reference.push(error);
     }
 
-    /// Past errors, oldest first, for snapshots.
-    pub fn history(&self) -> Vec<f64> {
-        self.reference.values_in_order().collect()
+    /// The reference (the rolling maximum of past errors), for snapshots.
+    pub fn reference(&self) -> &RollingMax {
+        &self.reference
     }
 
-    /// Rebuilds the reference from a snapshot (onset memory starts empty).
-    pub fn restore(&mut self, history: &[f64]) {
-        for &e in history {
-            self.reference.push(e);
-        }
+    /// Takes the reference of a snapshot, over this scorer's `history` (onset memory
+    /// starts empty).
+    pub fn restore(&mut self, reference: &RollingMax) {
+        let capacity = self.reference.capacity();
+        self.reference = reference.clone();
+        self.reference.resize(capacity);
     }
-}
-
-/// Snapshot form of an [`AnomalyScorer`].
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct ScorerSnapshot {
-    /// Past errors, oldest first.
-    pub history: Vec<f64>,
 }
 
 #[cfg(test)]

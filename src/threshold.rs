@@ -1,29 +1,61 @@
-//! Rolling quantile of recent anomaly scores: the alert threshold.
+//! Rolling quantile of recent anomaly scores (the alert threshold), and the exact rolling
+//! maximum ([`RollingMax`]) that the anomaly score's reference uses.
 //!
-//! Owns [`RollingQuantile`], an exact q-quantile over the last `capacity` values with
-//! O(log N) per update. The detector pushes every autoencoder score and compares the
+//! The detector pushes every autoencoder score into a [`RollingQuantile`] and compares the
 //! next score with [`RollingQuantile::quantile`]. This module knows nothing of sensors,
 //! warm-up (`min_scores`) or static floors; the detector applies those.
 //!
-//! Definition (lower / nearest-rank quantile): with the `n` values of the window
-//! sorted as `v_0 ≤ … ≤ v_{n-1}`, the q-quantile is `v_k` with
-//! `k = ceil(q·n) − 1` clamped to `[0, n−1]`. So `q = 1` is the rolling maximum and
-//! `q = 0` the minimum. See Hyndman & Fan (1996), "Sample quantiles in statistical
-//! packages", definition 1 (inverse of the empirical CDF).
+//! # Definition
 //!
-//! Implementation: the values in arrival order (for eviction and snapshots) plus two
-//! ordered sets, `low` holding the `k + 1` smallest values and `high` the rest. After
-//! each insert or eviction at most a couple of values move between the sets, so every
-//! operation is O(log N), and the quantile is the maximum of `low`. For q = 1 (the
-//! rolling maximum, which the anomaly score's reference uses) a monotone deque replaces
-//! the sets: O(1) amortised, and the replay benchmark's second-largest cost goes away.
+//! Lower / nearest-rank quantile: with the `n` values sorted as `v_0 ≤ … ≤ v_{n-1}`, the
+//! q-quantile is `v_k` with `k = ceil(q·n) − 1` clamped to `[0, n−1]` (Hyndman & Fan
+//! 1996, "Sample quantiles in statistical packages", definition 1), i.e. the `m`-th
+//! largest value with `m = n − k`. `q = 1` is the maximum, `q = 0` the minimum.
+//!
+//! # The window, block by block
+//!
+//! A window of `capacity` scores is cut into blocks of `b = ceil(capacity / 20)`. The
+//! newest (open) block keeps its scores, sorted; when it fills it is sealed into a
+//! summary, and when the window would exceed `capacity` the oldest sealed block expires
+//! whole. So the quantile is over the newest `n` scores, `capacity − b < n ≤ capacity`
+//! once the window has filled (every score before that); [`RollingQuantile::len`] is `n`.
+//!
+//! # Summary and error bound
+//!
+//! A sealed block keeps its scores sorted from the largest at ranks 0, 1, …, 15 (all of
+//! them), then at ranks `p` spaced by `floor(p / 8)` (44 of 500 scores at the defaults);
+//! each kept score stands for itself and the unkept ones below it. The quantile returned
+//! is the largest kept (or open-block) score `x` such that the scores standing at or
+//! above `x` number at least `m`. For the exact quantile `x*` of the same `n` scores:
+//!
+//! - `x ≥ x*`: the threshold is never below the exact one (every score above `x` stands
+//!   at or above the next kept score over `x`, which falls short of `m`);
+//! - at least `⌈8m/9⌉` of the `n` scores are `≥ x`: the rank counted from the top is off
+//!   by less than `m / 9` (in a block, the scores over-counted at `x` are fewer than
+//!   `1/8` of that block's scores `≥ x`);
+//! - `x = x*` whenever `m ≤ 16`: the top 16 of every block are kept. At the defaults
+//!   (q = 0.999, 10,000 scores: `m = 11`) the threshold is exact.
+//!
+//! Scores are stored as `f32` rounded towards +∞, so the threshold is at most one `f32`
+//! step (2⁻²³ relative) above the exact `f64` value and never below it; a score beyond
+//! `f32::MAX` is stored as `f32::MAX`. A property test (`tests.rs`) checks all three
+//! statements against a sorted-vector oracle after every push. At the defaults a full
+//! window holds about 6 KB ([`RollingQuantile::footprint`]) instead of the ~600 KB of
+//! the exact two-tree window this replaced.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeSet, VecDeque};
+mod max;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-/// Why a [`RollingQuantile`] snapshot could not be rebuilt.
+pub use max::RollingMax;
+use snapshot::QuantileSnapshot;
+
+/// Why a [`RollingQuantile`] or [`RollingMax`] snapshot could not be rebuilt.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ThresholdError {
     /// The capacity is zero.
@@ -43,103 +75,88 @@ pub enum ThresholdError {
     /// A stored value is NaN or infinite.
     #[error("rolling quantile snapshot value {index} is not finite: {value}")]
     NotFinite {
-        /// Position in arrival order.
+        /// Position in the snapshot.
         index: usize,
         /// The offending value.
         value: f64,
     },
+    /// The snapshot's block layout does not match its block size.
+    #[error("rolling quantile snapshot is malformed: {0}")]
+    Layout(&'static str),
 }
 
-/// `f64` with the IEEE total order, so it can key a `BTreeSet`. Only finite values are
-/// ever stored, so the total order agrees with `<` (apart from −0.0 < +0.0, which is
-/// harmless: both are equal as quantiles).
-#[derive(Clone, Copy, Debug)]
-struct OrdF64(f64);
+/// Blocks per window: the window's length varies by one block (5 %).
+const BLOCKS: usize = 20;
+/// Kept ranks are spaced by `rank / SPACING` (at least 1): exact for the top
+/// `2 × SPACING` of a block, relative rank error below `1 / (SPACING + 1)` beyond.
+const SPACING: usize = 8;
+/// Up to this `m` the quantile walks the lists from the top instead of searching them.
+const WALK: u64 = 64;
 
-impl PartialEq for OrdF64 {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
+/// The rank after `p` that a sealed block keeps.
+fn next_kept(p: usize) -> usize {
+    p + (p / SPACING).max(1)
+}
+
+/// Ranks (0 = largest) a sealed block of `len` scores keeps.
+fn kept_ranks(len: usize) -> impl Iterator<Item = usize> {
+    std::iter::successors(Some(0), |&p| Some(next_kept(p))).take_while(move |&p| p < len)
+}
+
+fn block_size(capacity: usize) -> usize {
+    capacity.div_ceil(BLOCKS).max(1)
+}
+
+/// `m`: the quantile is the m-th largest of `n` values (1 ≤ m ≤ n; 0 when empty).
+fn rank_from_top(q: f64, n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    // ceil(q·n) is in [0, n] for q in [0, 1]; the clamp keeps rounding noise and q = 0
+    // inside the valid rank range.
+    let k = ((q * n as f64).ceil() as usize).saturating_sub(1).min(n - 1);
+    n - k
+}
+
+/// The smallest `f32` at or above `x` (`f32::MAX` beyond it), for finite `x`.
+pub(crate) fn f32_up(x: f64) -> f32 {
+    let f = x as f32;
+    if f.is_infinite() {
+        return if x > 0.0 { f32::MAX } else { f32::MIN };
+    }
+    if f64::from(f) >= x || f == f32::MAX {
+        return f;
+    }
+    // One step towards +∞ (`f32::next_up` needs a newer Rust than our MSRV).
+    if f == 0.0 {
+        f32::from_bits(1)
+    } else if f > 0.0 {
+        f32::from_bits(f.to_bits() + 1)
+    } else {
+        f32::from_bits(f.to_bits() - 1)
     }
 }
-impl Eq for OrdF64 {}
-impl PartialOrd for OrdF64 {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for OrdF64 {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
 
-/// Set key: the arrival sequence number makes duplicates distinct.
-type Key = (OrdF64, u64);
-
-/// The order statistics kept beside the arrival order.
-#[derive(Clone, Debug)]
-enum Ranks {
-    /// q < 1: `low` holds the `k + 1` smallest values (its maximum is the quantile),
-    /// `high` every other value.
-    Split { low: BTreeSet<Key>, high: BTreeSet<Key> },
-    /// q = 1: values that are larger than every later value, oldest (largest) first.
-    Max(VecDeque<(f64, u64)>),
-}
-
-impl Ranks {
-    fn for_q(q: f64) -> Self {
-        if q >= 1.0 {
-            Self::Max(VecDeque::new())
-        } else {
-            Self::Split {
-                low: BTreeSet::new(),
-                high: BTreeSet::new(),
-            }
-        }
-    }
-}
-
-/// Exact rolling q-quantile over the last `capacity` values.
+/// Rolling q-quantile over the last `capacity` values, block by block, with the error
+/// bound of the module docs.
 ///
-/// Serialises as `{capacity, q, values}` (values oldest first) and is rebuilt from
-/// that on deserialisation, so snapshots stay small and independent of the layout.
+/// Serialises as its blocks (`{capacity, q, block, open, sealed}`) and is checked and
+/// rebuilt on deserialisation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(into = "RollingQuantileSnapshot", try_from = "RollingQuantileSnapshot")]
+#[serde(into = "QuantileSnapshot", try_from = "QuantileSnapshot")]
 pub struct RollingQuantile {
     capacity: usize,
     q: f64,
-    /// Values with their sequence numbers, oldest first.
-    order: VecDeque<(f64, u64)>,
-    ranks: Ranks,
-    /// Sequence number for the next push.
-    next_seq: u64,
-}
-
-/// Serialised form of [`RollingQuantile`].
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RollingQuantileSnapshot {
-    capacity: usize,
-    q: f64,
-    values: Vec<f64>,
-}
-
-impl From<RollingQuantile> for RollingQuantileSnapshot {
-    fn from(r: RollingQuantile) -> Self {
-        Self {
-            capacity: r.capacity,
-            q: r.q,
-            values: r.values_in_order().collect(),
-        }
-    }
-}
-
-impl TryFrom<RollingQuantileSnapshot> for RollingQuantile {
-    type Error = ThresholdError;
-
-    fn try_from(s: RollingQuantileSnapshot) -> Result<Self, Self::Error> {
-        Self::from_values(s.capacity, s.q, s.values)
-    }
+    /// Scores per block.
+    block: usize,
+    /// The newest block's scores, largest first.
+    open: Vec<f32>,
+    /// Sealed blocks, oldest first: the scores at [`kept_ranks`], largest first.
+    sealed: VecDeque<Box<[f32]>>,
+    /// Every sealed block's kept scores merged, largest first, each with the number of
+    /// scores standing at or above it; cut once that reaches the largest `m` the window
+    /// can ask for (`rank_from_top(q, capacity)`).
+    merged: Vec<(f32, u32)>,
 }
 
 fn check_params(capacity: usize, q: f64) -> Result<(), ThresholdError> {
@@ -150,27 +167,6 @@ fn check_params(capacity: usize, q: f64) -> Result<(), ThresholdError> {
         return Err(ThresholdError::Quantile(q));
     }
     Ok(())
-}
-
-/// Number of values that belong in `low` for a window of `n` values: `k + 1` with
-/// `k = ceil(q·n) − 1` clamped to `[0, n−1]`; 0 when empty.
-fn low_target(q: f64, n: usize) -> usize {
-    if n == 0 {
-        return 0;
-    }
-    // ceil(q·n) is in [0, n] for q in [0, 1]; the clamp keeps rounding noise and q = 0
-    // inside the valid rank range.
-    let k = ((q * n as f64).ceil() as usize).saturating_sub(1).min(n - 1);
-    k + 1
-}
-
-/// Appends `(x, seq)` to a rolling-maximum deque: an older value no larger than `x`
-/// can never be the maximum again, so it goes.
-fn push_max(deque: &mut VecDeque<(f64, u64)>, x: f64, seq: u64) {
-    while deque.back().is_some_and(|&(v, _)| v <= x) {
-        deque.pop_back();
-    }
-    deque.push_back((x, seq));
 }
 
 impl RollingQuantile {
@@ -184,23 +180,25 @@ impl RollingQuantile {
         if let Err(e) = check_params(capacity, q) {
             panic!("{e}");
         }
+        let block = block_size(capacity);
         Self {
             capacity,
             q,
-            order: VecDeque::with_capacity(capacity),
-            ranks: Ranks::for_q(q),
-            next_seq: 0,
+            block,
+            open: Vec::with_capacity(block),
+            sealed: VecDeque::new(),
+            merged: Vec::new(),
         }
     }
 
-    /// Rebuilds a window from values in arrival order (oldest first), as stored in a
-    /// snapshot.
+    /// A window that has seen `values` (oldest first), e.g. the exact history of an
+    /// older snapshot format.
     ///
     /// # Errors
     ///
     /// [`ThresholdError`] if `capacity` is 0, `q` is outside `[0, 1]`, there are more
     /// values than `capacity`, or a value is not finite.
-    pub fn from_values(capacity: usize, q: f64, values: Vec<f64>) -> Result<Self, ThresholdError> {
+    pub fn from_values(capacity: usize, q: f64, values: &[f64]) -> Result<Self, ThresholdError> {
         check_params(capacity, q)?;
         if values.len() > capacity {
             return Err(ThresholdError::TooManyValues {
@@ -212,69 +210,163 @@ impl RollingQuantile {
             return Err(ThresholdError::NotFinite { index, value });
         }
         let mut r = Self::new(capacity, q);
-        for v in values {
+        for &v in values {
             r.push(v);
         }
         Ok(r)
     }
 
-    /// Adds a value, evicting the oldest one when the window is full.
+    /// Adds a value; the oldest block expires when the window would exceed `capacity`.
     ///
     /// NaN and infinite values are ignored (the window is left unchanged): one bad
-    /// score must not poison the threshold for `capacity` windows. Scores of finite
-    /// inputs are finite, so this only guards against bugs upstream.
+    /// score must not poison the threshold. Scores of finite inputs are finite, so this
+    /// only guards against bugs upstream.
     pub fn push(&mut self, x: f64) {
         if !x.is_finite() {
             return;
         }
-        if self.order.len() == self.capacity {
-            self.evict_oldest();
+        let v = f32_up(x);
+        let at = self.open.partition_point(|&o| o > v);
+        self.open.insert(at, v);
+        let mut changed = false;
+        if self.open.len() >= self.block {
+            let heads: Box<[f32]> = kept_ranks(self.open.len()).map(|p| self.open[p]).collect();
+            self.sealed.push_back(heads);
+            self.open.clear();
+            changed = true;
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.order.push_back((x, seq));
-        self.insert_rank(x, seq);
+        while self.len() > self.capacity && self.sealed.pop_front().is_some() {
+            changed = true;
+        }
+        if changed {
+            self.remerge();
+        }
     }
 
-    fn insert_rank(&mut self, x: f64, seq: u64) {
-        match &mut self.ranks {
-            Ranks::Split { low, high } => {
-                let key = (OrdF64(x), seq);
-                match low.last() {
-                    Some(max_low) if key > *max_low => high.insert(key),
-                    _ => low.insert(key),
-                };
-                self.rebalance();
+    /// Rebuilds [`Self::merged`] from the sealed blocks.
+    fn remerge(&mut self) {
+        let mut all: Vec<(f32, u32)> = Vec::with_capacity(self.sealed.len() * kept_ranks(self.block).count());
+        let need = rank_from_top(self.q, self.capacity) as u32;
+        for heads in &self.sealed {
+            let next = kept_ranks(self.block).skip(1).chain(std::iter::once(self.block));
+            let weights = kept_ranks(self.block).zip(next).map(|(p, n)| (n - p) as u32);
+            // A block's entries past the one where it alone reaches `need` are past
+            // the cut of the merged list too.
+            let mut own = 0;
+            for (v, w) in heads.iter().copied().zip(weights) {
+                all.push((v, w));
+                own += w;
+                if own >= need {
+                    break;
+                }
             }
-            Ranks::Max(deque) => push_max(deque, x, seq),
         }
+        all.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        let mut total = 0_u32;
+        let mut cut = all.len();
+        for (i, e) in all.iter_mut().enumerate() {
+            total += e.1;
+            e.1 = total;
+            if total >= need {
+                cut = i + 1;
+                break;
+            }
+        }
+        all.truncate(cut);
+        all.shrink_to_fit();
+        self.merged = all;
+    }
+
+    /// Scores standing at or above `y` (an over-count of less than 1/8, see the docs).
+    fn standing_at_or_above(&self, y: f32) -> u64 {
+        let open = self.open.partition_point(|&o| o >= y) as u64;
+        let i = self.merged.partition_point(|&(v, _)| v >= y);
+        let sealed = if i == 0 {
+            0
+        } else {
+            u64::from(self.merged[i - 1].1)
+        };
+        open + sealed
     }
 
     /// Forgets every value (capacity and q stay).
     pub fn clear(&mut self) {
-        self.order.clear();
-        self.ranks = Ranks::for_q(self.q);
+        self.open.clear();
+        self.sealed.clear();
+        self.merged = Vec::new();
     }
 
-    /// The current q-quantile, or `None` when no value has been pushed. O(log N).
+    /// The current q-quantile (within the bound of the module docs), or `None` when no
+    /// value has been pushed. O(m) for the tail (m ≤ 64), else O(log² b).
     pub fn quantile(&self) -> Option<f64> {
-        match &self.ranks {
-            Ranks::Split { low, .. } => low.last().map(|(v, _)| v.0),
-            Ranks::Max(deque) => deque.front().map(|&(v, _)| v),
+        let m = rank_from_top(self.q, self.len()) as u64;
+        if m == 0 {
+            return None;
+        }
+        let found = if m <= WALK { self.walk(m) } else { None };
+        found.or_else(|| self.search(m)).map(f64::from)
+    }
+
+    /// The quantile for any `m` ≥ 1: O(log² b).
+    fn search(&self, m: u64) -> Option<f32> {
+        // Both lists are largest first, and the count standing at or above a candidate
+        // only grows down a list: the candidates that reach m are a suffix of each.
+        let from_open = self.open.partition_point(|&o| self.standing_at_or_above(o) < m);
+        let from_sealed = self
+            .merged
+            .partition_point(|&(v, _)| self.standing_at_or_above(v) < m);
+        let best = [
+            self.open.get(from_open).copied(),
+            self.merged.get(from_sealed).map(|e| e.0),
+        ];
+        best.into_iter().flatten().reduce(f32::max)
+    }
+
+    /// The quantile for a small `m` (≥ 1, ≤ the window's length): both lists walked
+    /// from the top until `m` scores stand at or above; the same candidate as the
+    /// binary search of [`Self::quantile`], in O(m).
+    fn walk(&self, m: u64) -> Option<f32> {
+        let (mut i, mut j, mut count, mut last_cum) = (0, 0, 0_u64, 0_u32);
+        loop {
+            let open = self.open.get(i).copied();
+            let sealed = self.merged.get(j).copied();
+            let v = match (open, sealed) {
+                (Some(o), Some((s, _))) if o >= s => {
+                    i += 1;
+                    count += 1;
+                    o
+                }
+                (_, Some((s, cum))) => {
+                    j += 1;
+                    count += u64::from(cum - last_cum);
+                    last_cum = cum;
+                    s
+                }
+                (Some(o), None) => {
+                    i += 1;
+                    count += 1;
+                    o
+                }
+                // Not reached: the lists stand for the window's length ≥ m scores.
+                (None, None) => return None,
+            };
+            if count >= m {
+                return Some(v);
+            }
         }
     }
 
-    /// Number of values in the window.
+    /// Number of values the window covers.
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.open.len() + self.sealed.len() * self.block
     }
 
     /// Whether the window holds no values.
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.len() == 0
     }
 
-    /// Maximum number of values kept.
+    /// Maximum number of values covered.
     pub fn capacity(&self) -> usize {
         self.capacity
     }
@@ -284,248 +376,46 @@ impl RollingQuantile {
         self.q
     }
 
-    /// The values in the window, oldest first (for snapshots).
-    pub fn values_in_order(&self) -> impl Iterator<Item = f64> + '_ {
-        self.order.iter().map(|&(v, _)| v)
-    }
-
-    /// Changes the quantile level (config reload) and rebalances. O(Δk · log N).
+    /// Changes the quantile level (config reload). The error bound holds at any q;
+    /// exactness where `m ≤ 16`.
     ///
     /// # Panics
     ///
     /// If `q` is not in `[0, 1]`.
     pub fn set_q(&mut self, q: f64) {
-        if let Err(e) = check_params(self.capacity, q) {
+        self.reconfigure(self.capacity, q);
+    }
+
+    /// Applies a new capacity and q (config reload), keeping what the window has seen:
+    /// a smaller capacity expires the oldest blocks at once; the block size stays,
+    /// unless it no longer fits the new capacity (then the window starts empty).
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0 or `q` is not in `[0, 1]`.
+    pub fn reconfigure(&mut self, capacity: usize, q: f64) {
+        if let Err(e) = check_params(capacity, q) {
             panic!("{e}");
         }
-        let was_max = matches!(self.ranks, Ranks::Max(_));
+        if self.block > capacity {
+            *self = Self::new(capacity, q);
+            return;
+        }
+        self.capacity = capacity;
         self.q = q;
-        if was_max == (q >= 1.0) {
-            self.rebalance();
-            return;
-        }
-        // The other structure: rebuild it from the values in arrival order.
-        self.ranks = match Ranks::for_q(q) {
-            Ranks::Split { high, .. } => Ranks::Split {
-                low: self.order.iter().map(|&(v, seq)| (OrdF64(v), seq)).collect(),
-                high,
-            },
-            Ranks::Max(mut deque) => {
-                for &(v, seq) in &self.order {
-                    push_max(&mut deque, v, seq);
-                }
-                Ranks::Max(deque)
-            }
-        };
-        self.rebalance();
+        while self.len() > capacity && self.sealed.pop_front().is_some() {}
+        self.remerge();
     }
 
-    fn evict_oldest(&mut self) {
-        let Some((v, seq)) = self.order.pop_front() else {
-            return;
-        };
-        match &mut self.ranks {
-            Ranks::Split { low, high } => {
-                let key = (OrdF64(v), seq);
-                if !low.remove(&key) {
-                    high.remove(&key);
-                }
-                // Rebalance now: if `low` were left empty while `high` is not, the next
-                // push would land in `low` regardless of its value and break the order.
-                self.rebalance();
-            }
-            Ranks::Max(deque) => {
-                if deque.front().is_some_and(|&(_, s)| s == seq) {
-                    deque.pop_front();
-                }
-            }
-        }
-    }
-
-    /// Moves values between `low` and `high` until `low` holds exactly the `k + 1`
-    /// smallest. Every `low` key is ≤ every `high` key before and after.
-    fn rebalance(&mut self) {
-        let target = low_target(self.q, self.order.len());
-        let Ranks::Split { low, high } = &mut self.ranks else {
-            return;
-        };
-        while low.len() > target {
-            // Cannot fail: low.len() > target >= 0.
-            let k = low.pop_last().expect("low is non-empty");
-            high.insert(k);
-        }
-        while low.len() < target {
-            // Cannot fail: low + high hold all n >= target values.
-            let k = high.pop_first().expect("high is non-empty");
-            low.insert(k);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// The definition, computed the slow way.
-    fn oracle(values: &[f64], q: f64) -> Option<f64> {
-        if values.is_empty() {
-            return None;
-        }
-        let mut v = values.to_vec();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let k = ((q * n as f64).ceil() as i64 - 1).clamp(0, n as i64 - 1) as usize;
-        Some(v[k])
-    }
-
-    fn build_filled(capacity: usize, q: f64, values: &[f64]) -> RollingQuantile {
-        let mut r = RollingQuantile::new(capacity, q);
-        for &v in values {
-            r.push(v);
-        }
-        r
-    }
-
-    /// Small integers so that duplicates are common.
-    fn values_strategy() -> impl Strategy<Value = Vec<f64>> {
-        prop::collection::vec((-20i32..20).prop_map(|i| f64::from(i) * 0.5), 0..200)
-    }
-
-    proptest! {
-        #[test]
-        fn quantile_matches_a_sorted_vector_oracle_after_every_push(
-            capacity in 1usize..50, q in 0.0f64..=1.0, values in values_strategy()
-        ) {
-            let mut r = RollingQuantile::new(capacity, q);
-            for (i, &v) in values.iter().enumerate() {
-                r.push(v);
-                let start = (i + 1).saturating_sub(capacity);
-                prop_assert_eq!(r.quantile(), oracle(&values[start..=i], q));
-                prop_assert_eq!(r.len(), i + 1 - start);
-            }
-        }
-
-        #[test]
-        fn rolling_max_matches_the_oracle_and_survives_a_change_of_q(
-            capacity in 1usize..50, values in values_strategy(), q_after in 0.0f64..1.0
-        ) {
-            // q = 1 takes the monotone-deque path; set_q moves to the B-trees and back.
-            let mut r = RollingQuantile::new(capacity, 1.0);
-            for (i, &v) in values.iter().enumerate() {
-                r.push(v);
-                let start = (i + 1).saturating_sub(capacity);
-                prop_assert_eq!(r.quantile(), oracle(&values[start..=i], 1.0));
-            }
-            let start = values.len().saturating_sub(capacity);
-            r.set_q(q_after);
-            prop_assert_eq!(r.quantile(), oracle(&values[start..], q_after));
-            r.set_q(1.0);
-            prop_assert_eq!(r.quantile(), oracle(&values[start..], 1.0));
-            r.clear();
-            prop_assert_eq!(r.quantile(), None);
-        }
-
-        #[test]
-        fn quantile_stays_within_the_window_min_and_max(
-            capacity in 1usize..50, q in 0.0f64..=1.0,
-            values in prop::collection::vec(-1e6f64..1e6, 1..200)
-        ) {
-            let r = build_filled(capacity, q, &values);
-            let window: Vec<f64> = r.values_in_order().collect();
-            let min = window.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = window.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let got = r.quantile().unwrap();
-            prop_assert!(min <= got && got <= max);
-        }
-
-        #[test]
-        fn quantile_is_monotone_in_q(
-            capacity in 1usize..50, q1 in 0.0f64..=1.0, q2 in 0.0f64..=1.0,
-            values in prop::collection::vec(-1e6f64..1e6, 1..200)
-        ) {
-            let (lo, hi) = if q1 <= q2 { (q1, q2) } else { (q2, q1) };
-            let mut r = build_filled(capacity, lo, &values);
-            let at_lo = r.quantile().unwrap();
-            r.set_q(hi);
-            prop_assert!(at_lo <= r.quantile().unwrap());
-            prop_assert_eq!(r.quantile(), build_filled(capacity, hi, &values).quantile());
-        }
-
-        #[test]
-        fn serde_round_trip_keeps_values_and_quantile(
-            capacity in 1usize..50, q_permille in 0u32..=1000, values in values_strategy()
-        ) {
-            // Short decimals: serde_json without `float_roundtrip` may be off by one
-            // ulp on 17-digit floats, which is a property of the codec, not of ours.
-            let q = f64::from(q_permille) / 1000.0;
-            let r = build_filled(capacity, q, &values);
-            let json = serde_json::to_string(&r).unwrap();
-            let back: RollingQuantile = serde_json::from_str(&json).unwrap();
-            prop_assert_eq!(back.capacity(), r.capacity());
-            prop_assert_eq!(back.q(), r.q());
-            prop_assert_eq!(back.values_in_order().collect::<Vec<_>>(), r.values_in_order().collect::<Vec<_>>());
-            prop_assert_eq!(back.quantile(), r.quantile());
-        }
-    }
-
-    #[test]
-    fn empty_window_has_no_quantile() {
-        let r = RollingQuantile::new(4, 0.5);
-        assert_eq!(r.quantile(), None);
-        assert!(r.is_empty());
-    }
-
-    #[test]
-    fn q_one_is_the_rolling_max_and_q_zero_the_min() {
-        let values = [3.0, 9.0, 1.0, 7.0];
-        assert_eq!(build_filled(10, 1.0, &values).quantile(), Some(9.0));
-        assert_eq!(build_filled(10, 0.0, &values).quantile(), Some(1.0));
-    }
-
-    #[test]
-    fn nearest_rank_definition_picks_the_documented_element() {
-        // n = 10, q = 0.95 → k = ceil(9.5) − 1 = 9; q = 0.5 → k = 4.
-        let values: Vec<f64> = (0..10).map(f64::from).collect();
-        assert_eq!(build_filled(10, 0.95, &values).quantile(), Some(9.0));
-        assert_eq!(build_filled(10, 0.5, &values).quantile(), Some(4.0));
-        assert_eq!(build_filled(10, 0.51, &values).quantile(), Some(5.0));
-    }
-
-    #[test]
-    fn window_evicts_the_oldest_value_first() {
-        let r = build_filled(3, 1.0, &[100.0, 1.0, 2.0, 3.0]);
-        assert_eq!(r.values_in_order().collect::<Vec<_>>(), vec![1.0, 2.0, 3.0]);
-        // The max 100.0 left with the eviction.
-        assert_eq!(r.quantile(), Some(3.0));
-        assert_eq!(r.len(), r.capacity());
-    }
-
-    #[test]
-    fn non_finite_values_are_ignored() {
-        let mut r = build_filled(3, 1.0, &[1.0, 2.0]);
-        r.push(f64::NAN);
-        r.push(f64::INFINITY);
-        assert_eq!(r.len(), 2);
-        assert_eq!(r.quantile(), Some(2.0));
-    }
-
-    #[test]
-    fn snapshot_with_bad_fields_is_rejected() {
-        let cases = [
-            ("zero capacity", r#"{"capacity":0,"q":0.5,"values":[]}"#),
-            ("q above one", r#"{"capacity":2,"q":1.5,"values":[]}"#),
-            ("too many values", r#"{"capacity":1,"q":0.5,"values":[1.0,2.0]}"#),
-            ("unknown field", r#"{"capacity":1,"q":0.5,"values":[],"x":1}"#),
-        ];
-        for (name, json) in cases {
-            assert!(serde_json::from_str::<RollingQuantile>(json).is_err(), "{name}");
-        }
-    }
-
-    #[test]
-    #[should_panic(expected = "q must be in [0, 1]")]
-    fn new_panics_on_q_outside_unit_interval() {
-        let _ = RollingQuantile::new(3, 1.2);
+    /// Heap bytes of a full window of `capacity` values at `q` (the memory estimate of
+    /// `limits.max_memory_mb`): the open block, the sealed summaries and the merged
+    /// list.
+    pub fn footprint(capacity: usize, q: f64) -> usize {
+        const BOX: usize = 2 * std::mem::size_of::<usize>();
+        let block = block_size(capacity);
+        let heads = kept_ranks(block).count();
+        let blocks = capacity / block;
+        let merged = (blocks * heads).min(rank_from_top(q, capacity));
+        4 * block + blocks * (4 * heads + BOX) + blocks.next_power_of_two() * BOX + 8 * merged
     }
 }

@@ -22,18 +22,24 @@ use crate::reading::SensorId;
 ///
 /// Consecutive windows at stride `s` share all but `s` readings, so a window that
 /// continues the newest one (its first `width − step` values equal the newest window's
-/// last ones, bit for bit) adds only its `step` new values to one value stream; any
+/// last ones once stored) adds only its `step` new values to one value stream; any
 /// other window (after a gap, a skipped flagged window, or a per-window transform) adds
-/// all `width`. Every window is a contiguous slice of the stream. For the default
-/// 3,000 windows of 32 readings this holds ~3,031 readings per channel instead of
-/// 96,000 values: ~30× less memory per sensor, and exactly the same windows.
+/// all `width`. Every window is a contiguous slice of the stream, and consecutive
+/// windows are kept as runs (first start, count), not one start each. Values are stored
+/// as `f32` (a model trains in `f64` on their widened values: the relative rounding of
+/// 2⁻²⁴ is far below any sensor's noise; the replay golden test shows no decision
+/// moves). For the default 5,000 windows of 32 readings × 4 channels this holds ~20,000
+/// values (80 KB) instead of 640,000 `f64` (5 MB), with the same windows.
 #[derive(Clone, Debug)]
 pub struct TrainingBuffer {
     /// Values; `stream[i]` has absolute position `base + i`.
-    stream: Vec<f64>,
+    stream: Vec<f32>,
     base: u64,
-    /// Absolute position of each window's first value, oldest first.
-    starts: VecDeque<u64>,
+    /// Runs of windows `step` values apart, oldest first: (absolute position of the
+    /// run's first value, windows in the run).
+    runs: VecDeque<(u64, usize)>,
+    /// Windows held.
+    len: usize,
     width: usize,
     /// Values between consecutive windows (stride × channels).
     step: usize,
@@ -47,34 +53,51 @@ impl TrainingBuffer {
         Self {
             stream: Vec::new(),
             base: 0,
-            starts: VecDeque::new(),
+            runs: VecDeque::new(),
+            len: 0,
             width,
             step: step.max(1),
             capacity: capacity.max(1),
         }
     }
 
-    /// Forgets every window.
+    /// Forgets every window and frees their memory (an alert's hold-back is cleared
+    /// when it ends and may stay empty for days).
     pub fn clear(&mut self) {
         self.base += self.stream.len() as u64;
-        self.stream.clear();
-        self.starts.clear();
+        self.stream = Vec::new();
+        self.runs = VecDeque::new();
+        self.len = 0;
     }
 
     /// Windows held.
     pub fn len(&self) -> usize {
-        self.starts.len()
+        self.len
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.starts.is_empty()
+        self.len == 0
     }
 
     /// Values stored, for footprint checks: about `(len + width/step) × step` for an
     /// unbroken run of windows.
     pub fn stored_values(&self) -> usize {
         self.stream.len()
+    }
+
+    /// Heap bytes of a full buffer of unbroken runs (the memory estimate): the stream
+    /// with its compaction slack of 1/8, and a few runs.
+    pub fn footprint(capacity: usize, width: usize, step: usize) -> usize {
+        4 * Self::target(capacity, width, step) + 64 * 16
+    }
+
+    /// Values a full buffer of sliding windows holds: one run, the compaction slack
+    /// and room for [`BREAKS`] windows that did not continue the one before (a skipped
+    /// window over the threshold starts a new run with all its `width` values).
+    fn target(capacity: usize, width: usize, step: usize) -> usize {
+        let live = capacity * step.max(1) + width;
+        live + live / COMPACT_SLACK + BREAKS * width
     }
 
     /// Adds a window, evicting the oldest when full.
@@ -89,60 +112,114 @@ impl TrainingBuffer {
         // Every window ends where the stream ends, so the newest window's tail is the
         // stream's tail (and the stream holds at least `width` values when non-empty).
         let continues = shared > 0
-            && !self.starts.is_empty()
+            && self.len > 0
             && self.stream[self.stream.len() - shared..]
                 .iter()
                 .zip(&window[..shared])
-                .all(|(a, b)| a.to_bits() == b.to_bits());
-        if continues {
-            self.stream.extend_from_slice(&window[shared..]);
-            self.starts.push_back(end - shared as u64);
+                .all(|(a, &b)| a.to_bits() == (b as f32).to_bits());
+        let (start, new) = if continues {
+            (end - shared as u64, &window[shared..])
         } else {
-            self.stream.extend_from_slice(window);
-            self.starts.push_back(end);
+            (end, window)
+        };
+        self.reserve(new.len());
+        self.stream.extend(new.iter().map(|&v| v as f32));
+        match self.runs.back_mut() {
+            Some((first, count)) if *first + (*count * self.step) as u64 == start => *count += 1,
+            _ => self.runs.push_back((start, 1)),
         }
-        if self.starts.len() > self.capacity {
-            self.starts.pop_front();
+        self.len += 1;
+        if self.len > self.capacity {
+            self.evict_oldest();
             self.compact();
         }
     }
 
-    /// Drops values no window needs any more once they are at least half the stream,
-    /// so the cost is amortised O(1) per window.
+    /// Grows the stream by doubling while it is small (an alert's hold-back rarely
+    /// fills), then at once to what a full buffer of unbroken runs needs, so that
+    /// doubling never leaves it twice that.
+    fn reserve(&mut self, more: usize) {
+        let need = self.stream.len() + more;
+        if need <= self.stream.capacity() {
+            return;
+        }
+        let target = Self::target(self.capacity, self.width, self.step);
+        let doubled = (2 * self.stream.capacity()).max(need).max(64);
+        // Past the target (more breaks than it has room for), grow by as much room
+        // again, not by doubling.
+        let to = if need > target {
+            need + BREAKS * self.width
+        } else if doubled * 2 >= target {
+            target
+        } else {
+            doubled
+        };
+        self.stream.reserve_exact(to - self.stream.len());
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some((first, count)) = self.runs.front_mut() {
+            *first += self.step as u64;
+            *count -= 1;
+            if *count == 0 {
+                self.runs.pop_front();
+            }
+            self.len -= 1;
+        }
+    }
+
+    /// Drops values no window needs any more once they are 1/8 of the stream, so the
+    /// cost is amortised O(1) per window and the slack stays small.
     fn compact(&mut self) {
-        let Some(&first) = self.starts.front() else {
+        let Some(&(first, _)) = self.runs.front() else {
             return;
         };
         let unused = (first - self.base) as usize;
-        if unused > 0 && unused * 2 >= self.stream.len() {
+        if unused > 0 && unused * COMPACT_SLACK >= self.stream.len() {
             self.stream.drain(..unused);
             self.base = first;
         }
     }
 
-    fn window(&self, start: u64) -> &[f64] {
-        let at = (start - self.base) as usize;
-        &self.stream[at..at + self.width]
+    /// Absolute start of every window, oldest first.
+    fn starts(&self) -> impl Iterator<Item = u64> + '_ {
+        let step = self.step as u64;
+        (self.runs.iter()).flat_map(move |&(first, count)| (0..count as u64).map(move |i| first + i * step))
     }
 
-    /// The newest `n` windows (fewer if fewer are held), oldest of them first.
-    pub fn newest(&self, n: usize) -> impl Iterator<Item = &[f64]> + '_ {
-        let n = n.min(self.starts.len());
-        self.starts
+    fn window(&self, start: u64) -> Vec<f64> {
+        let at = (start - self.base) as usize;
+        self.stream[at..at + self.width]
             .iter()
-            .skip(self.starts.len() - n)
-            .map(move |&start| self.window(start))
+            .map(|&v| f64::from(v))
+            .collect()
+    }
+
+    /// The newest `n` windows (fewer if fewer are held), oldest of them first, widened
+    /// to `f64`.
+    pub fn newest(&self, n: usize) -> impl Iterator<Item = Vec<f64>> + '_ {
+        let n = n.min(self.len);
+        self.starts()
+            .skip(self.len - n)
+            .map(move |start| self.window(start))
     }
 
     /// The windows, oldest first, as `len × width`.
     pub fn to_array(&self) -> Array2<f64> {
-        let mut out = Array2::zeros((self.starts.len(), self.width));
-        for (mut row, &start) in out.rows_mut().into_iter().zip(&self.starts) {
-            row.assign(&ndarray::ArrayView1::from(self.window(start)));
+        let mut out = Array2::zeros((self.len, self.width));
+        for (mut row, start) in out.rows_mut().into_iter().zip(self.starts()) {
+            let at = (start - self.base) as usize;
+            let values = &self.stream[at..at + self.width];
+            row.iter_mut().zip(values).for_each(|(o, &v)| *o = f64::from(v));
         }
         out
     }
 }
+
+/// The stream is compacted once unused values are 1/`COMPACT_SLACK` of it.
+const COMPACT_SLACK: usize = 8;
+/// Broken runs a full buffer has room for before its stream grows again.
+const BREAKS: usize = 8;
 
 /// A request for a new model generation.
 #[derive(Clone, Debug)]
@@ -265,7 +342,7 @@ mod tests {
             for (row, w) in got.rows().into_iter().zip(want) {
                 assert_eq!(row.to_vec(), **w, "size {size} stride {stride}");
             }
-            let newest: Vec<Vec<f64>> = b.newest(7).map(<[f64]>::to_vec).collect();
+            let newest: Vec<Vec<f64>> = b.newest(7).collect();
             assert_eq!(
                 newest,
                 want[43..].iter().map(|w| (*w).clone()).collect::<Vec<_>>()
@@ -304,6 +381,46 @@ mod tests {
         assert_eq!(finetune_rows(10, 8, 1), (0..10).collect::<Vec<_>>());
         // Nothing new (a retried job): still one row to learn from.
         assert_eq!(finetune_rows(10, 0, 1).len(), 2);
+    }
+
+    #[test]
+    fn windows_come_back_as_their_f32_values_and_the_buffer_stays_within_its_footprint() {
+        let (size, channels, capacity) = (32, 4, 500);
+        let (width, step) = (size * channels, channels);
+        let mut b = TrainingBuffer::new(capacity, width, step);
+        let reading = |t: usize| (0..channels).map(move |c| ((t * 7 + c) as f64 * 0.37).sin() / 3.0);
+        let window = |w: usize| (w..w + size).flat_map(reading).collect::<Vec<f64>>();
+        for w in 0..3 * capacity {
+            b.push(&window(w));
+        }
+        let got = b.to_array();
+        for (row, w) in got.rows().into_iter().zip(2 * capacity..) {
+            let want: Vec<f64> = window(w).iter().map(|&v| f64::from(v as f32)).collect();
+            assert_eq!(row.to_vec(), want);
+        }
+        // One run of sliding windows: each reading stored once, plus the compaction slack.
+        assert_eq!(b.runs.len(), 1);
+        assert!(b.stored_values() <= (capacity * step + width) * 9 / 8 + step);
+        // A few windows that break the run (skipped ones) fit the room reserved.
+        let reserved = b.stream.capacity();
+        for w in (3 * capacity..4 * capacity).step_by(capacity / 4) {
+            b.push(&window(w));
+        }
+        assert_eq!(b.stream.capacity(), reserved, "no reallocation for 4 breaks");
+        assert!(4 * b.stream.capacity() <= TrainingBuffer::footprint(capacity, width, step));
+    }
+
+    #[test]
+    fn a_small_or_cleared_buffer_holds_little_memory() {
+        let (width, step) = (128, 4);
+        let mut b = TrainingBuffer::new(5000, width, step);
+        let window: Vec<f64> = (0..width).map(|i| i as f64).collect();
+        for _ in 0..3 {
+            b.push(&window);
+        }
+        assert!(b.stream.capacity() <= 1024, "{}", b.stream.capacity());
+        b.clear();
+        assert_eq!(b.stream.capacity(), 0);
     }
 
     #[test]

@@ -132,7 +132,7 @@ impl Learning {
     /// starts.
     pub(super) fn accept(&mut self) {
         for w in self.held.newest(self.held.len()) {
-            self.buffer.push(w);
+            self.buffer.push(&w);
             self.pushed_since_job += 1;
         }
         self.held.clear();

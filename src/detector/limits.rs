@@ -28,14 +28,21 @@ pub enum Evicted {
 
 /// Estimated bytes of a parked sensor: its histories, its model and the fixed part.
 fn parked_bytes(s: &SensorSnapshot, config: &crate::config::DetectorConfig) -> usize {
-    let values = s.threshold.len() + s.scorer.len() + s.point_scorer.len() + s.ema.len();
+    let threshold = crate::threshold::RollingQuantile::footprint(s.threshold.capacity(), s.threshold.q());
+    let legacy = s.legacy_threshold.as_ref().map_or(0, Vec::len);
+    let maxima = [&s.scorer, &s.point_scorer]
+        .into_iter()
+        .flatten()
+        .map(crate::threshold::RollingMax::held)
+        .sum::<usize>();
+    let values = legacy + 2 * maxima + s.ema.len();
     // One copy of the model (no retrain is out while parked).
     let width = config.window.size * s.channels.len();
     let model = s
         .model
         .as_ref()
         .map_or(0, |_| memory::model_bytes(config, width) / 2);
-    1024 + 8 * values + model
+    1024 + threshold + 8 * values + model
 }
 
 impl Detector {

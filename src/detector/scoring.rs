@@ -11,7 +11,7 @@ use crate::config::{DetectorConfig, ScoreStrategy, SensorThreshold};
 use crate::model::{Model, WindowScores, Workspace};
 use crate::range::RecentRange;
 use crate::score::AnomalyScorer;
-use crate::threshold::RollingQuantile;
+use crate::threshold::{RollingMax, RollingQuantile};
 use crate::trainer::TrainingBuffer;
 
 /// A window's errors against the threshold in force, before anything learns them.
@@ -59,19 +59,12 @@ impl Scoring {
     /// Applies new `[threshold]` and `[score]` settings (SIGHUP), keeping the histories.
     pub(super) fn reconfigure(&mut self, config: &DetectorConfig, sensor: &str, channels: usize) {
         self.limits = config.threshold.for_sensor(sensor);
-        let mut t = RollingQuantile::new(config.threshold.window, self.limits.quantile.get());
-        for v in self.threshold.values_in_order() {
-            t.push(v);
-        }
-        self.threshold = t;
-        let (window, point) = self.histories();
+        (self.threshold).reconfigure(config.threshold.window, self.limits.quantile.get());
+        let (window, point) = self.references();
         let old_range = self.onset.as_mut().and_then(|o| o.range.take());
         self.onset = new_onset(config.score, channels);
         if let Some(o) = self.onset.as_mut() {
-            o.window.restore(&window);
-            if let Some(p) = o.point.as_mut() {
-                p.restore(&point);
-            }
+            restore_references(o, window.as_ref(), point.as_ref());
             // Keep what the range has seen when its settings did not change.
             if let (Some(new), Some(old)) = (&o.range, old_range) {
                 if new.settings() == old.settings() {
@@ -170,7 +163,7 @@ impl Scoring {
             self.threshold = RollingQuantile::new(window, self.limits.quantile.get());
         }
         for (i, w) in buffer.newest(n).enumerate() {
-            let s = model.score(w, &mut self.workspace);
+            let s = model.score(&w, &mut self.workspace);
             let value = config.threshold.score.pick(&s);
             if let Some(o) = self.onset.as_mut() {
                 if i + history >= held {
@@ -209,33 +202,45 @@ impl Scoring {
             .map_or(&[], |r| r.outside())
     }
 
-    /// Threshold window, window-error reference and point reference, oldest first.
-    pub(super) fn snapshot(&self) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-        let (window, point) = self.histories();
-        (self.threshold.values_in_order().collect(), window, point)
+    /// Threshold window, window-error reference and point reference (`None`: the
+    /// strategy has none).
+    pub(super) fn snapshot(&self) -> (RollingQuantile, Option<RollingMax>, Option<RollingMax>) {
+        let (window, point) = self.references();
+        (self.threshold.clone(), window, point)
     }
 
-    /// Restores [`Self::snapshot`]'s histories.
-    pub(super) fn restore(&mut self, threshold: &[f64], window: &[f64], point: &[f64]) {
-        for &v in threshold {
-            self.threshold.push(v);
-        }
+    /// Restores [`Self::snapshot`]'s state: the threshold window takes this sensor's
+    /// configured capacity and quantile, the references their `history`.
+    pub(super) fn restore(
+        &mut self,
+        mut threshold: RollingQuantile,
+        window: Option<&RollingMax>,
+        point: Option<&RollingMax>,
+    ) {
+        threshold.reconfigure(self.threshold.capacity(), self.limits.quantile.get());
+        self.threshold = threshold;
         if let Some(o) = self.onset.as_mut() {
-            o.window.restore(window);
-            if let Some(p) = o.point.as_mut() {
-                p.restore(point);
-            }
+            restore_references(o, window, point);
         }
     }
 
-    fn histories(&self) -> (Vec<f64>, Vec<f64>) {
+    fn references(&self) -> (Option<RollingMax>, Option<RollingMax>) {
         match &self.onset {
             Some(o) => (
-                o.window.history(),
-                o.point.as_ref().map_or_else(Vec::new, AnomalyScorer::history),
+                Some(o.window.reference().clone()),
+                o.point.as_ref().map(|p| p.reference().clone()),
             ),
-            None => (Vec::new(), Vec::new()),
+            None => (None, None),
         }
+    }
+}
+
+fn restore_references(o: &mut Onset, window: Option<&RollingMax>, point: Option<&RollingMax>) {
+    if let Some(w) = window {
+        o.window.restore(w);
+    }
+    if let (Some(p), Some(saved)) = (o.point.as_mut(), point) {
+        p.restore(saved);
     }
 }
 

@@ -4,6 +4,12 @@
 //! The window contents and the training buffer are not kept: after a restart each sensor
 //! refills one window (`window.size` readings) and scores at once with its restored
 //! model; retraining resumes once the buffer has `training.min_windows` new windows.
+//!
+//! Format 3 keeps the threshold as its block summaries and the score references as
+//! their rolling-maximum deques (a few KB per sensor). Format 2 (every score of both
+//! histories, oldest first) still loads: see [`legacy`].
+
+mod legacy;
 
 use std::sync::Arc;
 
@@ -15,12 +21,14 @@ use crate::config::{DetectorConfig, LearningConfig, ScoreStrategy, ThresholdConf
 use crate::model::Model;
 use crate::model::autoencoder::Autoencoder;
 use crate::reading::SensorId;
+use crate::threshold::{RollingMax, RollingQuantile};
 
 /// Format of [`DetectorSnapshot`]; bump when its shape changes.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+pub const SNAPSHOT_FORMAT: u32 = 3;
 
-/// Everything the detector persists.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Everything the detector persists. Decodes format 2 too, converted (bincode only:
+/// the store's codec).
+#[derive(Clone, Debug, Serialize)]
 pub struct DetectorSnapshot {
     /// [`SNAPSHOT_FORMAT`] at writing time.
     pub format: u32,
@@ -37,16 +45,17 @@ pub struct SensorSnapshot {
     pub channels: Vec<String>,
     /// The current model, if any.
     pub model: Option<Model>,
-    /// Threshold history, oldest first.
-    pub threshold: Vec<f64>,
-    /// Anomaly-score reference history, oldest first.
-    pub scorer: Vec<f64>,
-    /// Reference history of the `score.point` component, oldest first (absent in older
-    /// snapshots).
-    #[serde(default)]
-    pub point_scorer: Vec<f64>,
+    /// The threshold window.
+    pub threshold: RollingQuantile,
+    /// Threshold scores of a format 2 snapshot, oldest first: pushed into a window of
+    /// the configured shape on restore (never written).
+    #[serde(skip)]
+    pub legacy_threshold: Option<Vec<f64>>,
+    /// Anomaly-score reference (`None`: the strategy has none).
+    pub scorer: Option<RollingMax>,
+    /// Reference of the `score.point` component.
+    pub point_scorer: Option<RollingMax>,
     /// Per-channel EMA of past readings for `window.detrend = "ema"`; empty = not started.
-    #[serde(default)]
     pub ema: Vec<f64>,
     /// Alert lifecycle state.
     pub alert: AlertState,
@@ -60,6 +69,7 @@ impl Pipeline {
             channels: self.channel_names.clone(),
             model: self.model.as_deref().cloned(),
             threshold,
+            legacy_threshold: None,
             scorer,
             point_scorer,
             ema: self.drift.ema(),
@@ -86,7 +96,15 @@ impl Pipeline {
             .filter(|m| m.channels == channels)
             .filter(|m| wanted.as_ref().is_some_and(|w| w.same_architecture(&m.ae)))
             .map(Arc::new);
-        p.scoring.restore(&s.threshold, &s.scorer, &s.point_scorer);
+        match s.legacy_threshold {
+            Some(values) => {
+                let mut t = RollingQuantile::new(config.threshold.window, 1.0);
+                let keep = values.len().saturating_sub(config.threshold.window);
+                values[keep..].iter().for_each(|&v| t.push(v));
+                p.scoring.restore(t, s.scorer.as_ref(), s.point_scorer.as_ref());
+            }
+            None => (p.scoring).restore(s.threshold, s.scorer.as_ref(), s.point_scorer.as_ref()),
+        }
         p.drift.restore(s.ema);
         p.alert = s.alert;
         let misfit = had_model && p.model.is_none();

@@ -1,0 +1,151 @@
+//! Decoding [`DetectorSnapshot`]: the current format, and format 2 (before issue 12's
+//! compact threshold), whose threshold and reference histories were every score,
+//! oldest first. A format 2 sensor keeps its model and alert state; its threshold
+//! scores are pushed into a window of the configured shape when it is restored, and
+//! its references become rolling maxima over the same scores, so it scores exactly as
+//! if those scores had been pushed live. Any other format is refused with its number
+//! (the store sets the file aside and every sensor warms up).
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use super::{DetectorSnapshot, SNAPSHOT_FORMAT, SensorSnapshot};
+use crate::alert::AlertState;
+use crate::model::Model;
+use crate::threshold::RollingMax;
+
+/// The format before [`SNAPSHOT_FORMAT`] 3.
+const FORMAT_2: u32 = 2;
+
+/// One sensor in format 2.
+#[derive(Deserialize, Serialize)]
+pub(super) struct SensorSnapshotV2 {
+    pub(super) sensor: String,
+    pub(super) channels: Vec<String>,
+    pub(super) model: Option<Model>,
+    pub(super) threshold: Vec<f64>,
+    pub(super) scorer: Vec<f64>,
+    pub(super) point_scorer: Vec<f64>,
+    pub(super) ema: Vec<f64>,
+    pub(super) alert: AlertState,
+}
+
+fn rolling_max(history: &[f64]) -> Option<RollingMax> {
+    if history.is_empty() {
+        return None;
+    }
+    let mut m = RollingMax::new(history.len());
+    history.iter().for_each(|&v| m.push(v));
+    Some(m)
+}
+
+impl From<SensorSnapshotV2> for SensorSnapshot {
+    fn from(s: SensorSnapshotV2) -> Self {
+        Self {
+            sensor: s.sensor,
+            channels: s.channels,
+            model: s.model,
+            // A placeholder: `legacy_threshold` is what restore uses.
+            threshold: crate::threshold::RollingQuantile::new(1, 1.0),
+            legacy_threshold: Some(s.threshold),
+            scorer: rolling_max(&s.scorer),
+            point_scorer: rolling_max(&s.point_scorer),
+            ema: s.ema,
+            alert: s.alert,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DetectorSnapshot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_struct("DetectorSnapshot", &["format", "sensors"], SnapshotVisitor)
+    }
+}
+
+struct SnapshotVisitor;
+
+impl<'de> Visitor<'de> for SnapshotVisitor {
+    type Value = DetectorSnapshot;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a detector snapshot: format number, then sensors")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let format: u32 = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let sensors = match format {
+            SNAPSHOT_FORMAT => seq.next_element::<Vec<SensorSnapshot>>()?,
+            FORMAT_2 => (seq.next_element::<Vec<SensorSnapshotV2>>()?)
+                .map(|v| v.into_iter().map(SensorSnapshot::from).collect()),
+            other => {
+                return Err(de::Error::custom(format!(
+                    "detector snapshot format {other} is not supported, this build reads {SNAPSHOT_FORMAT} and {FORMAT_2}"
+                )));
+            }
+        }
+        .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+        Ok(DetectorSnapshot {
+            format: SNAPSHOT_FORMAT,
+            sensors,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bincode::Options;
+
+    use super::*;
+    use crate::detector::Detector;
+    use crate::detector::tests::{build_config, feed};
+    use crate::reading::SensorId;
+
+    fn codec() -> impl Options {
+        bincode::DefaultOptions::new()
+    }
+
+    #[test]
+    fn a_format_2_snapshot_keeps_models_and_histories() {
+        let config = build_config("");
+        let mut d = Detector::new(config.clone(), 10);
+        let id = SensorId::new("s1");
+        feed(&mut d, &id, 0, 150);
+        let now = d.snapshot().sensors.remove(0);
+        let scores: Vec<f64> = (0..150).map(|i| f64::from(i % 17) * 0.1).collect();
+        let old = SensorSnapshotV2 {
+            sensor: now.sensor.clone(),
+            channels: now.channels.clone(),
+            model: now.model.clone(),
+            threshold: scores.clone(),
+            scorer: scores[100..].to_vec(),
+            point_scorer: Vec::new(),
+            ema: Vec::new(),
+            alert: now.alert.clone(),
+        };
+        let bytes = codec().serialize(&(FORMAT_2, vec![old])).unwrap();
+        let snap: DetectorSnapshot = codec().deserialize(&bytes).unwrap();
+        assert_eq!(snap.format, SNAPSHOT_FORMAT);
+        let s = &snap.sensors[0];
+        assert_eq!(s.legacy_threshold.as_deref(), Some(&scores[..]));
+        assert_eq!(s.scorer.as_ref().and_then(RollingMax::max), Some(1.6));
+        let mut back = Detector::new(config, 10);
+        assert_eq!(back.restore(snap), 1);
+        let p = back.pipeline(&id).unwrap();
+        assert_eq!(p.model_version(), now.model.as_ref().unwrap().version);
+        assert_eq!(p.threshold_len(), 150, "every format 2 score pushed");
+        // Written again in the current format, it round-trips.
+        let again = codec().serialize(&back.snapshot()).unwrap();
+        let reread: DetectorSnapshot = codec().deserialize(&again).unwrap();
+        assert_eq!(reread.sensors[0].threshold.len(), 150);
+        assert!(reread.sensors[0].legacy_threshold.is_none());
+    }
+
+    #[test]
+    fn an_unknown_format_is_refused_by_number() {
+        let bytes = codec().serialize(&(7_u32, Vec::<u8>::new())).unwrap();
+        let err = codec().deserialize::<DetectorSnapshot>(&bytes).unwrap_err();
+        assert!(err.to_string().contains("format 7 is not supported"), "{err}");
+    }
+}
