@@ -6,3 +6,4 @@ pub mod mqtt;
 pub mod payload;
 pub mod route;
 pub mod sensors;
+pub mod shards;

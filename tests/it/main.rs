@@ -11,6 +11,7 @@ mod limits;
 mod mqtt5;
 mod operator;
 mod resilience;
+mod shards;
 mod support;
 
 use serde_json::Value;
