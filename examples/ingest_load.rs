@@ -16,6 +16,8 @@
 //! `publish`) and prints one line of `key=value` pairs.
 
 use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -88,10 +90,22 @@ async fn publish(a: &Args) {
     let qos = a.qos();
     let (client, mut eventloop) =
         AsyncClient::new(options(&format!("load-pub-{}", std::process::id()), port), 10_000);
+    // What the event loop wrote and (QoS 1) the broker acknowledged: the run ends
+    // only once every message is out (acknowledged at QoS 1), so `sent` counts no
+    // message still in a buffer of ours.
+    let written = Arc::new(AtomicU64::new(0));
+    let acked = Arc::new(AtomicU64::new(0));
+    let (w, k) = (Arc::clone(&written), Arc::clone(&acked));
     let poller = tokio::spawn(async move {
         loop {
             match eventloop.poll().await {
                 Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
+                Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => {
+                    w.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    k.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(_) => {}
                 Err(e) => panic!("publisher lost the broker: {e}"),
             }
@@ -136,7 +150,18 @@ async fn publish(a: &Args) {
             sent += 1;
         }
     }
+    let done = |n: &AtomicU64| n.load(Ordering::Relaxed) >= sent;
+    let settle = Instant::now();
+    while !(done(&written) && (qos == QoS::AtMostOnce || done(&acked))) {
+        assert!(
+            settle.elapsed() < Duration::from_secs(30),
+            "messages not out after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let took = started.elapsed().as_secs_f64();
+    // QoS 0 has no acknowledgement: give the written tail a moment on the socket.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let _ = client.disconnect().await;
     let _ = tokio::time::timeout(Duration::from_secs(10), poller).await;
     println!(

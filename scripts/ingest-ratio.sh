@@ -13,7 +13,9 @@
 #
 # Usage: scripts/ingest-ratio.sh [REPS] [SECS] [LOSS_SECS]   (defaults 3 15 30)
 # Environment: SENSORS (50), WORKERS (limits.detector_workers, default 0 = auto),
-#              PHASES ("0 1 loss": which measurements to run).
+#              PHASES ("0 1 loss": which measurements to run),
+#              MOSQUITTO_EXTRA (lines appended to the broker's config, e.g.
+#              "max_queued_messages 100000").
 set -euo pipefail
 
 REPS=${1:-3}
@@ -45,7 +47,7 @@ PORT=$(free_port)
 MPORT=$(free_port)
 # Mosquitto's defaults otherwise (max_inflight_messages 20, max_queued_messages 1000):
 # what a gateway runs.
-printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$PORT" >"$WORK/mosquitto.conf"
+printf 'listener %s 127.0.0.1\nallow_anonymous true\n%b\n' "$PORT" "${MOSQUITTO_EXTRA:-}" >"$WORK/mosquitto.conf"
 chmod 777 "$WORK"
 "$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
 PIDS+=($!)
@@ -142,6 +144,16 @@ done
 if [[ " $PHASES " == *" loss "* ]]; then
     losses=()
     for rep in $(seq "$REPS"); do
+        # The same load into the bare subscriber: the broker's and the machine's own loss.
+        "$LOAD" count --port "$PORT" --filter 'perf/+/telemetry' --qos 1 >"$WORK/count.out" &
+        COUNT=$!
+        sleep 0.5
+        pub=$("$LOAD" publish --port "$PORT" --sensors "$SENSORS" --rate 50000 --qos 1 --seconds "$LOSS_SECS")
+        wait "$COUNT"
+        received=$(field received "$(cat "$WORK/count.out")")
+        bare_loss=$(awk -v s="$(field sent "$pub")" -v r="$received" 'BEGIN {printf "%.5f", 100 * (1 - r / s)}')
+        echo "steady qos=1 rep=$rep bare: sent=$(field sent "$pub") ($(field rate "$pub")/s) received=$received loss_pct=$bare_loss"
+
         start_warm_daemon 1
         "$LOAD" watch --metrics "127.0.0.1:$MPORT" >"$WORK/watch.out" &
         WATCH=$!
@@ -153,7 +165,9 @@ if [[ " $PHASES " == *" loss "* ]]; then
         accepted=$(field accepted "$watch")
         loss=$(awk -v s="$sent" -v a="$accepted" 'BEGIN {printf "%.5f", 100 * (1 - a / s)}')
         losses+=("$loss")
-        echo "steady qos=1 rep=$rep sent=$sent ($(field rate "$pub")/s) accepted=$accepted queue_full=$(field queue_full "$watch") loss_pct=$loss"
+        echo "steady qos=1 rep=$rep daemon: sent=$sent ($(field rate "$pub")/s) accepted=$accepted queue_full=$(field queue_full "$watch") loss_pct=$loss"
     done
     echo "steady 50k/s qos=1 median_loss_pct=$(printf '%s\n' "${losses[@]}" | median)"
 fi
+# Mosquitto says when it drops messages for a subscriber whose queue is full.
+echo "broker: $(grep -c 'dropped' "$WORK/mosquitto.log" || true) 'messages dropped' warnings"
