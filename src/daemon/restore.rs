@@ -108,3 +108,64 @@ pub(super) fn restore(store: &Store, config: &Config, workers: usize) -> (Vec<De
     }
     (detectors, restored)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store holding a snapshot of `n` sensors (one channel, no model yet).
+    fn build_store(dir: &std::path::Path, config: &Config, n: usize) -> Store {
+        let mut d = Detector::new(config.detector.clone(), 1000);
+        for k in 0..n {
+            let id = SensorId::new(&format!("sensor-{k}"));
+            let step = d.process(&id, 1_700_000_000.0, &[1.0], || vec!["a".to_string()]);
+            step.expect("taken");
+        }
+        let store = Store::open(dir).expect("store");
+        store.save(&d.snapshot()).expect("saved");
+        store
+    }
+
+    fn build_config(limits: &str) -> Config {
+        Config::from_toml_str(&format!("[limits]\n{limits}\n")).expect("valid config")
+    }
+
+    #[test]
+    fn each_worker_restores_exactly_its_own_sensors_within_the_global_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = build_config("max_sensors = 6\nmax_memory_mb = 0");
+        let store = build_store(dir.path(), &config, 10);
+        let (detectors, restored) = restore(&store, &config, 2);
+        assert_eq!(detectors.len(), 2);
+        assert_eq!(restored.known.len(), 6, "ingest admits the capped set");
+        let total: usize = detectors.iter().map(Detector::sensors).sum();
+        assert_eq!(total, 6, "max_sensors is global, not per worker");
+        let two = std::num::NonZeroU32::new(2).expect("non-zero");
+        for (w, d) in detectors.iter().enumerate() {
+            for id in d.sensor_ids() {
+                assert_eq!(crate::cluster::worker_of(id.as_str(), two) as usize, w, "{id}");
+            }
+        }
+        assert!(detectors.iter().all(|d| d.sensors() > 0), "both workers own some");
+    }
+
+    #[test]
+    fn the_memory_budget_is_shared_by_the_workers_at_restore() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = build_config("max_memory_mb = 2");
+        let per_sensor = crate::detector::memory::pipeline_bytes(&config.detector, 1);
+        let fit = (2 << 20) / per_sensor;
+        assert!(
+            (1..10).contains(&fit),
+            "test needs a budget of 1 to 9 sensors, got {fit}"
+        );
+        let store = build_store(dir.path(), &config, 10);
+        let (detectors, _) = restore(&store, &config, 2);
+        let live: usize = detectors.iter().map(Detector::sensors).sum();
+        let parked: usize = detectors.iter().map(Detector::parked).sum();
+        let used: usize = detectors.iter().map(Detector::memory_bytes).sum();
+        assert_eq!(live + parked, 10, "none lost: the rest are parked");
+        assert!(used <= 2 << 20, "{used} bytes over the 2 MiB budget");
+        assert!(live >= 1 && live <= fit, "{live} live sensors, {fit} fit");
+    }
+}
