@@ -28,17 +28,19 @@ use tracing::{info, warn};
 
 use crate::alert::stale::{StaleEvent, Staleness};
 use crate::alert::{AlertEventKind, AlertParams, ClearReason};
-use crate::config::{LearningConfig, ModelConfig, ScoreStrategy, ThresholdConfig};
+use crate::config::{LearningConfig, ScoreStrategy, ThresholdConfig};
 use crate::detector::{DetectError, Detector, DetectorSnapshot, Evicted, Offered, Release, Step};
 use crate::metrics::{Health, ScoreSample, SensorLabels, labels, names};
-use crate::model::Model;
 use crate::publish::homeassistant::ScoreUpdate;
 use crate::publish::{Outbound, SensorState};
 use crate::ratelimit::LogLimiter;
 use crate::reading::{Reading, SensorId};
 use crate::store::versions::VersionFloor;
-use crate::trainer::TrainJob;
 use crate::window::WindowReject;
+
+mod train;
+
+pub(crate) use train::Trained;
 
 /// Longest a reading waits in its sensor's reorder buffer. QoS 1 resends after a
 /// reconnect arrive within milliseconds of the newer readings they trail (the broker
@@ -52,15 +54,6 @@ const REORDER_TICK: Duration = Duration::from_millis(250);
 /// How often idle sensors are looked for, at most (a shorter `limits.sensor_idle_secs`
 /// is checked twice per period).
 const IDLE_TICK: Duration = Duration::from_secs(10);
-
-/// A finished training job coming back from a blocking thread.
-#[derive(Debug)]
-pub(crate) struct Trained {
-    sensor: SensorId,
-    /// `None` when training failed (logged on the blocking thread).
-    model: Option<Model>,
-    took: Duration,
-}
 
 /// New threshold and alert settings from a SIGHUP reload.
 #[derive(Clone, Debug)]
@@ -497,72 +490,6 @@ impl Running {
             // `DetectError` writes the sensor id (from the network) Debug-escaped.
             warn!(kind, %error, suppressed, "Dropped reading.");
         }
-    }
-
-    /// Trains on a blocking thread once one of the `training.parallel` permits is free;
-    /// the result comes back through `trained_tx`. Without the gate, fifty sensors due
-    /// together trained on fifty threads at once: the CPU went to training, readings
-    /// were dropped, and the resident set reached ~700 MB.
-    fn spawn_training(&self, job: TrainJob) {
-        let config: ModelConfig = self.detector.config().model.clone();
-        let trained_tx = self.trained_tx.clone();
-        let gate = Arc::clone(&self.shared.train_gate);
-        self.shared.tracker.spawn(async move {
-            // Closed when every worker has stopped: waiting jobs give up instead of
-            // training; so does a job whose own worker stopped while it waited.
-            let Ok(_permit) = gate.acquire_owned().await else {
-                return;
-            };
-            if trained_tx.is_closed() {
-                return;
-            }
-            let trained = tokio::task::spawn_blocking(move || {
-                let started = Instant::now();
-                let model = match crate::trainer::train(&job, &config) {
-                    Ok(m) => Some(m),
-                    Err(error) => {
-                        warn!(sensor = %job.sensor.escaped(), %error, "Training failed; keeping the old model.");
-                        None
-                    }
-                };
-                Trained {
-                    sensor: job.sensor,
-                    model,
-                    took: started.elapsed(),
-                }
-            })
-            .await;
-            // A panic inside training is logged by the runtime; the sensor keeps its model.
-            if let Ok(trained) = trained {
-                // Fails only when the detector has stopped: the model is not needed then.
-                let _ = trained_tx.send(trained).await;
-            }
-        });
-    }
-
-    async fn on_trained(&mut self, mut t: Trained) {
-        if let (Some(model), Some(versions)) = (t.model.as_mut(), self.shared.versions.as_ref()) {
-            // A poisoned lock: a worker panicked inside `allocate`, whose state is a
-            // counter and a file write that either happened or did not.
-            let allocated = versions.lock().unwrap_or_else(PoisonError::into_inner).allocate();
-            match allocated {
-                Ok(version) => model.version = version,
-                Err(error) => {
-                    warn!(sensor = %t.sensor.escaped(), %error, "Cannot reserve a model version; keeping the old model.");
-                    t.model = None;
-                }
-            }
-        }
-        let version = t.model.as_ref().map(|m| m.version);
-        let result = if version.is_some() { "ok" } else { "error" };
-        metrics::counter!(names::RETRAINS, labels::RESULT => result).increment(1);
-        metrics::histogram!(names::RETRAIN_SECONDS).record(t.took.as_secs_f64());
-        if let Some(version) = version {
-            info!(sensor = %t.sensor.escaped(), version, took_ms = t.took.as_millis() as u64, "Model installed.");
-        }
-        self.detector.install(&t.sensor, t.model);
-        // The reading time of the state update is the wall clock here: no reading caused it.
-        self.publish_state(&t.sensor, crate::reading::unix_now()).await;
     }
 
     fn on_control(&mut self, control: Control) {
