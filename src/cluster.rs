@@ -1,7 +1,8 @@
 //! Scale-out past one daemon: which sensors this instance owns (`[cluster] instances,
 //! index`), and the per-instance MQTT names that keep instances apart on one broker.
 //!
-//! It owns the partition function and nothing else: ingest asks [`Partition::owns`]
+//! It owns the partition function (and the daemon's worker sharding, which derives from
+//! the same hash, [`worker_of`]) and nothing else: ingest asks [`Partition::owns`]
 //! for every new sensor and drops the readings of sensors another instance owns before
 //! the queue (`readings_dropped_total{reason="other_instance"}`); the daemon drops
 //! foreign sensors from a restored snapshot; config validation builds the
@@ -134,6 +135,28 @@ pub fn instance_of(sensor: &str, instances: NonZeroU32) -> u32 {
     jump(fnv1a64(sensor.as_bytes()), instances)
 }
 
+/// The detector worker (0-based, below `workers`) that owns `sensor` inside this
+/// instance: the jump hash of the sensor's FNV-1a key after a SplitMix64 finaliser.
+///
+/// Why the finaliser: [`instance_of`] already spends `jump(fnv1a64(id), instances)`.
+/// Jumping the same key again would correlate the two choices (with 2 instances and 2
+/// workers, every sensor of instance 0 would land on worker 0 and the other worker
+/// would idle), so the worker choice starts from a key mixed into an unrelated one.
+/// Like [`instance_of`] it depends only on the id's bytes, never on the run, so a
+/// sensor keeps its worker (and its readings their order) for the life of the process.
+pub fn worker_of(sensor: &str, workers: NonZeroU32) -> u32 {
+    jump(splitmix64(fnv1a64(sensor.as_bytes())), workers)
+}
+
+/// The SplitMix64 output function (Steele, Lea and Flood, "Fast splittable
+/// pseudorandom number generators", OOPSLA 2014): a bijective 64-bit mixer.
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// FNV-1a, 64 bits.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes
@@ -234,6 +257,32 @@ mod tests {
         // Ideal: 1/5 move, every one to the new instance.
         assert!((1700..=2300).contains(&moved), "{moved} of 10000 moved");
         assert!(ids.iter().all(|id| of(id, 4) == of(id, 5) || of(id, 5) == 4));
+    }
+
+    #[test]
+    fn workers_split_each_instances_sensors_evenly_and_stably() {
+        // Every sensor of instance 0 of 2 must not land on one worker (the correlation
+        // the finaliser prevents), and a sensor's worker never changes.
+        let mine: Vec<String> = (0..4000)
+            .map(|k| format!("gw-{k}/temp"))
+            .filter(|id| instance_of(id, n(2)) == 0)
+            .collect();
+        for workers in [2u32, 3] {
+            let mut counts = vec![0usize; workers as usize];
+            for id in &mine {
+                let w = worker_of(id, n(workers));
+                assert_eq!(w, worker_of(id, n(workers)), "{id} moved");
+                counts[w as usize] += 1;
+            }
+            let even = mine.len() / workers as usize;
+            for c in &counts {
+                assert!(
+                    c.abs_diff(even) * 10 < even,
+                    "uneven over {workers} workers: {counts:?}"
+                );
+            }
+        }
+        assert!((0..100).all(|k| worker_of(&format!("s{k}"), n(1)) == 0));
     }
 
     #[test]

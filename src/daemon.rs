@@ -1,18 +1,31 @@
 //! `anomalyd run`: wires the stages together and owns the shutdown sequence.
 //!
 //! ```text
-//! Ingest ──readings_tx──▶ DetectorTask ──outbound_tx──▶ Publisher
-//!                          │   ▲  (spawn_blocking trainer, snapshots → Store)
-//!                          └───┘
+//!                    ┌─readings_tx[0]─▶ DetectorTask 0 ─┐
+//! Ingest (own thread)┤        …                         ├─outbound_tx─▶ Publisher
+//!                    └─readings_tx[N-1]▶ DetectorTask N-1┘
+//!                          (spawn_blocking trainer; Coordinator: snapshots → Store)
 //! ```
+//! Sensors are sharded over `limits.detector_workers` detector tasks by a stable hash
+//! of their id ([`crate::cluster::worker_of`]): each worker owns its sensors' state
+//! outright, so the workers score in parallel on the runtime's threads without sharing
+//! a lock per reading, and every reading of a sensor goes through one FIFO queue to one
+//! worker, in order. Ingest polls the broker on a thread of its own, so the event loop
+//! (keep-alives, QoS 1 acknowledgements) never waits in the runtime's run queue behind
+//! a worker that is busy scoring.
+//!
 //! Every task runs on one [`TaskTracker`]. Only ingest and the side tasks (metrics
-//! server, watchdog, SIGHUP) watch the [`CancellationToken`]; the detector ends when
-//! its input closes, writes the final snapshot and drops the publisher's input, which
-//! then flushes, publishes `offline` and disconnects. If that takes longer than
-//! [`SHUTDOWN_TIMEOUT`], the tasks still running are named and `run` fails.
+//! server, watchdog, SIGHUP) watch the [`CancellationToken`]; the workers end when
+//! their queues close, each sends its final state to the snapshot coordinator
+//! ([`snapshots`]), which writes one final snapshot, and the publisher's input closes
+//! with the last worker; it then flushes, publishes `offline` and disconnects. If that
+//! takes longer than [`SHUTDOWN_TIMEOUT`], the tasks still running are named and `run`
+//! fails.
 
 mod detect;
 mod reload;
+mod restore;
+mod snapshots;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -25,18 +38,24 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
-use crate::cluster::Partition;
 use crate::config::Config;
-use crate::detector::{Detector, DetectorSnapshot};
+use crate::detector::Detector;
 use crate::ingest::mqtt::Ingest;
+use crate::ingest::shards::Shards;
 use crate::metrics::Health;
 use crate::publish::Publisher;
 use crate::reading::{ChannelSet, SensorId};
 use crate::store::Store;
 use crate::store::versions::VersionFloor;
-use detect::DetectorTask;
+use detect::{DetectorTask, Shared, Sizes};
+use restore::restore;
+use snapshots::Coordinator;
+
+/// Most detector workers chosen by `limits.detector_workers = 0`: one ingest thread
+/// feeds them all, so past a handful of cores more workers would only wait on it.
+const MAX_AUTO_WORKERS: usize = 8;
 
 /// How long shutdown may take before the stragglers are named and `run` fails.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,23 +66,51 @@ const OUTBOUND_CAPACITY: usize = 1024;
 
 /// Names of the tasks still running, for the shutdown report.
 #[derive(Clone, Default)]
-struct Running(Arc<Mutex<BTreeSet<&'static str>>>);
+struct Running(Arc<Mutex<BTreeSet<String>>>);
 
 impl Running {
     /// Spawns `fut` on `tracker` under `name`; the name is removed when it ends.
-    fn spawn<F>(&self, tracker: &TaskTracker, name: &'static str, fut: F)
+    fn spawn<F>(&self, tracker: &TaskTracker, name: impl Into<String>, fut: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.lock().insert(name);
+        let name = name.into();
+        self.lock().insert(name.clone());
         let running = self.clone();
         tracker.spawn(async move {
             fut.await;
-            running.lock().remove(name);
+            running.lock().remove(&name);
         });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<&'static str>> {
+    /// Runs `ingest` on a thread of its own (a current-thread runtime), tracked under
+    /// "ingest" like a task; see the module docs for why.
+    fn spawn_ingest(
+        &self,
+        tracker: &TaskTracker,
+        ingest: Ingest,
+        token: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the ingest thread's runtime")?;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("anomalyd-ingest".to_string())
+            .spawn(move || {
+                runtime.block_on(ingest.run(token));
+                let _ = done_tx.send(());
+            })
+            .context("cannot start the ingest thread")?;
+        // Resolves when the thread ends, normally or by a panic (the sender is dropped).
+        self.spawn(tracker, "ingest", async move {
+            let _ = done_rx.await;
+        });
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
         // A poisoned set only means a task panicked while inserting a name; the set
         // itself is still valid.
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -83,10 +130,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let store = open_store(&config)?;
-    let budget = (config.limits.max_memory_mb > 0).then_some(config.limits.max_memory_mb << 20);
-    let mut detector =
-        Detector::new(config.detector.clone(), config.limits.max_sensors).with_memory_budget(budget);
-    let restored = restore(&store, &mut detector, config.cluster);
+    let (detectors, restored) = restore(&store, &config, detector_workers(&config));
     let versions = VersionFloor::open(store.dir(), restored.newest_version + 1)
         .context("cannot read the model version floor in the state directory")?;
     let persisted = Persisted {
@@ -108,7 +152,7 @@ pub async fn run(
         health,
         final_snapshot_failed: Arc::clone(&final_snapshot_failed),
     };
-    stages.start(&config, detector, persisted, config_path)?;
+    stages.start(&config, detectors, persisted, config_path)?;
     tracker.close();
     crate::notify::ready();
     crate::notify::status("running");
@@ -122,7 +166,7 @@ pub async fn run(
         .await
         .is_err()
     {
-        let stragglers: Vec<&str> = running.lock().iter().copied().collect();
+        let stragglers: Vec<String> = running.lock().iter().cloned().collect();
         error!(
             ?stragglers,
             timeout_s = SHUTDOWN_TIMEOUT.as_secs(),
@@ -151,12 +195,13 @@ struct Stages<'a> {
 }
 
 impl Stages<'_> {
-    /// Builds the channels and spawns ingest → detector → publisher, plus the SIGHUP
-    /// and watchdog side tasks.
+    /// Builds the channels and spawns ingest → detector workers → publisher, the
+    /// snapshot coordinator, and the SIGHUP and watchdog side tasks. `detectors` holds
+    /// one detector per worker, each with that worker's restored sensors.
     fn start(
         self,
         config: &Config,
-        detector: Detector,
+        detectors: Vec<Detector>,
         persisted: Persisted,
         config_path: Option<PathBuf>,
     ) -> anyhow::Result<()> {
@@ -165,23 +210,20 @@ impl Stages<'_> {
             versions,
             known,
         } = persisted;
-        let (readings_tx, readings_rx) = mpsc::channel(config.limits.channel_capacity.max(1));
         let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
         let (reload_tx, reload_rx) = mpsc::channel(4);
         // Unbounded: at most one message per sensor ever admitted and then dropped.
         let (forget_tx, forget_rx) = mpsc::unbounded_channel();
-        let ingest = Ingest::new(config, readings_tx, self.health.clone(), known, forget_rx)
-            .context("cannot set up the MQTT subscriber")?;
-        let publisher = Publisher::new(config).context("cannot set up the MQTT publisher")?;
+        let train_gate = Arc::new(tokio::sync::Semaphore::new(config.detector.training.parallel));
         let every = config.state.snapshot_every_secs;
-        let task = DetectorTask {
-            detector,
-            readings_rx,
-            reload_rx,
+        let shared = Shared {
             outbound_tx,
-            store: Some(Arc::new(store)),
-            versions: Some(versions),
-            snapshot_every: (every > 0).then(|| Duration::from_secs(every)),
+            versions: Some(Arc::new(Mutex::new(versions))),
+            train_gate: Arc::clone(&train_gate),
+            sensor_labels: Arc::new(Mutex::new(crate::metrics::SensorLabels::new(
+                crate::metrics::DEFAULT_MAX_TRACKED_SENSORS,
+            ))),
+            sizes: Sizes::new(detectors.len()),
             stale_after: config.stale_after,
             score_every: config.homeassistant.as_ref().map(|h| h.score_every),
             idle_after: (config.limits.sensor_idle_secs > 0)
@@ -189,11 +231,57 @@ impl Stages<'_> {
             forget_tx,
             tracker: self.tracker.clone(),
             health: self.health.clone(),
+        };
+        let mut readings_txs = Vec::with_capacity(detectors.len());
+        let mut coordinator = Coordinator {
+            control_tx: Vec::with_capacity(detectors.len()),
+            finals: Vec::with_capacity(detectors.len()),
+            reload_rx,
+            store: Some(Arc::new(store)),
+            snapshot_every: (every > 0).then(|| Duration::from_secs(every)),
+            train_gate,
+            tracker: self.tracker.clone(),
             final_snapshot_failed: self.final_snapshot_failed,
         };
+        let mut workers = Vec::with_capacity(detectors.len());
+        for (worker, detector) in detectors.into_iter().enumerate() {
+            let (readings_tx, readings_rx) = mpsc::channel(config.limits.channel_capacity.max(1));
+            // Snapshot requests and reloads: one of each at a time.
+            let (control_tx, control_rx) = mpsc::channel(4);
+            let (final_tx, final_rx) = tokio::sync::oneshot::channel();
+            readings_txs.push(readings_tx);
+            coordinator.control_tx.push(control_tx);
+            coordinator.finals.push(final_rx);
+            workers.push(DetectorTask {
+                worker,
+                detector,
+                readings_rx,
+                control_rx,
+                final_tx,
+                shared: shared.clone(),
+            });
+        }
+        // The workers hold the only other senders: the publisher's input closes with
+        // the last of them.
+        drop(shared);
+        let ingest = Ingest::new(
+            config,
+            Shards::new(readings_txs),
+            self.health.clone(),
+            known,
+            forget_rx,
+        )
+        .context("cannot set up the MQTT subscriber")?;
+        let publisher = Publisher::new(config).context("cannot set up the MQTT publisher")?;
         let (tracker, token) = (self.tracker, self.token);
-        self.running.spawn(tracker, "ingest", ingest.run(token.clone()));
-        self.running.spawn(tracker, "detector", task.run());
+        self.health.set_detector_alive(true);
+        info!(workers = workers.len(), "Detector workers starting.");
+        for task in workers {
+            let name = format!("detector-{}", task.worker);
+            self.running.spawn(tracker, name, task.run());
+        }
+        self.running.spawn(tracker, "snapshots", coordinator.run());
+        self.running.spawn_ingest(tracker, ingest, token.clone())?;
         self.running
             .spawn(tracker, "publisher", publisher.run(outbound_rx));
         if let Some(path) = config_path {
@@ -206,6 +294,15 @@ impl Stages<'_> {
         let watchdog = crate::notify::watchdog_loop(self.health, token.clone().cancelled_owned());
         self.running.spawn(tracker, "watchdog", watchdog);
         Ok(())
+    }
+}
+
+/// The number of detector workers: `limits.detector_workers`, or with 0 one per
+/// available core, at most [`MAX_AUTO_WORKERS`].
+fn detector_workers(config: &Config) -> usize {
+    match config.limits.detector_workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_AUTO_WORKERS)),
+        n => n,
     }
 }
 
@@ -222,61 +319,6 @@ struct Persisted {
     versions: VersionFloor,
     /// Sensors restored from the snapshot, with their channel sets.
     known: Vec<(SensorId, ChannelSet)>,
-}
-
-/// What a snapshot told the rest of the daemon.
-#[derive(Default)]
-struct Restored {
-    /// The newest model version in it (0 without one).
-    newest_version: u64,
-    /// Its sensors and their channel sets (ingest admits them first).
-    known: Vec<(SensorId, ChannelSet)>,
-}
-
-/// Restores the last snapshot. A missing snapshot is a first start; a corrupt or
-/// foreign one has been set aside by the store and is reported, never fatal. Sensors
-/// that `partition` does not own (the cluster was resized) are left to their new
-/// owner: scoring them here too would alert twice.
-fn restore(store: &Store, detector: &mut Detector, partition: Partition) -> Restored {
-    match store.load::<DetectorSnapshot>() {
-        Ok(Some(mut snapshot)) => {
-            let before = snapshot.sensors.len();
-            snapshot.sensors.retain(|s| partition.owns(&s.sensor));
-            if snapshot.sensors.len() < before {
-                info!(
-                    dropped = before - snapshot.sensors.len(),
-                    instances = partition.instances(),
-                    index = partition.index(),
-                    "Snapshot sensors now owned by other instances left out."
-                );
-            }
-            let newest_version = (snapshot.sensors.iter())
-                .filter_map(|s| s.model.as_ref().map(|m| m.version))
-                .max()
-                .unwrap_or(0);
-            let known = (snapshot.sensors.iter())
-                .map(|s| (SensorId::new(&s.sensor), ChannelSet::from(s.channels.clone())))
-                .collect();
-            let sensors = detector.restore(snapshot);
-            info!(
-                sensors,
-                newest_model_version = newest_version,
-                "Snapshot restored; no warm-up for known sensors."
-            );
-            Restored {
-                newest_version,
-                known,
-            }
-        }
-        Ok(None) => {
-            info!("No snapshot; every sensor starts with a warm-up.");
-            Restored::default()
-        }
-        Err(error) => {
-            warn!(%error, "Snapshot unusable; starting without it.");
-            Restored::default()
-        }
-    }
 }
 
 async fn start_metrics(

@@ -168,8 +168,12 @@ pub struct RawLimits {
     pub max_payload_bytes: usize,
     /// Most sensors tracked; readings of further sensors are dropped and counted. Default 10000.
     pub max_sensors: usize,
-    /// Capacity of the ingest → detector channel, readings. Default 8192.
+    /// Capacity of each ingest → detector worker channel, readings. Default 8192.
     pub channel_capacity: usize,
+    /// Detector workers the sensors are sharded over by a stable hash of their id
+    /// (one task each, a sensor's readings always on the same one). 0 = one per
+    /// available core, at most 8. Default 0.
+    pub detector_workers: usize,
     /// Most channels per sensor. Default 64.
     pub max_channels: usize,
     /// Memory the detector's sensors may take, MB, by the estimate of
@@ -460,6 +464,7 @@ impl Default for RawLimits {
             max_payload_bytes: 65_536,
             max_sensors: 10_000,
             channel_capacity: 8192,
+            detector_workers: 0,
             max_channels: 64,
             max_memory_mb: 1024,
             sensor_idle_secs: 86_400,

@@ -1,9 +1,16 @@
-//! The detector task: owns the [`Detector`], feeds it readings from ingest, sends
-//! training jobs to blocking threads and installs the models they return, publishes
-//! alert events and per-sensor state, snapshots periodically and once more when its
-//! input closes. It never waits for training: scoring continues with the old model.
-//! With `[alert] stale_after_secs` it also owns the wall-clock [`Staleness`] of every
-//! sensor: a periodic sweep publishes `stale`, the next reading `fresh`.
+//! A detector worker: owns a [`Detector`] holding its share of the sensors (those
+//! [`crate::cluster::worker_of`] assigns it; ingest sends it only their readings),
+//! feeds it readings from its queue, sends training jobs to blocking threads and
+//! installs the models they return, publishes alert events and per-sensor state, and
+//! answers the snapshot coordinator ([`super::snapshots`]) with its sensors' state,
+//! periodically and once more when its queue closes. It never waits for training:
+//! scoring continues with the old model. With `[alert] stale_after_secs` it also owns
+//! the wall-clock [`Staleness`] of its sensors: a periodic sweep publishes `stale`, the
+//! next reading `fresh`.
+//!
+//! What the workers share is in [`Shared`]: the publisher's queue, the model version
+//! counter, the `training.parallel` gate, the per-sensor metric labels and the size
+//! gauges, so each of those stays one global decision however many workers there are.
 //!
 //! Readings go through each sensor's reorder buffer ([`Detector::offer`], `[window]
 //! reorder_rows`): one is scored once `reorder_rows` newer readings of its sensor have
@@ -11,29 +18,29 @@
 //! held reading is scored before the final snapshot.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinHandle;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::alert::stale::{StaleEvent, Staleness};
 use crate::alert::{AlertEventKind, AlertParams, ClearReason};
-use crate::config::{LearningConfig, ModelConfig, ScoreStrategy, ThresholdConfig};
-use crate::detector::{DetectError, Detector, Evicted, Offered, Release, Step};
+use crate::config::{LearningConfig, ScoreStrategy, ThresholdConfig};
+use crate::detector::{DetectError, Detector, DetectorSnapshot, Evicted, Offered, Release, Step};
 use crate::metrics::{Health, ScoreSample, SensorLabels, labels, names};
-use crate::model::Model;
 use crate::publish::homeassistant::ScoreUpdate;
 use crate::publish::{Outbound, SensorState};
 use crate::ratelimit::LogLimiter;
 use crate::reading::{Reading, SensorId};
-use crate::store::Store;
 use crate::store::versions::VersionFloor;
-use crate::trainer::TrainJob;
 use crate::window::WindowReject;
+
+mod train;
+
+pub(crate) use train::Trained;
 
 /// Longest a reading waits in its sensor's reorder buffer. QoS 1 resends after a
 /// reconnect arrive within milliseconds of the newer readings they trail (the broker
@@ -48,17 +55,8 @@ const REORDER_TICK: Duration = Duration::from_millis(250);
 /// is checked twice per period).
 const IDLE_TICK: Duration = Duration::from_secs(10);
 
-/// A finished training job coming back from a blocking thread.
-#[derive(Debug)]
-pub(crate) struct Trained {
-    sensor: SensorId,
-    /// `None` when training failed (logged on the blocking thread).
-    model: Option<Model>,
-    took: Duration,
-}
-
 /// New threshold and alert settings from a SIGHUP reload.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Reload {
     pub(crate) threshold: ThresholdConfig,
     pub(crate) alert: AlertParams,
@@ -78,16 +76,51 @@ struct Published {
     stale: bool,
 }
 
-/// The detector task's state; see the module docs.
-pub(crate) struct DetectorTask {
-    pub(crate) detector: Detector,
-    pub(crate) readings_rx: mpsc::Receiver<Reading>,
-    pub(crate) reload_rx: mpsc::Receiver<Reload>,
+/// What the coordinator asks of a worker.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Send back the persistent state of the worker's sensors (periodic snapshot).
+    Snapshot(oneshot::Sender<DetectorSnapshot>),
+    /// Apply new settings (SIGHUP).
+    Reload(Reload),
+}
+
+/// The sensor count and memory estimate of every worker, summed into the global
+/// `anomalyd_sensors` and `anomalyd_memory_estimate_bytes` gauges (a gauge set by each
+/// worker alone would show whichever wrote last).
+#[derive(Clone, Debug)]
+pub(crate) struct Sizes(Arc<[(AtomicUsize, AtomicUsize)]>);
+
+impl Sizes {
+    pub(crate) fn new(workers: usize) -> Self {
+        Self((0..workers).map(|_| Default::default()).collect())
+    }
+
+    /// Records `worker`'s figures and sets both gauges to the sums.
+    fn set(&self, worker: usize, sensors: usize, bytes: usize) {
+        self.0[worker].0.store(sensors, Ordering::Relaxed);
+        self.0[worker].1.store(bytes, Ordering::Relaxed);
+        let (s, b) = (self.0.iter()).fold((0, 0), |(s, b), (ws, wb)| {
+            (s + ws.load(Ordering::Relaxed), b + wb.load(Ordering::Relaxed))
+        });
+        metrics::gauge!(names::SENSORS).set(s as f64);
+        metrics::gauge!(names::MEMORY_ESTIMATE).set(b as f64);
+    }
+}
+
+/// What every worker shares; cloned into each.
+#[derive(Clone)]
+pub(crate) struct Shared {
     pub(crate) outbound_tx: mpsc::Sender<Outbound>,
-    pub(crate) store: Option<Arc<Store>>,
     /// Where new models' versions come from (`None`: the detector's own numbering).
-    pub(crate) versions: Option<VersionFloor>,
-    pub(crate) snapshot_every: Option<Duration>,
+    /// One counter for all workers: a version never repeats, whichever worker trained.
+    pub(crate) versions: Option<Arc<Mutex<VersionFloor>>>,
+    /// `training.parallel` permits for all workers together; see `spawn_training`.
+    pub(crate) train_gate: Arc<Semaphore>,
+    /// Per-sensor gauge labels, capped over all sensors so thousands of them cannot
+    /// blow up `/metrics`. A std mutex: held for a map update, never across `.await`.
+    pub(crate) sensor_labels: Arc<Mutex<SensorLabels>>,
+    pub(crate) sizes: Sizes,
     /// `[alert] stale_after_secs` (`None`: off).
     pub(crate) stale_after: Option<Duration>,
     /// `[homeassistant] score_every_secs`, when Home Assistant discovery is on.
@@ -98,67 +131,62 @@ pub(crate) struct DetectorTask {
     pub(crate) forget_tx: mpsc::UnboundedSender<SensorId>,
     pub(crate) tracker: TaskTracker,
     pub(crate) health: Health,
-    /// Set when the final snapshot could not be written: `run` then fails.
-    pub(crate) final_snapshot_failed: Arc<AtomicBool>,
+}
+
+impl Shared {
+    fn labels(&self) -> MutexGuard<'_, SensorLabels> {
+        // A poisoned lock only means a worker panicked mid-update of a gauge map.
+        self.sensor_labels.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One detector worker's wiring; see the module docs.
+pub(crate) struct DetectorTask {
+    /// Its index, below the number of workers.
+    pub(crate) worker: usize,
+    /// Holds exactly the sensors of this worker.
+    pub(crate) detector: Detector,
+    pub(crate) readings_rx: mpsc::Receiver<Reading>,
+    pub(crate) control_rx: mpsc::Receiver<Control>,
+    /// The worker's final snapshot, after its queue closed and every held reading was
+    /// scored.
+    pub(crate) final_tx: oneshot::Sender<DetectorSnapshot>,
+    pub(crate) shared: Shared,
 }
 
 /// The task's working state, kept apart from its wiring.
 struct Running {
+    worker: usize,
     detector: Detector,
-    outbound_tx: mpsc::Sender<Outbound>,
+    shared: Shared,
     trained_tx: mpsc::Sender<Trained>,
-    store: Option<Arc<Store>>,
-    /// Versions that never repeat across restarts; see [`VersionFloor`].
-    versions: Option<VersionFloor>,
-    tracker: TaskTracker,
-    /// `training.parallel` permits; see `spawn_training`.
-    train_gate: Arc<Semaphore>,
     published: HashMap<SensorId, Published>,
-    /// Per-sensor gauge labels, capped so thousands of sensors cannot blow up `/metrics`.
-    sensor_labels: SensorLabels,
-    /// See [`DetectorTask::final_snapshot_failed`].
-    final_snapshot_failed: Arc<AtomicBool>,
-    /// The one periodic snapshot being written, if any; the next waits for it.
-    saving: Option<JoinHandle<()>>,
     limiter: LogLimiter,
     /// Wall-clock silence per sensor, when `[alert] stale_after_secs` is on.
     staleness: Option<Staleness>,
-    /// See [`DetectorTask::score_every`].
-    score_every: Option<Duration>,
     /// When each sensor's scores were last sent for Home Assistant.
     scores_sent: HashMap<SensorId, Instant>,
     /// The clock of reading arrivals for the reorder buffers (monotonic).
     clock: Instant,
-    /// See [`DetectorTask::forget_tx`].
-    forget_tx: mpsc::UnboundedSender<SensorId>,
 }
 
 impl DetectorTask {
-    /// Runs until `readings_rx` closes (ingest stopped), then writes the final snapshot
-    /// and returns, which closes the publisher's channel.
+    /// Runs until `readings_rx` closes (ingest stopped), scores every held reading,
+    /// sends the final snapshot and returns, which drops its half of the publisher's
+    /// channel.
     pub(crate) async fn run(self) {
         let DetectorTask {
+            worker,
             detector,
             mut readings_rx,
-            mut reload_rx,
-            outbound_tx,
-            store,
-            versions,
-            snapshot_every,
-            stale_after,
-            score_every,
-            idle_after,
-            forget_tx,
-            tracker,
-            health,
-            final_snapshot_failed,
+            mut control_rx,
+            final_tx,
+            shared,
         } = self;
-        health.set_detector_alive(true);
         // One job per sensor is in flight at most (the detector guarantees it), so
         // this capacity only makes a blocking thread wait if thousands finish at once.
         let (trained_tx, mut trained_rx) = mpsc::channel(64);
-        let parallel = detector.config().training.parallel;
-        let staleness = stale_after.map(|after| {
+        let staleness = shared.stale_after.map(|after| {
             let mut s = Staleness::new(after);
             // Restored sensors count as heard from now: one that never speaks again
             // goes stale like any other.
@@ -168,24 +196,17 @@ impl DetectorTask {
             }
             s
         });
+        let (stale_after, idle_after) = (shared.stale_after, shared.idle_after);
         let mut run = Running {
+            worker,
             staleness,
-            score_every,
             scores_sent: HashMap::new(),
-            train_gate: Arc::new(Semaphore::new(parallel)),
             detector,
-            outbound_tx,
+            shared,
             trained_tx,
-            store,
-            versions,
-            tracker,
-            final_snapshot_failed,
             published: HashMap::new(),
-            sensor_labels: SensorLabels::new(crate::metrics::DEFAULT_MAX_TRACKED_SENSORS),
-            saving: None,
             limiter: LogLimiter::default(),
             clock: Instant::now(),
-            forget_tx,
         };
         let idle_period = idle_after.map_or(IDLE_TICK, |d| {
             IDLE_TICK.min(d / 2).max(Duration::from_millis(100))
@@ -193,13 +214,12 @@ impl DetectorTask {
         let mut idle_tick = tokio::time::interval(idle_period);
         idle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let reorder = run.detector.config().reorder_rows > 0;
-        // Per-sensor score gauges are written once a second, not per window.
+        // Per-sensor score gauges are written once a second, not per window (by
+        // worker 0: the labels are shared).
         let mut gauge_tick = tokio::time::interval(Duration::from_secs(1));
         gauge_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reorder_tick = tokio::time::interval(REORDER_TICK);
         reorder_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let period = snapshot_every.unwrap_or(Duration::from_secs(3600));
-        let mut snapshot_tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         // A sweep a tenth of the limit apart (0.1 s to 5 s) reports a silence at most
         // 10 % late and costs nothing between.
         let sweep = stale_after.map_or(Duration::from_secs(3600), |d| {
@@ -213,26 +233,26 @@ impl DetectorTask {
                 Some(trained) = trained_rx.recv() => run.on_trained(trained).await,
                 // Without a reorder buffer nothing ever waits.
                 _ = reorder_tick.tick(), if reorder => run.on_reorder_tick().await,
-                _ = gauge_tick.tick() => run.sensor_labels.flush_scores(),
+                _ = gauge_tick.tick(), if worker == 0 => run.shared.labels().flush_scores(),
                 reading = readings_rx.recv() => match reading {
                     Some(t) => run.on_reading(t).await,
                     None => break,
                 },
                 // Disabled when sensors are never evicted.
                 _ = idle_tick.tick(), if idle_after.is_some() => run.on_idle_tick(idle_after),
-                // Disabled when snapshots are only taken at shutdown.
-                _ = snapshot_tick.tick(), if snapshot_every.is_some() => run.on_snapshot_tick(),
                 // Disabled when staleness is off.
                 _ = stale_tick.tick(), if stale_after.is_some() => run.on_stale_tick().await,
-                Some(reload) = reload_rx.recv() => run.on_reload(reload),
+                // Closed only when the coordinator has stopped (it outlives the workers
+                // unless it failed); the pattern then disables the arm.
+                Some(control) = control_rx.recv() => run.on_control(control),
             }
         }
-        health.set_detector_alive(false);
+        run.shared.health.set_detector_alive(false);
         for sensor in run.detector.holding() {
             run.release(&sensor, Release::All).await;
         }
-        run.train_gate.close();
-        run.final_snapshot().await;
+        // Fails only when the coordinator is gone, which then writes nothing.
+        let _ = final_tx.send(run.detector.snapshot());
     }
 }
 
@@ -277,7 +297,7 @@ impl Running {
                             threshold: scored.threshold,
                             anomaly_score: scored.anomaly_score,
                         };
-                        self.sensor_labels.set_scores(sensor, sample);
+                        self.shared.labels().set_scores(sensor, sample);
                         self.send_score(sensor, released.ts, scored).await;
                     }
                     self.on_step(sensor, released.ts, step).await;
@@ -304,13 +324,13 @@ impl Running {
                 Evicted::Parked(id) => (id, "parked"),
                 Evicted::Dropped(id) => {
                     // Fails only when ingest has stopped (shutdown).
-                    let _ = self.forget_tx.send(id.clone());
+                    let _ = self.shared.forget_tx.send(id.clone());
                     (id, "dropped")
                 }
             };
             parked += usize::from(kind == "parked");
             self.published.remove(sensor);
-            self.sensor_labels.forget_scores(sensor);
+            self.shared.labels().forget_scores(sensor);
             metrics::counter!(names::SENSORS_EVICTED, labels::KIND => kind).increment(1);
         }
         self.set_size_gauges();
@@ -322,10 +342,9 @@ impl Running {
         );
     }
 
-    /// Tracked sensors and the memory estimate.
+    /// Tracked sensors and the memory estimate, summed over the workers.
     fn set_size_gauges(&self) {
-        metrics::gauge!(names::SENSORS).set(self.detector.sensors() as f64);
-        metrics::gauge!(names::MEMORY_ESTIMATE).set(self.detector.memory_bytes() as f64);
+        (self.shared.sizes).set(self.worker, self.detector.sensors(), self.detector.memory_bytes());
     }
 
     /// Scores readings that waited [`REORDER_WAIT`] for older ones.
@@ -353,14 +372,18 @@ impl Running {
             }
             // The publisher drains its channel into its own queue at once, so this
             // only waits for a moment under a burst.
-            let _ = self.outbound_tx.send(Outbound::Alert(Box::new(event))).await;
+            let _ = self
+                .shared
+                .outbound_tx
+                .send(Outbound::Alert(Box::new(event)))
+                .await;
         }
         self.publish_state(sensor, ts).await;
     }
 
     /// Sends the sensor's scores for Home Assistant, at most once per `score_every`.
     async fn send_score(&mut self, sensor: &SensorId, ts: f64, scored: &crate::detector::Scored) {
-        let Some(every) = self.score_every else {
+        let Some(every) = self.shared.score_every else {
             return;
         };
         let now = Instant::now();
@@ -376,7 +399,7 @@ impl Running {
             model_version: scored.model_version,
             ts,
         };
-        let _ = self.outbound_tx.send(Outbound::Score(update)).await;
+        let _ = self.shared.outbound_tx.send(Outbound::Score(update)).await;
     }
 
     /// Sweeps for silent sensors: each newly stale one gets its event and state.
@@ -394,7 +417,7 @@ impl Running {
         metrics::counter!(names::ALERTS, labels::EVENT => event.event.as_str()).increment(1);
         let sensor = SensorId::new(&event.sensor);
         let ts = event.ts;
-        let _ = self.outbound_tx.send(Outbound::Stale(event)).await;
+        let _ = self.shared.outbound_tx.send(Outbound::Stale(event)).await;
         self.publish_state(&sensor, ts).await;
     }
 
@@ -426,8 +449,11 @@ impl Running {
         if before.is_none() {
             self.set_size_gauges();
         }
-        self.sensor_labels.set_model_version(sensor, model_version);
-        self.sensor_labels.set_threshold_ready(sensor, threshold_ready);
+        {
+            let mut labels = self.shared.labels();
+            labels.set_model_version(sensor, model_version);
+            labels.set_threshold_ready(sensor, threshold_ready);
+        }
         let msg = SensorState {
             sensor: sensor.to_string(),
             state,
@@ -438,7 +464,7 @@ impl Running {
             stale: now.stale,
             ts,
         };
-        let _ = self.outbound_tx.send(Outbound::State(msg)).await;
+        let _ = self.shared.outbound_tx.send(Outbound::State(msg)).await;
     }
 
     fn on_rejected(&mut self, error: &DetectError) {
@@ -466,123 +492,14 @@ impl Running {
         }
     }
 
-    /// Trains on a blocking thread once one of the `training.parallel` permits is free;
-    /// the result comes back through `trained_tx`. Without the gate, fifty sensors due
-    /// together trained on fifty threads at once: the CPU went to training, readings
-    /// were dropped, and the resident set reached ~700 MB.
-    fn spawn_training(&self, job: TrainJob) {
-        let config: ModelConfig = self.detector.config().model.clone();
-        let trained_tx = self.trained_tx.clone();
-        let gate = Arc::clone(&self.train_gate);
-        self.tracker.spawn(async move {
-            // Closed when the detector stops: waiting jobs give up instead of training.
-            let Ok(_permit) = gate.acquire_owned().await else {
-                return;
-            };
-            let trained = tokio::task::spawn_blocking(move || {
-                let started = Instant::now();
-                let model = match crate::trainer::train(&job, &config) {
-                    Ok(m) => Some(m),
-                    Err(error) => {
-                        warn!(sensor = %job.sensor.escaped(), %error, "Training failed; keeping the old model.");
-                        None
-                    }
-                };
-                Trained {
-                    sensor: job.sensor,
-                    model,
-                    took: started.elapsed(),
-                }
-            })
-            .await;
-            // A panic inside training is logged by the runtime; the sensor keeps its model.
-            if let Ok(trained) = trained {
-                // Fails only when the detector has stopped: the model is not needed then.
-                let _ = trained_tx.send(trained).await;
+    fn on_control(&mut self, control: Control) {
+        match control {
+            // Fails only when the coordinator stopped waiting (shutdown).
+            Control::Snapshot(reply) => drop(reply.send(self.detector.snapshot())),
+            Control::Reload(r) => {
+                self.detector.reload(r.threshold, r.alert, r.score, r.learning);
+                info!(worker = self.worker, "Threshold and alert settings reloaded.");
             }
-        });
-    }
-
-    async fn on_trained(&mut self, mut t: Trained) {
-        if let (Some(model), Some(versions)) = (t.model.as_mut(), self.versions.as_mut()) {
-            match versions.allocate() {
-                Ok(version) => model.version = version,
-                Err(error) => {
-                    warn!(sensor = %t.sensor.escaped(), %error, "Cannot reserve a model version; keeping the old model.");
-                    t.model = None;
-                }
-            }
-        }
-        let version = t.model.as_ref().map(|m| m.version);
-        let result = if version.is_some() { "ok" } else { "error" };
-        metrics::counter!(names::RETRAINS, labels::RESULT => result).increment(1);
-        metrics::histogram!(names::RETRAIN_SECONDS).record(t.took.as_secs_f64());
-        if let Some(version) = version {
-            info!(sensor = %t.sensor.escaped(), version, took_ms = t.took.as_millis() as u64, "Model installed.");
-        }
-        self.detector.install(&t.sensor, t.model);
-        // The reading time of the state update is the wall clock here: no reading caused it.
-        self.publish_state(&t.sensor, crate::reading::unix_now()).await;
-    }
-
-    fn on_reload(&mut self, reload: Reload) {
-        self.detector
-            .reload(reload.threshold, reload.alert, reload.score, reload.learning);
-        info!("Threshold and alert settings reloaded.");
-    }
-
-    fn on_snapshot_tick(&mut self) {
-        let Some(store) = self.store.clone() else {
-            return;
-        };
-        if self.saving.as_ref().is_some_and(|h| !h.is_finished()) {
-            return; // The previous snapshot is still being written: skip this tick.
-        }
-        let snapshot = self.detector.snapshot();
-        self.saving = Some(self.tracker.spawn_blocking(move || {
-            save(&store, &snapshot);
-        }));
-    }
-
-    async fn final_snapshot(mut self) {
-        let Some(store) = self.store.clone() else {
-            return;
-        };
-        if let Some(h) = self.saving.take() {
-            let _ = h.await;
-        }
-        let snapshot = self.detector.snapshot();
-        let sensors = self.detector.sensors();
-        let saved = tokio::task::spawn_blocking(move || save(&store, &snapshot)).await;
-        match saved {
-            Ok(true) => info!(sensors, "Final snapshot written."),
-            // `save` logged why; the daemon exits non-zero (see `daemon::run`).
-            Ok(false) => {
-                self.final_snapshot_failed.store(true, Ordering::Relaxed);
-                error!(
-                    sensors,
-                    "Final snapshot not written; state since the last snapshot is lost."
-                );
-            }
-            Err(error) => {
-                self.final_snapshot_failed.store(true, Ordering::Relaxed);
-                error!(%error, "Final snapshot task failed.");
-            }
-        }
-    }
-}
-
-/// Saves a snapshot; true when it was written. [`Store::save`] counts it in
-/// `snapshots_total` and `snapshot_seconds` (once: counting here too doubled both).
-fn save(store: &Store, snapshot: &crate::detector::DetectorSnapshot) -> bool {
-    match store.save(snapshot) {
-        Ok(report) => {
-            tracing::debug!(path = %report.path.display(), bytes = report.bytes, "Snapshot written.");
-            true
-        }
-        Err(error) => {
-            warn!(%error, "Snapshot not written.");
-            false
         }
     }
 }

@@ -11,3 +11,4 @@ pub mod mqtt;
 pub mod payload;
 pub mod route;
 pub mod sensors;
+pub mod shards;

@@ -5,8 +5,19 @@
 //! its source, takes the sensor id from the topic or the payload, parses with
 //! [`super::payload::parse`], admits the sensor (when this `[cluster]` instance owns
 //! it) and its channel set ([`super::sensors`]), completes partial updates
-//! ([`super::assemble`]) and hands each [`Reading`] to the detector with `try_send`:
-//! `poll()` is never blocked, and a full channel is a counted drop. After a connection
+//! ([`super::assemble`]) and hands each [`Reading`] to its sensor's detector worker with
+//! `try_send` ([`Shards`]): `poll()` is never blocked, and a full queue is a counted
+//! drop.
+//!
+//! QoS 1 acknowledgements: rumqttc acknowledges a QoS 1 publish itself (no
+//! `manual_acks`) as the event loop reads it, and writes the PUBACKs out with the next
+//! flush of that same `poll()`. So an acknowledgement is as prompt as the loop is
+//! polled, and nothing here ever awaits the detector: the broker's in-flight window
+//! (Mosquitto `max_inflight_messages`, 20 by default) drains at the loop's pace, not
+//! the scoring's. The price is that a reading dropped as `queue_full` has been
+//! acknowledged and is lost for good; the alternative (waiting for room before
+//! polling on) would stall keep-alives and let the broker queue, then drop, everything
+//! behind it for every sensor. After a connection
 //! error it backs off exponentially in a `select!` with the cancellation token. It does
 //! not window, score or publish.
 
@@ -21,6 +32,7 @@ use super::assemble::Held;
 use super::payload::{self, Field, FieldError, PayloadFormat, PayloadParams};
 use super::route::{Route, SensorFrom};
 use super::sensors::{Admission, Refused, first_channel_set};
+use super::shards::Shards;
 use crate::config::Config;
 use crate::escape::Escaped;
 use crate::metrics::{Health, labels, names};
@@ -66,7 +78,8 @@ pub struct Ingest {
     eventloop: EventLoop,
     routes: Vec<Route>,
     qos: QoS,
-    readings_tx: mpsc::Sender<Reading>,
+    /// The detector workers' queues.
+    shards: Shards,
     backoff: Backoff,
     limiter: LogLimiter,
     max_channels: usize,
@@ -90,7 +103,7 @@ impl Ingest {
     /// [`IngestError`] for unreadable credential/TLS files or a bad source format.
     pub fn new(
         config: &Config,
-        readings_tx: mpsc::Sender<Reading>,
+        shards: Shards,
         health: Health,
         known: Vec<(SensorId, ChannelSet)>,
         forget_rx: mpsc::UnboundedReceiver<SensorId>,
@@ -107,7 +120,7 @@ impl Ingest {
             eventloop,
             routes,
             qos,
-            readings_tx,
+            shards,
             backoff: Backoff::new(config.mqtt.reconnect_min, config.mqtt.reconnect_max),
             limiter: LogLimiter::default(),
             max_channels: config.limits.max_channels,
@@ -118,7 +131,7 @@ impl Ingest {
     }
 
     /// Polls until `shutdown` is cancelled, then disconnects. Dropping `self` at the
-    /// end closes the readings channel, which tells the detector to drain and stop.
+    /// end closes the readings queues, which tells the detector workers to drain and stop.
     pub async fn run(mut self, shutdown: CancellationToken) {
         loop {
             tokio::select! {
@@ -282,7 +295,7 @@ impl Ingest {
     /// Hands one reading over without waiting: the event loop must keep polling
     /// (keep-alives, acks) even when the detector lags, so a full channel is a drop.
     fn forward(&mut self, reading: Reading) {
-        match self.readings_tx.try_send(reading) {
+        match self.shards.try_send(reading) {
             Ok(()) => metrics::counter!(names::READINGS).increment(1),
             Err(mpsc::error::TrySendError::Full(t)) => {
                 metrics::counter!(names::READINGS_DROPPED, labels::REASON => "queue_full").increment(1);

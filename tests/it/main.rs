@@ -12,6 +12,7 @@ mod mqtt5;
 mod operator;
 mod payloads;
 mod resilience;
+mod shards;
 mod support;
 
 use serde_json::Value;

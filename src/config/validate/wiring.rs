@@ -256,6 +256,12 @@ pub(super) fn limits(raw: &RawConfig, p: &mut Problems) {
     p.check(l.channel_capacity >= 1, "limits.channel_capacity", || {
         format!("must be at least 1, got {}", l.channel_capacity)
     });
+    p.check(l.detector_workers <= 64, "limits.detector_workers", || {
+        format!(
+            "must be at most 64 (0 = one per core), got {}",
+            l.detector_workers
+        )
+    });
     p.check(l.max_channels >= 1, "limits.max_channels", || {
         format!("must be at least 1, got {}", l.max_channels)
     });

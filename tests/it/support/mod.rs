@@ -173,6 +173,8 @@ snapshot_every_secs = 0
 listen = "127.0.0.1:{mport}"
 
 [limits]
+# Two workers whatever the machine's cores: every test runs the sharded detector.
+detector_workers = 2
 max_payload_bytes = 2048
 max_sensors = {max_sensors}
 max_channels = 4
