@@ -152,9 +152,9 @@ mod tests {
     #[test]
     fn the_memory_budget_is_shared_by_the_workers_at_restore() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = build_config("max_memory_mb = 2");
+        let config = build_config("max_memory_mb = 1");
         let per_sensor = crate::detector::memory::pipeline_bytes(&config.detector, 1);
-        let fit = (2 << 20) / per_sensor;
+        let fit = (1 << 20) / per_sensor;
         assert!(
             (1..10).contains(&fit),
             "test needs a budget of 1 to 9 sensors, got {fit}"
@@ -165,7 +165,7 @@ mod tests {
         let parked: usize = detectors.iter().map(Detector::parked).sum();
         let used: usize = detectors.iter().map(Detector::memory_bytes).sum();
         assert_eq!(live + parked, 10, "none lost: the rest are parked");
-        assert!(used <= 2 << 20, "{used} bytes over the 2 MiB budget");
+        assert!(used <= 1 << 20, "{used} bytes over the 1 MiB budget");
         assert!(live >= 1 && live <= fit, "{live} live sensors, {fit} fit");
     }
 }
