@@ -75,11 +75,14 @@ fn bench_retrain(c: &mut Criterion) {
 }
 
 fn nyc_taxi() -> anomalyd::eval::series::Series {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/datasets/nab/data/realKnownCause/nyc_taxi.csv");
+    // As the tests: ANOMALYD_DATASETS, else the datasets beside the repo.
+    let datasets = std::env::var_os("ANOMALYD_DATASETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
+    let path = datasets.join("nab/data/realKnownCause/nyc_taxi.csv");
     read_series(&path, None, None).unwrap_or_else(|e| {
         panic!(
-            "the replay bench needs NAB beside the repo ({}): {e}",
+            "the replay bench needs NAB beside the repo or in ANOMALYD_DATASETS ({}): {e}",
             path.display()
         )
     })
