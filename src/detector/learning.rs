@@ -21,6 +21,7 @@
 //!   session 5).
 
 use crate::config::DetectorConfig;
+use crate::trainer::TrainingBuffer;
 
 /// A model whose buffer holds fewer than this many retrain periods of windows is young:
 /// it is retrained at every check, whatever its error does.
@@ -28,7 +29,6 @@ const GROWN_CHECKS: usize = 4;
 
 /// Most retrain checks a grown model may pass without a retrain.
 const MAX_SKIPPED: usize = 8;
-use crate::trainer::TrainingBuffer;
 
 /// Where the sensor is in a re-baseline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,8 +184,6 @@ impl Learning {
         due
     }
 
-    /// A job came back (`ok`: with a model). Says what kind of model it was; a failed
-    /// re-baseline is tried again on the next window.
     /// At a retrain check (every `every` windows): whether to retrain now. A young
     /// model (buffer under [`GROWN_CHECKS`] × `every`) is, at every check; a grown
     /// one only when the mean error of the learned windows since the last check rose by
@@ -213,6 +211,9 @@ impl Learning {
         retrain
     }
 
+    /// A job came back (`ok`: with a model). Says what kind of model it was; a failed
+    /// re-baseline is tried again on the next window. The next model's drift baseline
+    /// is taken afresh.
     pub(super) fn installed(&mut self, ok: bool) -> Installed {
         self.baseline = None;
         self.period = (0.0, 0);
