@@ -10,8 +10,6 @@
 //! threshold, so a plateau of high scores after one event, or the ramp of a window
 //! filling with a new level, is paid for many times; an onset-shaped score once.
 
-use std::collections::VecDeque;
-
 use crate::threshold::RollingMax;
 
 /// Turns scores into anomaly scores; one per sensor.
@@ -19,9 +17,8 @@ use crate::threshold::RollingMax;
 pub struct AnomalyScorer {
     reference: RollingMax,
     onset_rows: usize,
-    /// Monotone (decreasing) deque of (index, value) over the last `onset_rows` raw values,
-    /// so the recent maximum is the front: O(1) amortised per update.
-    recent: VecDeque<(u64, f64)>,
+    /// The last `onset_rows` raw values, for their maximum.
+    recent: RollingMax,
     index: u64,
     /// Index of the last reported event (a value at least as large as the reference).
     last_event: Option<u64>,
@@ -37,7 +34,8 @@ impl AnomalyScorer {
         Self {
             reference: RollingMax::new(history),
             onset_rows,
-            recent: VecDeque::new(),
+            // Unused when `onset_rows` is 0 (every value counts), but never empty.
+            recent: RollingMax::new(onset_rows.max(1)),
             index: 0,
             last_event: None,
         }
@@ -62,18 +60,8 @@ impl AnomalyScorer {
         if self.onset_rows == 0 {
             return raw;
         }
-        let beaten = self.recent.front().is_none_or(|&(_, max)| raw > max);
-        while self.recent.back().is_some_and(|&(_, v)| v <= raw) {
-            self.recent.pop_back();
-        }
-        self.recent.push_back((self.index, raw));
-        while self
-            .recent
-            .front()
-            .is_some_and(|&(i, _)| i + self.onset_rows as u64 <= self.index)
-        {
-            self.recent.pop_front();
-        }
+        let beaten = self.recent.max().is_none_or(|max| raw > max);
+        self.recent.push(raw);
         if !beaten {
             return 0.0;
         }
