@@ -165,6 +165,8 @@ pub struct ModelConfig {
     pub kind: AutoencoderKind,
     /// PCA components (resolved: never 0).
     pub pca_components: usize,
+    /// Whether the autoencoder models the PCA residual.
+    pub skip: Skip,
     /// Channel scaling implied by the loss.
     pub normalise: NormaliseMode,
 }
@@ -177,6 +179,32 @@ impl ModelConfig {
     /// A [`ModelError`] if the template does not fit that width.
     pub fn ae_params(&self, n_inputs: usize) -> Result<AutoencoderValidParams, ModelError> {
         self.template.clone().n_inputs(n_inputs).check()
+    }
+}
+
+/// `[model] skip`: whether the autoencoder sits behind a linear (PCA) skip path and
+/// models only what the principal subspace leaves of a window (see
+/// [`crate::model::Model::residual`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// The skip path for sensors of two or more channels, none for one channel: a
+    /// single channel's principal directions are its own level and slope, so the skip
+    /// would hide a level never seen, which is the signal of a one-channel sensor.
+    Auto,
+    /// Always the skip path.
+    Pca,
+    /// The autoencoder reconstructs the whole window.
+    None,
+}
+
+impl Skip {
+    /// Whether a sensor of `channels` channels gets the skip path.
+    pub fn applies(self, channels: usize) -> bool {
+        match self {
+            Skip::Auto => channels > 1,
+            Skip::Pca => true,
+            Skip::None => false,
+        }
     }
 }
 
@@ -198,6 +226,8 @@ pub struct ThresholdConfig {
     pub window: usize,
     /// Scores before any alert.
     pub min_scores: usize,
+    /// The alert threshold is this multiple of the rolling quantile (≥ 1).
+    pub margin: f64,
     /// AE or PCA.
     pub score: ScoreSource,
     /// Per-sensor overrides.

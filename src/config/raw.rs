@@ -249,6 +249,9 @@ pub struct RawModel {
     pub noise_level: f64,
     /// PCA components; 0 = same as `latent`. Default 0.
     pub pca_components: usize,
+    /// `auto`, `pca` or `none`: whether the autoencoder models what the PCA's
+    /// principal subspace leaves of a window. Default `auto` (two or more channels).
+    pub skip: String,
 }
 
 /// `[training]`.
@@ -285,6 +288,8 @@ pub struct RawThreshold {
     pub score: String,
     /// Static floor: the threshold is never below this. Default 0.
     pub floor: f64,
+    /// The alert threshold is this multiple of the rolling quantile (≥ 1). Default 1.333.
+    pub margin: f64,
     /// Per-sensor overrides, keyed by sensor id: `[threshold.sensors.pump-7]`.
     pub sensors: BTreeMap<String, RawThresholdOverride>,
 }
@@ -514,6 +519,7 @@ impl Default for RawModel {
             noise: "gaussian".into(),
             noise_level: 0.1,
             pca_components: 0,
+            skip: "auto".into(),
         }
     }
 }
@@ -538,6 +544,7 @@ impl Default for RawThreshold {
             min_scores: 100,
             score: "ae".into(),
             floor: 0.0,
+            margin: 1.333,
             sensors: BTreeMap::new(),
         }
     }

@@ -20,8 +20,10 @@ pub(super) struct Judged {
     pub(super) scores: WindowScores,
     /// The thresholded score (`threshold.score`).
     pub(super) value: f64,
-    /// From past scores only, once `threshold.min_scores` are in.
+    /// The alert threshold: `threshold.margin` × `quantile`, at least the floor.
     pub(super) threshold: Option<f64>,
+    /// The rolling quantile, from past scores only, once `threshold.min_scores` are in.
+    quantile: Option<f64>,
     /// `value` is over `threshold`.
     pub(super) over: bool,
 }
@@ -85,27 +87,30 @@ impl Scoring {
     pub(super) fn judge(&mut self, model: &Model, raw: &[f64], config: &DetectorConfig) -> Judged {
         let scores = model.score(raw, &mut self.workspace);
         let value = config.threshold.score.pick(&scores);
-        let threshold = (self.threshold.len() >= config.threshold.min_scores)
-            .then(|| self.threshold.quantile().map(|q| q.max(self.limits.floor)))
+        let quantile = (self.threshold.len() >= config.threshold.min_scores)
+            .then(|| self.threshold.quantile())
             .flatten();
+        let threshold = quantile.map(|q| (q * config.threshold.margin).max(self.limits.floor));
         Judged {
             scores,
             value,
             threshold,
+            quantile,
             over: threshold.is_some_and(|t| value > t),
         }
     }
 
     /// The window's anomaly score. With `learn` its errors join the threshold window
     /// and the strategy's references; with `censor` (a window over the threshold) the
-    /// threshold window records the threshold itself instead of the error, so a fault
-    /// cannot lift the threshold, and leaving it out cannot make the threshold sink (a
-    /// quantile of only the values under it would drift lower at every update).
+    /// threshold window records it too. Either way the threshold window records a score
+    /// above the rolling quantile as the quantile itself: a fault, or the scores
+    /// between the quantile and the alert threshold, cannot lift the threshold, and
+    /// leaving them out cannot make it sink (a quantile of only the values under it
+    /// would drift lower at every update).
     pub(super) fn finish(&mut self, j: &Judged, channels: usize, learn: bool, censor: bool) -> f64 {
-        if learn {
-            self.threshold.push(j.value);
-        } else if let (true, Some(t)) = (censor, j.threshold) {
-            self.threshold.push(t.min(j.value));
+        if learn || censor {
+            self.threshold
+                .push(j.quantile.map_or(j.value, |q| j.value.min(q)));
         }
         let Some(onset) = self.onset.as_mut() else {
             // `ratio`: how far towards (and past) the threshold, 0.5 at it.

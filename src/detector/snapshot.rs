@@ -24,7 +24,7 @@ use crate::reading::SensorId;
 use crate::threshold::{RollingMax, RollingQuantile};
 
 /// Format of [`DetectorSnapshot`]; bump when its shape changes.
-pub const SNAPSHOT_FORMAT: u32 = 3;
+pub const SNAPSHOT_FORMAT: u32 = 4;
 
 /// Everything the detector persists. Decodes format 2 too, converted (bincode only:
 /// the store's codec).
@@ -80,8 +80,8 @@ impl Pipeline {
 
 impl Pipeline {
     /// A pipeline from its persisted state; true when the snapshot had a model that
-    /// does not fit the current window shape or `[model]` architecture (the sensor warms
-    /// up a new one).
+    /// does not fit the current window shape, `[model]` architecture or skip path (the
+    /// sensor warms up a new one).
     pub(super) fn from_snapshot(s: SensorSnapshot, config: &DetectorConfig) -> (Self, bool) {
         let id = SensorId::new(&s.sensor);
         let mut p = Pipeline::new(id, s.channels, config);
@@ -94,6 +94,7 @@ impl Pipeline {
         p.model = s
             .model
             .filter(|m| m.channels == channels)
+            .filter(|m| m.residual == config.model.skip.applies(channels))
             .filter(|m| wanted.as_ref().is_some_and(|w| w.same_architecture(&m.ae)))
             .map(Arc::new);
         match s.legacy_threshold {

@@ -61,12 +61,19 @@ pub struct Model {
     pub ae: Autoencoder,
     /// The baseline.
     pub pca: PcaModel,
+    /// The autoencoder models what the PCA's principal subspace leaves of a window (a
+    /// linear skip path): a drift along the directions the training windows already
+    /// vary in is reconstructed by the linear path, and the autoencoder's error is
+    /// what lies off them. Decided by `[model] skip` (docs/quality.md, session 6).
+    pub residual: bool,
 }
 
 /// Reusable buffers for scoring one window without allocating.
 #[derive(Clone, Debug, Default)]
 pub struct Workspace {
     normalised: Vec<f64>,
+    /// The autoencoder's input: `normalised`, or its PCA residual.
+    residual: Vec<f64>,
     reconstruction: Vec<f64>,
     /// Squared error per input of the last autoencoder score.
     pub squared_error: Vec<f64>,
@@ -114,25 +121,29 @@ impl Model {
         ws.reconstruction.resize(k, 0.0);
         ws.squared_error.resize(k, 0.0);
         self.normaliser.apply_into(raw, &mut ws.normalised);
-        self.ae
+        // The PCA baseline first: with the skip path its residual is the AE's input.
+        self.pca
             .reconstruct_into(&ws.normalised, &mut ws.reconstruction, &mut ws.scratch);
+        let pca: f64 = (ws.normalised.iter().zip(&ws.reconstruction))
+            .map(|(x, r)| (x - r) * (x - r))
+            .sum();
+        ws.residual.clear();
+        if self.residual {
+            (ws.residual).extend(ws.normalised.iter().zip(&ws.reconstruction).map(|(x, r)| x - r));
+        } else {
+            ws.residual.extend_from_slice(&ws.normalised);
+        }
+        self.ae
+            .reconstruct_into(&ws.residual, &mut ws.reconstruction, &mut ws.scratch);
         for ((e, x), r) in ws
             .squared_error
             .iter_mut()
-            .zip(&ws.normalised)
+            .zip(&ws.residual)
             .zip(&ws.reconstruction)
         {
             *e = (x - r) * (x - r);
         }
         let ae: f64 = ws.squared_error.iter().sum();
-        self.pca
-            .reconstruct_into(&ws.normalised, &mut ws.reconstruction, &mut ws.scratch);
-        let pca: f64 = ws
-            .normalised
-            .iter()
-            .zip(&ws.reconstruction)
-            .map(|(x, r)| (x - r) * (x - r))
-            .sum();
         let mean = self.pca.mean_error(&ws.normalised);
         WindowScores {
             ae: ae / n,

@@ -102,6 +102,14 @@ impl PcaModel {
         x.iter().zip(mean).map(|(x, m)| (x - m) * (x - m)).sum::<f64>() / x.len().max(1) as f64
     }
 
+    /// What the principal subspace leaves of each row of `data`: `x − reconstruction`
+    /// (the linear skip path's residual, see [`super::Model::residual`]).
+    pub fn residuals(&self, data: ArrayView2<'_, f64>) -> Array2<f64> {
+        let centred = &data - &self.mean;
+        let codes = centred.dot(&self.components.t());
+        centred - codes.dot(&self.components)
+    }
+
     /// Reconstructs one window: `mean + Cᵀ C (x − mean)`. No allocation once
     /// `scratch` has grown to the number of components.
     ///

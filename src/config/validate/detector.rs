@@ -166,6 +166,15 @@ fn model(raw: &RawConfig, p: &mut Problems) -> ModelConfig {
             )
         },
     );
+    let skip = match m.skip.as_str() {
+        "auto" => Skip::Auto,
+        "pca" => Skip::Pca,
+        "none" => Skip::None,
+        other => {
+            p.add("model.skip", format!("must be auto, pca or none, got {other:?}"));
+            Skip::Auto
+        }
+    };
     let normalise = if loss == Loss::Bce {
         NormaliseMode::Minmax
     } else {
@@ -175,6 +184,7 @@ fn model(raw: &RawConfig, p: &mut Problems) -> ModelConfig {
         template,
         kind,
         pca_components,
+        skip,
         normalise,
     }
 }
@@ -188,6 +198,11 @@ fn threshold(raw: &RawConfig, p: &mut Problems) -> ThresholdConfig {
     p.check(t.floor >= 0.0 && t.floor.is_finite(), "threshold.floor", || {
         format!("must be finite and >= 0, got {}", t.floor)
     });
+    p.check(
+        t.margin >= 1.0 && t.margin.is_finite(),
+        "threshold.margin",
+        || format!("must be finite and >= 1, got {}", t.margin),
+    );
     p.check(t.window >= 1, "threshold.window", || {
         format!("must be at least 1, got {}", t.window)
     });
@@ -231,6 +246,7 @@ fn threshold(raw: &RawConfig, p: &mut Problems) -> ThresholdConfig {
         default,
         window: t.window.max(1),
         min_scores: t.min_scores.max(1),
+        margin: t.margin,
         score,
         sensors,
     }

@@ -1,5 +1,7 @@
-//! Decoding [`DetectorSnapshot`]: the current format, and format 2 (before issue 12's
-//! compact threshold), whose threshold and reference histories were every score,
+//! Decoding [`DetectorSnapshot`]: the current format; format 3, whose models had no
+//! linear skip path (`Model::residual` is false for them, so a sensor configured for
+//! the skip path warms up a new model); and format 2 (before issue 12's compact
+//! threshold), whose threshold and reference histories were every score,
 //! oldest first. A format 2 sensor keeps its model and alert state; its threshold
 //! scores are pushed into a window of the configured shape when it is restored, and
 //! its references become rolling maxima over the same scores, so it scores exactly as
@@ -12,17 +14,74 @@ use serde::{Deserialize, Serialize};
 use super::{DetectorSnapshot, SNAPSHOT_FORMAT, SensorSnapshot};
 use crate::alert::AlertState;
 use crate::model::Model;
-use crate::threshold::RollingMax;
+use crate::model::autoencoder::Autoencoder;
+use crate::model::normalise::Normaliser;
+use crate::model::pca::PcaModel;
+use crate::threshold::{RollingMax, RollingQuantile};
 
 /// The format before [`SNAPSHOT_FORMAT`] 3.
 const FORMAT_2: u32 = 2;
+/// The format before [`SNAPSHOT_FORMAT`] 4 (models without the skip-path flag).
+const FORMAT_3: u32 = 3;
+
+/// A model in formats 2 and 3.
+#[derive(Deserialize, Serialize)]
+pub(super) struct ModelV3 {
+    pub(super) version: u64,
+    pub(super) channels: usize,
+    pub(super) normaliser: Normaliser,
+    pub(super) ae: Autoencoder,
+    pub(super) pca: PcaModel,
+}
+
+impl From<ModelV3> for Model {
+    fn from(m: ModelV3) -> Self {
+        Self {
+            version: m.version,
+            channels: m.channels,
+            normaliser: m.normaliser,
+            ae: m.ae,
+            pca: m.pca,
+            residual: false,
+        }
+    }
+}
+
+/// One sensor in format 3.
+#[derive(Deserialize, Serialize)]
+pub(super) struct SensorSnapshotV3 {
+    pub(super) sensor: String,
+    pub(super) channels: Vec<String>,
+    pub(super) model: Option<ModelV3>,
+    pub(super) threshold: RollingQuantile,
+    pub(super) scorer: Option<RollingMax>,
+    pub(super) point_scorer: Option<RollingMax>,
+    pub(super) ema: Vec<f64>,
+    pub(super) alert: AlertState,
+}
+
+impl From<SensorSnapshotV3> for SensorSnapshot {
+    fn from(s: SensorSnapshotV3) -> Self {
+        Self {
+            sensor: s.sensor,
+            channels: s.channels,
+            model: s.model.map(Model::from),
+            threshold: s.threshold,
+            legacy_threshold: None,
+            scorer: s.scorer,
+            point_scorer: s.point_scorer,
+            ema: s.ema,
+            alert: s.alert,
+        }
+    }
+}
 
 /// One sensor in format 2.
 #[derive(Deserialize, Serialize)]
 pub(super) struct SensorSnapshotV2 {
     pub(super) sensor: String,
     pub(super) channels: Vec<String>,
-    pub(super) model: Option<Model>,
+    pub(super) model: Option<ModelV3>,
     pub(super) threshold: Vec<f64>,
     pub(super) scorer: Vec<f64>,
     pub(super) point_scorer: Vec<f64>,
@@ -44,7 +103,7 @@ impl From<SensorSnapshotV2> for SensorSnapshot {
         Self {
             sensor: s.sensor,
             channels: s.channels,
-            model: s.model,
+            model: s.model.map(Model::from),
             // A placeholder: `legacy_threshold` is what restore uses.
             threshold: crate::threshold::RollingQuantile::new(1, 1.0),
             legacy_threshold: Some(s.threshold),
@@ -77,11 +136,13 @@ impl<'de> Visitor<'de> for SnapshotVisitor {
             .ok_or_else(|| de::Error::invalid_length(0, &self))?;
         let sensors = match format {
             SNAPSHOT_FORMAT => seq.next_element::<Vec<SensorSnapshot>>()?,
+            FORMAT_3 => (seq.next_element::<Vec<SensorSnapshotV3>>()?)
+                .map(|v| v.into_iter().map(SensorSnapshot::from).collect()),
             FORMAT_2 => (seq.next_element::<Vec<SensorSnapshotV2>>()?)
                 .map(|v| v.into_iter().map(SensorSnapshot::from).collect()),
             other => {
                 return Err(de::Error::custom(format!(
-                    "detector snapshot format {other} is not supported, this build reads {SNAPSHOT_FORMAT} and {FORMAT_2}"
+                    "detector snapshot format {other} is not supported, this build reads {SNAPSHOT_FORMAT}, {FORMAT_3} and {FORMAT_2}"
                 )));
             }
         }
@@ -106,9 +167,59 @@ mod tests {
         bincode::DefaultOptions::new()
     }
 
+    /// The tests' detector config without the skip path, as every model before format 4.
+    fn config_without_skip() -> crate::config::DetectorConfig {
+        let mut config = build_config("");
+        config.model.skip = crate::config::Skip::None;
+        config
+    }
+
+    fn v3(m: &Model) -> ModelV3 {
+        ModelV3 {
+            version: m.version,
+            channels: m.channels,
+            normaliser: m.normaliser.clone(),
+            ae: m.ae.clone(),
+            pca: m.pca.clone(),
+        }
+    }
+
+    #[test]
+    fn a_format_3_model_is_kept_without_the_skip_path_and_replaced_with_it() {
+        let config = config_without_skip();
+        let mut d = Detector::new(config.clone(), 10);
+        let id = SensorId::new("s1");
+        feed(&mut d, &id, 0, 150);
+        let now = d.snapshot().sensors.remove(0);
+        let old = SensorSnapshotV3 {
+            sensor: now.sensor.clone(),
+            channels: now.channels.clone(),
+            model: now.model.as_ref().map(v3),
+            threshold: now.threshold.clone(),
+            scorer: now.scorer.clone(),
+            point_scorer: now.point_scorer.clone(),
+            ema: Vec::new(),
+            alert: now.alert.clone(),
+        };
+        let bytes = codec().serialize(&(FORMAT_3, vec![old])).unwrap();
+        let snap: DetectorSnapshot = codec().deserialize(&bytes).unwrap();
+        assert_eq!(snap.format, SNAPSHOT_FORMAT);
+        assert!(!snap.sensors[0].model.as_ref().unwrap().residual);
+        let mut same = Detector::new(config, 10);
+        assert_eq!(same.restore(snap.clone()), 1);
+        assert_eq!(same.pipeline(&id).unwrap().model_version(), 1, "model kept");
+        // Two channels under `skip = "auto"`: this model has no skip path, so the
+        // sensor keeps its threshold and warms up a new model.
+        let mut skipping = Detector::new(build_config(""), 10);
+        assert_eq!(skipping.restore(snap), 1);
+        let p = skipping.pipeline(&id).unwrap();
+        assert_eq!(p.model_version(), 0, "model dropped");
+        assert_eq!(p.threshold_len(), now.threshold.len());
+    }
+
     #[test]
     fn a_format_2_snapshot_keeps_models_and_histories() {
-        let config = build_config("");
+        let config = config_without_skip();
         let mut d = Detector::new(config.clone(), 10);
         let id = SensorId::new("s1");
         feed(&mut d, &id, 0, 150);
@@ -117,7 +228,7 @@ mod tests {
         let old = SensorSnapshotV2 {
             sensor: now.sensor.clone(),
             channels: now.channels.clone(),
-            model: now.model.clone(),
+            model: now.model.as_ref().map(v3),
             threshold: scores.clone(),
             scorer: scores[100..].to_vec(),
             point_scorer: Vec::new(),
