@@ -60,6 +60,9 @@ pub(super) struct Learning {
     baseline: Option<f64>,
     /// Retrain checks passed without retraining since the last job.
     skipped: usize,
+    /// Windows of the accepted alert in the buffer: those it held plus those learned
+    /// during the re-baseline (see [`Learning::alert_windows`]).
+    alert_windows: usize,
 }
 
 /// What the installed model is.
@@ -84,6 +87,7 @@ impl Learning {
             period: (0.0, 0),
             baseline: None,
             skipped: 0,
+            alert_windows: 0,
         }
     }
 
@@ -100,6 +104,9 @@ impl Learning {
         if let (true, Some(s)) = (learned, score) {
             self.period.0 += s;
             self.period.1 += 1;
+        }
+        if self.accepted() {
+            self.alert_windows += 1;
         }
         if self.accepted() || learned {
             self.buffer.push(window);
@@ -131,12 +138,20 @@ impl Learning {
     /// Accepts the raised alert: its windows become training data and a re-baseline
     /// starts.
     pub(super) fn accept(&mut self) {
+        self.alert_windows = self.held.len();
         for w in self.held.newest(self.held.len()) {
             self.buffer.push(&w);
             self.pushed_since_job += 1;
         }
         self.held.clear();
         self.phase = Phase::Accepted { job_out: false };
+    }
+
+    /// The newest windows of the buffer that belong to the last accepted alert: the
+    /// re-baseline trains on them but rebuilds the threshold and the score reference
+    /// without them.
+    pub(super) fn alert_windows(&self) -> usize {
+        self.alert_windows
     }
 
     /// Whether a re-baseline is under way.

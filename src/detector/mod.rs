@@ -485,8 +485,9 @@ impl Pipeline {
             return;
         };
         let m = Arc::new(m);
+        let rebaseline = (kind == Installed::Rebaseline).then(|| self.learning.alert_windows());
         self.scoring
-            .rebuild(&m, self.learning.buffer(), config, kind == Installed::Rebaseline);
+            .rebuild(&m, self.learning.buffer(), config, rebaseline);
         self.model = Some(m);
     }
 }

@@ -135,18 +135,23 @@ impl Scoring {
 
     /// After a new model: the strategy's references become the new model's errors on
     /// the newest training windows (so they describe the model that is scoring), and,
-    /// with `threshold_too`, so does the threshold window (re-baselining).
+    /// on a re-baseline, so does the threshold window. A re-baseline leaves out the
+    /// newest `alert_windows` of the buffer, the accepted alert's own windows: the new
+    /// model learns them, but the change they hold (the step from the old normal to
+    /// the new one) is not a normal error, and as a reference it would mute every later
+    /// event smaller than it (docs/quality.md, session 6).
     pub(super) fn rebuild(
         &mut self,
         model: &Model,
         buffer: &TrainingBuffer,
         config: &DetectorConfig,
-        threshold_too: bool,
+        rebaseline: Option<usize>,
     ) {
         let history = match config.score {
             ScoreStrategy::Onset(o) => o.history.get(),
             ScoreStrategy::Ratio => 0,
         };
+        let threshold_too = rebaseline.is_some();
         if history == 0 && !threshold_too {
             return;
         }
@@ -156,7 +161,9 @@ impl Scoring {
         } else {
             history
         };
-        let held = buffer.len().min(n);
+        // At least one window stays, whatever the alert held.
+        let skip = rebaseline.unwrap_or(0).min(buffer.len().saturating_sub(1));
+        let held = (buffer.len() - skip).min(n);
         let channels = model.channels;
         if let Some(o) = self.onset.as_mut() {
             o.window.clear_history();
@@ -167,7 +174,7 @@ impl Scoring {
         if threshold_too {
             self.threshold = RollingQuantile::new(window, self.limits.quantile.get());
         }
-        for (i, w) in buffer.newest(n).enumerate() {
+        for (i, w) in buffer.newest(held + skip).take(held).enumerate() {
             let s = model.score(&w, &mut self.workspace);
             let value = config.threshold.score.pick(&s);
             if let Some(o) = self.onset.as_mut() {
