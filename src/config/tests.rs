@@ -363,3 +363,27 @@ fn source_fields_hold_and_channel_level_are_checked_with_their_keys() {
     assert_eq!(ok.sources[0].hold_secs, 0.0);
     assert_eq!(Config::from_toml_str("").unwrap().sources[0].hold_secs, 60.0);
 }
+
+#[test]
+fn skip_and_margin_are_read_and_bad_values_are_refused_by_name() {
+    use crate::config::Skip;
+    let d = Config::from_toml_str("").unwrap().detector;
+    assert_eq!(d.model.skip, Skip::Auto);
+    assert!(d.model.skip.applies(2) && !d.model.skip.applies(1));
+    assert!((d.threshold.margin - 1.333).abs() < 1e-12);
+    let c = Config::from_toml_str("[model]\nskip = \"none\"\n[threshold]\nmargin = 1.0\n")
+        .unwrap()
+        .detector;
+    assert!(!c.model.skip.applies(8));
+    assert_eq!(c.threshold.margin, 1.0);
+    let p = problems("[model]\nskip = \"linear\"\n[threshold]\nmargin = 0.9\n");
+    assert!(
+        p.iter().any(|m| m.contains("model.skip") && m.contains("linear")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.contains("threshold.margin") && m.contains("0.9")),
+        "{p:?}"
+    );
+}
