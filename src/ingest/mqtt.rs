@@ -215,17 +215,21 @@ impl Ingest {
         let now = crate::reading::unix_now();
         let hold = route.hold;
         let channel = route.channel_from_topic(topic);
-        let mut records = match payload::parse(payload, &route.params, now) {
-            Ok(records) => records,
-            Err(error) => {
-                if let Some(key) = error.unselected() {
-                    self.unselected(topic, key);
-                }
-                let kind = error.kind();
-                self.bad_input(kind, topic, &error.to_string());
-                return;
-            }
+        let (mut records, rejected) = match payload::read(payload, &route.params, now) {
+            Ok(read) => (read.records, read.rejected),
+            Err(error) => (Vec::new(), vec![error]),
         };
+        // A whole payload that was refused, or the batch elements that were: each
+        // counted and logged on its own, and a batch's good elements still read below.
+        for error in &rejected {
+            if let Some(key) = error.unselected() {
+                self.unselected(topic, key);
+            }
+            self.bad_input(error.kind(), topic, &error.to_string());
+        }
+        if records.is_empty() {
+            return;
+        }
         match channel {
             Some(Some(name)) => rename_channels(&mut records, name),
             Some(None) => {
