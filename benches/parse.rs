@@ -54,7 +54,7 @@ fn bench_ingest(c: &mut Criterion) {
     c.bench_function("parse_admit_assemble_json_3ch", |b| {
         b.iter(|| {
             admit_one(&mut admission, &params, |id, set, held, record| {
-                let out = held.update(id, set, record.ts, &record.channels, DEFAULT_HOLD_SECS);
+                let out = held.update(id, set, record.ts, &record.channels, (DEFAULT_HOLD_SECS, NOW));
                 black_box(out.readings().count())
             })
         })

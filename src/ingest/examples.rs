@@ -71,7 +71,7 @@ impl Intake {
             let configured = route.params.channels.as_deref();
             let new_set = || first_channel_set(configured, &records, sensor, topic_sensor);
             let assemble = |id: &_, set: &_, held: &mut Held| {
-                held.update(id, set, record.ts, &record.channels, route.hold)
+                held.update(id, set, record.ts, &record.channels, (route.hold, now))
             };
             let assembled = (self.admission)
                 .admit(sensor, names, new_set, assemble)

@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::assemble::Held;
+use super::assemble::{Assembled, Held};
 use super::payload::{self, Field, FieldError, PayloadFormat, PayloadParams};
 use super::route::{Route, SensorFrom};
 use super::sensors::{Admission, Refused, first_channel_set};
@@ -41,6 +41,11 @@ use crate::mqtt::conn::ConnError;
 use crate::mqtt::net::{self, Client, EventLoop, NetError, NetEvent};
 use crate::ratelimit::LogLimiter;
 use crate::reading::{ChannelSet, Reading, SensorId};
+
+/// How often rounds of partial updates left waiting by a silent sensor are closed: a
+/// round is closed at most this long after its `hold_secs` ran out, and a sweep of
+/// every admitted sensor once a second costs next to nothing.
+const EXPIRE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Requests rumqttc may buffer between the client handle and the event loop; the
 /// subscriber only sends a handful of subscribes and one disconnect.
@@ -133,11 +138,17 @@ impl Ingest {
     /// Polls until `shutdown` is cancelled, then disconnects. Dropping `self` at the
     /// end closes the readings queues, which tells the detector workers to drain and stop.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        // The held partial updates live here, in admission, which this task owns: the
+        // sweep for sensors that fell silent mid-round runs on this task's own tick
+        // rather than on a detector worker's, which would need them behind a lock.
+        let mut expire_tick = tokio::time::interval(EXPIRE_TICK);
+        expire_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 // Cancellation first: a busy broker must not delay shutdown.
                 biased;
                 () = shutdown.cancelled() => break,
+                _ = expire_tick.tick() => self.on_expire_tick(crate::reading::unix_now()),
                 event = self.eventloop.poll() => match event {
                     Ok(event) => self.on_event(event),
                     Err(error) => {
@@ -265,7 +276,7 @@ impl Ingest {
             let configured = self.routes[route_index].params.channels.as_deref();
             let new_set = || first_channel_set(configured, &records, sensor, topic_sensor);
             let assemble = |id: &SensorId, set: &ChannelSet, held: &mut Held| {
-                held.update(id, set, record.ts, &record.channels, hold)
+                held.update(id, set, record.ts, &record.channels, (hold, now))
             };
             let assembled = match self.admission.admit(sensor, names, new_set, assemble) {
                 Ok(assembled) => assembled,
@@ -274,15 +285,27 @@ impl Ingest {
                     continue;
                 }
             };
-            if assembled.incomplete {
-                metrics::counter!(names::READINGS_INCOMPLETE).increment(1);
-                if let Some(suppressed) = self.limiter.check("incomplete", Instant::now()) {
-                    warn!(sensor = %Escaped(sensor), suppressed, hold_secs = hold, "Partial updates left a reading incomplete; dropped.");
-                }
+            self.assembled(sensor, assembled);
+        }
+    }
+
+    /// Counts an incomplete reading and forwards the readings partial updates made.
+    fn assembled(&mut self, sensor: &str, assembled: Assembled) {
+        if assembled.incomplete {
+            metrics::counter!(names::READINGS_INCOMPLETE).increment(1);
+            if let Some(suppressed) = self.limiter.check("incomplete", Instant::now()) {
+                warn!(sensor = %Escaped(sensor), suppressed, "Partial updates left a reading incomplete (a channel's last value older than hold_secs, or none); dropped.");
             }
-            for reading in assembled.readings() {
-                self.forward(reading);
-            }
+        }
+        for reading in assembled.readings() {
+            self.forward(reading);
+        }
+    }
+
+    /// Closes the rounds of sensors that fell silent with partial updates waiting.
+    fn on_expire_tick(&mut self, now: f64) {
+        for (sensor, assembled) in self.admission.expire(now) {
+            self.assembled(sensor.as_str(), assembled);
         }
     }
 

@@ -38,7 +38,7 @@ use std::collections::HashMap;
 
 use std::collections::BTreeSet;
 
-use super::assemble::Held;
+use super::assemble::{Assembled, Held};
 use super::payload::{Field, Parsed};
 use crate::cluster::Partition;
 use crate::reading::{ChannelSet, SensorId};
@@ -203,6 +203,18 @@ impl Admission {
         let id = SensorId::new(sensor);
         let known = (self.sensors.entry(id.clone())).or_insert(Known::new(id, set));
         Ok(then(&known.id, &known.set, &mut known.held))
+    }
+
+    /// Closes the rounds of sensors that fell silent ([`Held::expire`]) as of `now`
+    /// (the gateway clock, unix seconds): what each made, for the sensors where it
+    /// made something (a reading, or an incomplete count).
+    pub fn expire(&mut self, now: f64) -> Vec<(SensorId, Assembled)> {
+        (self.sensors.values_mut())
+            .filter_map(|k| {
+                let out = k.held.expire(&k.id, &k.set, now);
+                (out.incomplete || out.closed.is_some()).then(|| (k.id.clone(), out))
+            })
+            .collect()
     }
 
     /// Forgets a sensor the detector dropped: its place under the cap is free, and its

@@ -128,7 +128,7 @@ fn a_forgotten_sensor_holds_no_values() {
     let take = |a: &mut Admission, ts: f64, u: &[(String, f64)]| {
         let names = u.iter().map(|(n, _)| n.as_str());
         a.admit("s", names, whole, |id, set, held| {
-            held.update(id, set, ts, u, 60.0)
+            held.update(id, set, ts, u, (60.0, ts))
         })
         .expect("admitted")
         .readings()
@@ -188,4 +188,26 @@ fn another_instances_sensors_are_refused_before_the_cap() {
     let mut theirs = Admission::new(Partition::new(2, 1).expect("valid"), 10, []);
     assert!(admit(&mut theirs, "sensor-0", &["a"]).is_ok());
     assert_eq!(admit(&mut theirs, "pump-7", &["a"]), Err(Refused::OtherInstance));
+}
+
+#[test]
+fn expiry_closes_only_the_rounds_of_sensors_silent_past_their_hold() {
+    let mut a = Admission::new(Partition::default(), 10, []);
+    let whole = || ChannelSet::from(vec!["a".to_string(), "b".to_string()]);
+    let only_a = vec![("a".to_string(), 1.0)];
+    for (sensor, arrived) in [("early", 100.0), ("late", 105.0)] {
+        let names = only_a.iter().map(|(n, _)| n.as_str());
+        a.admit(sensor, names, whole, |id, set, held| {
+            held.update(id, set, 1.0e9, &only_a, (10.0, arrived))
+        })
+        .expect("admitted");
+    }
+    assert_eq!(a.expire(110.0), vec![], "neither has waited past its hold");
+    let expired = a.expire(111.0);
+    assert_eq!(expired.len(), 1);
+    assert_eq!((expired[0].0.as_str(), expired[0].1.incomplete), ("early", true));
+    assert_eq!(a.expire(111.0), vec![], "counted once");
+    let expired = a.expire(116.0);
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].0.as_str(), "late");
 }
