@@ -30,7 +30,7 @@ fn admit_one<R>(
     let records = parse(black_box(PAYLOAD), params, NOW).expect("parses");
     let record = &records[0];
     let names = record.channels.iter().map(|(n, _)| n.as_str());
-    let set = || record.channels.iter().map(|(n, _)| n.clone()).collect();
+    let set = || (record.channels.iter().map(|(n, _)| n.clone()).collect(), true);
     let admitted = |id: &SensorId, set: &ChannelSet, held: &mut Held| then(id, set, held, record);
     admission.admit("pump-1", names, set, admitted).expect("admitted")
 }

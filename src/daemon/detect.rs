@@ -30,6 +30,8 @@ use crate::alert::stale::{StaleEvent, Staleness};
 use crate::alert::{AlertEventKind, AlertParams, ClearReason};
 use crate::config::{LearningConfig, ScoreStrategy, ThresholdConfig};
 use crate::detector::{DetectError, Detector, DetectorSnapshot, Evicted, Offered, Release, Step};
+use crate::escape::Escaped;
+use crate::ingest::sensors::Note;
 use crate::metrics::{Health, ScoreSample, SensorLabels, labels, names};
 use crate::publish::homeassistant::ScoreUpdate;
 use crate::publish::{Outbound, SensorState};
@@ -127,8 +129,9 @@ pub(crate) struct Shared {
     pub(crate) score_every: Option<Duration>,
     /// `limits.sensor_idle_secs`: sensors without a reading this long are evicted.
     pub(crate) idle_after: Option<Duration>,
-    /// Sensors dropped as idle, for ingest's admission to forget.
-    pub(crate) forget_tx: mpsc::UnboundedSender<SensorId>,
+    /// To ingest's admission: sensors dropped as idle, and channel sets fixed by a
+    /// sensor's first model.
+    pub(crate) notes_tx: mpsc::UnboundedSender<Note>,
     pub(crate) tracker: TaskTracker,
     pub(crate) health: Health,
 }
@@ -258,6 +261,11 @@ impl DetectorTask {
 
 impl Running {
     async fn on_reading(&mut self, t: Reading) {
+        match self.detector.regroup(&t.sensor, &t.channels) {
+            Ok(None) => {}
+            Ok(Some(before)) => self.on_widened(&t, before),
+            Err(error) => return self.on_rejected(&error),
+        }
         let arrived = self.clock.elapsed().as_secs_f64();
         let offered = self
             .detector
@@ -276,6 +284,18 @@ impl Running {
             Err(error) => return self.on_rejected(&error),
         }
         self.release(&t.sensor, Release::Due).await;
+    }
+
+    /// A sensor's channel set changed before its first model: its warm-up restarted.
+    fn on_widened(&mut self, t: &Reading, before: usize) {
+        metrics::counter!(names::CHANNEL_SETS_WIDENED).increment(1);
+        // Sensor and channel names come from the network: logged escaped.
+        info!(
+            sensor = %t.sensor.escaped(),
+            before,
+            channels = %Escaped(&t.channels.join(",")),
+            "Channel set widened during warm-up; warm-up restarted."
+        );
     }
 
     /// Scores the sensor's held readings that `release` lets go, oldest first.
@@ -324,7 +344,7 @@ impl Running {
                 Evicted::Parked(id) => (id, "parked"),
                 Evicted::Dropped(id) => {
                     // Fails only when ingest has stopped (shutdown).
-                    let _ = self.shared.forget_tx.send(id.clone());
+                    let _ = self.shared.notes_tx.send(Note::Forget(id.clone()));
                     (id, "dropped")
                 }
             };
@@ -471,6 +491,7 @@ impl Running {
         let kind = match error {
             DetectError::TooManySensors { .. } => "sensor_cap",
             DetectError::MemoryBudget { .. } => "memory_budget",
+            DetectError::ChannelSetChanged { .. } => "channel_set_changed",
             DetectError::Rejected { reason, .. } => reject_kind(reason),
         };
         metrics::counter!(names::READINGS_DROPPED, labels::REASON => kind).increment(1);

@@ -2,9 +2,10 @@
 //! [`Held`] per admitted sensor, kept beside its channel set by
 //! [`super::sensors::Admission`] (one map lookup per record).
 //!
-//! A sensor's channel set is fixed before its first reading reaches the detector (by
-//! [`super::sensors::Admission`]: configured `channels`, the snapshot, or the sensor's
-//! first payload), so every window a model learns from and scores has the same channels.
+//! Every reading of a sensor carries its whole channel set, as
+//! [`super::sensors::Admission`] keeps it (configured `channels`, the snapshot, or the
+//! sensor's payloads until its first model), so every window a model learns from and
+//! scores has the same channels.
 //! Many devices do not send them all at once: a SenML pack with voltage once and
 //! current at six times (RFC 8428 §5.1.3), a JSON sensor that leaves out an unchanged
 //! field, one channel per topic. Each record is then an update of some channels, and
@@ -29,7 +30,8 @@
 //!   on whatever its time, so the detector's reorder buffer sees resends as today.
 //!
 //! It does not parse, admit sensors or decide channel sets; a sensor's held values go
-//! when admission forgets it.
+//! when admission forgets it, and follow their channels when admission widens the
+//! set ([`Held::regroup`]).
 
 use crate::reading::{ChannelSet, Reading, SensorId};
 
@@ -141,6 +143,24 @@ impl Held {
                 out.reading = Some(reading(self.round_ts, values));
             }
         }
+        out
+    }
+
+    /// The same held values and open round for the channel set `to`, from the set
+    /// `from` this was made for: each channel's value moves with its name; channels
+    /// new in `to` have none yet, and those `to` leaves out are gone.
+    pub fn regroup(&self, from: &ChannelSet, to: &ChannelSet) -> Self {
+        let mut out = Self::new(to.len());
+        for (j, name) in to.iter().enumerate() {
+            if let Some(i) = from.iter().position(|n| n == name) {
+                out.ts[j] = self.ts[i];
+                out.values[j] = self.values[i];
+                out.fresh[j] = self.fresh[i];
+            }
+        }
+        out.fresh_count = out.fresh.iter().filter(|&&f| f).count();
+        (out.round_start, out.round_ts) = (self.round_start, self.round_ts);
+        (out.round_arrived, out.hold) = (self.round_arrived, self.hold);
         out
     }
 

@@ -31,7 +31,7 @@ use tracing::{debug, info, warn};
 use super::assemble::{Assembled, Held};
 use super::payload::{self, Field, FieldError, PayloadFormat, PayloadParams};
 use super::route::{Route, SensorFrom};
-use super::sensors::{Admission, Refused, first_channel_set};
+use super::sensors::{Admission, Note, Refused, Restored, first_channel_set};
 use super::shards::Shards;
 use crate::config::Config;
 use crate::escape::Escaped;
@@ -93,15 +93,16 @@ pub struct Ingest {
     admission: Admission,
     /// Shared with `/healthz`: connected between a ConnAck and the next error.
     health: Health,
-    /// Sensors the detector dropped as idle: admission forgets them, so they do not
-    /// hold places under the sensor cap.
-    forget_rx: mpsc::UnboundedReceiver<SensorId>,
+    /// What the detector says about sensors: dropped as idle (admission forgets them,
+    /// so they do not hold places under the sensor cap) or trained (their channel set
+    /// is fixed).
+    notes_rx: mpsc::UnboundedReceiver<Note>,
 }
 
 impl Ingest {
     /// Builds the subscriber from the config; connects lazily on the first poll.
     /// `known` are the sensors restored from the snapshot: they keep their place under
-    /// the sensor cap and their channel sets.
+    /// the sensor cap and their channel sets (still open when they had no model).
     ///
     /// # Errors
     ///
@@ -110,8 +111,8 @@ impl Ingest {
         config: &Config,
         shards: Shards,
         health: Health,
-        known: Vec<(SensorId, ChannelSet)>,
-        forget_rx: mpsc::UnboundedReceiver<SensorId>,
+        known: Vec<Restored>,
+        notes_rx: mpsc::UnboundedReceiver<Note>,
     ) -> Result<Self, IngestError> {
         let (client, eventloop) = net::connect(&config.mqtt, &config.mqtt.client_id, None, REQUEST_CAPACITY)?;
         let routes = build_routes(config)?;
@@ -131,7 +132,7 @@ impl Ingest {
             max_channels: config.limits.max_channels,
             admission: admission(config, known),
             health,
-            forget_rx,
+            notes_rx,
         })
     }
 
@@ -253,8 +254,8 @@ impl Ingest {
             }
             None => {}
         }
-        while let Ok(id) = self.forget_rx.try_recv() {
-            self.admission.forget(&id);
+        while let Ok(note) = self.notes_rx.try_recv() {
+            self.admission.note(note);
         }
         for record in &records {
             if let Some(key) = &record.unselected {
@@ -385,8 +386,9 @@ impl Ingest {
 
 /// Sensor admission under `limits.max_sensors` and `limits.max_memory_mb` (charged
 /// with the detector's own estimate, so both refuse the same sensors).
-fn admission(config: &Config, known: Vec<(SensorId, ChannelSet)>) -> Admission {
-    let admission = Admission::new(config.cluster, config.limits.max_sensors, known);
+fn admission(config: &Config, known: Vec<Restored>) -> Admission {
+    let admission = Admission::new(config.cluster, config.limits.max_sensors, known)
+        .with_max_channels(config.limits.max_channels);
     if config.limits.max_memory_mb == 0 {
         return admission;
     }
