@@ -8,7 +8,7 @@
 //! Here: the whole file; `wiring` holds the daemon's sections (broker, sources,
 //! outputs, state, limits, Home Assistant, cluster), `detector` the detector's
 //! (window, model, training, threshold, alert, score, learning), as
-//! [`super::validate`] checks them.
+//! `validate` checks them.
 
 mod detector;
 mod wiring;

@@ -5,7 +5,7 @@
 //! its source, takes the sensor id from the topic or the payload, parses with
 //! [`super::payload::parse`], admits the sensor (when this `[cluster]` instance owns
 //! it) and its channel set ([`super::sensors`]), completes partial updates
-//! ([`super::assemble`]) and hands each [`Reading`] to its sensor's detector worker with
+//! ([`super::assemble`]) and hands each [`crate::reading::Reading`] to its sensor's detector worker with
 //! `try_send` ([`Shards`]): `poll()` is never blocked, and a full queue is a counted
 //! drop.
 //!
@@ -21,7 +21,8 @@
 //! error it backs off exponentially in a `select!` with the cancellation token. It does
 //! not window, score or publish.
 //!
-//! Here: the task, its loop and the connection; `message` handles each Publish (route,
+//! Here: the task, its loop and the connection; `message` holds `Intake`, which
+//! handles each Publish (route,
 //! parse, admit, assemble, forward, and the counting and logging of what is dropped);
 //! `setup` builds the routes and admission from the config.
 
@@ -35,8 +36,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::route::Route;
-use super::sensors::{Admission, Note, Restored};
+use super::sensors::{Note, Restored};
 use super::shards::Shards;
 use crate::config::Config;
 use crate::metrics::{Health, names};
@@ -44,6 +44,7 @@ use crate::mqtt::backoff::Backoff;
 use crate::mqtt::net::{self, Client, EventLoop, NetError, NetEvent};
 use crate::ratelimit::LogLimiter;
 
+use message::Intake;
 pub use setup::IngestError;
 use setup::admission;
 pub(super) use setup::build_routes;
@@ -57,26 +58,17 @@ const EXPIRE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 /// subscriber only sends a handful of subscribes and one disconnect.
 const REQUEST_CAPACITY: usize = 64;
 
-/// The subscriber task's state; see the module docs.
+/// The subscriber task's state; see the module docs. The connection's part is here;
+/// what handles each message is `Intake`, a field of its own so that it can run
+/// while a poll of the event loop is still pending (see [`Ingest::run`]).
 pub struct Ingest {
     client: Client,
     eventloop: EventLoop,
-    routes: Vec<Route>,
     qos: QoS,
-    /// The detector workers' queues.
-    shards: Shards,
     backoff: Backoff,
-    limiter: LogLimiter,
-    max_channels: usize,
-    /// Sensors let through (the cap), their interned channel sets and the partial
-    /// updates held until they complete a reading.
-    admission: Admission,
     /// Shared with `/healthz`: connected between a ConnAck and the next error.
     health: Health,
-    /// What the detector says about sensors: dropped as idle (admission forgets them,
-    /// so they do not hold places under the sensor cap) or trained (their channel set
-    /// is fixed).
-    notes_rx: mpsc::UnboundedReceiver<Note>,
+    intake: Intake,
 }
 
 impl Ingest {
@@ -104,15 +96,17 @@ impl Ingest {
         Ok(Self {
             client,
             eventloop,
-            routes,
             qos,
-            shards,
             backoff: Backoff::new(config.mqtt.reconnect_min, config.mqtt.reconnect_max),
-            limiter: LogLimiter::default(),
-            max_channels: config.limits.max_channels,
-            admission: admission(config, known),
             health,
-            notes_rx,
+            intake: Intake {
+                routes,
+                shards,
+                limiter: LogLimiter::default(),
+                max_channels: config.limits.max_channels,
+                admission: admission(config, known),
+                notes_rx,
+            },
         })
     }
 
@@ -125,19 +119,33 @@ impl Ingest {
         let mut expire_tick = tokio::time::interval(EXPIRE_TICK);
         expire_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                // Cancellation first: a busy broker must not delay shutdown.
-                biased;
-                () = shutdown.cancelled() => break,
-                _ = expire_tick.tick() => self.on_expire_tick(crate::reading::unix_now()),
-                event = self.eventloop.poll() => match event {
-                    Ok(event) => self.on_event(event),
-                    Err(error) => {
-                        if !self.on_error(error, &shutdown).await {
-                            break;
-                        }
+            // One poll across any number of ticks: rumqttc's `poll` is not cancel
+            // safe. Dropped while it connects, the next poll connects again under the
+            // same client id, the broker closes the first connection, and the second
+            // finds that session "present" and subscribes to nothing; dropped while it
+            // writes, a packet may be cut. So only cancellation ends a pending poll,
+            // and the tick runs beside it on `intake`, a field the poll does not borrow.
+            let event = {
+                let poll = self.eventloop.poll();
+                tokio::pin!(poll);
+                loop {
+                    tokio::select! {
+                        // Cancellation first: a busy broker must not delay shutdown.
+                        biased;
+                        () = shutdown.cancelled() => break None,
+                        event = &mut poll => break Some(event),
+                        _ = expire_tick.tick() => self.intake.on_expire_tick(crate::reading::unix_now()),
                     }
-                },
+                }
+            };
+            match event {
+                None => break,
+                Some(Ok(event)) => self.on_event(event),
+                Some(Err(error)) => {
+                    if !self.on_error(error, &shutdown).await {
+                        break;
+                    }
+                }
             }
         }
         self.disconnect().await;
@@ -148,7 +156,7 @@ impl Ingest {
             NetEvent::ConnAck { session_present } => self.on_connack(session_present),
             NetEvent::Publish { topic, payload } => {
                 self.backoff.delivered();
-                self.on_publish(&topic, &payload);
+                self.intake.on_publish(&topic, &payload);
             }
             NetEvent::SubAck { pkid, rejected: 0 } => debug!(pkid, "Subscribed."),
             // E.g. `$share/...` on a broker without shared subscriptions.
@@ -166,7 +174,7 @@ impl Ingest {
         if session_present {
             return;
         }
-        for route in &self.routes {
+        for route in &self.intake.routes {
             if let Err(error) = self.client.try_subscribe(&route.filter, self.qos) {
                 warn!(topic = %route.filter, %error, "Cannot queue subscription.");
             }

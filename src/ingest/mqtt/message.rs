@@ -2,22 +2,42 @@
 //! rejected part counted and logged escaped), the channel named by the topic, the
 //! sensor admitted with its channel set, partial updates assembled, and each reading
 //! forwarded to its worker without waiting. Also the periodic close of rounds left
-//! waiting by silent sensors. The task and its connection are in [`super`].
+//! waiting by silent sensors. All of it is [`Intake`]'s; the task and its connection
+//! are in [`super`].
 
 use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::Ingest;
 use crate::escape::Escaped;
 use crate::ingest::assemble::{Assembled, Held};
 use crate::ingest::payload::{self, PayloadFormat};
-use crate::ingest::sensors::{Refused, first_channel_set};
+use crate::ingest::route::Route;
+use crate::ingest::sensors::{Admission, Note, Refused, first_channel_set};
+use crate::ingest::shards::Shards;
 use crate::metrics::{labels, names};
+use crate::ratelimit::LogLimiter;
 use crate::reading::{ChannelSet, Reading, SensorId};
 
-impl Ingest {
+/// What handles each message: the routes, sensor admission with the partial updates
+/// it holds, and the detector workers' queues. Owned by [`super::Ingest`].
+pub(super) struct Intake {
+    pub(super) routes: Vec<Route>,
+    /// The detector workers' queues.
+    pub(super) shards: Shards,
+    pub(super) limiter: LogLimiter,
+    pub(super) max_channels: usize,
+    /// Sensors let through (the cap), their interned channel sets and the partial
+    /// updates held until they complete a reading.
+    pub(super) admission: Admission,
+    /// What the detector says about sensors: dropped as idle (admission forgets them,
+    /// so they do not hold places under the sensor cap) or trained (their channel set
+    /// is fixed).
+    pub(super) notes_rx: mpsc::UnboundedReceiver<Note>,
+}
+
+impl Intake {
     pub(super) fn on_publish(&mut self, topic: &str, payload: &[u8]) {
         let Some(route_index) = self.routes.iter().position(|r| r.matches(topic)) else {
             self.bad_input("no_route", topic, "topic matches no source");
