@@ -69,5 +69,10 @@ async fn senml_packs_are_assembled_and_unselected_nested_fields_are_counted() {
     );
     assert!(log.contains("key=fields"), "{log}");
     assert!(!log.contains('\u{1b}'), "network text logged unescaped:\n{log}");
+    // One connection, new to the broker. A poll dropped mid-connect (by the expiry
+    // tick, once) made a second one that could find the first's session and subscribe
+    // to nothing; this catches that only when the first CONNECT got through in time.
+    assert_eq!(log.matches("Telemetry connection up.").count(), 1, "{log}");
+    assert!(log.contains("session_present=false"), "{log}");
     assert!(d.alive(), "{log}");
 }
