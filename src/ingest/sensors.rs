@@ -63,7 +63,8 @@ pub enum Refused {
     IdTooLong,
     /// A new sensor while `max_sensors` are admitted.
     SensorCap,
-    /// A known sensor sent a channel name outside the set it started with.
+    /// A known sensor sent a channel name outside its set, once that is fixed (or a
+    /// name that would widen it past `limits.max_channels`, or out of name order).
     ChannelSetChanged,
     /// A new sensor whose estimated memory does not fit `limits.max_memory_mb`.
     MemoryBudget,
