@@ -30,7 +30,7 @@ fn admit_one<R>(
     let records = parse(black_box(PAYLOAD), params, NOW).expect("parses");
     let record = &records[0];
     let names = record.channels.iter().map(|(n, _)| n.as_str());
-    let set = || record.channels.iter().map(|(n, _)| n.clone()).collect();
+    let set = || (record.channels.iter().map(|(n, _)| n.clone()).collect(), true);
     let admitted = |id: &SensorId, set: &ChannelSet, held: &mut Held| then(id, set, held, record);
     admission.admit("pump-1", names, set, admitted).expect("admitted")
 }
@@ -54,7 +54,7 @@ fn bench_ingest(c: &mut Criterion) {
     c.bench_function("parse_admit_assemble_json_3ch", |b| {
         b.iter(|| {
             admit_one(&mut admission, &params, |id, set, held, record| {
-                let out = held.update(id, set, record.ts, &record.channels, DEFAULT_HOLD_SECS);
+                let out = held.update(id, set, record.ts, &record.channels, (DEFAULT_HOLD_SECS, NOW));
                 black_box(out.readings().count())
             })
         })

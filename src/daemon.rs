@@ -46,7 +46,6 @@ use crate::ingest::mqtt::Ingest;
 use crate::ingest::shards::Shards;
 use crate::metrics::Health;
 use crate::publish::Publisher;
-use crate::reading::{ChannelSet, SensorId};
 use crate::store::Store;
 use crate::store::versions::VersionFloor;
 use detect::{DetectorTask, Shared, Sizes};
@@ -212,8 +211,9 @@ impl Stages<'_> {
         } = persisted;
         let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
         let (reload_tx, reload_rx) = mpsc::channel(4);
-        // Unbounded: at most one message per sensor ever admitted and then dropped.
-        let (forget_tx, forget_rx) = mpsc::unbounded_channel();
+        // Unbounded: at most two messages per sensor admitted (its first model, its
+        // drop as idle), and ingest reads them with every publish.
+        let (notes_tx, notes_rx) = mpsc::unbounded_channel();
         let train_gate = Arc::new(tokio::sync::Semaphore::new(config.detector.training.parallel));
         let every = config.state.snapshot_every_secs;
         let shared = Shared {
@@ -228,7 +228,7 @@ impl Stages<'_> {
             score_every: config.homeassistant.as_ref().map(|h| h.score_every),
             idle_after: (config.limits.sensor_idle_secs > 0)
                 .then(|| Duration::from_secs(config.limits.sensor_idle_secs)),
-            forget_tx,
+            notes_tx,
             tracker: self.tracker.clone(),
             health: self.health.clone(),
         };
@@ -269,7 +269,7 @@ impl Stages<'_> {
             Shards::new(readings_txs),
             self.health.clone(),
             known,
-            forget_rx,
+            notes_rx,
         )
         .context("cannot set up the MQTT subscriber")?;
         let publisher = Publisher::new(config).context("cannot set up the MQTT publisher")?;
@@ -318,7 +318,7 @@ struct Persisted {
     store: Store,
     versions: VersionFloor,
     /// Sensors restored from the snapshot, with their channel sets.
-    known: Vec<(SensorId, ChannelSet)>,
+    known: Vec<crate::ingest::sensors::Restored>,
 }
 
 async fn start_metrics(

@@ -16,6 +16,10 @@
 //! reorder_rows`): one is scored once `reorder_rows` newer readings of its sensor have
 //! arrived, or once it has waited [`REORDER_WAIT`], whichever comes first, and every
 //! held reading is scored before the final snapshot.
+//!
+//! Here: the worker's wiring, what it shares with the others, and its loop; `readings`
+//! takes each reading through to its score, `state` publishes retained state and
+//! staleness and evicts idle sensors, `train` hands jobs out and installs models.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,20 +28,23 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::alert::stale::{StaleEvent, Staleness};
-use crate::alert::{AlertEventKind, AlertParams, ClearReason};
+use crate::alert::AlertParams;
+use crate::alert::stale::Staleness;
 use crate::config::{LearningConfig, ScoreStrategy, ThresholdConfig};
-use crate::detector::{DetectError, Detector, DetectorSnapshot, Evicted, Offered, Release, Step};
-use crate::metrics::{Health, ScoreSample, SensorLabels, labels, names};
-use crate::publish::homeassistant::ScoreUpdate;
-use crate::publish::{Outbound, SensorState};
+use crate::detector::{Detector, DetectorSnapshot, Release};
+use crate::ingest::sensors::Note;
+use crate::metrics::{Health, SensorLabels, names};
+use crate::publish::Outbound;
 use crate::ratelimit::LogLimiter;
 use crate::reading::{Reading, SensorId};
 use crate::store::versions::VersionFloor;
-use crate::window::WindowReject;
 
+mod readings;
+mod state;
+
+use state::Published;
 mod train;
 
 pub(crate) use train::Trained;
@@ -62,18 +69,6 @@ pub(crate) struct Reload {
     pub(crate) alert: AlertParams,
     pub(crate) score: ScoreStrategy,
     pub(crate) learning: LearningConfig,
-}
-
-/// What was last published for a sensor; a change triggers a retained state update.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Published {
-    state: crate::detector::SensorState,
-    model_version: u64,
-    threshold_ready: bool,
-    last_clear: Option<crate::alert::ClearReason>,
-    window_ready: bool,
-    window_resets: u64,
-    stale: bool,
 }
 
 /// What the coordinator asks of a worker.
@@ -127,8 +122,9 @@ pub(crate) struct Shared {
     pub(crate) score_every: Option<Duration>,
     /// `limits.sensor_idle_secs`: sensors without a reading this long are evicted.
     pub(crate) idle_after: Option<Duration>,
-    /// Sensors dropped as idle, for ingest's admission to forget.
-    pub(crate) forget_tx: mpsc::UnboundedSender<SensorId>,
+    /// To ingest's admission: sensors dropped as idle, and channel sets fixed by a
+    /// sensor's first model.
+    pub(crate) notes_tx: mpsc::UnboundedSender<Note>,
     pub(crate) tracker: TaskTracker,
     pub(crate) health: Health,
 }
@@ -257,241 +253,6 @@ impl DetectorTask {
 }
 
 impl Running {
-    async fn on_reading(&mut self, t: Reading) {
-        let arrived = self.clock.elapsed().as_secs_f64();
-        let offered = self
-            .detector
-            .offer(&t.sensor, t.ts, &t.values, arrived, || t.channels.to_vec());
-        // Any reading of a tracked sensor shows it is alive, even one the window
-        // refuses; a sensor refused at the cap is not tracked (nor can go stale).
-        if self.detector.pipeline(&t.sensor).is_some() {
-            let now = std::time::SystemTime::now();
-            if let Some(event) = (self.staleness.as_mut()).and_then(|s| s.seen(&t.sensor, now)) {
-                self.send_stale(event).await;
-            }
-        }
-        match offered {
-            Ok(Offered::Held) => {}
-            Ok(Offered::Reordered) => metrics::counter!(names::READINGS_REORDERED).increment(1),
-            Err(error) => return self.on_rejected(&error),
-        }
-        self.release(&t.sensor, Release::Due).await;
-    }
-
-    /// Scores the sensor's held readings that `release` lets go, oldest first.
-    async fn release(&mut self, sensor: &SensorId, release: Release) {
-        loop {
-            let started = Instant::now();
-            let Some(released) = self.detector.release(sensor, release) else {
-                return;
-            };
-            match released.step {
-                Ok(step) => {
-                    if step.scored.is_some() {
-                        metrics::counter!(names::WINDOWS_SCORED).increment(1);
-                        metrics::histogram!(names::SCORE_SECONDS).record(started.elapsed().as_secs_f64());
-                    }
-                    if let Some(scored) = &step.scored {
-                        let sample = ScoreSample {
-                            score: self.detector.config().threshold.score.pick(&scored.scores),
-                            threshold: scored.threshold,
-                            anomaly_score: scored.anomaly_score,
-                        };
-                        self.shared.labels().set_scores(sensor, sample);
-                        self.send_score(sensor, released.ts, scored).await;
-                    }
-                    self.on_step(sensor, released.ts, step).await;
-                }
-                Err(error) => self.on_rejected(&error),
-            }
-        }
-    }
-
-    /// Evicts sensors without a reading for `idle_after`; dropped ones are forgotten by
-    /// ingest's admission too.
-    fn on_idle_tick(&mut self, idle_after: Option<Duration>) {
-        let Some(idle_after) = idle_after else {
-            return;
-        };
-        let cutoff = self.clock.elapsed().as_secs_f64() - idle_after.as_secs_f64();
-        let evicted = self.detector.evict_idle(cutoff);
-        if evicted.is_empty() {
-            return;
-        }
-        let mut parked = 0_usize;
-        for e in &evicted {
-            let (sensor, kind) = match e {
-                Evicted::Parked(id) => (id, "parked"),
-                Evicted::Dropped(id) => {
-                    // Fails only when ingest has stopped (shutdown).
-                    let _ = self.shared.forget_tx.send(id.clone());
-                    (id, "dropped")
-                }
-            };
-            parked += usize::from(kind == "parked");
-            self.published.remove(sensor);
-            self.shared.labels().forget_scores(sensor);
-            metrics::counter!(names::SENSORS_EVICTED, labels::KIND => kind).increment(1);
-        }
-        self.set_size_gauges();
-        info!(
-            parked,
-            dropped = evicted.len() - parked,
-            idle_secs = idle_after.as_secs(),
-            "Idle sensors evicted."
-        );
-    }
-
-    /// Tracked sensors and the memory estimate, summed over the workers.
-    fn set_size_gauges(&self) {
-        (self.shared.sizes).set(self.worker, self.detector.sensors(), self.detector.memory_bytes());
-    }
-
-    /// Scores readings that waited [`REORDER_WAIT`] for older ones.
-    async fn on_reorder_tick(&mut self) {
-        // Sensors are admitted when a reading is offered, before any state is published.
-        self.set_size_gauges();
-        let cutoff = self.clock.elapsed().as_secs_f64() - REORDER_WAIT.as_secs_f64();
-        for sensor in self.detector.holding() {
-            self.release(&sensor, Release::ArrivedBy(cutoff)).await;
-        }
-    }
-
-    async fn on_step(&mut self, sensor: &SensorId, ts: f64, step: Step) {
-        if let Some(job) = step.train {
-            self.spawn_training(job);
-        }
-        if let Some(event) = step.event {
-            let label = match event.event {
-                AlertEventKind::Raised => "raised",
-                AlertEventKind::Cleared => "cleared",
-            };
-            metrics::counter!(names::ALERTS, labels::EVENT => label).increment(1);
-            if event.reason == Some(ClearReason::Accepted) {
-                metrics::counter!(names::ALERTS_ACCEPTED).increment(1);
-            }
-            // The publisher drains its channel into its own queue at once, so this
-            // only waits for a moment under a burst.
-            let _ = self
-                .shared
-                .outbound_tx
-                .send(Outbound::Alert(Box::new(event)))
-                .await;
-        }
-        self.publish_state(sensor, ts).await;
-    }
-
-    /// Sends the sensor's scores for Home Assistant, at most once per `score_every`.
-    async fn send_score(&mut self, sensor: &SensorId, ts: f64, scored: &crate::detector::Scored) {
-        let Some(every) = self.shared.score_every else {
-            return;
-        };
-        let now = Instant::now();
-        if (self.scores_sent.get(sensor)).is_some_and(|sent| now.duration_since(*sent) < every) {
-            return;
-        }
-        self.scores_sent.insert(sensor.clone(), now);
-        let update = ScoreUpdate {
-            sensor: sensor.to_string(),
-            anomaly_score: scored.anomaly_score,
-            score: self.detector.config().threshold.score.pick(&scored.scores),
-            threshold: scored.threshold,
-            model_version: scored.model_version,
-            ts,
-        };
-        let _ = self.shared.outbound_tx.send(Outbound::Score(update)).await;
-    }
-
-    /// Sweeps for silent sensors: each newly stale one gets its event and state.
-    async fn on_stale_tick(&mut self) {
-        let Some(staleness) = self.staleness.as_mut() else {
-            return;
-        };
-        for event in staleness.sweep(std::time::SystemTime::now()) {
-            self.send_stale(event).await;
-        }
-    }
-
-    /// Publishes a `stale` or `fresh` event and the sensor's state that changed with it.
-    async fn send_stale(&mut self, event: StaleEvent) {
-        metrics::counter!(names::ALERTS, labels::EVENT => event.event.as_str()).increment(1);
-        let sensor = SensorId::new(&event.sensor);
-        let ts = event.ts;
-        let _ = self.shared.outbound_tx.send(Outbound::Stale(event)).await;
-        self.publish_state(&sensor, ts).await;
-    }
-
-    /// Publishes the sensor's retained state when it changed.
-    async fn publish_state(&mut self, sensor: &SensorId, ts: f64) {
-        let Some(p) = self.detector.pipeline(sensor) else {
-            return;
-        };
-        let threshold_ready = p.threshold_ready(self.detector.config());
-        let model_version = p.model_version();
-        let state = p.state(self.detector.config());
-        let now = Published {
-            state,
-            model_version,
-            threshold_ready,
-            last_clear: p.last_clear(),
-            window_ready: p.window_ready(),
-            window_resets: p.window_resets(),
-            stale: (self.staleness.as_ref()).is_some_and(|s| s.is_stale(sensor)),
-        };
-        let before = self.published.insert(sensor.clone(), now);
-        if before == Some(now) {
-            return;
-        }
-        let resets_before = before.map_or(0, |b| b.window_resets);
-        if now.window_resets > resets_before {
-            metrics::counter!(names::WINDOW_RESETS).increment(now.window_resets - resets_before);
-        }
-        if before.is_none() {
-            self.set_size_gauges();
-        }
-        {
-            let mut labels = self.shared.labels();
-            labels.set_model_version(sensor, model_version);
-            labels.set_threshold_ready(sensor, threshold_ready);
-        }
-        let msg = SensorState {
-            sensor: sensor.to_string(),
-            state,
-            last_clear: now.last_clear,
-            model_version,
-            threshold_ready,
-            window_ready: now.window_ready,
-            stale: now.stale,
-            ts,
-        };
-        let _ = self.shared.outbound_tx.send(Outbound::State(msg)).await;
-    }
-
-    fn on_rejected(&mut self, error: &DetectError) {
-        let kind = match error {
-            DetectError::TooManySensors { .. } => "sensor_cap",
-            DetectError::MemoryBudget { .. } => "memory_budget",
-            DetectError::Rejected { reason, .. } => reject_kind(reason),
-        };
-        metrics::counter!(names::READINGS_DROPPED, labels::REASON => kind).increment(1);
-        // An exact duplicate is what a QoS 1 resend of a scored reading looks like after
-        // every reconnect: counted, not logged.
-        let resend = matches!(
-            error,
-            DetectError::Rejected {
-                reason: WindowReject::Duplicate { .. },
-                ..
-            }
-        );
-        if resend {
-            return;
-        }
-        if let Some(suppressed) = self.limiter.check(kind, Instant::now()) {
-            // `DetectError` writes the sensor id (from the network) Debug-escaped.
-            warn!(kind, %error, suppressed, "Dropped reading.");
-        }
-    }
-
     fn on_control(&mut self, control: Control) {
         match control {
             // Fails only when the coordinator stopped waiting (shutdown).
@@ -501,16 +262,5 @@ impl Running {
                 info!(worker = self.worker, "Threshold and alert settings reloaded.");
             }
         }
-    }
-}
-
-/// Metric label of a window rejection.
-fn reject_kind(reason: &WindowReject) -> &'static str {
-    match reason {
-        WindowReject::OutOfOrder { .. } => "out_of_order",
-        WindowReject::Duplicate { .. } => "duplicate",
-        WindowReject::WrongChannels { .. } => "wrong_channels",
-        WindowReject::NotFinite { .. } => "not_finite",
-        WindowReject::BadTimestamp { .. } => "bad_timestamp",
     }
 }

@@ -15,7 +15,9 @@ pub(super) struct Restored {
     /// The newest model version in it (0 without one).
     pub(super) newest_version: u64,
     /// Its sensors and their channel sets (ingest admits them first).
-    pub(super) known: Vec<(SensorId, ChannelSet)>,
+    /// For ingest's admission: each restored sensor's channel set, open while it has
+    /// no model yet.
+    pub(super) known: Vec<crate::ingest::sensors::Restored>,
 }
 
 /// Restores the last snapshot into one detector per worker (`workers` of them), each
@@ -56,7 +58,10 @@ pub(super) fn restore(store: &Store, config: &Config, workers: usize) -> (Vec<De
                 .max()
                 .unwrap_or(0);
             let known = (snapshot.sensors.iter())
-                .map(|s| (SensorId::new(&s.sensor), ChannelSet::from(s.channels.clone())))
+                .map(|s| {
+                    let set = ChannelSet::from(s.channels.clone());
+                    (SensorId::new(&s.sensor), set, s.model.is_none())
+                })
                 .collect();
             if snapshot.format == SNAPSHOT_FORMAT {
                 let n = std::num::NonZeroU32::new(workers as u32).unwrap_or(std::num::NonZeroU32::MIN);

@@ -102,7 +102,7 @@ impl Detector {
         Ok(())
     }
 
-    fn over_budget(&self, sensor: &SensorId) -> DetectError {
+    pub(super) fn over_budget(&self, sensor: &SensorId) -> DetectError {
         DetectError::MemoryBudget {
             sensor: sensor.to_string(),
             budget_mb: self.budget.unwrap_or(0) >> 20,

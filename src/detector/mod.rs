@@ -21,6 +21,7 @@
 //! [`TrainJob`] in its [`Step`], and whoever drives it installs the result with
 //! [`Detector::install`] (inline in replay, from a blocking thread in the daemon).
 
+mod channels;
 mod drift;
 mod learning;
 mod limits;
@@ -71,6 +72,19 @@ pub enum DetectError {
         sensor: String,
         /// The configured cap.
         limit: usize,
+    },
+    /// A reading of another channel set than the sensor's, after its first model
+    /// ([`Pipeline::channel_set_open`]).
+    #[error(
+        "reading of sensor {sensor:?} has another set of channels ({got}) than the {channels} its model was trained on"
+    )]
+    ChannelSetChanged {
+        /// The sensor.
+        sensor: String,
+        /// Channels in the sensor's set.
+        channels: usize,
+        /// Channels in the reading's set.
+        got: usize,
     },
     /// The window refused the reading (order, duplicate, NaN, channel count).
     #[error("reading of sensor {sensor:?} rejected: {reason:?}")]
@@ -480,6 +494,14 @@ impl Pipeline {
     /// Installs a trained model (`None`: training failed) and rebuilds what depends on
     /// the model in force.
     fn install(&mut self, model: Option<Model>, config: &DetectorConfig) {
+        // A job of the set before a warm-up restart ([`Detector::regroup`]): not this
+        // pipeline's, and a model of another width cannot score its windows.
+        if model
+            .as_ref()
+            .is_some_and(|m| m.channels != self.channel_names.len())
+        {
+            return;
+        }
         let kind = self.learning.installed(model.is_some());
         let Some(m) = model else {
             return;

@@ -2,9 +2,10 @@
 //! [`Held`] per admitted sensor, kept beside its channel set by
 //! [`super::sensors::Admission`] (one map lookup per record).
 //!
-//! A sensor's channel set is fixed before its first reading reaches the detector (by
-//! [`super::sensors::Admission`]: configured `channels`, the snapshot, or the sensor's
-//! first payload), so every window a model learns from and scores has the same channels.
+//! Every reading of a sensor carries its whole channel set, as
+//! [`super::sensors::Admission`] keeps it (configured `channels`, the snapshot, or the
+//! sensor's payloads until its first model), so every window a model learns from and
+//! scores has the same channels.
 //! Many devices do not send them all at once: a SenML pack with voltage once and
 //! current at six times (RFC 8428 §5.1.3), a JSON sensor that leaves out an unchanged
 //! field, one channel per topic. Each record is then an update of some channels, and
@@ -19,12 +20,18 @@
 //!   the hold older than the round; otherwise the round is **incomplete**: counted
 //!   (`anomalyd_readings_incomplete_total`) and dropped, never sent with a different
 //!   channel count. Until an update closes it, an unfinished round waits.
+//! - **Silence.** A sensor that falls silent sends no update to close its round, so
+//!   ingest also closes every round that has waited more than the hold since its first
+//!   update arrived ([`Held::expire`], on the gateway clock: no reading time moves
+//!   while nothing arrives). It closes as an update would have closed it: completed
+//!   with held values or counted as incomplete, never left waiting unseen.
 //! - **Order.** A channel keeps the newest value by reading time: a late update (a QoS 1
 //!   resend) of a value already superseded completes nothing. A full record is passed
 //!   on whatever its time, so the detector's reorder buffer sees resends as today.
 //!
 //! It does not parse, admit sensors or decide channel sets; a sensor's held values go
-//! when admission forgets it.
+//! when admission forgets it, and follow their channels when admission widens the
+//! set ([`Held::regroup`]).
 
 use crate::reading::{ChannelSet, Reading, SensorId};
 
@@ -66,6 +73,10 @@ pub struct Held {
     /// Time of the open round's first and newest update.
     round_start: f64,
     round_ts: f64,
+    /// When the open round's first update arrived (gateway clock, unix seconds), and
+    /// the hold it arrived under: what [`Self::expire`] measures a silence against.
+    round_arrived: f64,
+    hold: f64,
 }
 
 impl Held {
@@ -78,20 +89,22 @@ impl Held {
             fresh_count: 0,
             round_start: f64::NAN,
             round_ts: f64::NAN,
+            round_arrived: f64::NAN,
+            hold: DEFAULT_HOLD_SECS,
         }
     }
 
     /// Takes one update of `sensor`, whose channel set is `set` (the one this was made
     /// for): `channels` are
     /// `(name, value)` pairs whose names are all in `set` (admission checked), in the
-    /// set's order. `hold` is the source's `hold_secs`.
+    /// set's order. `hold` is the source's `hold_secs`; `arrived` the gateway clock.
     pub fn update(
         &mut self,
         sensor: &SensorId,
         set: &ChannelSet,
         ts: f64,
         channels: &[(String, f64)],
-        hold: f64,
+        (hold, arrived): (f64, f64),
     ) -> Assembled {
         let reading = |ts: f64, values: Vec<f64>| Reading {
             sensor: sensor.clone(),
@@ -100,6 +113,7 @@ impl Held {
             values,
         };
         let mut out = Assembled::default();
+        self.hold = hold;
         let full = channels.len() == set.len() && (channels.iter().zip(set.iter())).all(|((n, _), s)| n == s);
         let closes = full
             || ts - self.round_start > hold
@@ -121,7 +135,7 @@ impl Held {
         }
         for (i, value) in positions(set, channels) {
             if self.set(i, ts, value) {
-                self.join(i, ts);
+                self.join(i, ts, arrived);
             }
         }
         if self.fresh_count == set.len() {
@@ -129,6 +143,24 @@ impl Held {
                 out.reading = Some(reading(self.round_ts, values));
             }
         }
+        out
+    }
+
+    /// The same held values and open round for the channel set `to`, from the set
+    /// `from` this was made for: each channel's value moves with its name; channels
+    /// new in `to` have none yet, and those `to` leaves out are gone.
+    pub fn regroup(&self, from: &ChannelSet, to: &ChannelSet) -> Self {
+        let mut out = Self::new(to.len());
+        for (j, name) in to.iter().enumerate() {
+            if let Some(i) = from.iter().position(|n| n == name) {
+                out.ts[j] = self.ts[i];
+                out.values[j] = self.values[i];
+                out.fresh[j] = self.fresh[i];
+            }
+        }
+        out.fresh_count = out.fresh.iter().filter(|&&f| f).count();
+        (out.round_start, out.round_ts) = (self.round_start, self.round_ts);
+        (out.round_arrived, out.hold) = (self.round_arrived, self.hold);
         out
     }
 
@@ -144,8 +176,33 @@ impl Held {
         }
     }
 
+    /// Closes the open round if it has waited more than its hold since its first
+    /// update arrived, as of `now` (the gateway clock): see the module docs.
+    pub fn expire(&mut self, sensor: &SensorId, set: &ChannelSet, now: f64) -> Assembled {
+        let mut out = Assembled::default();
+        if self.fresh_count == 0 || now - self.round_arrived <= self.hold {
+            return out;
+        }
+        match self.close(self.hold) {
+            Some(Ok(values)) => {
+                out.closed = Some(Reading {
+                    sensor: sensor.clone(),
+                    ts: self.round_ts,
+                    channels: set.clone(),
+                    values,
+                });
+            }
+            Some(Err(())) => out.incomplete = true,
+            None => {}
+        }
+        out
+    }
+
     /// Adds a stored update to the open round.
-    fn join(&mut self, channel: usize, ts: f64) {
+    fn join(&mut self, channel: usize, ts: f64, arrived: f64) {
+        if self.fresh_count == 0 {
+            self.round_arrived = arrived;
+        }
         if !self.fresh[channel] {
             self.fresh[channel] = true;
             self.fresh_count += 1;

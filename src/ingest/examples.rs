@@ -30,6 +30,8 @@ struct Intake {
     config: Config,
     admission: Admission,
     incomplete: usize,
+    /// `(kind, message)` of each batch element the payloads' parse rejected.
+    rejected: Vec<(&'static str, String)>,
 }
 
 impl Intake {
@@ -39,6 +41,7 @@ impl Intake {
             config,
             admission: Admission::new(Partition::default(), 100, []),
             incomplete: 0,
+            rejected: Vec::new(),
         }
     }
 
@@ -49,8 +52,10 @@ impl Intake {
             .iter()
             .find(|r| r.matches(topic))
             .expect("a source for the topic");
-        let mut records =
-            payload::parse(payload.trim().as_bytes(), &route.params, now).expect("payload parses");
+        let read = payload::read(payload.trim().as_bytes(), &route.params, now).expect("payload parses");
+        let mut records = read.records;
+        self.rejected
+            .extend(read.rejected.iter().map(|e| (e.kind(), e.to_string())));
         if let Some(level) = route.channel_from_topic(topic) {
             let name = level.expect("channel level");
             for (channel, _) in records.iter_mut().flat_map(|r| r.channels.iter_mut()) {
@@ -66,7 +71,7 @@ impl Intake {
             let configured = route.params.channels.as_deref();
             let new_set = || first_channel_set(configured, &records, sensor, topic_sensor);
             let assemble = |id: &_, set: &_, held: &mut Held| {
-                held.update(id, set, record.ts, &record.channels, route.hold)
+                held.update(id, set, record.ts, &record.channels, (route.hold, now))
             };
             let assembled = (self.admission)
                 .admit(sensor, names, new_set, assemble)
@@ -140,6 +145,60 @@ fn the_telegraf_payload_without_channels_is_refused_naming_the_nested_fields() {
     let err = payload::parse(payload.trim().as_bytes(), &route.params, NOW).unwrap_err();
     assert_eq!(err.kind(), "no_channels");
     assert!(err.unselected().is_some(), "{err}");
+}
+
+#[test]
+fn a_telegraf_batch_is_a_reading_per_element_and_a_bad_element_loses_only_itself() {
+    let config = &blocks("Telegraf batches", "toml")[0];
+    let [batch, with_bad] = &blocks("Telegraf batches", "json")[..] else {
+        panic!("two payloads in the section");
+    };
+    let mut intake = Intake::new(config);
+    let got = intake.take("telegraf/hub/batch", batch, NOW);
+    let want = vec![
+        reading(
+            "gw1",
+            1_700_000_000.0,
+            &[("temperature", 41.5), ("pressure", 3.25)],
+        ),
+        reading(
+            "gw2",
+            1_700_000_000.0,
+            &[("temperature", 38.0), ("pressure", 2.9)],
+        ),
+        reading(
+            "gw1",
+            1_700_000_010.0,
+            &[("temperature", 41.7), ("pressure", 3.5)],
+        ),
+    ];
+    assert_eq!(got, want);
+    assert_eq!(intake.rejected, vec![]);
+    let got = intake.take("telegraf/hub/batch", with_bad, NOW);
+    let want = reading(
+        "gw1",
+        1_700_000_020.0,
+        &[("temperature", 40.0), ("pressure", 3.0)],
+    );
+    assert_eq!(got, vec![want]);
+    let kinds: Vec<_> = intake.rejected.iter().map(|(kind, _)| *kind).collect();
+    assert_eq!(kinds, ["missing_sensor", "wrong_type"]);
+    assert_eq!(
+        intake.rejected[0].1,
+        "`metrics[1]`: sensor field `/tags/host` is missing or empty"
+    );
+    assert!(
+        intake.rejected[1]
+            .1
+            .starts_with("`metrics[2]`: field `/fields/temperature`"),
+        "{}",
+        intake.rejected[1].1
+    );
+    let prose = PAGE.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        prose.contains(&format!("\"{}\"", intake.rejected[0].1)),
+        "the page quotes the message as it is"
+    );
 }
 
 #[test]

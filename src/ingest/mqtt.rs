@@ -5,7 +5,7 @@
 //! its source, takes the sensor id from the topic or the payload, parses with
 //! [`super::payload::parse`], admits the sensor (when this `[cluster]` instance owns
 //! it) and its channel set ([`super::sensors`]), completes partial updates
-//! ([`super::assemble`]) and hands each [`Reading`] to its sensor's detector worker with
+//! ([`super::assemble`]) and hands each [`crate::reading::Reading`] to its sensor's detector worker with
 //! `try_send` ([`Shards`]): `poll()` is never blocked, and a full queue is a counted
 //! drop.
 //!
@@ -20,6 +20,14 @@
 //! behind it for every sensor. After a connection
 //! error it backs off exponentially in a `select!` with the cancellation token. It does
 //! not window, score or publish.
+//!
+//! Here: the task, its loop and the connection; `message` holds `Intake`, which
+//! handles each Publish (route,
+//! parse, admit, assemble, forward, and the counting and logging of what is dropped);
+//! `setup` builds the routes and admission from the config.
+
+mod message;
+mod setup;
 
 use std::time::Instant;
 
@@ -28,75 +36,45 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::assemble::Held;
-use super::payload::{self, Field, FieldError, PayloadFormat, PayloadParams};
-use super::route::{Route, SensorFrom};
-use super::sensors::{Admission, Refused, first_channel_set};
+use super::sensors::{Note, Restored};
 use super::shards::Shards;
 use crate::config::Config;
-use crate::escape::Escaped;
-use crate::metrics::{Health, labels, names};
+use crate::metrics::{Health, names};
 use crate::mqtt::backoff::Backoff;
-use crate::mqtt::conn::ConnError;
 use crate::mqtt::net::{self, Client, EventLoop, NetError, NetEvent};
 use crate::ratelimit::LogLimiter;
-use crate::reading::{ChannelSet, Reading, SensorId};
+
+use message::Intake;
+pub use setup::IngestError;
+use setup::admission;
+pub(super) use setup::build_routes;
+
+/// How often rounds of partial updates left waiting by a silent sensor are closed: a
+/// round is closed at most this long after its `hold_secs` ran out, and a sweep of
+/// every admitted sensor once a second costs next to nothing.
+const EXPIRE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Requests rumqttc may buffer between the client handle and the event loop; the
 /// subscriber only sends a handful of subscribes and one disconnect.
 const REQUEST_CAPACITY: usize = 64;
 
-/// Why the subscriber could not be set up. Fatal at startup.
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    /// Broker settings.
-    #[error(transparent)]
-    Conn(#[from] ConnError),
-    /// A source has an unknown payload format.
-    #[error("`sources[{index}].format` must be json, number or senml, got {value:?}")]
-    Format {
-        /// Position of the source.
-        index: usize,
-        /// The value given.
-        value: String,
-    },
-    /// A source's field is not a usable key or JSON pointer.
-    #[error("`sources[{index}].{key}` {source}")]
-    Field {
-        /// Position of the source.
-        index: usize,
-        /// The key, e.g. `channels`.
-        key: &'static str,
-        /// What is wrong.
-        source: FieldError,
-    },
-}
-
-/// The subscriber task's state; see the module docs.
+/// The subscriber task's state; see the module docs. The connection's part is here;
+/// what handles each message is `Intake`, a field of its own so that it can run
+/// while a poll of the event loop is still pending (see [`Ingest::run`]).
 pub struct Ingest {
     client: Client,
     eventloop: EventLoop,
-    routes: Vec<Route>,
     qos: QoS,
-    /// The detector workers' queues.
-    shards: Shards,
     backoff: Backoff,
-    limiter: LogLimiter,
-    max_channels: usize,
-    /// Sensors let through (the cap), their interned channel sets and the partial
-    /// updates held until they complete a reading.
-    admission: Admission,
     /// Shared with `/healthz`: connected between a ConnAck and the next error.
     health: Health,
-    /// Sensors the detector dropped as idle: admission forgets them, so they do not
-    /// hold places under the sensor cap.
-    forget_rx: mpsc::UnboundedReceiver<SensorId>,
+    intake: Intake,
 }
 
 impl Ingest {
     /// Builds the subscriber from the config; connects lazily on the first poll.
     /// `known` are the sensors restored from the snapshot: they keep their place under
-    /// the sensor cap and their channel sets.
+    /// the sensor cap and their channel sets (still open when they had no model).
     ///
     /// # Errors
     ///
@@ -105,8 +83,8 @@ impl Ingest {
         config: &Config,
         shards: Shards,
         health: Health,
-        known: Vec<(SensorId, ChannelSet)>,
-        forget_rx: mpsc::UnboundedReceiver<SensorId>,
+        known: Vec<Restored>,
+        notes_rx: mpsc::UnboundedReceiver<Note>,
     ) -> Result<Self, IngestError> {
         let (client, eventloop) = net::connect(&config.mqtt, &config.mqtt.client_id, None, REQUEST_CAPACITY)?;
         let routes = build_routes(config)?;
@@ -118,34 +96,56 @@ impl Ingest {
         Ok(Self {
             client,
             eventloop,
-            routes,
             qos,
-            shards,
             backoff: Backoff::new(config.mqtt.reconnect_min, config.mqtt.reconnect_max),
-            limiter: LogLimiter::default(),
-            max_channels: config.limits.max_channels,
-            admission: admission(config, known),
             health,
-            forget_rx,
+            intake: Intake {
+                routes,
+                shards,
+                limiter: LogLimiter::default(),
+                max_channels: config.limits.max_channels,
+                admission: admission(config, known),
+                notes_rx,
+            },
         })
     }
 
     /// Polls until `shutdown` is cancelled, then disconnects. Dropping `self` at the
     /// end closes the readings queues, which tells the detector workers to drain and stop.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        // The held partial updates live here, in admission, which this task owns: the
+        // sweep for sensors that fell silent mid-round runs on this task's own tick
+        // rather than on a detector worker's, which would need them behind a lock.
+        let mut expire_tick = tokio::time::interval(EXPIRE_TICK);
+        expire_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                // Cancellation first: a busy broker must not delay shutdown.
-                biased;
-                () = shutdown.cancelled() => break,
-                event = self.eventloop.poll() => match event {
-                    Ok(event) => self.on_event(event),
-                    Err(error) => {
-                        if !self.on_error(error, &shutdown).await {
-                            break;
-                        }
+            // One poll across any number of ticks: rumqttc's `poll` is not cancel
+            // safe. Dropped while it connects, the next poll connects again under the
+            // same client id, the broker closes the first connection, and the second
+            // finds that session "present" and subscribes to nothing; dropped while it
+            // writes, a packet may be cut. So only cancellation ends a pending poll,
+            // and the tick runs beside it on `intake`, a field the poll does not borrow.
+            let event = {
+                let poll = self.eventloop.poll();
+                tokio::pin!(poll);
+                loop {
+                    tokio::select! {
+                        // Cancellation first: a busy broker must not delay shutdown.
+                        biased;
+                        () = shutdown.cancelled() => break None,
+                        event = &mut poll => break Some(event),
+                        _ = expire_tick.tick() => self.intake.on_expire_tick(crate::reading::unix_now()),
                     }
-                },
+                }
+            };
+            match event {
+                None => break,
+                Some(Ok(event)) => self.on_event(event),
+                Some(Err(error)) => {
+                    if !self.on_error(error, &shutdown).await {
+                        break;
+                    }
+                }
             }
         }
         self.disconnect().await;
@@ -156,7 +156,7 @@ impl Ingest {
             NetEvent::ConnAck { session_present } => self.on_connack(session_present),
             NetEvent::Publish { topic, payload } => {
                 self.backoff.delivered();
-                self.on_publish(&topic, &payload);
+                self.intake.on_publish(&topic, &payload);
             }
             NetEvent::SubAck { pkid, rejected: 0 } => debug!(pkid, "Subscribed."),
             // E.g. `$share/...` on a broker without shared subscriptions.
@@ -174,7 +174,7 @@ impl Ingest {
         if session_present {
             return;
         }
-        for route in &self.routes {
+        for route in &self.intake.routes {
             if let Err(error) = self.client.try_subscribe(&route.filter, self.qos) {
                 warn!(topic = %route.filter, %error, "Cannot queue subscription.");
             }
@@ -191,143 +191,6 @@ impl Ingest {
         tokio::select! {
             () = shutdown.cancelled() => false,
             () = tokio::time::sleep(delay) => true,
-        }
-    }
-
-    fn on_publish(&mut self, topic: &str, payload: &[u8]) {
-        let Some(route_index) = self.routes.iter().position(|r| r.matches(topic)) else {
-            self.bad_input("no_route", topic, "topic matches no source");
-            return;
-        };
-        let route = &self.routes[route_index];
-        let topic_sensor = route.sensor_from_topic(topic);
-        // Another `[cluster]` instance's sensor, named by the topic of a one-reading
-        // payload: dropped before parsing, so its payload costs nothing more here and
-        // a malformed one is counted once in the cluster, by its owner. SenML packs may
-        // hold several readings, so they are counted (per reading) after parsing.
-        let one_reading = route.params.format != PayloadFormat::Senml;
-        if let Some(sensor) = topic_sensor.filter(|_| one_reading) {
-            if self.admission.is_foreign(sensor) {
-                self.refused(Refused::OtherInstance, sensor);
-                return;
-            }
-        }
-        let now = crate::reading::unix_now();
-        let hold = route.hold;
-        let channel = route.channel_from_topic(topic);
-        let mut records = match payload::parse(payload, &route.params, now) {
-            Ok(records) => records,
-            Err(error) => {
-                if let Some(key) = error.unselected() {
-                    self.unselected(topic, key);
-                }
-                let kind = error.kind();
-                self.bad_input(kind, topic, &error.to_string());
-                return;
-            }
-        };
-        match channel {
-            Some(Some(name)) => rename_channels(&mut records, name),
-            Some(None) => {
-                self.bad_input(
-                    "missing_channel",
-                    topic,
-                    "no channel name at the topic's channel_level",
-                );
-                return;
-            }
-            None => {}
-        }
-        while let Ok(id) = self.forget_rx.try_recv() {
-            self.admission.forget(&id);
-        }
-        for record in &records {
-            if let Some(key) = &record.unselected {
-                self.unselected(topic, key);
-            }
-            let Some(sensor) = record.sensor.as_deref().or(topic_sensor) else {
-                self.bad_input("missing_sensor", topic, "no sensor id in topic or payload");
-                continue;
-            };
-            if record.channels.len() > self.max_channels {
-                self.bad_input(
-                    "too_many_channels",
-                    topic,
-                    "more channels than limits.max_channels",
-                );
-                continue;
-            }
-            let names = record.channels.iter().map(|(name, _)| name.as_str());
-            let configured = self.routes[route_index].params.channels.as_deref();
-            let new_set = || first_channel_set(configured, &records, sensor, topic_sensor);
-            let assemble = |id: &SensorId, set: &ChannelSet, held: &mut Held| {
-                held.update(id, set, record.ts, &record.channels, hold)
-            };
-            let assembled = match self.admission.admit(sensor, names, new_set, assemble) {
-                Ok(assembled) => assembled,
-                Err(refused) => {
-                    self.refused(refused, sensor);
-                    continue;
-                }
-            };
-            if assembled.incomplete {
-                metrics::counter!(names::READINGS_INCOMPLETE).increment(1);
-                if let Some(suppressed) = self.limiter.check("incomplete", Instant::now()) {
-                    warn!(sensor = %Escaped(sensor), suppressed, hold_secs = hold, "Partial updates left a reading incomplete; dropped.");
-                }
-            }
-            for reading in assembled.readings() {
-                self.forward(reading);
-            }
-        }
-    }
-
-    /// A nested object or array that no configuration selects: counted and logged,
-    /// never read as channels.
-    fn unselected(&mut self, topic: &str, key: &str) {
-        metrics::counter!(names::PAYLOAD_UNSELECTED).increment(1);
-        if let Some(suppressed) = self.limiter.check("unselected", Instant::now()) {
-            // The key and the topic come from the network: logged escaped.
-            warn!(topic = %Escaped(topic), key = %Escaped(key), suppressed, "Nested payload field selected by no configuration; ignored (name its fields in `channels` as JSON pointers).");
-        }
-    }
-
-    /// Hands one reading over without waiting: the event loop must keep polling
-    /// (keep-alives, acks) even when the detector lags, so a full channel is a drop.
-    fn forward(&mut self, reading: Reading) {
-        match self.shards.try_send(reading) {
-            Ok(()) => metrics::counter!(names::READINGS).increment(1),
-            Err(mpsc::error::TrySendError::Full(t)) => {
-                metrics::counter!(names::READINGS_DROPPED, labels::REASON => "queue_full").increment(1);
-                if let Some(suppressed) = self.limiter.check("channel_full", Instant::now()) {
-                    warn!(sensor = %t.sensor.escaped(), suppressed, "Detector lagging; reading dropped.");
-                }
-            }
-            // The detector has stopped: only during shutdown.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
-    }
-
-    /// A reading refused before the queue (another instance's sensor, sensor cap,
-    /// changed channel set).
-    fn refused(&mut self, refused: Refused, sensor: &str) {
-        let reason = refused.reason();
-        metrics::counter!(names::READINGS_DROPPED, labels::REASON => reason).increment(1);
-        // Another instance's readings are the normal share of a cluster: counted only.
-        if refused == Refused::OtherInstance {
-            return;
-        }
-        if let Some(suppressed) = self.limiter.check(reason, Instant::now()) {
-            warn!(reason, sensor = %Escaped(sensor), suppressed, "Dropped reading.");
-        }
-    }
-
-    fn bad_input(&mut self, kind: &'static str, topic: &str, error: &str) {
-        metrics::counter!(names::PAYLOAD_ERRORS, labels::KIND => kind).increment(1);
-        if let Some(suppressed) = self.limiter.check(kind, Instant::now()) {
-            // The topic and the error (which may quote payload text) come from the
-            // network: logged escaped and bounded.
-            warn!(kind, topic = %Escaped(topic), error = %Escaped(error), suppressed, "Dropped malformed message.");
         }
     }
 
@@ -354,82 +217,4 @@ impl Ingest {
         self.health.set_broker_connected(false);
         info!("Telemetry connection closed.");
     }
-}
-
-/// Sensor admission under `limits.max_sensors` and `limits.max_memory_mb` (charged
-/// with the detector's own estimate, so both refuse the same sensors).
-fn admission(config: &Config, known: Vec<(SensorId, ChannelSet)>) -> Admission {
-    let admission = Admission::new(config.cluster, config.limits.max_sensors, known);
-    if config.limits.max_memory_mb == 0 {
-        return admission;
-    }
-    let detector = config.detector.clone();
-    admission.with_budget(
-        config.limits.max_memory_mb << 20,
-        Box::new(move |channels| crate::detector::memory::pipeline_bytes(&detector, channels)),
-    )
-}
-
-/// Names every record's channel after the topic (one channel per topic).
-fn rename_channels(records: &mut [payload::Parsed], name: &str) {
-    for (channel, _) in records.iter_mut().flat_map(|r| r.channels.iter_mut()) {
-        channel.clear();
-        channel.push_str(name);
-    }
-}
-
-/// Builds one [`Route`] per `[[sources]]` entry.
-pub(super) fn build_routes(config: &Config) -> Result<Vec<Route>, IngestError> {
-    config
-        .sources
-        .iter()
-        .enumerate()
-        .map(|(index, s)| {
-            let format = match s.format.as_str() {
-                "json" => PayloadFormat::Json,
-                "number" => PayloadFormat::Number,
-                "senml" => PayloadFormat::Senml,
-                other => {
-                    return Err(IngestError::Format {
-                        index,
-                        value: other.to_string(),
-                    });
-                }
-            };
-            let field = |key: &'static str, text: &str| {
-                Field::parse(text).map_err(|source| IngestError::Field { index, key, source })
-            };
-            let channels = match &s.channels {
-                Some(list) => Some(
-                    list.iter()
-                        .map(|c| field("channels", c))
-                        .collect::<Result<_, _>>()?,
-                ),
-                None => None,
-            };
-            let params = PayloadParams {
-                format,
-                timestamp_field: field("timestamp_field", &s.timestamp_field)?,
-                timestamp_unit: s.timestamp_unit,
-                require_timestamp: false,
-                channels,
-                sensor_field: s
-                    .sensor_field
-                    .as_deref()
-                    .map(|f| field("sensor_field", f))
-                    .transpose()?,
-                number_channel: s.number_channel.clone(),
-                max_payload_bytes: config.limits.max_payload_bytes,
-            };
-            let sensor = match (&s.sensor_field, s.sensor_level) {
-                (Some(_), _) => SensorFrom::Payload,
-                (None, Some(level)) => SensorFrom::Level(level),
-                (None, None) => SensorFrom::first_wildcard(&s.topic),
-            };
-            let mut route = Route::new(&s.topic, sensor, params);
-            route.channel_level = s.channel_level;
-            route.hold = s.hold_secs;
-            Ok(route)
-        })
-        .collect()
 }

@@ -117,14 +117,28 @@ pub struct Parsed {
     pub unselected: Option<String>,
 }
 
-/// Parses one payload received at `now` (unix seconds, the gateway clock).
+/// What one payload gave: every record that could be read and, for a payload of
+/// several independent messages (a Telegraf batch), each one that could not.
+#[derive(Debug, Default, PartialEq)]
+pub struct Records {
+    /// The records read, in payload order (SenML: sorted by time).
+    pub records: Vec<Parsed>,
+    /// The batch elements that could not be read, each a [`PayloadError::InElement`]
+    /// naming its index. Always empty for anything but a batch.
+    pub rejected: Vec<PayloadError>,
+}
+
+/// Reads one payload received at `now` (unix seconds, the gateway clock), keeping what
+/// can be read of a batch.
 ///
-/// `json` and `number` yield exactly one record; `senml` one per distinct time,
-/// sorted by time.
+/// `json` yields one record, or one per element of a Telegraf batch
+/// (`{"metrics": [...]}`, each element read as an unbatched message); `number` one;
+/// `senml` one per distinct time, sorted by time.
 ///
 /// # Errors
-/// Any [`PayloadError`]; the whole payload is rejected, never partially accepted.
-pub fn parse(bytes: &[u8], p: &PayloadParams, now: f64) -> Result<Vec<Parsed>, PayloadError> {
+/// Any [`PayloadError`] that rejects the whole payload (too large, not JSON, a single
+/// message that cannot be read). A bad batch element is in [`Records::rejected`].
+pub fn read(bytes: &[u8], p: &PayloadParams, now: f64) -> Result<Records, PayloadError> {
     if bytes.len() > p.max_payload_bytes {
         return Err(PayloadError::TooLarge {
             size: bytes.len(),
@@ -132,10 +146,26 @@ pub fn parse(bytes: &[u8], p: &PayloadParams, now: f64) -> Result<Vec<Parsed>, P
         });
     }
     let text = std::str::from_utf8(bytes).map_err(|_| PayloadError::NotUtf8)?;
+    let one = |records| Records {
+        records,
+        rejected: Vec::new(),
+    };
     match p.format {
-        PayloadFormat::Json => json::parse(text, p, now).map(|r| vec![r]),
-        PayloadFormat::Number => parse_number(text, p, now).map(|r| vec![r]),
-        PayloadFormat::Senml => senml::parse(text, p, now),
+        PayloadFormat::Json => json::parse(text, p, now),
+        PayloadFormat::Number => parse_number(text, p, now).map(|r| one(vec![r])),
+        PayloadFormat::Senml => senml::parse(text, p, now).map(one),
+    }
+}
+
+/// [`read`], all or nothing: the records, or the first error.
+///
+/// # Errors
+/// Any [`PayloadError`]; the whole payload is rejected, never partially accepted.
+pub fn parse(bytes: &[u8], p: &PayloadParams, now: f64) -> Result<Vec<Parsed>, PayloadError> {
+    let Records { records, rejected } = read(bytes, p, now)?;
+    match rejected.into_iter().next() {
+        Some(error) => Err(error),
+        None => Ok(records),
     }
 }
 

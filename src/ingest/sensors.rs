@@ -23,22 +23,29 @@
 //!   needs that when it returns), so it refuses no later than the detector does.
 //! - **Sensor ids are bounded.** An id longer than [`MAX_SENSOR_ID_BYTES`] is refused
 //!   (`sensor_id_too_long`): ids are kept in memory, snapshots, topics and labels.
-//! - **A sensor's channel set is interned once.** It is fixed before the sensor's first
-//!   reading is queued ([`first_channel_set`]): the source's configured `channels`,
-//!   else every channel the sensor's first payload carries (for a SenML pack, the
-//!   union of its records), sorted by name; a sensor restored from the snapshot keeps
-//!   the set its model was trained on. Every later reading shares that `Arc` instead
-//!   of carrying its own names. A record may carry only some of the set (a partial
-//!   update, which [`super::assemble`] completes), but one with a name outside it
-//!   (`{temp, vib}` then `{hum, temp}`) is refused and counted as `channel_set_changed`:
-//!   scored as if nothing changed, its values would be read under the wrong names by a
-//!   model trained on the old ones.
+//! - **A sensor's channel set is interned.** A new sensor starts with
+//!   [`first_channel_set`]: the source's configured `channels`, else every channel its
+//!   first payload carries (for a SenML pack, the union of its records), sorted by
+//!   name; a sensor restored from the snapshot starts with the set it had there. Every
+//!   later reading shares that `Arc` instead of carrying its own names. A record may
+//!   carry only some of the set (a partial update, which [`super::assemble`]
+//!   completes).
+//! - **The set may widen until the sensor's first model is trained.** The detector
+//!   decides when a set is fixed ([`crate::detector::Pipeline::channel_set_open`]) and
+//!   says so with a [`Note::Fixed`]; until then a record with a name outside the set
+//!   widens it to the union, sorted by name (a field missing from the very first
+//!   message is not refused for good), and the detector restarts the sensor's warm-up
+//!   with the wider set. Configured `channels` are fixed from the start. Once fixed, a
+//!   record with a name outside the set (`{temp, vib}` then `{hum, temp}`) is refused
+//!   and counted as `channel_set_changed`: scored as if nothing changed, its values
+//!   would be read under the wrong names by a model trained on the old ones. A set
+//!   never widens past `limits.max_channels` or the memory budget.
 
 use std::collections::HashMap;
 
 use std::collections::BTreeSet;
 
-use super::assemble::Held;
+use super::assemble::{Assembled, Held};
 use super::payload::{Field, Parsed};
 use crate::cluster::Partition;
 use crate::reading::{ChannelSet, SensorId};
@@ -56,7 +63,8 @@ pub enum Refused {
     IdTooLong,
     /// A new sensor while `max_sensors` are admitted.
     SensorCap,
-    /// A known sensor sent a channel name outside the set it started with.
+    /// A known sensor sent a channel name outside its set, once that is fixed (or a
+    /// name that would widen it past `limits.max_channels`, or out of name order).
     ChannelSetChanged,
     /// A new sensor whose estimated memory does not fit `limits.max_memory_mb`.
     MemoryBudget,
@@ -85,20 +93,34 @@ struct Budget {
     cost: SensorCost,
 }
 
+/// What the detector tells admission about a sensor.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Note {
+    /// The detector dropped the sensor as idle: its place under the cap is free.
+    Forget(SensorId),
+    /// The sensor's first model is installed: its channel set is this one, for good.
+    Fixed(SensorId, ChannelSet),
+}
+
+/// A sensor the snapshot restored: its id, its channel set, and whether that set may
+/// still widen (it had no model yet).
+pub type Restored = (SensorId, ChannelSet, bool);
+
 /// An admitted sensor: its interned id (the map's key, kept here too because `get_mut`
-/// does not hand back keys), its channel set and its partial updates ([`Held`]), in one
-/// map entry so a record costs one lookup.
+/// does not hand back keys), its channel set, whether that set may still widen, and
+/// its partial updates ([`Held`]), in one map entry so a record costs one lookup.
 #[derive(Debug)]
 struct Known {
     id: SensorId,
     set: ChannelSet,
+    open: bool,
     held: Held,
 }
 
 impl Known {
-    fn new(id: SensorId, set: ChannelSet) -> Self {
+    fn new(id: SensorId, set: ChannelSet, open: bool) -> Self {
         let held = Held::new(set.len());
-        Self { id, set, held }
+        Self { id, set, open, held }
     }
 }
 
@@ -107,6 +129,8 @@ pub struct Admission {
     /// Which sensors are this instance's; the others are refused.
     partition: Partition,
     max_sensors: usize,
+    /// `limits.max_channels`: no set widens past it.
+    max_channels: usize,
     sensors: HashMap<SensorId, Known>,
     budget: Option<Budget>,
 }
@@ -124,23 +148,27 @@ impl std::fmt::Debug for Admission {
 impl Admission {
     /// Admits at most `max_sensors` of the sensors `partition` owns, starting with
     /// `known` (from the snapshot; foreign ones among them are left out).
-    pub fn new(
-        partition: Partition,
-        max_sensors: usize,
-        known: impl IntoIterator<Item = (SensorId, ChannelSet)>,
-    ) -> Self {
+    pub fn new(partition: Partition, max_sensors: usize, known: impl IntoIterator<Item = Restored>) -> Self {
         let mut sensors = HashMap::new();
-        for (id, channels) in known {
+        for (id, channels, open) in known {
             if sensors.len() < max_sensors && partition.owns(id.as_str()) {
-                sensors.insert(id.clone(), Known::new(id, channels));
+                sensors.insert(id.clone(), Known::new(id, channels, open));
             }
         }
         Self {
             partition,
             max_sensors,
+            max_channels: usize::MAX,
             sensors,
             budget: None,
         }
+    }
+
+    /// Never widens a sensor's set past `max` channels (`limits.max_channels`).
+    #[must_use]
+    pub fn with_max_channels(mut self, max: usize) -> Self {
+        self.max_channels = max;
+        self
     }
 
     /// Also refuses new sensors once their estimated bytes (`cost` of their channel
@@ -155,29 +183,28 @@ impl Admission {
     /// Admits a record with these channel names (all of the sensor's set or some of
     /// it, in its order) and runs `then` on the sensor's interned id, channel set and
     /// held updates, or says why it is refused. A new sensor is admitted with the set
-    /// `new_set` returns. A known sensor costs one lookup and no allocation.
+    /// `new_set` returns, and whether it may widen. A known sensor whose set covers
+    /// the names costs one lookup and no allocation; one whose set is still open is
+    /// widened to cover them (see the module docs).
     ///
     /// # Errors
     ///
     /// [`Refused`] for another instance's sensor, past the cap or for a name outside
-    /// the sensor's channel set.
+    /// the sensor's channel set once that is fixed.
     pub fn admit<'a, R>(
         &mut self,
         sensor: &str,
-        mut names: impl Iterator<Item = &'a str>,
-        new_set: impl FnOnce() -> ChannelSet,
+        mut names: impl Iterator<Item = &'a str> + Clone,
+        new_set: impl FnOnce() -> (ChannelSet, bool),
         then: impl FnOnce(&SensorId, &ChannelSet, &mut Held) -> R,
     ) -> Result<R, Refused> {
         // `then` instead of returning `&mut Held`: a borrow returned from this branch
         // would keep `self.sensors` borrowed on the new-sensor path below.
         if let Some(known) = self.sensors.get_mut(sensor) {
-            // One pass: the names are a subsequence of the set when they are in it.
-            let mut cursor = known.set.iter();
-            return if names.all(|n| cursor.any(|s| s == n)) {
-                Ok(then(&known.id, &known.set, &mut known.held))
-            } else {
-                Err(Refused::ChannelSetChanged)
-            };
+            if !covers(&known.set, names.clone()) {
+                widen(known, names, self.max_channels, self.budget.as_mut())?;
+            }
+            return Ok(then(&known.id, &known.set, &mut known.held));
         }
         if self.is_foreign(sensor) {
             return Err(Refused::OtherInstance);
@@ -188,7 +215,7 @@ impl Admission {
         if self.sensors.len() >= self.max_sensors {
             return Err(Refused::SensorCap);
         }
-        let set = new_set();
+        let (set, open) = new_set();
         let mut rest = set.iter();
         if !names.all(|n| rest.any(|s| s == n)) {
             return Err(Refused::ChannelSetChanged);
@@ -201,8 +228,28 @@ impl Admission {
             b.used += bytes;
         }
         let id = SensorId::new(sensor);
-        let known = (self.sensors.entry(id.clone())).or_insert(Known::new(id, set));
+        let known = (self.sensors.entry(id.clone())).or_insert(Known::new(id, set, open));
         Ok(then(&known.id, &known.set, &mut known.held))
+    }
+
+    /// Closes the rounds of sensors that fell silent ([`Held::expire`]) as of `now`
+    /// (the gateway clock, unix seconds): what each made, for the sensors where it
+    /// made something (a reading, or an incomplete count).
+    pub fn expire(&mut self, now: f64) -> Vec<(SensorId, Assembled)> {
+        (self.sensors.values_mut())
+            .filter_map(|k| {
+                let out = k.held.expire(&k.id, &k.set, now);
+                (out.incomplete || out.closed.is_some()).then(|| (k.id.clone(), out))
+            })
+            .collect()
+    }
+
+    /// Takes what the detector says about a sensor.
+    pub fn note(&mut self, note: Note) {
+        match note {
+            Note::Forget(sensor) => self.forget(&sensor),
+            Note::Fixed(sensor, set) => self.fix(&sensor, set),
+        }
     }
 
     /// Forgets a sensor the detector dropped: its place under the cap is free, and its
@@ -211,6 +258,24 @@ impl Admission {
         if let (Some(known), Some(b)) = (self.sensors.remove(sensor), self.budget.as_mut()) {
             b.used -= (b.cost)(known.set.len());
         }
+    }
+
+    /// Fixes a sensor's set as the one its first model was trained on. Ingest may have
+    /// widened it meanwhile (the detector refuses those readings): it goes back to the
+    /// model's set, so the sensor's next readings are scored instead of refused.
+    fn fix(&mut self, sensor: &SensorId, set: ChannelSet) {
+        let Some(known) = self.sensors.get_mut(sensor) else {
+            return;
+        };
+        known.open = false;
+        if known.set == set {
+            return;
+        }
+        if let Some(b) = self.budget.as_mut() {
+            b.used = b.used - (b.cost)(known.set.len()) + (b.cost)(set.len());
+        }
+        known.held = known.held.regroup(&known.set, &set);
+        known.set = set;
     }
 
     /// Whether another `[cluster]` instance owns `sensor`. An admitted sensor is this
@@ -230,27 +295,65 @@ impl Admission {
     }
 }
 
-/// The channel set a new sensor is admitted with: the `configured` channels' names;
-/// else every channel that `records` of `sensor` carry (records without a sensor of
-/// their own are `topic_sensor`'s), sorted by name. One record, the common case, needs
-/// no sorting: the parser sorted it.
+/// Whether `names` are all in `set`, in its order. One pass: they are a subsequence of
+/// the set when they are in it.
+fn covers<'a>(set: &ChannelSet, mut names: impl Iterator<Item = &'a str>) -> bool {
+    let mut cursor = set.iter();
+    names.all(|n| cursor.any(|s| s == n))
+}
+
+/// Widens an open set to cover `names`: the union, sorted by name, as a new sensor's
+/// set would be. The held values move with their channels.
+fn widen<'a>(
+    known: &mut Known,
+    names: impl Iterator<Item = &'a str> + Clone,
+    max_channels: usize,
+    budget: Option<&mut Budget>,
+) -> Result<(), Refused> {
+    if !known.open {
+        return Err(Refused::ChannelSetChanged);
+    }
+    let mut union: BTreeSet<String> = known.set.iter().cloned().collect();
+    union.extend(names.clone().map(str::to_owned));
+    let wider: ChannelSet = union.into_iter().collect();
+    // Names out of the union's order (not sorted by name): no set is both.
+    if wider.len() > max_channels || !covers(&wider, names) {
+        return Err(Refused::ChannelSetChanged);
+    }
+    if let Some(b) = budget {
+        let more = (b.cost)(wider.len()).saturating_sub((b.cost)(known.set.len()));
+        if b.used + more > b.limit {
+            return Err(Refused::MemoryBudget);
+        }
+        b.used += more;
+    }
+    known.held = known.held.regroup(&known.set, &wider);
+    known.set = wider;
+    Ok(())
+}
+
+/// The channel set a new sensor is admitted with, and whether it may still widen: the
+/// `configured` channels' names, fixed; else every channel that `records` of `sensor`
+/// carry (records without a sensor of their own are `topic_sensor`'s), sorted by name,
+/// open until the sensor's first model. One record, the common case, needs no sorting:
+/// the parser sorted it.
 pub fn first_channel_set(
     configured: Option<&[Field]>,
     records: &[Parsed],
     sensor: &str,
     topic_sensor: Option<&str>,
-) -> ChannelSet {
+) -> (ChannelSet, bool) {
     if let Some(list) = configured {
-        return list.iter().map(|f| f.name().to_owned()).collect();
+        return (list.iter().map(|f| f.name().to_owned()).collect(), false);
     }
     if let [one] = records {
-        return one.channels.iter().map(|(name, _)| name.clone()).collect();
+        return (one.channels.iter().map(|(name, _)| name.clone()).collect(), true);
     }
     let union: BTreeSet<&str> = (records.iter())
         .filter(|r| r.sensor.as_deref().or(topic_sensor) == Some(sensor))
         .flat_map(|r| r.channels.iter().map(|(name, _)| name.as_str()))
         .collect();
-    union.into_iter().map(str::to_owned).collect()
+    (union.into_iter().map(str::to_owned).collect(), true)
 }
 
 #[cfg(test)]

@@ -47,6 +47,9 @@ pub mod names {
     /// Counter: readings that arrived after a newer reading of their sensor and were
     /// scored in timestamp order by the reorder buffer (`[window] reorder_rows`).
     pub const READINGS_REORDERED: &str = "anomalyd_readings_reordered_total";
+    /// Counter: sensors whose channel set changed during warm-up (a new channel before
+    /// the first model); their warm-up restarted with the wider set.
+    pub const CHANNEL_SETS_WIDENED: &str = "anomalyd_channel_sets_widened_total";
     /// Counter `{kind}`: idle sensors evicted (`limits.sensor_idle_secs`), `parked`
     /// (kept as their persisted state) or `dropped` (no model yet).
     pub const SENSORS_EVICTED: &str = "anomalyd_sensors_evicted_total";
@@ -141,6 +144,7 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
     (names::PAYLOAD_UNSELECTED, Kind::Counter, Unit::Count, "Payloads with a nested object or array no configuration selects (not read)."),
     (names::READINGS_DROPPED, Kind::Counter, Unit::Count, "Readings dropped after parsing, by reason."),
     (names::READINGS_REORDERED, Kind::Counter, Unit::Count, "Late readings put back in timestamp order and scored."),
+    (names::CHANNEL_SETS_WIDENED, Kind::Counter, Unit::Count, "Channel sets widened during warm-up (new channel before the first model); warm-up restarted."),
     (names::SENSORS_EVICTED, Kind::Counter, Unit::Count, "Idle sensors evicted by kind (parked, dropped)."),
     (names::MEMORY_ESTIMATE, Kind::Gauge, Unit::Bytes, "Estimated memory of the detector's sensors (limits.max_memory_mb)."),
     (names::RETRAINS, Kind::Counter, Unit::Count, "Finished retrains by result (ok, error)."),

@@ -97,8 +97,8 @@ async fn garbage_of_every_kind_is_counted_and_the_good_sensor_still_alerts() {
             "too_many_channels",
             format!(r#"{{"ts":{t},"a":1,"b":2,"c":3,"d":4,"e":5}}"#).into_bytes(),
         ),
-        // The first good reading of `junk` fixes its channel set to {a}; the {a, b}
-        // reading below is refused as a changed channel set, before the queue.
+        // The first good reading of `junk` starts its channel set as {a}; the {a, b}
+        // reading below widens it (no model yet) and restarts its warm-up.
         ("first_reading", format!(r#"{{"ts":{t},"a":1}}"#).into_bytes()),
     ];
     for (_, payload) in &cases {
@@ -127,15 +127,18 @@ async fn garbage_of_every_kind_is_counted_and_the_good_sensor_still_alerts() {
         .collect();
     // Parser rejections are `payload_errors{kind}`; the detector's are
     // `readings_dropped{reason}`.
-    expected.extend(["duplicate", "out_of_order", "sensor_cap", "channel_set_changed"]);
+    expected.extend(["duplicate", "out_of_order", "sensor_cap"]);
     let deadline = tokio::time::Instant::now() + WAIT;
     let (text, missing) = loop {
         let text = metrics(w.metrics_port).await;
-        let missing: Vec<&str> = expected
+        let mut missing: Vec<&str> = expected
             .iter()
             .copied()
             .filter(|k| counter(&text, "anomalyd_", &format!("=\"{k}\"")) < 1.0)
             .collect();
+        if counter(&text, "anomalyd_channel_sets_widened_total", "") < 1.0 {
+            missing.push("channel_sets_widened");
+        }
         if missing.is_empty() || tokio::time::Instant::now() > deadline {
             break (text, missing);
         }
@@ -154,6 +157,21 @@ async fn garbage_of_every_kind_is_counted_and_the_good_sensor_still_alerts() {
         .wait_for(WAIT, "the good sensor's alert", |m| is_alert(m, "raised"))
         .await;
     assert_full_alert(&raised.json(), "good", "raised");
+    // Trained, its set is fixed: a new channel is refused, not a new warm-up.
+    probe
+        .send(
+            &good,
+            format!(r#"{{"ts":{},"a":0.1,"b":0.2,"c":0.3}}"#, sig.ts + 1.0),
+        )
+        .await;
+    wait_for_metrics(w.metrics_port, "the new channel refused", |t| {
+        counter(
+            t,
+            "anomalyd_readings_dropped_total",
+            "reason=\"channel_set_changed\"",
+        ) >= 1.0
+    })
+    .await;
     assert!(d.alive());
 }
 

@@ -1,7 +1,8 @@
 //! Issue 11 item 6 through the daemon and a real Mosquitto: the RFC 8428 §5.1.3 SenML
 //! pack (voltage once, current at six times) is assembled into full readings instead of
-//! being refused as a wrong channel count, and a Telegraf payload read without
-//! `channels` is refused and counted as an unselected nested object, not scored.
+//! being refused as a wrong channel count, a Telegraf payload read without `channels`
+//! is refused and counted as an unselected nested object, not scored, and a partial
+//! update left waiting by a sensor that falls silent is counted once its hold ran out.
 
 use super::*;
 use support::{assert_counter, counter, wait_for_metrics};
@@ -21,7 +22,8 @@ async fn senml_packs_are_assembled_and_unselected_nested_fields_are_counted() {
     let p = w.prefix.clone();
     w.config.push_str(&format!(
         "\n[[sources]]\ntopic = \"{p}/devices/+/senml\"\nformat = \"senml\"\nsensor_field = \"bn\"\nhold_secs = 10\n\
-         \n[[sources]]\ntopic = \"{p}/telegraf/+/modbus\"\ntimestamp_field = \"/timestamp\"\n"
+         \n[[sources]]\ntopic = \"{p}/telegraf/+/modbus\"\ntimestamp_field = \"/timestamp\"\n\
+         \n[[sources]]\ntopic = \"{p}/split/+\"\nchannels = [\"a\", \"b\"]\nhold_secs = 1\n"
     ));
     let mut d = w.daemon();
     let mut probe = w.probe().await;
@@ -31,19 +33,23 @@ async fn senml_packs_are_assembled_and_unselected_nested_fields_are_counted() {
     probe.send(&format!("{p}/devices/d1/senml"), pack(bt + 6.0)).await;
     let telegraf = r#"{"fields":{"temperature":41.5},"name":"modbus","tags":{"host":"gw1\u001b[2J"},"timestamp":1700000000}"#;
     probe.send(&format!("{p}/telegraf/gw1/modbus"), telegraf).await;
+    // `a` without `b`, then silence: no update will close the round.
+    probe.send(&format!("{p}/split/s1"), r#"{"a": 1.0}"#).await;
     let text = wait_for_metrics(
         w.metrics_port,
         "the packs' readings and the Telegraf refusal",
         |t| {
             counter(t, "anomalyd_readings_total", "") >= 7.0
                 && counter(t, "anomalyd_payload_unselected_total", "") >= 1.0
+                && counter(t, "anomalyd_readings_incomplete_total", "") >= 6.0
         },
     )
     .await;
     // The first pack: one reading at bt, five currents without a voltage yet. The
-    // second: six readings, the voltage held for 1 to 5 s.
+    // second: six readings, the voltage held for 1 to 5 s. The silent sensor's `a`:
+    // one more incomplete, a second after it arrived.
     assert_counter(&text, "anomalyd_readings_total", "", 7.0);
-    assert_counter(&text, "anomalyd_readings_incomplete_total", "", 5.0);
+    assert_counter(&text, "anomalyd_readings_incomplete_total", "", 6.0);
     assert_counter(&text, "anomalyd_payload_unselected_total", "", 1.0);
     assert_counter(
         &text,
@@ -63,5 +69,10 @@ async fn senml_packs_are_assembled_and_unselected_nested_fields_are_counted() {
     );
     assert!(log.contains("key=fields"), "{log}");
     assert!(!log.contains('\u{1b}'), "network text logged unescaped:\n{log}");
+    // One connection, new to the broker. A poll dropped mid-connect (by the expiry
+    // tick, once) made a second one that could find the first's session and subscribe
+    // to nothing; this catches that only when the first CONNECT got through in time.
+    assert_eq!(log.matches("Telemetry connection up.").count(), 1, "{log}");
+    assert!(log.contains("session_present=false"), "{log}");
     assert!(d.alive(), "{log}");
 }

@@ -9,9 +9,10 @@ use tracing::{info, warn};
 
 use super::Running;
 use crate::config::ModelConfig;
+use crate::ingest::sensors::Note;
 use crate::metrics::{labels, names};
 use crate::model::Model;
-use crate::reading::SensorId;
+use crate::reading::{ChannelSet, SensorId};
 use crate::trainer::TrainJob;
 
 /// A finished training job coming back from a blocking thread.
@@ -20,6 +21,9 @@ pub(crate) struct Trained {
     sensor: SensorId,
     /// `None` when training failed (logged on the blocking thread).
     model: Option<Model>,
+    /// Channels of the job's windows: a job of the set before a warm-up restart
+    /// ([`crate::detector::Detector::regroup`]) is no longer the sensor's.
+    channels: usize,
     took: Duration,
 }
 
@@ -53,6 +57,7 @@ impl Running {
                 Trained {
                     sensor: job.sensor,
                     model,
+                    channels: job.channels,
                     took: started.elapsed(),
                 }
             })
@@ -66,6 +71,14 @@ impl Running {
     }
 
     pub(super) async fn on_trained(&mut self, mut t: Trained) {
+        let Some(open) = (self.detector.pipeline(&t.sensor))
+            .filter(|p| p.channel_names().len() == t.channels)
+            .map(|p| p.channel_set_open())
+        else {
+            // Its sensor was dropped, or restarted its warm-up with another set: the
+            // pipeline that asked for it is gone.
+            return;
+        };
         if let (Some(model), Some(versions)) = (t.model.as_mut(), self.shared.versions.as_ref()) {
             // A poisoned lock: a worker panicked inside `allocate`, whose state is a
             // counter and a file write that either happened or did not.
@@ -86,7 +99,24 @@ impl Running {
             info!(sensor = %t.sensor.escaped(), version, took_ms = t.took.as_millis() as u64, "Model installed.");
         }
         self.detector.install(&t.sensor, t.model);
+        self.fixed(&t.sensor, open);
         // The reading time of the state update is the wall clock here: no reading caused it.
         self.publish_state(&t.sensor, crate::reading::unix_now()).await;
+    }
+
+    /// Tells ingest's admission that a sensor's channel set is fixed, when the model
+    /// just installed closed it ([`crate::detector::Pipeline::channel_set_open`]):
+    /// from now on a reading with another channel is refused there.
+    fn fixed(&self, sensor: &SensorId, was_open: bool) {
+        let Some(p) = self
+            .detector
+            .pipeline(sensor)
+            .filter(|p| was_open && !p.channel_set_open())
+        else {
+            return;
+        };
+        let set = ChannelSet::from(p.channel_names().to_vec());
+        // Fails only when ingest has stopped (shutdown).
+        let _ = self.shared.notes_tx.send(Note::Fixed(sensor.clone(), set));
     }
 }

@@ -20,7 +20,7 @@ fn run(set: &ChannelSet, hold: f64, updates: &[(f64, &[(&str, f64)])]) -> (Vec<(
     let mut readings = Vec::new();
     let mut incomplete = 0;
     for (ts, pairs) in updates {
-        let out = held.update(&id, set, *ts, &update(pairs), hold);
+        let out = held.update(&id, set, *ts, &update(pairs), (hold, *ts));
         incomplete += usize::from(out.incomplete);
         for r in out.readings() {
             assert!(std::sync::Arc::ptr_eq(&r.channels, set), "the sensor's set");
@@ -120,4 +120,62 @@ fn updates_make_the_expected_readings() {
         assert_eq!(readings, want, "{}", case.name);
         assert_eq!(incomplete, case.incomplete, "{}", case.name);
     }
+}
+
+/// `(now after T0, readings as (ts after T0, values), incomplete)` of one expiry check.
+type Checked = (f64, Vec<(f64, Vec<f64>)>, bool);
+
+/// A sensor that falls silent with a round open: what [`Held::expire`] does at each of
+/// `checks`.
+fn silent(updates: &[(f64, &[(&str, f64)])], hold: f64, checks: &[f64]) -> Vec<Checked> {
+    let set = set(&["a", "b"]);
+    let id = SensorId::new("s");
+    let mut held = Held::new(set.len());
+    for (ts, pairs) in updates {
+        let out = held.update(&id, &set, T0 + ts, &update(pairs), (hold, T0 + ts));
+        assert!(
+            !out.incomplete && out.closed.is_none(),
+            "no round closed before the silence"
+        );
+    }
+    (checks.iter())
+        .map(|&now| {
+            let out = held.expire(&id, &set, T0 + now);
+            let incomplete = out.incomplete;
+            let readings = out.readings().map(|r| (r.ts - T0, r.values)).collect();
+            (now, readings, incomplete)
+        })
+        .collect()
+}
+
+#[test]
+fn a_round_left_waiting_by_a_silent_sensor_is_counted_once_the_hold_has_passed() {
+    // `a` alone, `b` never seen: nothing can complete it.
+    let got = silent(&[(0.0, &[("a", 1.0)])], 10.0, &[5.0, 10.0, 10.5, 30.0]);
+    assert_eq!(
+        got,
+        vec![
+            (5.0, vec![], false),
+            (10.0, vec![], false),
+            (10.5, vec![], true),
+            (30.0, vec![], false),
+        ],
+        "waits out the hold, then is counted once"
+    );
+}
+
+#[test]
+fn a_round_left_waiting_with_a_held_value_is_sent_once_the_hold_has_passed() {
+    // Telegraf leaving out a field, then the host falls silent: the reading at 1 is
+    // completed with `b` from 0, as the next update would have completed it.
+    let updates: &[(f64, &[(&str, f64)])] = &[(0.0, &[("a", 1.0), ("b", 2.0)]), (1.0, &[("a", 3.0)])];
+    let got = silent(updates, 10.0, &[11.0, 11.5, 12.0]);
+    assert_eq!(
+        got,
+        vec![
+            (11.0, vec![], false),
+            (11.5, vec![(1.0, vec![3.0, 2.0])], false),
+            (12.0, vec![], false),
+        ]
+    );
 }

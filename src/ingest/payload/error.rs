@@ -91,6 +91,16 @@ pub enum PayloadError {
         /// The channel name.
         name: String,
     },
+    /// One element of a Telegraf batch (`{"metrics": [...]}`) could not be read; the
+    /// other elements were.
+    #[error("`metrics[{index}]`: {error}")]
+    InElement {
+        /// The element's position in `metrics`, from 0.
+        index: usize,
+        /// What was wrong with it (its own message, not a `source`: the text above
+        /// already includes it, and an error chain would print it twice).
+        error: Box<PayloadError>,
+    },
 }
 
 impl PayloadError {
@@ -109,6 +119,7 @@ impl PayloadError {
             Self::NoChannels | Self::OnlyNested { .. } => "no_channels",
             Self::MissingSensor { .. } => "missing_sensor",
             Self::DuplicateChannel { .. } => "duplicate_channel",
+            Self::InElement { error, .. } => error.kind(),
         }
     }
 
@@ -117,6 +128,7 @@ impl PayloadError {
     pub fn unselected(&self) -> Option<&str> {
         match self {
             Self::OnlyNested { key } => Some(key),
+            Self::InElement { error, .. } => error.unselected(),
             _ => None,
         }
     }

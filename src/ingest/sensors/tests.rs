@@ -4,8 +4,12 @@
 use super::*;
 
 fn admit(a: &mut Admission, sensor: &str, names: &[&str]) -> Result<(SensorId, ChannelSet), Refused> {
-    let set = || names.iter().map(|n| n.to_string()).collect();
+    let set = || (names.iter().map(|n| n.to_string()).collect(), false);
     a.admit(sensor, names.iter().copied(), set, ids)
+}
+
+fn set(names: &[&str]) -> ChannelSet {
+    names.iter().map(|n| n.to_string()).collect()
 }
 
 fn ids(id: &SensorId, set: &ChannelSet, _: &mut Held) -> (SensorId, ChannelSet) {
@@ -49,7 +53,12 @@ fn a_changed_channel_set_is_refused_until_it_returns() {
 #[test]
 fn a_partial_update_is_admitted_with_the_sensors_whole_set() {
     let mut a = Admission::new(Partition::default(), 10, []);
-    let whole = || ChannelSet::from(vec!["temp".to_string(), "vib".to_string()]);
+    let whole = || {
+        (
+            ChannelSet::from(vec!["temp".to_string(), "vib".to_string()]),
+            false,
+        )
+    };
     let (_, set) = a
         .admit("s", ["vib"].into_iter(), whole, ids)
         .expect("first, partial");
@@ -77,23 +86,28 @@ fn a_new_sensors_set_is_configured_or_the_union_of_its_first_payload() {
         rec(None, &["current", "voltage"]),
     ];
     assert_eq!(
-        &*first_channel_set(None, &pack, "dev", Some("dev")),
-        ["current", "voltage"]
+        first_channel_set(None, &pack, "dev", Some("dev")),
+        (set(&["current", "voltage"]), true)
     );
     let configured = [Field::key("z"), Field::parse("/fields/a").expect("pointer")];
     assert_eq!(
-        &*first_channel_set(Some(&configured), &pack, "dev", Some("dev")),
-        ["z", "a"]
+        first_channel_set(Some(&configured), &pack, "dev", Some("dev")),
+        (set(&["z", "a"]), false),
+        "configured channels are fixed"
     );
     assert_eq!(
-        &*first_channel_set(None, &pack[2..], "dev", None),
-        ["current", "voltage"]
+        first_channel_set(None, &pack[2..], "dev", None),
+        (set(&["current", "voltage"]), true)
     );
 }
 
 #[test]
 fn sensors_past_the_cap_are_refused_but_known_ones_pass() {
-    let known = [(SensorId::new("restored"), ChannelSet::from(vec!["a".to_string()]))];
+    let known = [(
+        SensorId::new("restored"),
+        ChannelSet::from(vec!["a".to_string()]),
+        false,
+    )];
     let mut a = Admission::new(Partition::default(), 2, known);
     assert!(admit(&mut a, "new", &["a"]).is_ok());
     assert_eq!(admit(&mut a, "flood-1", &["a"]), Err(Refused::SensorCap));
@@ -119,7 +133,7 @@ fn a_forgotten_sensor_frees_its_place_and_may_change_channels() {
 #[test]
 fn a_forgotten_sensor_holds_no_values() {
     let mut a = Admission::new(Partition::default(), 1, []);
-    let whole = || ChannelSet::from(vec!["a".to_string(), "b".to_string()]);
+    let whole = || (ChannelSet::from(vec!["a".to_string(), "b".to_string()]), false);
     let update = |pairs: &[(&str, f64)]| -> Vec<(String, f64)> {
         pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect()
     };
@@ -128,7 +142,7 @@ fn a_forgotten_sensor_holds_no_values() {
     let take = |a: &mut Admission, ts: f64, u: &[(String, f64)]| {
         let names = u.iter().map(|(n, _)| n.as_str());
         a.admit("s", names, whole, |id, set, held| {
-            held.update(id, set, ts, u, 60.0)
+            held.update(id, set, ts, u, (60.0, ts))
         })
         .expect("admitted")
         .readings()
@@ -148,7 +162,11 @@ fn a_forgotten_sensor_holds_no_values() {
 
 #[test]
 fn new_sensors_past_the_budget_are_refused_until_one_is_forgotten() {
-    let known = [(SensorId::new("restored"), ChannelSet::from(vec!["a".to_string()]))];
+    let known = [(
+        SensorId::new("restored"),
+        ChannelSet::from(vec!["a".to_string()]),
+        false,
+    )];
     // 100 bytes a channel; room for 4 channels.
     let mut a = Admission::new(Partition::default(), 10, known).with_budget(400, Box::new(|c| 100 * c));
     assert!(admit(&mut a, "two", &["a", "b"]).is_ok());
@@ -174,8 +192,16 @@ fn another_instances_sensors_are_refused_before_the_cap() {
     // (the vectors of docs/scaling.md).
     let mine = Partition::new(2, 0).expect("valid");
     let known = [
-        (SensorId::new("sensor-0"), ChannelSet::from(vec!["a".to_string()])),
-        (SensorId::new("pump-7"), ChannelSet::from(vec!["a".to_string()])),
+        (
+            SensorId::new("sensor-0"),
+            ChannelSet::from(vec!["a".to_string()]),
+            false,
+        ),
+        (
+            SensorId::new("pump-7"),
+            ChannelSet::from(vec!["a".to_string()]),
+            false,
+        ),
     ];
     let mut a = Admission::new(mine, 1, known);
     assert_eq!(a.len(), 1, "the foreign restored sensor is left out");
@@ -188,4 +214,136 @@ fn another_instances_sensors_are_refused_before_the_cap() {
     let mut theirs = Admission::new(Partition::new(2, 1).expect("valid"), 10, []);
     assert!(admit(&mut theirs, "sensor-0", &["a"]).is_ok());
     assert_eq!(admit(&mut theirs, "pump-7", &["a"]), Err(Refused::OtherInstance));
+}
+
+#[test]
+fn expiry_closes_only_the_rounds_of_sensors_silent_past_their_hold() {
+    let mut a = Admission::new(Partition::default(), 10, []);
+    let whole = || (ChannelSet::from(vec!["a".to_string(), "b".to_string()]), false);
+    let only_a = vec![("a".to_string(), 1.0)];
+    for (sensor, arrived) in [("early", 100.0), ("late", 105.0)] {
+        let names = only_a.iter().map(|(n, _)| n.as_str());
+        a.admit(sensor, names, whole, |id, set, held| {
+            held.update(id, set, 1.0e9, &only_a, (10.0, arrived))
+        })
+        .expect("admitted");
+    }
+    assert_eq!(a.expire(110.0), vec![], "neither has waited past its hold");
+    let expired = a.expire(111.0);
+    assert_eq!(expired.len(), 1);
+    assert_eq!((expired[0].0.as_str(), expired[0].1.incomplete), ("early", true));
+    assert_eq!(a.expire(111.0), vec![], "counted once");
+    let expired = a.expire(116.0);
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].0.as_str(), "late");
+}
+
+/// Admits a record of `(name, value)` pairs at `ts` for sensor `s` of a source
+/// without `channels`; returns its set and the readings' values.
+fn take(a: &mut Admission, ts: f64, pairs: &[(&str, f64)]) -> Result<(ChannelSet, Vec<Vec<f64>>), Refused> {
+    let u: Vec<(String, f64)> = pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+    let names = u.iter().map(|(n, _)| n.as_str());
+    let first = || (u.iter().map(|(n, _)| n.clone()).collect(), true);
+    a.admit("s", names, first, |id, set, held| {
+        let out = held.update(id, set, ts, &u, (60.0, ts));
+        (set.clone(), out.readings().map(|r| r.values).collect())
+    })
+}
+
+#[test]
+fn an_open_set_widens_to_a_new_field_and_keeps_the_held_values() {
+    let mut a = Admission::new(Partition::default(), 10, []);
+    let t = 1.0e9;
+    // The first message lacks `b`: not refused for good.
+    assert_eq!(take(&mut a, t, &[("a", 1.0)]), Ok((set(&["a"]), vec![vec![1.0]])));
+    assert_eq!(
+        take(&mut a, t + 1.0, &[("a", 2.0), ("b", 3.0)]),
+        Ok((set(&["a", "b"]), vec![vec![2.0, 3.0]])),
+        "widened, and the full record goes through"
+    );
+    // `0` sorts first: the held `a` and `b` move with their names.
+    assert_eq!(
+        take(&mut a, t + 2.0, &[("0", 9.0)]),
+        Ok((set(&["0", "a", "b"]), vec![])),
+        "a partial update of the wider set waits"
+    );
+    assert_eq!(
+        take(&mut a, t + 3.0, &[("0", 8.0)]),
+        Ok((set(&["0", "a", "b"]), vec![vec![9.0, 2.0, 3.0]])),
+        "completed with the values held from before the widening"
+    );
+    assert_eq!(
+        take(&mut a, t + 4.0, &[("c", 1.0), ("a", 1.0)]),
+        Err(Refused::ChannelSetChanged),
+        "names out of order fit no sorted set"
+    );
+}
+
+#[test]
+fn a_fixed_set_refuses_new_fields_and_goes_back_to_the_models_set() {
+    let mut a = Admission::new(Partition::default(), 10, []);
+    let t = 1.0e9;
+    take(&mut a, t, &[("a", 1.0), ("b", 2.0)]).expect("first");
+    // Ingest widened before it heard that the model of {a, b} was installed.
+    take(&mut a, t + 1.0, &[("a", 1.0), ("b", 2.0), ("c", 3.0)]).expect("widened");
+    a.note(Note::Fixed(SensorId::new("s"), set(&["a", "b"])));
+    assert_eq!(
+        take(&mut a, t + 2.0, &[("a", 4.0), ("b", 5.0)]),
+        Ok((set(&["a", "b"]), vec![vec![4.0, 5.0]])),
+        "back to the model's set"
+    );
+    assert_eq!(
+        take(&mut a, t + 3.0, &[("a", 1.0), ("b", 2.0), ("c", 3.0)]),
+        Err(Refused::ChannelSetChanged)
+    );
+    assert_eq!(
+        take(&mut a, t + 4.0, &[("c", 3.0)]),
+        Err(Refused::ChannelSetChanged)
+    );
+    a.note(Note::Forget(SensorId::new("s")));
+    assert_eq!(
+        take(&mut a, t + 5.0, &[("c", 3.0)]),
+        Ok((set(&["c"]), vec![vec![3.0]])),
+        "forgotten: a new start"
+    );
+}
+
+#[test]
+fn a_set_never_widens_past_the_channel_cap_or_the_budget() {
+    let mut a = Admission::new(Partition::default(), 10, []).with_max_channels(2);
+    take(&mut a, 1.0e9, &[("a", 1.0)]).expect("first");
+    take(&mut a, 1.0e9, &[("b", 1.0)]).expect("two channels");
+    assert_eq!(
+        take(&mut a, 1.0e9, &[("c", 1.0)]),
+        Err(Refused::ChannelSetChanged)
+    );
+    // 100 bytes a channel; room for 3 channels.
+    let mut a = Admission::new(Partition::default(), 10, []).with_budget(300, Box::new(|c| 100 * c));
+    take(&mut a, 1.0e9, &[("a", 1.0), ("b", 1.0)]).expect("first");
+    take(&mut a, 1.0e9, &[("c", 1.0)]).expect("three channels");
+    assert_eq!(take(&mut a, 1.0e9, &[("d", 1.0)]), Err(Refused::MemoryBudget));
+    assert_eq!(
+        take(&mut a, 1.0e9, &[("a", 2.0)]).map(|(set, _)| set.len()),
+        Ok(3),
+        "the sensor keeps its set"
+    );
+}
+
+#[test]
+fn a_restored_sensor_without_a_model_may_still_widen() {
+    let known = [
+        (SensorId::new("s"), set(&["a"]), true),
+        (SensorId::new("trained"), set(&["a"]), false),
+    ];
+    let mut a = Admission::new(Partition::default(), 10, known);
+    assert_eq!(
+        take(&mut a, 1.0e9, &[("a", 1.0), ("b", 2.0)]).map(|(set, _)| set),
+        Ok(set(&["a", "b"]))
+    );
+    let names = ["a", "b"].into_iter();
+    let first = || (set(&["a", "b"]), true);
+    assert_eq!(
+        a.admit("trained", names, first, ids),
+        Err(Refused::ChannelSetChanged)
+    );
 }
