@@ -211,7 +211,9 @@ impl Default for RawModel {
             activation: ae.activation(),
             output_activation: ae.output_activation(),
             loss: "mse".into(),
-            learning_rate: ae.learning_rate(),
+            // Three times the builder's 0.001: measured best of 0.001-0.005 on NAB with
+            // SKAB held (docs/quality.md, session 6).
+            learning_rate: 0.003,
             batch_size: ae.batch_size(),
             epochs: ae.epochs(),
             validation_fraction: ae.validation_fraction(),
