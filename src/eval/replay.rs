@@ -8,6 +8,7 @@ use crate::config::DetectorConfig;
 use crate::detector::{Detector, SensorState};
 use crate::eval::series::Series;
 use crate::reading::SensorId;
+use shortest::Shortest;
 
 /// One output row.
 #[derive(Clone, Debug, PartialEq)]
@@ -132,22 +133,29 @@ pub fn write_csv(out: &mut impl Write, series: &Series, rows: &[ReplayRow]) -> s
         .map(String::from),
     );
     w.write_record(&header)?;
-    let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
+    // Field by field into the writer, floats through a reused buffer: no allocation per
+    // row (the text is what `format!("{v}")` writes, see `shortest`).
+    let mut floats = Shortest::default();
     for (i, r) in rows.iter().enumerate() {
-        let mut rec = vec![series.time_text[i].clone()];
-        rec.extend(series.row(i).iter().map(|v| format!("{v}")));
-        rec.extend([
-            opt(r.score),
-            opt(r.pca_score),
-            opt(r.threshold),
-            format!("{}", r.anomaly_score),
-            u8::from(r.alert).to_string(),
-            r.state.as_str().to_string(),
-        ]);
-        w.write_record(&rec)?;
+        w.write_field(&series.time_text[i])?;
+        for &v in series.row(i) {
+            w.write_field(floats.format(v))?;
+        }
+        for v in [r.score, r.pca_score, r.threshold] {
+            match v {
+                Some(v) => w.write_field(floats.format(v))?,
+                None => w.write_field("")?,
+            }
+        }
+        w.write_field(floats.format(r.anomaly_score))?;
+        w.write_field(if r.alert { "1" } else { "0" })?;
+        w.write_field(r.state.as_str())?;
+        w.write_record(None::<&[u8]>)?;
     }
     w.flush()
 }
+
+mod shortest;
 
 #[cfg(test)]
 mod policy_tests;
