@@ -19,14 +19,27 @@ impl Shortest {
     /// `v` as `format!("{v}")` writes it.
     pub(super) fn format(&mut self, v: f64) -> &[u8] {
         self.text.clear();
-        if !v.is_finite() || v == 0.0 || tie_possible(v) {
-            // NaN, ±inf, ±0 and the rare possible tie: std's own text is the definition.
+        if v == 0.0 {
+            // Common (the anomaly score of most rows); std writes the sign of −0.
+            self.text
+                .extend_from_slice(if v.is_sign_negative() { b"-0" } else { b"0" });
+            return &self.text;
+        }
+        if !v.is_finite() || tie_possible(v) {
+            // NaN, ±inf and the rare possible tie: std's own text is the definition.
             use std::io::Write;
             // Cannot fail: writing into a Vec does not fail.
             write!(self.text, "{v}").expect("write to a Vec");
             return &self.text;
         }
         let raw = self.ryu.format_finite(v).as_bytes();
+        if !raw.contains(&b'e') {
+            // Plain decimal (ryu writes one for 1e-5 <= |v| < 1e16): the same text as
+            // std's but for a whole number's ".0".
+            let text = raw.strip_suffix(b".0").unwrap_or(raw);
+            self.text.extend_from_slice(text);
+            return &self.text;
+        }
         let (negative, raw) = match raw.split_first() {
             Some((b'-', rest)) => (true, rest),
             _ => (false, raw),
