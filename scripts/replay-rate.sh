@@ -15,7 +15,8 @@
 # train a model); only the first model is trained.
 #
 # Each run is `taskset -c CPU anomalyd replay --config C --input F --output /dev/null`
-# timed by /usr/bin/time; readings/s = rows / wall seconds. With BASELINE set to another
+# timed by /usr/bin/time; readings/s = rows / wall seconds (and, as the shared machine's
+# other load stretches wall time, rows / CPU seconds, user + system). With BASELINE set to another
 # anomalyd binary (e.g. the previous commit's release build), the two are run
 # alternately, REPS times each, and the medians and their ratio are printed.
 #
@@ -60,32 +61,37 @@ EOF
 ROWS=$(($(wc -l <"$WORK/nab.csv") - 1))
 echo "input: $ROWS rows (all of NAB, re-timed); config: config/anomalyd.toml with retraining off" >&2
 
-run() { # binary → "wall_s user_s"
-    /usr/bin/time -f '%e %U' -o "$WORK/time" taskset -c "$CPU" "$1" replay \
+run() { # binary → "wall_s cpu_s"
+    /usr/bin/time -f '%e %U %S' -o "$WORK/time" taskset -c "$CPU" "$1" replay \
         --config "$WORK/no-retrain.toml" --input "$WORK/nab.csv" --output /dev/null 2>"$WORK/stderr" \
         || { cat "$WORK/stderr" >&2; exit 1; }
     grep -q "model version 1," "$WORK/stderr" || { echo "expected one model: $(cat "$WORK/stderr")" >&2; exit 1; }
-    cat "$WORK/time"
+    awk '{print $1, $2 + $3}' "$WORK/time"
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 rate() { awk -v n="$ROWS" -v s="$1" 'BEGIN {printf "%.0f", n / s}'; }
 
 : >"$WORK/this"
 : >"$WORK/base"
+measure() { # label binary file
+    read -r wall cpu < <(run "$2")
+    echo "$wall $cpu" >>"$3"
+    echo "run $i $1 $wall s wall, $cpu s CPU: $(rate "$wall") readings/s ($(rate "$cpu") per CPU second)"
+}
 for i in $(seq "$REPS"); do
-    read -r wall user < <(run "$BIN")
-    echo "$wall" >>"$WORK/this"
-    echo "run $i this build: $wall s wall, $user s user, $(rate "$wall") readings/s"
-    if [ -n "${BASELINE:-}" ]; then
-        read -r wall user < <(run "$BASELINE")
-        echo "$wall" >>"$WORK/base"
-        echo "run $i baseline:   $wall s wall, $user s user, $(rate "$wall") readings/s"
-    fi
+    measure "this build:" "$BIN" "$WORK/this"
+    [ -z "${BASELINE:-}" ] || measure "baseline:  " "$BASELINE" "$WORK/base"
 done
-THIS=$(median <"$WORK/this")
-echo "this build: median $THIS s, $(rate "$THIS") readings/s ($ROWS rows, whole process, one core)"
+summary() { # label file
+    local wall cpu
+    wall=$(cut -d' ' -f1 "$2" | median)
+    cpu=$(cut -d' ' -f2 "$2" | median)
+    echo "$1 median $wall s wall, $cpu s CPU: $(rate "$wall") readings/s ($(rate "$cpu") per CPU second)"
+}
+summary "this build:" "$WORK/this"
+echo "($ROWS rows, whole process, one core)"
 if [ -n "${BASELINE:-}" ]; then
-    BASE=$(median <"$WORK/base")
-    echo "baseline:   median $BASE s, $(rate "$BASE") readings/s"
-    awk -v a="$BASE" -v b="$THIS" 'BEGIN {printf "speed-up: x%.2f\n", a / b}'
+    summary "baseline:  " "$WORK/base"
+    awk -v a="$(cut -d' ' -f1 "$WORK/base" | median)" -v b="$(cut -d' ' -f1 "$WORK/this" | median)" \
+        'BEGIN {printf "speed-up (wall medians): x%.2f\n", a / b}'
 fi
