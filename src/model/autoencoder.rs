@@ -21,6 +21,8 @@
 //! ae.reconstruct_into(data.row(0).as_slice().unwrap(), &mut out, &mut scratch);
 //! ```
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod net;
 mod params;
 mod train;

@@ -219,18 +219,31 @@ impl Autoencoder {
         self.reconstruct_portable(x, out, scratch);
     }
 
-    /// [`Self::reconstruct_portable`] compiled for AVX2: the same operations in the same
-    /// order on 4 lanes instead of SSE2's 2 (no FMA, so results are bit-identical).
+    /// [`Self::reconstruct_portable`] with AVX2 intrinsics (`super::avx2`): the same
+    /// operations in the same order on 4 lanes, no FMA, so results are bit-identical.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn reconstruct_avx2(&self, x: &[f64], out: &mut [f64], scratch: &mut Vec<f64>) {
-        self.reconstruct_portable(x, out, scratch);
+        // A safe call: the closure inherits this function's AVX2, all forward_row needs.
+        let forward =
+            |layer: &Layer, input: &[f64], output: &mut [f64]| super::avx2::forward_row(layer, input, output);
+        self.forward_layers(x, out, scratch, forward);
     }
 
-    /// The forward pass of [`Self::reconstruct_into`] for any CPU; inlined into the
-    /// AVX2 variant so the compiler vectorises it for whichever it is compiled into.
-    #[inline(always)]
+    /// The forward pass of [`Self::reconstruct_into`] for any CPU.
     pub(crate) fn reconstruct_portable(&self, x: &[f64], out: &mut [f64], scratch: &mut Vec<f64>) {
+        self.forward_layers(x, out, scratch, Layer::forward_row);
+    }
+
+    /// Runs `forward` layer by layer, ping-ponging between the two halves of `scratch`.
+    #[inline(always)]
+    fn forward_layers(
+        &self,
+        x: &[f64],
+        out: &mut [f64],
+        scratch: &mut Vec<f64>,
+        forward: impl Fn(&Layer, &[f64], &mut [f64]),
+    ) {
         let half = self.max_width;
         if scratch.len() < 2 * half {
             scratch.resize(2 * half, 0.0);
@@ -239,11 +252,11 @@ impl Autoencoder {
         let (last, inner) = self.layers.split_last().expect("non-empty"); // see output_activation
         let mut input: &[f64] = x;
         for layer in inner {
-            layer.forward_row(input, next);
+            forward(layer, input, next);
             std::mem::swap(&mut cur, &mut next);
             input = cur;
         }
-        last.forward_row(input, out);
+        forward(last, input, out);
     }
 
     /// Reconstructs every row of `x` (rows are windows).

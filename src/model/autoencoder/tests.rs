@@ -294,11 +294,29 @@ fn reconstruct_batch_equals_reconstruct_into_row_by_row() {
 fn dispatched_scoring_is_bit_identical_to_the_portable_path() {
     // On an AVX2 machine reconstruct_into takes the AVX2 build of the same code; scores
     // must not depend on the CPU the daemon happens to run on.
-    let x = uniform(50, 32, -3.0, 3.0, 77);
-    for act in ACTIVATIONS {
-        let params = build_params(32, vec![16], 4).activation(act).check().unwrap();
-        let ae = Autoencoder::new(&params);
-        let (mut a, mut b, mut scratch) = (vec![0.0; 32], vec![0.0; 32], Vec::new());
+    // The shapes cover neuron counts that are and are not multiples of 4 and inputs
+    // that are and are not multiples of 8 (the AVX2 path's blocks), and the default net.
+    let shapes: [(usize, Vec<usize>, usize); 5] = [
+        (32, vec![16], 4),
+        (32, vec![16], 2),
+        (256, vec![16], 2),
+        (19, vec![7, 5], 3),
+        (5, vec![3], 1),
+    ];
+    for ((n, hidden, latent), act) in shapes
+        .into_iter()
+        .flat_map(|s| ACTIVATIONS.map(|a| (s.clone(), a)))
+    {
+        let x = uniform(50, n, -3.0, 3.0, 77);
+        let params = build_params(n, hidden.clone(), latent)
+            .activation(act)
+            .check()
+            .unwrap();
+        let mut ae = Autoencoder::new(&params);
+        // Non-zero biases, as after training.
+        let noisy = uniform(64, n, -1.0, 1.0, 5);
+        ae.fit(&params, noisy.view()).unwrap();
+        let (mut a, mut b, mut scratch) = (vec![0.0; n], vec![0.0; n], Vec::new());
         for row in x.rows() {
             let row = row.as_slice().unwrap();
             ae.reconstruct_into(row, &mut a, &mut scratch);
@@ -307,7 +325,10 @@ fn dispatched_scoring_is_bit_identical_to_the_portable_path() {
                 a.iter().map(|v| v.to_bits()).collect(),
                 b.iter().map(|v| v.to_bits()).collect(),
             );
-            assert_eq!(a_bits, b_bits, "{act:?}");
+            assert_eq!(
+                a_bits, b_bits,
+                "{n} inputs, hidden {hidden:?}, latent {latent}, {act:?}"
+            );
         }
     }
 }
