@@ -72,7 +72,7 @@ pub struct Model {
 #[derive(Clone, Debug, Default)]
 pub struct Workspace {
     normalised: Vec<f64>,
-    /// The autoencoder's input: `normalised`, or its PCA residual.
+    /// The PCA residual of `normalised`: the autoencoder's input with the skip path.
     residual: Vec<f64>,
     reconstruction: Vec<f64>,
     /// Squared error per input of the last autoencoder score.
@@ -127,20 +127,17 @@ impl Model {
         let pca: f64 = (ws.normalised.iter().zip(&ws.reconstruction))
             .map(|(x, r)| (x - r) * (x - r))
             .sum();
-        ws.residual.clear();
-        if self.residual {
+        // The autoencoder's input: the PCA residual with the skip path, else the window.
+        let input = if self.residual {
+            ws.residual.clear();
             (ws.residual).extend(ws.normalised.iter().zip(&ws.reconstruction).map(|(x, r)| x - r));
+            &ws.residual
         } else {
-            ws.residual.extend_from_slice(&ws.normalised);
-        }
+            &ws.normalised
+        };
         self.ae
-            .reconstruct_into(&ws.residual, &mut ws.reconstruction, &mut ws.scratch);
-        for ((e, x), r) in ws
-            .squared_error
-            .iter_mut()
-            .zip(&ws.residual)
-            .zip(&ws.reconstruction)
-        {
+            .reconstruct_into(input, &mut ws.reconstruction, &mut ws.scratch);
+        for ((e, x), r) in ws.squared_error.iter_mut().zip(input).zip(&ws.reconstruction) {
             *e = (x - r) * (x - r);
         }
         let ae: f64 = ws.squared_error.iter().sum();
