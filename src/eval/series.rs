@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
 /// A CSV problem, located.
 #[derive(Debug, thiserror::Error)]
@@ -159,41 +159,21 @@ fn parse_plain_datetime(b: &[u8]) -> Option<f64> {
         }
         _ => return None,
     };
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&month) || day < 1 || day > month_days[(month - 1) as usize] {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second;
-    Some((secs * 1_000_000 + nanos / 1_000) as f64 / 1e6)
-}
-
-/// Days from 1970-01-01 to the proleptic Gregorian date `year-month-day` (Howard
-/// Hinnant's `days_from_civil`, <https://howardhinnant.github.io/date_algorithms.html>).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    // chrono's calendar checks and arithmetic are cheap; its format-string parser is
+    // what cost the time.
+    let date = NaiveDate::from_ymd_opt(
+        i32::try_from(year).ok()?,
+        u32::try_from(month).ok()?,
+        u32::try_from(day).ok()?,
+    )?;
+    let nanos = u32::try_from(nanos).ok()?;
+    let time = date.and_hms_nano_opt(
+        u32::try_from(hour).ok()?,
+        u32::try_from(minute).ok()?,
+        u32::try_from(second).ok()?,
+        nanos,
+    )?;
+    Some(time.and_utc().timestamp_micros() as f64 / 1e6)
 }
 
 /// What an empty cell means to [`Table::numbers`].
