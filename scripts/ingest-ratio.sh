@@ -30,28 +30,12 @@ cargo build --release --bin anomalyd --example ingest_load >&2
 TARGET=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET/release/anomalyd
 LOAD=$TARGET/release/examples/ingest_load
-MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-PORT=$(free_port)
-MPORT=$(free_port)
+# shellcheck source=scripts/lib/broker.sh
+source scripts/lib/broker.sh
 # Mosquitto's defaults otherwise (max_inflight_messages 20, max_queued_messages 1000):
 # what a gateway runs.
-printf 'listener %s 127.0.0.1\nallow_anonymous true\n%b\n' "$PORT" "${MOSQUITTO_EXTRA:-}" >"$WORK/mosquitto.conf"
-chmod 777 "$WORK"
-"$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
-PIDS+=($!)
-sleep 0.5
+start_mosquitto "${MOSQUITTO_EXTRA:-}"
+MPORT=$(free_port)
 
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }

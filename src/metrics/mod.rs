@@ -60,6 +60,9 @@ pub mod names {
     pub const RETRAINS: &str = "anomalyd_retrains_total";
     /// Histogram, seconds: wall time of one retrain.
     pub const RETRAIN_SECONDS: &str = "anomalyd_retrain_seconds";
+    /// Gauge: training jobs waiting for a `training.parallel` permit (the trainer
+    /// keeps up while this stays near 0).
+    pub const TRAINING_BACKLOG: &str = "anomalyd_training_backlog";
     /// Gauge `{sensor}`: version of the model scoring the sensor.
     pub const MODEL_VERSION: &str = "anomalyd_model_version";
     /// Gauge `{sensor}`: 1 once the sensor's threshold has `min_scores` scores.
@@ -149,6 +152,7 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
     (names::MEMORY_ESTIMATE, Kind::Gauge, Unit::Bytes, "Estimated memory of the detector's sensors (limits.max_memory_mb)."),
     (names::RETRAINS, Kind::Counter, Unit::Count, "Finished retrains by result (ok, error)."),
     (names::RETRAIN_SECONDS, Kind::Histogram, Unit::Seconds, "Wall time of one retrain."),
+    (names::TRAINING_BACKLOG, Kind::Gauge, Unit::Count, "Training jobs waiting for a training.parallel permit."),
     (names::MODEL_VERSION, Kind::Gauge, Unit::Count, "Model version scoring each sensor (_other: newest among uncapped sensors)."),
     (names::THRESHOLD_READY, Kind::Gauge, Unit::Count, "1 once a sensor's threshold is warm (_other: count of ready uncapped sensors)."),
     (names::SCORE, Kind::Gauge, Unit::Count, "Newest thresholded score of each sensor (written once a second; not for _other)."),
@@ -167,11 +171,12 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
 ];
 
 /// Histogram buckets in seconds. Scoring is micro- to milliseconds on a gateway CPU;
-/// retrains take seconds to minutes; snapshots milliseconds to seconds.
+/// a retrain milliseconds on a one-channel sensor to minutes on a wide one with a large
+/// buffer; snapshots milliseconds to seconds.
 #[rustfmt::skip]
 const BUCKETS: &[(&str, &[f64])] = &[
     (names::SCORE_SECONDS, &[1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1]),
-    (names::RETRAIN_SECONDS, &[0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]),
+    (names::RETRAIN_SECONDS, &[0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 300.0]),
     (names::SNAPSHOT_SECONDS, &[1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
 ];
 

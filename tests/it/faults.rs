@@ -400,6 +400,10 @@ async fn broker_restarts_while_four_sensors_stream_raise_no_false_alert_and_scor
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let text = metrics(w.metrics_port).await;
+    // Every sensor trained, and no training job is left waiting for a permit.
+    let trained = counter(&text, "anomalyd_retrains_total", "result=\"ok\"");
+    assert!(trained >= CAMPAIGN_SENSORS.len() as f64, "{text}");
+    assert!(text.lines().any(|l| l == "anomalyd_training_backlog 0"), "{text}");
     let accepted = counter(&text, "anomalyd_readings_total", "");
     let duplicates = counter(&text, "anomalyd_readings_dropped_total", "reason=\"duplicate\"");
     let dropped = counter(&text, "anomalyd_readings_dropped_total", "");

@@ -265,6 +265,7 @@ fn grafana_dashboard_queries_only_metrics_the_daemon_exports() {
         names::PAYLOAD_ERRORS,
         names::READINGS_DROPPED,
         names::RETRAINS,
+        names::TRAINING_BACKLOG,
         names::MODEL_VERSION,
         names::THRESHOLD_READY,
         names::SCORE,

@@ -36,10 +36,13 @@ impl Running {
         let config: ModelConfig = self.detector.config().model.clone();
         let trained_tx = self.trained_tx.clone();
         let gate = Arc::clone(&self.shared.train_gate);
+        metrics::gauge!(names::TRAINING_BACKLOG).increment(1.0);
         self.shared.tracker.spawn(async move {
             // Closed when every worker has stopped: waiting jobs give up instead of
             // training; so does a job whose own worker stopped while it waited.
-            let Ok(_permit) = gate.acquire_owned().await else {
+            let permit = gate.acquire_owned().await;
+            metrics::gauge!(names::TRAINING_BACKLOG).decrement(1.0);
+            let Ok(_permit) = permit else {
                 return;
             };
             if trained_tx.is_closed() {
