@@ -7,7 +7,7 @@ use plotters::coord::ranged1d::Ranged;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::{Panel, Plot};
+use super::layout::{Panel, Plot};
 
 /// Width of the picture in pixels.
 pub(super) const WIDTH: u32 = 1400;

@@ -1,0 +1,163 @@
+//! Faults on a test signal: raising once, clearing on recovery, alerting again when a
+//! fault comes back, accepting a lasting shift, and the sensor state along the way.
+
+use super::*;
+use crate::alert::{AlertEventKind, ClearReason};
+
+/// Runs readings 0..`to` where `fault(i)` says whether reading i carries the fault (vib
+/// +40), with `learning` as the `[learning]` section; returns every step.
+/// Three windows raise, and the threshold is the largest recent score, so the test
+/// signal's own periodic peaks do not alarm.
+fn run_faults(learning: &str, to: usize, fault: impl Fn(usize) -> bool) -> Vec<Step> {
+    let mut config = build_config(&format!("[learning]\n{learning}"));
+    config.alert.consecutive = 3;
+    config.threshold.default.quantile = crate::config::Quantile::try_from(1.0).unwrap();
+    let mut d = Detector::new(config, 10);
+    let id = SensorId::new("s1");
+    (0..to)
+        .map(|i| {
+            let mut r = build_reading(i);
+            if fault(i) {
+                r[1] += 40.0;
+            }
+            d.process_inline(&id, i as f64, &r, names).unwrap()
+        })
+        .collect()
+}
+
+fn events(steps: &[Step]) -> Vec<(usize, AlertEventKind, Option<ClearReason>)> {
+    steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.event.as_ref().map(|e| (i, e.event, e.reason)))
+        .collect()
+}
+
+#[test]
+fn a_fault_that_comes_back_alerts_again() {
+    let steps = run_faults("", 900, |i| (400..450).contains(&i) || (700..750).contains(&i));
+    let raised: Vec<usize> = events(&steps)
+        .into_iter()
+        .filter(|e| e.1 == AlertEventKind::Raised)
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(raised, vec![402, 702], "{:?}", events(&steps));
+    let id = |i: usize| steps[i].event.as_ref().unwrap().alert_id.clone();
+    assert_ne!(id(402), id(702), "a fault that comes back is a new alert");
+    // The threshold did not learn the first fault.
+    let t = |i: usize| steps[i].scored.unwrap().threshold.unwrap();
+    assert!(
+        (t(699) - t(399)).abs() <= 0.5 * t(399),
+        "{} vs {}",
+        t(699),
+        t(399)
+    );
+}
+
+#[test]
+fn one_fault_raises_once_and_its_recovery_clears_it() {
+    let steps = run_faults("", 800, |i| (400..600).contains(&i));
+    let ev = events(&steps);
+    assert_eq!(ev[0].0, 402, "{ev:?}");
+    assert_eq!(ev[0].1, AlertEventKind::Raised);
+    assert_eq!(
+        ev.iter().filter(|e| e.1 == AlertEventKind::Raised).count(),
+        1,
+        "{ev:?}"
+    );
+    // Cleared once the window no longer holds a faulty reading (8 rows) plus
+    // clear_after (3) windows.
+    let cleared = ev
+        .iter()
+        .find(|e| e.1 == AlertEventKind::Cleared)
+        .expect("cleared");
+    assert_eq!(cleared.2, Some(ClearReason::Recovered));
+    assert!((600..620).contains(&cleared.0), "{ev:?}");
+    assert_eq!(steps[500].state, SensorState::Alert);
+    assert_eq!(steps[799].state, SensorState::Normal);
+    // Raised events say the windows are not learned; the clear says they are again.
+    let raised = steps[402].event.as_ref().unwrap();
+    assert!(!raised.learning);
+    assert!(steps[cleared.0].event.as_ref().unwrap().learning);
+    assert!(!steps[450].scored.unwrap().learned);
+    // The clear names the raise: same id, same severity (from over_by at the raise).
+    let clear = steps[cleared.0].event.as_ref().unwrap();
+    assert_eq!(clear.alert_id, raised.alert_id);
+    assert_eq!(clear.severity, raised.severity);
+    let bands = crate::alert::SeverityBands::default();
+    assert_eq!(raised.severity, bands.classify(raised.over_by), "{raised:?}");
+    // A 40-unit fault is far past five times the threshold; the clear's own over_by is
+    // under 1, yet it repeats the raise's severity.
+    assert_eq!(clear.severity, crate::alert::Severity::Critical, "{clear:?}");
+    assert!(clear.over_by < 1.0, "{clear:?}");
+}
+
+#[test]
+fn a_lasting_shift_is_accepted_after_accept_after_secs() {
+    let steps = run_faults("accept_after_secs = 100", 1000, |i| i >= 400);
+    let ev = events(&steps);
+    assert_eq!(
+        ev.iter().filter(|e| e.1 == AlertEventKind::Raised).count(),
+        1,
+        "raised once: {ev:?}"
+    );
+    let (at, _, reason) = ev[1];
+    assert_eq!(reason, Some(ClearReason::Accepted));
+    assert_eq!(at, 502, "accepted 100 s of reading time after the raise at 402");
+    assert_eq!(steps[at].state, SensorState::Accepted);
+    // Re-baselined inline: a new model, a threshold rebuilt from its errors, and the
+    // new level scores as normal from then on.
+    let after = steps[at + 1].scored.unwrap();
+    assert!(after.model_version > steps[at - 1].scored.unwrap().model_version);
+    assert!(!after.over && after.learned, "{after:?}");
+    assert_eq!(steps[999].state, SensorState::Normal);
+    // Without acceptance the same shift stays an alert.
+    let never = run_faults("accept_after_secs = 0", 1000, |i| i >= 400);
+    assert_eq!(events(&never).len(), 1, "{:?}", events(&never));
+    assert_eq!(never[999].state, SensorState::Alert);
+}
+
+/// Peak window-only `anomaly_score` of a +`by` spike on `vib` at readings 800..804,
+/// after a +40 shift from reading 400 was accepted (100 s after its raise).
+fn spike_after_accepted_shift(by: f64) -> f64 {
+    let mut config =
+        build_config("[learning]\naccept_after_secs = 100\n[score]\npoint = \"off\"\nrange_margin = 0");
+    config.alert.consecutive = 3;
+    config.threshold.default.quantile = crate::config::Quantile::try_from(1.0).unwrap();
+    let mut d = Detector::new(config, 10);
+    let id = SensorId::new("s1");
+    let mut peak = 0.0_f64;
+    for i in 0..820 {
+        let mut r = build_reading(i);
+        if i >= 400 {
+            r[1] += 40.0;
+        }
+        if (800..804).contains(&i) {
+            r[1] += by;
+        }
+        let step = d.process_inline(&id, i as f64, &r, names).unwrap();
+        if i >= 800 {
+            peak = peak.max(step.scored.unwrap().anomaly_score);
+        }
+    }
+    peak
+}
+
+#[test]
+fn after_an_accepted_shift_a_smaller_event_still_scores_as_an_event() {
+    // The re-baseline's reference leaves out the accepted alert's windows (the step of
+    // 40), so a spike half that size is still an event (0.5 or more; 0.36 when the
+    // reference kept them).
+    let peak = spike_after_accepted_shift(20.0);
+    assert!(peak >= 0.5, "{peak}");
+    assert!(spike_after_accepted_shift(0.0) < 0.5, "no spike, no event");
+}
+
+#[test]
+fn the_state_goes_from_warming_up_to_normal() {
+    let steps = run_faults("", 200, |_| false);
+    assert_eq!(steps[0].state, SensorState::WarmingUp);
+    // The model comes at reading 70; the threshold needs 20 scores.
+    assert_eq!(steps[80].state, SensorState::WarmingUp);
+    assert_eq!(steps[199].state, SensorState::Normal);
+}
