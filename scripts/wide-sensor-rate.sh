@@ -6,7 +6,8 @@
 # median (docs/performance.md, "A wide sensor").
 #
 # Usage: scripts/wide-sensor-rate.sh [CHANNELS] [ROWS] [REPS]   (defaults 19 20000 3)
-# Environment: CONFIG (default config/anomalyd.toml).
+# Environment: CONFIG (default config/anomalyd.toml), BIN (another build to measure,
+# e.g. a copy of an earlier commit's binary; default: this tree's release build).
 set -euo pipefail
 
 CHANNELS=${1:-19}
@@ -16,7 +17,7 @@ CONFIG=${CONFIG:-config/anomalyd.toml}
 cd "$(dirname "$0")/.."
 
 cargo build --release --bin anomalyd >&2
-BIN=${CARGO_TARGET_DIR:-target}/release/anomalyd
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/anomalyd}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 

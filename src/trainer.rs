@@ -12,7 +12,7 @@ pub use buffer::TrainingBuffer;
 
 use std::sync::Arc;
 
-use ndarray::Axis;
+use ndarray::{ArrayView2, Axis};
 
 use crate::config::ModelConfig;
 use crate::model::autoencoder::Autoencoder;
@@ -53,29 +53,30 @@ pub fn train(job: &TrainJob, config: &ModelConfig) -> Result<Model, ModelError> 
     let normaliser = Normaliser::fit(windows.view(), job.channels, config.normalise);
     let data = normaliser.apply_batch(windows.view());
     drop(windows);
-    let pca = PcaModel::fit(data.view(), config.pca_components.min(width - 1))?;
+    let pca = fit_pca(data.view(), config.pca_components.min(width - 1))?;
     let residual = config.skip.applies(job.channels);
+    // A warm start fine-tunes on what is new (plus as much replayed older data) instead
+    // of refitting the whole buffer: about half the cost of a NAB replay, and no loss of
+    // quality (docs/quality.md, session 4).
+    let warm = (job.warm.as_ref()).filter(|m| m.ae.n_inputs() == width && m.residual == residual);
+    let data = match warm {
+        Some(_) => {
+            let rows = finetune_rows(data.nrows(), job.fresh, params.seed() ^ job.version);
+            data.select(Axis(0), &rows)
+        }
+        None => data,
+    };
+    // With the skip path the autoencoder learns what the PCA leaves of each window.
     let data = if residual {
         pca.residuals(data.view())
     } else {
         data
     };
-    // A warm start fine-tunes on what is new (plus as much replayed older data) instead
-    // of refitting the whole buffer: about half the cost of a NAB replay, and no loss of
-    // quality (docs/quality.md, session 4).
-    let ae = match &job.warm {
-        Some(m) if m.ae.n_inputs() == width && m.residual == residual => {
-            let mut ae = m.ae.clone();
-            let rows = finetune_rows(data.nrows(), job.fresh, params.seed() ^ job.version);
-            ae.fit(&params, data.select(Axis(0), &rows).view())?;
-            ae
-        }
-        _ => {
-            let mut ae = Autoencoder::new(&params);
-            ae.fit(&params, data.view())?;
-            ae
-        }
+    let mut ae = match warm {
+        Some(m) => m.ae.clone(),
+        None => Autoencoder::new(&params),
     };
+    ae.fit(&params, data.view())?;
     Ok(Model {
         version: job.version,
         channels: job.channels,
@@ -84,6 +85,33 @@ pub fn train(job: &TrainJob, config: &ModelConfig) -> Result<Model, ModelError> 
         pca,
         residual,
     })
+}
+
+/// Most training windows the PCA is fitted on. Consecutive windows share all but
+/// `stride` readings, so every k-th window of a larger buffer (the newest included)
+/// still holds each reading many times and spans the same principal subspace, at 1/k of
+/// the cost of linfa's truncated SVD: half of a wide sensor's training time before
+/// (docs/performance.md, "A wide sensor"). NAB's PCA baseline scores 67.99 fitted on
+/// 2,000 of its 5,000 windows, 67.87 on all (docs/quality.md, session 7).
+const PCA_FIT_ROWS: usize = 2000;
+
+/// The PCA baseline (and skip path) fitted on at most [`PCA_FIT_ROWS`] of `data`'s
+/// rows, evenly spaced and ending with the newest.
+fn fit_pca(data: ArrayView2<'_, f64>, components: usize) -> Result<PcaModel, ModelError> {
+    let rows = pca_rows(data.nrows());
+    if rows.len() == data.nrows() {
+        return PcaModel::fit(data, components);
+    }
+    PcaModel::fit(data.select(Axis(0), &rows).view(), components)
+}
+
+/// Every k-th row index of `len`, ending with the last, for the smallest k that keeps
+/// at most [`PCA_FIT_ROWS`].
+fn pca_rows(len: usize) -> Vec<usize> {
+    let step = len.div_ceil(PCA_FIT_ROWS).max(1);
+    let mut rows: Vec<usize> = (0..len).rev().step_by(step).collect();
+    rows.reverse();
+    rows
 }
 
 /// The rows a warm-started model is fine-tuned on: the `fresh` newest windows and as
@@ -118,6 +146,48 @@ mod tests {
         assert_eq!(finetune_rows(10, 8, 1), (0..10).collect::<Vec<_>>());
         // Nothing new (a retried job): still one row to learn from.
         assert_eq!(finetune_rows(10, 0, 1).len(), 2);
+    }
+
+    #[test]
+    fn the_pca_is_fitted_on_at_most_its_row_budget_ending_with_the_newest() {
+        assert_eq!(pca_rows(5), vec![0, 1, 2, 3, 4]);
+        assert_eq!(pca_rows(PCA_FIT_ROWS).len(), PCA_FIT_ROWS);
+        for len in [PCA_FIT_ROWS + 1, 5000, 12_345] {
+            let rows = pca_rows(len);
+            assert!(
+                rows.len() <= PCA_FIT_ROWS && rows.len() >= PCA_FIT_ROWS / 2,
+                "{len}"
+            );
+            assert_eq!(rows.last(), Some(&(len - 1)));
+            let step = rows[1] - rows[0];
+            assert!(rows.windows(2).all(|w| w[1] - w[0] == step), "evenly spaced");
+        }
+    }
+
+    #[test]
+    fn the_pca_on_every_third_window_reconstructs_like_the_pca_on_all() {
+        // 5,000 sliding windows of 16 readings over a noisy two-period signal.
+        let series: Vec<f64> = (0..5015)
+            .map(|t| {
+                let t = t as f64;
+                (t / 9.0).sin() + 0.5 * (t / 23.0).cos() + 0.05 * ((t * 7919.0) % 13.0 - 6.0) / 6.0
+            })
+            .collect();
+        let data = ndarray::Array2::from_shape_fn((5000, 16), |(w, i)| series[w + i]);
+        let all = PcaModel::fit(data.view(), 2).unwrap();
+        let some = fit_pca(data.view(), 2).unwrap();
+        let error = |pca: &PcaModel| {
+            let (mut out, mut scratch) = (vec![0.0; 16], Vec::new());
+            let mut total = 0.0;
+            for w in (0..5000).step_by(7) {
+                let x = data.row(w).to_vec();
+                pca.reconstruct_into(&x, &mut out, &mut scratch);
+                total += x.iter().zip(&out).map(|(a, b)| (a - b) * (a - b)).sum::<f64>();
+            }
+            total
+        };
+        let (e_all, e_some) = (error(&all), error(&some));
+        assert!((e_some - e_all).abs() < 0.01 * e_all, "{e_some} vs {e_all}");
     }
 
     /// Two channels that move together (the second is twice the first) around a level
