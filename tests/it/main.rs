@@ -13,6 +13,7 @@ mod operator;
 mod payloads;
 mod resilience;
 mod shards;
+mod slowlink;
 mod support;
 
 use serde_json::Value;
