@@ -26,6 +26,13 @@ impl Layer {
     /// activation over the slice, so it vectorises).
     #[inline(always)]
     pub(super) fn forward_row(&self, input: &[f64], output: &mut [f64]) {
+        self.affine_row(input, output);
+        self.act.apply_slice(&mut output[..self.n_out]);
+    }
+
+    /// The pre-activations `output = W input + b` of one row.
+    #[inline(always)]
+    pub(super) fn affine_row(&self, input: &[f64], output: &mut [f64]) {
         let input = &input[..self.n_in];
         for ((row, &bias), o) in self
             .w
@@ -55,7 +62,6 @@ impl Layer {
             }
             *o = s;
         }
-        self.act.apply_slice(&mut output[..self.n_out]);
     }
 }
 

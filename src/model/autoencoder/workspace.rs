@@ -5,8 +5,9 @@
 //! product spent more time packing its operands than multiplying, and every batch
 //! allocated its activations, deltas and gradients afresh. A [`Workspace`] allocates
 //! them once per `fit`; the loops are row-major with the inner loop over contiguous
-//! memory, and the forward pass reuses the scoring kernel ([`Layer::forward_row`], or
-//! its AVX2 build), so training and scoring compute a layer the same way.
+//! memory, and the forward pass reuses the scoring kernel ([`Layer::affine_row`], or
+//! its AVX2 build, then the activation), so training and scoring compute a layer the
+//! same way.
 //!
 //! On an AVX2 CPU the whole pass is compiled for AVX2. No FMA and no reordering: each
 //! value is computed by the same operations in the same order on either path, so a
@@ -149,10 +150,10 @@ impl Workspace {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn pass_avx2(&mut self, ae: &Autoencoder, obj: Objective, grads: bool) -> Sums {
-        // A safe call: the closure inherits this function's AVX2, all forward_row needs.
-        let forward =
-            |layer: &Layer, input: &[f64], output: &mut [f64]| super::avx2::forward_row(layer, input, output);
-        self.pass_with(ae, obj, grads, forward)
+        // A safe call: the closure inherits this function's AVX2, all affine_row needs.
+        let affine =
+            |layer: &Layer, input: &[f64], output: &mut [f64]| super::avx2::affine_row(layer, input, output);
+        self.pass_with(ae, obj, grads, affine)
     }
 
     /// [`Self::run`] with gradients on the portable build, whatever the CPU.
@@ -164,7 +165,7 @@ impl Workspace {
 
     /// [`Self::pass`] for any CPU.
     fn pass_portable(&mut self, ae: &Autoencoder, obj: Objective, grads: bool) -> Sums {
-        self.pass_with(ae, obj, grads, Layer::forward_row)
+        self.pass_with(ae, obj, grads, Layer::affine_row)
     }
 
     #[inline(always)]
@@ -173,9 +174,9 @@ impl Workspace {
         ae: &Autoencoder,
         obj: Objective,
         grads: bool,
-        forward: impl Fn(&Layer, &[f64], &mut [f64]),
+        affine: impl Fn(&Layer, &[f64], &mut [f64]),
     ) -> Sums {
-        self.forward(ae, forward);
+        self.forward(ae, affine);
         let sums = self.sums(ae, obj);
         if grads {
             self.backward(ae, obj);
@@ -183,16 +184,19 @@ impl Workspace {
         sums
     }
 
-    /// Every layer's activations for the loaded rows, row by row.
+    /// Every layer's activations for the loaded rows: the pre-activations row by row,
+    /// then the activation over the whole batch at once (a row of 2 or 8 values is too
+    /// short for the vectorised activation loop; the values are the same either way).
     #[inline(always)]
-    fn forward(&mut self, ae: &Autoencoder, forward: impl Fn(&Layer, &[f64], &mut [f64])) {
+    fn forward(&mut self, ae: &Autoencoder, affine: impl Fn(&Layer, &[f64], &mut [f64])) {
         for (l, layer) in ae.layers.iter().enumerate() {
             let (below, above) = self.acts.split_at_mut(l + 1);
             let input = below[l].chunks_exact(layer.n_in);
-            let output = above[0].chunks_exact_mut(layer.n_out);
-            for (x, y) in input.zip(output).take(self.rows) {
-                forward(layer, x, y);
+            let output = &mut above[0][..self.rows * layer.n_out];
+            for (x, y) in input.zip(output.chunks_exact_mut(layer.n_out)) {
+                affine(layer, x, y);
             }
+            layer.act.apply_slice(output);
         }
     }
 
