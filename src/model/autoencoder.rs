@@ -26,6 +26,7 @@ mod avx2;
 mod net;
 mod params;
 mod train;
+mod workspace;
 
 pub use net::Autoencoder;
 pub use params::{

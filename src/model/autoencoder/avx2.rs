@@ -25,6 +25,18 @@ use super::net::Layer;
 /// If `input` is shorter than `n_in` or `output` than `n_out`.
 #[target_feature(enable = "avx2")]
 pub(super) fn forward_row(layer: &Layer, input: &[f64], output: &mut [f64]) {
+    affine_row(layer, input, output);
+    layer.act.apply_slice(&mut output[..layer.n_out]);
+}
+
+/// The pre-activations `output = W input + b` of one row, as `Layer::affine_row`.
+///
+/// # Panics
+///
+/// If `input` is shorter than `n_in` or `output` than `n_out`.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(super) fn affine_row(layer: &Layer, input: &[f64], output: &mut [f64]) {
     let (n_in, n_out) = (layer.n_in, layer.n_out);
     let input = &input[..n_in];
     let output = &mut output[..n_out];
@@ -61,7 +73,6 @@ pub(super) fn forward_row(layer: &Layer, input: &[f64], output: &mut [f64]) {
         output[o] = s;
         o += 1;
     }
-    layer.act.apply_slice(output);
 }
 
 /// One neuron's eight accumulators (lanes 0–3 and 4–7) over the first `chunks` × 8

@@ -1,17 +1,13 @@
 //! The network itself: layer storage, seeded initialisation, the allocation-free scoring
-//! path, batched forward passes and backprop.
+//! path and batched forward passes. Training's batched kernels live in `workspace`.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView2};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use super::params::{Activation, AutoencoderValidParams, Loss, Penalty};
-
-/// Probabilities are clamped to [EPS, 1 - EPS] inside the BCE log so a saturated sigmoid
-/// gives a large but finite loss instead of `inf`.
-const BCE_EPS: f64 = 1e-7;
+use super::params::{Activation, AutoencoderValidParams};
 
 /// One dense layer `a = act(W x + b)`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -26,16 +22,17 @@ pub(crate) struct Layer {
 }
 
 impl Layer {
-    fn w_view(&self) -> ArrayView2<'_, f64> {
-        // Cannot fail: `w.len() == n_out * n_in` is kept by construction and checked on
-        // deserialisation.
-        ArrayView2::from_shape((self.n_out, self.n_in), &self.w).expect("layer shape")
-    }
-
     /// Scores one row: `output = act(W input + b)` (all pre-activations first, then the
     /// activation over the slice, so it vectorises).
     #[inline(always)]
-    fn forward_row(&self, input: &[f64], output: &mut [f64]) {
+    pub(super) fn forward_row(&self, input: &[f64], output: &mut [f64]) {
+        self.affine_row(input, output);
+        self.act.apply_slice(&mut output[..self.n_out]);
+    }
+
+    /// The pre-activations `output = W input + b` of one row.
+    #[inline(always)]
+    pub(super) fn affine_row(&self, input: &[f64], output: &mut [f64]) {
         let input = &input[..self.n_in];
         for ((row, &bias), o) in self
             .w
@@ -65,7 +62,6 @@ impl Layer {
             }
             *o = s;
         }
-        self.act.apply_slice(&mut output[..self.n_out]);
     }
 }
 
@@ -124,10 +120,6 @@ impl TryFrom<AutoencoderRepr> for Autoencoder {
         Ok(Self::from_layers(r.n_inputs, r.layers, r.latent_layer))
     }
 }
-
-/// Activations of every layer for one batch: `acts[0]` is the input, `acts[l + 1]` the
-/// output of layer `l`.
-pub(crate) type Activations = Vec<Array2<f64>>;
 
 impl Autoencoder {
     /// Builds the layers for `params` with seeded initialisation: He-normal
@@ -227,18 +219,20 @@ impl Autoencoder {
         // A safe call: the closure inherits this function's AVX2, all forward_row needs.
         let forward =
             |layer: &Layer, input: &[f64], output: &mut [f64]| super::avx2::forward_row(layer, input, output);
-        self.forward_layers(x, out, scratch, forward);
+        self.forward_layers(&self.layers, x, out, scratch, forward);
     }
 
     /// The forward pass of [`Self::reconstruct_into`] for any CPU.
     pub(crate) fn reconstruct_portable(&self, x: &[f64], out: &mut [f64], scratch: &mut Vec<f64>) {
-        self.forward_layers(x, out, scratch, Layer::forward_row);
+        self.forward_layers(&self.layers, x, out, scratch, Layer::forward_row);
     }
 
-    /// Runs `forward` layer by layer, ping-ponging between the two halves of `scratch`.
+    /// Runs `forward` through `layers` (this network's, or its first few), ping-ponging
+    /// between the two halves of `scratch`.
     #[inline(always)]
     fn forward_layers(
         &self,
+        layers: &[Layer],
         x: &[f64],
         out: &mut [f64],
         scratch: &mut Vec<f64>,
@@ -249,7 +243,7 @@ impl Autoencoder {
             scratch.resize(2 * half, 0.0);
         }
         let (mut cur, mut next) = scratch.split_at_mut(half);
-        let (last, inner) = self.layers.split_last().expect("non-empty"); // see output_activation
+        let (last, inner) = layers.split_last().expect("non-empty"); // see output_activation
         let mut input: &[f64] = x;
         for layer in inner {
             forward(layer, input, next);
@@ -277,98 +271,25 @@ impl Autoencoder {
         self.forward_upto(x, self.latent_layer + 1)
     }
 
+    /// The first `n_layers` layers on every row of `x`, row by row through the scoring
+    /// kernel (so a row gives exactly what [`Self::reconstruct_into`] gives).
     fn forward_upto(&self, x: ArrayView2<f64>, n_layers: usize) -> Array2<f64> {
         assert_eq!(x.ncols(), self.n_inputs, "input columns");
-        let mut a = x.to_owned();
-        for layer in &self.layers[..n_layers] {
-            a = layer_forward(layer, a.view());
+        let width = self.layers[n_layers - 1].n_out;
+        let mut out = vec![0.0; x.nrows() * width];
+        let (mut row, mut scratch) = (vec![0.0; self.n_inputs], Vec::new());
+        for (x, y) in x.rows().into_iter().zip(out.chunks_exact_mut(width)) {
+            row.iter_mut().zip(x).for_each(|(r, &v)| *r = v);
+            self.forward_layers(
+                &self.layers[..n_layers],
+                &row,
+                y,
+                &mut scratch,
+                Layer::forward_row,
+            );
         }
-        a
-    }
-
-    /// Batched forward pass keeping every layer's activations for backprop.
-    pub(crate) fn forward_all(&self, x: ArrayView2<f64>) -> Activations {
-        let mut acts = Vec::with_capacity(self.layers.len() + 1);
-        acts.push(x.to_owned());
-        for layer in &self.layers {
-            let next = layer_forward(layer, acts.last().expect("pushed above").view());
-            acts.push(next);
-        }
-        acts
-    }
-
-    /// The training objective for `input` reconstructed towards `target`: mean loss over
-    /// all elements plus the sparsity penalty on the latent code.
-    pub(crate) fn objective(
-        &self,
-        input: ArrayView2<f64>,
-        target: ArrayView2<f64>,
-        loss: Loss,
-        penalty: Option<(Penalty, f64)>,
-    ) -> f64 {
-        let acts = self.forward_all(input);
-        objective_from(&acts, self.latent_layer, target, loss, penalty)
-    }
-
-    /// The objective and its gradient with respect to every weight and bias.
-    ///
-    /// For BCE with a sigmoid output the output delta uses the combined form
-    /// `(x̃ - x) / n`, the exact gradient wherever the clamp is inactive.
-    pub(crate) fn loss_and_gradients(
-        &self,
-        input: ArrayView2<f64>,
-        target: ArrayView2<f64>,
-        loss: Loss,
-        penalty: Option<(Penalty, f64)>,
-    ) -> (f64, Vec<LayerGrad>) {
-        let acts = self.forward_all(input);
-        let value = objective_from(&acts, self.latent_layer, target, loss, penalty);
-        let out = acts.last().expect("non-empty");
-        let n_elems = out.len() as f64;
-        let last_act = self.output_activation();
-        // Delta with respect to the output pre-activation.
-        let mut delta = match loss {
-            Loss::Mse => {
-                let mut d = (out - &target) * (2.0 / n_elems);
-                d.zip_mut_with(out, |d, &a| *d *= last_act.derivative_from_output(a));
-                d
-            }
-            Loss::Bce => (out - &target) / n_elems,
-        };
-        let mut grads = vec![
-            LayerGrad {
-                w: Vec::new(),
-                b: Vec::new()
-            };
-            self.layers.len()
-        ];
-        for l in (0..self.layers.len()).rev() {
-            let layer = &self.layers[l];
-            let a_prev = &acts[l];
-            let mut gw = vec![0.0; layer.n_in * layer.n_out];
-            // Cannot fail: gw has exactly n_out * n_in elements.
-            ArrayViewMut2::from_shape((layer.n_out, layer.n_in), &mut gw)
-                .expect("gradient shape")
-                .assign(&delta.t().dot(a_prev));
-            grads[l] = LayerGrad {
-                w: gw,
-                b: delta.sum_axis(Axis(0)).to_vec(),
-            };
-            if l == 0 {
-                break;
-            }
-            // Delta with respect to the previous layer's output, then its pre-activation.
-            let mut d_prev = delta.dot(&layer.w_view());
-            if l == self.latent_layer + 1 {
-                if let Some((kind, weight)) = penalty {
-                    add_penalty_grad(&mut d_prev, a_prev, kind, weight);
-                }
-            }
-            let prev_act = self.layers[l - 1].act;
-            d_prev.zip_mut_with(a_prev, |d, &a| *d *= prev_act.derivative_from_output(a));
-            delta = d_prev;
-        }
-        (value, grads)
+        // Cannot fail: `out` holds exactly nrows × width values.
+        Array2::from_shape_vec((x.nrows(), width), out).expect("output shape")
     }
 }
 
@@ -382,68 +303,4 @@ fn init_weights(rng: &mut SmallRng, n_in: usize, n_out: usize, act: Activation) 
         let limit = (6.0 / (n_in + n_out) as f64).sqrt();
         (0..n).map(|_| rng.gen_range(-limit..limit)).collect()
     }
-}
-
-fn layer_forward(layer: &Layer, a: ArrayView2<f64>) -> Array2<f64> {
-    let mut z = a.dot(&layer.w_view().t());
-    let b = Array1::from(layer.b.clone());
-    z += &b;
-    let act = layer.act;
-    match z.as_slice_memory_order_mut() {
-        Some(all) => act.apply_slice(all),
-        None => z.mapv_inplace(|v| act.apply(v)),
-    }
-    z
-}
-
-fn objective_from(
-    acts: &Activations,
-    latent_layer: usize,
-    target: ArrayView2<f64>,
-    loss: Loss,
-    penalty: Option<(Penalty, f64)>,
-) -> f64 {
-    let out = acts.last().expect("non-empty");
-    let n = out.len() as f64;
-    let mut total = 0.0;
-    match loss {
-        Loss::Mse => ndarray::Zip::from(out)
-            .and(target)
-            .for_each(|&y, &t| total += (y - t) * (y - t)),
-        Loss::Bce => ndarray::Zip::from(out).and(target).for_each(|&y, &t| {
-            let p = y.clamp(BCE_EPS, 1.0 - BCE_EPS);
-            total -= t * p.ln() + (1.0 - t) * (1.0 - p).ln();
-        }),
-    }
-    let mut value = total / n;
-    if let Some((kind, weight)) = penalty {
-        let code = &acts[latent_layer + 1];
-        let mean = match kind {
-            Penalty::L1 => code.mapv(f64::abs).mean(),
-            Penalty::L2 => code.mapv(|h| h * h).mean(),
-        };
-        value += weight * mean.unwrap_or(0.0);
-    }
-    value
-}
-
-/// Adds the gradient of `weight · mean(|h|)` or `weight · mean(h²)` to `d` (w.r.t. `h`).
-fn add_penalty_grad(d: &mut Array2<f64>, code: &Array2<f64>, kind: Penalty, weight: f64) {
-    let scale = weight / code.len() as f64;
-    d.zip_mut_with(code, |d, &h| {
-        *d += match kind {
-            // The subgradient 0 at the kink h = 0 (relu codes hit it exactly).
-            Penalty::L1 => {
-                scale
-                    * if h > 0.0 {
-                        1.0
-                    } else if h < 0.0 {
-                        -1.0
-                    } else {
-                        0.0
-                    }
-            }
-            Penalty::L2 => 2.0 * scale * h,
-        }
-    });
 }

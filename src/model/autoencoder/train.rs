@@ -1,7 +1,8 @@
 //! Training: mini-batch Adam with seeded shuffling, input corruption for the denoising
-//! kind, and early stopping on a held-out tail that restores the best weights.
+//! kind, and early stopping on a held-out tail that restores the best weights. The
+//! batched forward pass and backprop run in a [`Workspace`] allocated once per fit.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{ArrayView2, Axis};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -9,6 +10,7 @@ use rand_distr::{Distribution, Normal};
 
 use super::net::{Autoencoder, Layer, LayerGrad};
 use super::params::{Activation, AutoencoderKind, AutoencoderValidParams, Loss, Noise};
+use super::workspace::{Objective, Workspace};
 use crate::model::ModelError;
 
 /// Adam moment decay rates and denominator guard, the paper's defaults
@@ -116,7 +118,11 @@ impl Autoencoder {
         let mut rng = SmallRng::seed_from_u64(params.seed() ^ TRAIN_SEED_SALT);
         let mut adam = Adam::new(&self.layers, params.learning_rate());
         let mut order: Vec<usize> = (0..train.nrows()).collect();
-        let (loss, penalty) = (params.loss(), params.penalty());
+        let mut ws = Workspace::new(self, params.batch_size().min(train.nrows()));
+        let obj = Objective {
+            loss: params.loss(),
+            penalty: params.penalty(),
+        };
         let mut best: Option<(f64, Vec<Layer>)> = None;
         let mut since_best = 0;
         let mut report = TrainReport {
@@ -128,10 +134,11 @@ impl Autoencoder {
             order.shuffle(&mut rng);
             let mut total = 0.0;
             for chunk in order.chunks(params.batch_size()) {
-                let target = train.select(Axis(0), chunk);
-                let input = corrupt(&target, params.kind(), &mut rng);
-                let (value, grads) = self.loss_and_gradients(input.view(), target.view(), loss, penalty);
-                adam.step(&mut self.layers, &grads);
+                ws.load(train, chunk.iter().copied());
+                let (target, input) = ws.target_and_input();
+                corrupt(target, input, params.kind(), &mut rng);
+                let value = ws.run(self, obj, true);
+                adam.step(&mut self.layers, ws.grads());
                 total += value * chunk.len() as f64;
             }
             report.epochs_run += 1;
@@ -139,7 +146,7 @@ impl Autoencoder {
             if n_val == 0 {
                 continue;
             }
-            let v = self.objective(val, val, loss, penalty);
+            let v = ws.objective(self, val, obj);
             if best.as_ref().is_none_or(|(b, _)| v < *b) {
                 best = Some((v, self.layers.clone()));
                 since_best = 0;
@@ -195,19 +202,21 @@ impl Autoencoder {
     }
 }
 
-/// The network input for one batch: the clean rows, or a corrupted copy when denoising.
-fn corrupt(clean: &Array2<f64>, kind: AutoencoderKind, rng: &mut SmallRng) -> Array2<f64> {
+/// Fills the network input of one batch from its clean rows: a corrupted copy when
+/// denoising (one draw per element in row-major order), else a plain copy.
+fn corrupt(clean: &[f64], input: &mut [f64], kind: AutoencoderKind, rng: &mut SmallRng) {
+    let pairs = input.iter_mut().zip(clean);
     match kind {
         AutoencoderKind::Denoising {
             noise: Noise::Gaussian { std },
         } => {
             // Cannot fail: check() requires a finite positive std.
             let normal = Normal::new(0.0, std).expect("valid std");
-            clean.mapv(|x| x + normal.sample(rng))
+            pairs.for_each(|(x, &c)| *x = c + normal.sample(rng));
         }
         AutoencoderKind::Denoising {
             noise: Noise::Masking { p },
-        } => clean.mapv(|x| if rng.gen_bool(p) { 0.0 } else { x }),
-        _ => clean.clone(),
+        } => pairs.for_each(|(x, &c)| *x = if rng.gen_bool(p) { 0.0 } else { c }),
+        _ => input.copy_from_slice(clean),
     }
 }
