@@ -9,7 +9,7 @@
 //! Every value is computed by the same floating-point operations in the same order as
 //! the portable path (products and sums rounded separately, no FMA; the same pairwise
 //! reduction, then the bias, then the tail), so scores are bit-identical whichever path
-//! runs (tested in `tests.rs`).
+//! runs (tested in `tests/kernels.rs`).
 
 use std::arch::x86_64::{
     __m256d, _mm256_add_pd, _mm256_hadd_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_permute2f128_pd,

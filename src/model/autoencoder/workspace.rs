@@ -11,7 +11,7 @@
 //!
 //! On an AVX2 CPU the whole pass is compiled for AVX2. No FMA and no reordering: each
 //! value is computed by the same operations in the same order on either path, so a
-//! seed trains the same weights whichever CPU runs it (tested in `tests.rs`).
+//! seed trains the same weights whichever CPU runs it (tested in `tests/kernels.rs`).
 
 use ndarray::ArrayView2;
 
