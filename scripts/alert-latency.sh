@@ -29,21 +29,11 @@ start_mosquitto "max_queued_messages 100000"
 config() { # retrain|off
     local retrain_every=500 accept=3600
     if [ "$1" = off ]; then retrain_every=0 accept=0; fi
-    sed -e "s/^port = 1883 /port = $PORT /" \
-        -e 's/^client_id = "anomalyd" /client_id = "latency-daemon" /' \
-        -e 's/^persistent_session = true /persistent_session = false /' \
-        -e 's#^topic = "sensors/+/telemetry" #topic = "lat/+/telemetry" #' \
-        -e 's#^topic = "anomalyd/alerts/{sensor}" #topic = "lat/alerts/{sensor}" #' \
-        -e 's#^state_topic = "anomalyd/state/{sensor}" #state_topic = "lat/state/{sensor}" #' \
-        -e 's#^status_topic = "anomalyd/status" #status_topic = "lat/status" #' \
-        -e "s#^dir = \"/var/lib/anomalyd\" #dir = \"$WORK/state-$1\" #" \
-        -e 's/^snapshot_every_secs = 300 /snapshot_every_secs = 0 /' \
-        -e 's/^listen = "127.0.0.1:9464" /listen = "" /' \
-        -e 's/^reorder_rows = 8 /reorder_rows = 0 /' \
-        -e "s/^retrain_every = 500 /retrain_every = $retrain_every /" \
-        -e "s/^accept_after_secs = 3600 /accept_after_secs = $accept /" \
-        config/anomalyd.toml >"$WORK/$1.toml"
-    for key in "reorder_rows = 0" "retrain_every = $retrain_every" "accept_after_secs = $accept" "listen = \"\""; do
+    shipped_config lat "$WORK/state-$1" "" |
+        sed -e 's/^reorder_rows = 8 /reorder_rows = 0 /' \
+            -e "s/^retrain_every = 500 /retrain_every = $retrain_every /" \
+            -e "s/^accept_after_secs = 3600 /accept_after_secs = $accept /" >"$WORK/$1.toml"
+    for key in "reorder_rows = 0" "retrain_every = $retrain_every" "accept_after_secs = $accept"; do
         grep -q "^$key " "$WORK/$1.toml" || { echo "cannot set $key" >&2; exit 1; }
     done
 }

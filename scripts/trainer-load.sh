@@ -24,15 +24,7 @@ source scripts/lib/broker.sh
 start_mosquitto "max_queued_messages 100000"
 MPORT=$(free_port)
 
-# The shipped file with the broker, topic, state and metrics of this run.
-sed -e "s/^port = 1883 /port = $PORT /" \
-    -e 's/^client_id = "anomalyd" /client_id = "trainer-load" /' \
-    -e 's/^persistent_session = true /persistent_session = false /' \
-    -e 's#^topic = "sensors/+/telemetry" #topic = "load/+/telemetry" #' \
-    -e "s#^dir = \"/var/lib/anomalyd\" #dir = \"$WORK/state\" #" \
-    -e 's/^snapshot_every_secs = 300 /snapshot_every_secs = 0 /' \
-    -e "s/^listen = \"127.0.0.1:9464\" /listen = \"127.0.0.1:$MPORT\" /" \
-    config/anomalyd.toml >"$WORK/anomalyd.toml"
+shipped_config load "$WORK/state" "127.0.0.1:$MPORT" >"$WORK/anomalyd.toml"
 "$BIN" --log warn run --config "$WORK/anomalyd.toml" 2>"$WORK/daemon.log" &
 PIDS+=($!)
 DAEMON=$!
