@@ -141,10 +141,11 @@ pub struct Scored {
 pub struct Step {
     /// Present when a window was due and a model exists.
     pub scored: Option<Scored>,
-    /// A raised or cleared alert.
-    pub event: Option<AlertEvent>,
+    /// A raised or cleared alert (boxed, as the training job: both are rare, and a
+    /// step moves by value with every reading).
+    pub event: Option<Box<AlertEvent>>,
     /// A model should be trained and installed.
-    pub train: Option<TrainJob>,
+    pub train: Option<Box<TrainJob>>,
     /// The sensor's state after this reading.
     pub state: SensorState,
 }
@@ -277,10 +278,12 @@ impl Detector {
         channel_names: impl FnOnce() -> Vec<String>,
         f: impl FnOnce(&mut Pipeline, &DetectorConfig) -> Result<T, WindowReject>,
     ) -> Result<T, DetectError> {
-        if !self.pipelines.contains_key(sensor) {
-            self.admit(sensor, channel_names)?;
+        // One hash of the id for a tracked sensor (every reading but a sensor's first).
+        if let Some(pipeline) = self.pipelines.get_mut(sensor) {
+            return f(pipeline, &self.config).map_err(|reason| rejected(sensor, reason));
         }
-        // Inserted just above when missing.
+        self.admit(sensor, channel_names)?;
+        // Inserted just above.
         let pipeline = self.pipelines.get_mut(sensor).expect("pipeline exists");
         f(pipeline, &self.config).map_err(|reason| rejected(sensor, reason))
     }

@@ -180,8 +180,8 @@ impl Pipeline {
         };
         Ok(Step {
             scored,
-            event,
-            train,
+            event: event.map(Box::new),
+            train: train.map(Box::new),
             state: self.state(config),
         })
     }

@@ -139,22 +139,29 @@ pub fn write_csv(out: &mut impl Write, series: &Series, rows: &[ReplayRow]) -> s
     // but the time text is a number or a fixed word that never needs quoting, and the
     // csv writer's per-field quoting scan was a twentieth of a replay. Floats go through
     // a reused buffer (the text is what `format!("{v}")` writes, see `shortest`).
-    let mut floats = Shortest::default();
+    // One buffer per float column: channels, then score, pca_score, threshold and
+    // anomaly_score.
+    let channels = series.channels.len();
+    let mut floats: Vec<Shortest> = (0..channels + 4).map(|_| Shortest::default()).collect();
+    let (values, scores) = floats.split_at_mut(channels);
     let mut line = Vec::with_capacity(1 << 16);
     for (i, r) in rows.iter().enumerate() {
-        push_quoted(&mut line, series.time_text[i].as_bytes());
-        for &v in series.row(i) {
+        push_quoted(&mut line, series.time_text.get(i).as_bytes());
+        for (&v, text) in series.row(i).iter().zip(values.iter_mut()) {
             line.push(b',');
-            line.extend_from_slice(floats.format(v));
+            line.extend_from_slice(text.format(v));
         }
-        for v in [r.score, r.pca_score, r.threshold] {
+        for (v, text) in [r.score, r.pca_score, r.threshold]
+            .into_iter()
+            .zip(scores.iter_mut())
+        {
             line.push(b',');
             if let Some(v) = v {
-                line.extend_from_slice(floats.format(v));
+                line.extend_from_slice(text.format(v));
             }
         }
         line.push(b',');
-        line.extend_from_slice(floats.format(r.anomaly_score));
+        line.extend_from_slice(scores[3].format(r.anomaly_score));
         line.extend_from_slice(if r.alert { b",1," } else { b",0," });
         line.extend_from_slice(r.state.as_str().as_bytes());
         line.push(b'\n');
@@ -247,9 +254,16 @@ mod tests {
         let config = Config::load(&fixture("small.toml")).unwrap().detector;
         let mut series = read_series(&fixture("small.csv"), None, None).unwrap();
         let texts = ["2020-01-01, noon", "say \"when\"", "two\nlines", "plain"];
-        for (i, text) in texts.iter().enumerate() {
-            series.time_text[i] = text.to_string();
-        }
+        let replaced: Vec<String> = (0..series.len())
+            .map(|i| {
+                texts
+                    .get(i)
+                    .copied()
+                    .unwrap_or(series.time_text.get(i))
+                    .to_string()
+            })
+            .collect();
+        series.time_text = replaced.into_iter().collect();
         let (rows, _) = replay(&series, &config, "small");
         let mut out = Vec::new();
         write_csv(&mut out, &series, &rows).unwrap();

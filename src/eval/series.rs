@@ -70,7 +70,7 @@ pub struct Series {
     /// Channel names, in output order.
     pub channels: Vec<String>,
     /// Timestamps exactly as written, for output.
-    pub time_text: Vec<String>,
+    pub time_text: Texts,
     /// Timestamps as unix seconds.
     pub ts: Vec<f64>,
     /// `rows × channels`, row-major.
@@ -92,6 +92,54 @@ impl Series {
     pub fn row(&self, i: usize) -> &[f64] {
         let c = self.channels.len();
         &self.values[i * c..(i + 1) * c]
+    }
+}
+
+/// Short strings kept in one buffer, in order: a time column as written, with one
+/// allocation instead of one a row (a replay of 365,000 rows spent 4 % of its time
+/// allocating and freeing them).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Texts {
+    text: String,
+    /// Where each string ends in `text` (one starts where the one before it ends).
+    ends: Vec<usize>,
+}
+
+impl Texts {
+    /// String `i`.
+    ///
+    /// # Panics
+    ///
+    /// If `i` is not below [`Self::len`].
+    pub fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    /// Strings held.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Appends `s`.
+    pub fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+        self.ends.push(self.text.len());
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for Texts {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        let mut texts = Texts::default();
+        for s in iter {
+            texts.push(s.as_ref());
+        }
+        texts
     }
 }
 

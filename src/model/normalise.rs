@@ -60,14 +60,26 @@ impl Normaliser {
 
     /// Normalises one flattened window into `out` (same length).
     pub fn apply_into(&self, x: &[f64], out: &mut [f64]) {
+        let clamp = self.mode == NormaliseMode::Minmax;
         let channels = self.channels();
-        for (i, (o, v)) in out.iter_mut().zip(x).enumerate() {
-            let c = i % channels;
+        if channels == 1 && !clamp {
+            // One channel, z-scores: a loop the compiler vectorises.
+            let (offset, scale) = (self.offset[0], self.scale[0]);
+            for (o, v) in out.iter_mut().zip(x) {
+                *o = (v - offset) * scale;
+            }
+            return;
+        }
+        // The channel of each value (a window is row-major) by a wrapping counter, not
+        // an `i % channels` division per value.
+        let mut c = 0;
+        for (o, v) in out.iter_mut().zip(x) {
             let z = (v - self.offset[c]) * self.scale[c];
-            *o = match self.mode {
-                NormaliseMode::Zscore => z,
-                NormaliseMode::Minmax => z.clamp(0.0, 1.0),
-            };
+            *o = if clamp { z.clamp(0.0, 1.0) } else { z };
+            c += 1;
+            if c == channels {
+                c = 0;
+            }
         }
     }
 

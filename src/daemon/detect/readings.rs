@@ -97,7 +97,7 @@ impl Running {
 
     pub(super) async fn on_step(&mut self, sensor: &SensorId, ts: f64, step: Step) {
         if let Some(job) = step.train {
-            self.spawn_training(job);
+            self.spawn_training(*job);
         }
         if let Some(event) = step.event {
             let label = match event.event {
@@ -110,11 +110,7 @@ impl Running {
             }
             // The publisher drains its channel into its own queue at once, so this
             // only waits for a moment under a burst.
-            let _ = self
-                .shared
-                .outbound_tx
-                .send(Outbound::Alert(Box::new(event)))
-                .await;
+            let _ = self.shared.outbound_tx.send(Outbound::Alert(event)).await;
         }
         self.publish_state(sensor, ts).await;
     }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Series, SeriesError, parse_timestamp};
+use super::{Series, SeriesError, Texts, parse_timestamp};
 
 /// What an empty cell means to [`Table::numbers`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,10 +145,12 @@ impl Table {
     /// # Errors
     ///
     /// [`SeriesError::Cell`] for a short row.
-    pub fn texts(&self, col: usize) -> Result<Vec<String>, SeriesError> {
-        (0..self.len())
-            .map(|r| Ok(self.cell(r, col)?.to_string()))
-            .collect()
+    pub fn texts(&self, col: usize) -> Result<Texts, SeriesError> {
+        let mut texts = Texts::default();
+        for r in 0..self.len() {
+            texts.push(self.cell(r, col)?);
+        }
+        Ok(texts)
     }
 
     /// Column `col` through [`parse_timestamp`], as unix seconds.
