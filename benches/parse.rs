@@ -25,12 +25,12 @@ fn bench_parse(c: &mut Criterion) {
 fn admit_one<R>(
     admission: &mut Admission,
     params: &PayloadParams,
-    then: impl FnOnce(&SensorId, &ChannelSet, &mut Held, &Parsed) -> R,
+    then: impl FnOnce(&SensorId, &ChannelSet, &mut Held, &Parsed<'_>) -> R,
 ) -> R {
     let records = parse(black_box(PAYLOAD), params, NOW).expect("parses");
     let record = &records[0];
-    let names = record.channels.iter().map(|(n, _)| n.as_str());
-    let set = || (record.channels.iter().map(|(n, _)| n.clone()).collect(), true);
+    let names = record.channels.iter().map(|(n, _)| n.as_ref());
+    let set = || (record.channels.iter().map(|(n, _)| n.to_string()).collect(), true);
     let admitted = |id: &SensorId, set: &ChannelSet, held: &mut Held| then(id, set, held, record);
     admission.admit("pump-1", names, set, admitted).expect("admitted")
 }

@@ -33,6 +33,7 @@
 //! when admission forgets it, and follow their channels when admission widens the
 //! set ([`Held::regroup`]).
 
+use super::payload::Channel;
 use crate::reading::{ChannelSet, Reading, SensorId};
 
 /// Default `[[sources]] hold_secs`: a minute covers a SenML pack's spread, fields left out
@@ -103,7 +104,7 @@ impl Held {
         sensor: &SensorId,
         set: &ChannelSet,
         ts: f64,
-        channels: &[(String, f64)],
+        channels: &[Channel<'_>],
         (hold, arrived): (f64, f64),
     ) -> Assembled {
         let reading = |ts: f64, values: Vec<f64>| Reading {
@@ -237,7 +238,7 @@ impl Held {
 /// the set's order (the configured order or sorted by name, as admission checked).
 fn positions<'a>(
     set: &'a ChannelSet,
-    channels: &'a [(String, f64)],
+    channels: &'a [Channel<'_>],
 ) -> impl Iterator<Item = (usize, f64)> + 'a {
     let mut cursor = set.iter().enumerate();
     channels

@@ -59,7 +59,7 @@ impl Intake {
         if let Some(level) = route.channel_from_topic(topic) {
             let name = level.expect("channel level");
             for (channel, _) in records.iter_mut().flat_map(|r| r.channels.iter_mut()) {
-                *channel = name.to_owned();
+                *channel = name.into();
             }
         }
         let topic_sensor = route.sensor_from_topic(topic);
@@ -67,7 +67,7 @@ impl Intake {
         for record in &records {
             assert_eq!(record.unselected, None, "nothing left unread: {payload}");
             let sensor = record.sensor.as_deref().or(topic_sensor).expect("sensor id");
-            let names = record.channels.iter().map(|(n, _)| n.as_str());
+            let names = record.channels.iter().map(|(n, _)| n.as_ref());
             let configured = route.params.channels.as_deref();
             let new_set = || first_channel_set(configured, &records, sensor, topic_sensor);
             let assemble = |id: &_, set: &_, held: &mut Held| {

@@ -9,23 +9,33 @@
 //! know about MQTT, topics, sensor cardinality caps or ordering: the ingest loop maps
 //! the topic to a sensor id and the detector rejects out-of-order timestamps.
 //!
+//! A record borrows what it can from the payload and the params: channel names are
+//! `&str`s into the payload text (or the configured names), and a message of a few
+//! channels is held inline, so a flat JSON message costs no heap allocation (`object`
+//! reads it); only escaped names, nested values, SenML and large messages allocate.
+//!
 //! Here: the formats, the params, the record type and the entry point; `json` and
-//! `senml` parse their formats, `value` checks numbers and times for both, `error`
-//! holds [`PayloadError`], [`field`] reads keys and pointers.
+//! `senml` parse their formats, `object` reads a JSON payload borrowed, `value`
+//! checks numbers and times for both, `error` holds [`PayloadError`], [`field`] reads
+//! keys and pointers.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+
+use smallvec::SmallVec;
 
 use crate::reading::EpochUnit;
 
 mod error;
 pub mod field;
 mod json;
+mod object;
 mod senml;
 mod value;
 
 pub use error::PayloadError;
 pub use field::{Field, FieldError};
-use value::{check_timestamp, finite, number, parse_json_value, timestamp, wrong_type};
+use value::{Scalar, check_timestamp, finite, number, parse_json_value, timestamp, wrong_type};
 
 /// Default for [`PayloadParams::max_payload_bytes`]: 64 KiB, far above any sane
 /// telemetry message and small enough that a hostile one costs nothing.
@@ -98,19 +108,33 @@ impl Default for PayloadParams {
     }
 }
 
+/// One channel of a record: its name (borrowed from the payload or the params where
+/// it can be) and its value.
+pub type Channel<'a> = (Cow<'a, str>, f64);
+
+/// Channels a record holds without allocating: more than most sensors send.
+pub const INLINE_CHANNELS: usize = 8;
+
+/// A record's channels, inline up to [`INLINE_CHANNELS`].
+pub type Channels<'a> = SmallVec<[Channel<'a>; INLINE_CHANNELS]>;
+
+/// A payload's records, inline when there is one (the common case).
+pub type RecordList<'a> = SmallVec<[Parsed<'a>; 1]>;
+
 /// One parsed record before the sensor id is attached: channel names and values in a
 /// stable order (the configured list, else sorted by name). It may hold only some of
-/// the sensor's channels (a partial update).
+/// the sensor's channels (a partial update). It borrows from the payload and the
+/// params it was read with.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Parsed {
+pub struct Parsed<'a> {
     /// Sensor id from the payload when [`PayloadParams::sensor_field`] is set; else
     /// `None` and the caller uses the topic.
-    pub sensor: Option<String>,
+    pub sensor: Option<Cow<'a, str>>,
     /// Unix seconds; checked to be in [2000-01-01, now + 1 day].
     pub ts: f64,
     /// `(channel, value)` pairs, all values finite, never empty. A pointer channel is
     /// named by its last token ([`Field::name`]).
-    pub channels: Vec<(String, f64)>,
+    pub channels: Channels<'a>,
     /// The top-level key of a nested object or array that automatic channel discovery
     /// left out (the first one; truncated to 64 bytes): reported, never read. Always
     /// `None` with configured `channels` and for `number` and `senml`.
@@ -120,9 +144,9 @@ pub struct Parsed {
 /// What one payload gave: every record that could be read and, for a payload of
 /// several independent messages (a Telegraf batch), each one that could not.
 #[derive(Debug, Default, PartialEq)]
-pub struct Records {
+pub struct Records<'a> {
     /// The records read, in payload order (SenML: sorted by time).
-    pub records: Vec<Parsed>,
+    pub records: RecordList<'a>,
     /// The batch elements that could not be read, each a [`PayloadError::InElement`]
     /// naming its index. Always empty for anything but a batch.
     pub rejected: Vec<PayloadError>,
@@ -138,7 +162,7 @@ pub struct Records {
 /// # Errors
 /// Any [`PayloadError`] that rejects the whole payload (too large, not JSON, a single
 /// message that cannot be read). A bad batch element is in [`Records::rejected`].
-pub fn read(bytes: &[u8], p: &PayloadParams, now: f64) -> Result<Records, PayloadError> {
+pub fn read<'a>(bytes: &'a [u8], p: &'a PayloadParams, now: f64) -> Result<Records<'a>, PayloadError> {
     if bytes.len() > p.max_payload_bytes {
         return Err(PayloadError::TooLarge {
             size: bytes.len(),
@@ -152,7 +176,7 @@ pub fn read(bytes: &[u8], p: &PayloadParams, now: f64) -> Result<Records, Payloa
     };
     match p.format {
         PayloadFormat::Json => json::parse(text, p, now),
-        PayloadFormat::Number => parse_number(text, p, now).map(|r| one(vec![r])),
+        PayloadFormat::Number => parse_number(text, p, now).map(|r| one(smallvec::smallvec![r])),
         PayloadFormat::Senml => senml::parse(text, p, now).map(one),
     }
 }
@@ -161,7 +185,7 @@ pub fn read(bytes: &[u8], p: &PayloadParams, now: f64) -> Result<Records, Payloa
 ///
 /// # Errors
 /// Any [`PayloadError`]; the whole payload is rejected, never partially accepted.
-pub fn parse(bytes: &[u8], p: &PayloadParams, now: f64) -> Result<Vec<Parsed>, PayloadError> {
+pub fn parse<'a>(bytes: &'a [u8], p: &'a PayloadParams, now: f64) -> Result<RecordList<'a>, PayloadError> {
     let Records { records, rejected } = read(bytes, p, now)?;
     match rejected.into_iter().next() {
         Some(error) => Err(error),
@@ -169,7 +193,7 @@ pub fn parse(bytes: &[u8], p: &PayloadParams, now: f64) -> Result<Vec<Parsed>, P
     }
 }
 
-fn parse_number(text: &str, p: &PayloadParams, now: f64) -> Result<Parsed, PayloadError> {
+fn parse_number<'a>(text: &str, p: &'a PayloadParams, now: f64) -> Result<Parsed<'a>, PayloadError> {
     let field = &p.number_channel;
     let value: f64 = text.trim().parse().map_err(|_| PayloadError::WrongType {
         field: field.clone(),
@@ -181,22 +205,22 @@ fn parse_number(text: &str, p: &PayloadParams, now: f64) -> Result<Parsed, Paylo
     Ok(Parsed {
         sensor: None,
         ts: now,
-        channels: vec![(field.clone(), value)],
+        channels: smallvec::smallvec![(Cow::Borrowed(field.as_str()), value)],
         unselected: None,
     })
 }
 
 /// The configured channels present (in order), or all of them (sorted, as BTreeMap
 /// is). `None` when the configured ones are all absent: the record is no update.
-pub(super) fn select_channels(
+pub(super) fn select_channels<'a>(
     all: BTreeMap<String, f64>,
-    wanted: Option<&[Field]>,
-) -> Option<Vec<(String, f64)>> {
+    wanted: Option<&'a [Field]>,
+) -> Option<Channels<'a>> {
     let Some(list) = wanted else {
-        return Some(all.into_iter().collect());
+        return Some(all.into_iter().map(|(name, v)| (Cow::Owned(name), v)).collect());
     };
-    let picked: Vec<(String, f64)> = (list.iter())
-        .filter_map(|f| all.get(f.name()).map(|&v| (f.name().to_owned(), v)))
+    let picked: Channels<'a> = (list.iter())
+        .filter_map(|f| all.get(f.name()).map(|&v| (Cow::Borrowed(f.name()), v)))
         .collect();
     (!picked.is_empty()).then_some(picked)
 }

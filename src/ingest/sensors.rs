@@ -339,7 +339,7 @@ fn widen<'a>(
 /// the parser sorted it.
 pub fn first_channel_set(
     configured: Option<&[Field]>,
-    records: &[Parsed],
+    records: &[Parsed<'_>],
     sensor: &str,
     topic_sensor: Option<&str>,
 ) -> (ChannelSet, bool) {
@@ -347,11 +347,14 @@ pub fn first_channel_set(
         return (list.iter().map(|f| f.name().to_owned()).collect(), false);
     }
     if let [one] = records {
-        return (one.channels.iter().map(|(name, _)| name.clone()).collect(), true);
+        return (
+            one.channels.iter().map(|(name, _)| name.to_string()).collect(),
+            true,
+        );
     }
     let union: BTreeSet<&str> = (records.iter())
         .filter(|r| r.sensor.as_deref().or(topic_sensor) == Some(sensor))
-        .flat_map(|r| r.channels.iter().map(|(name, _)| name.as_str()))
+        .flat_map(|r| r.channels.iter().map(|(name, _)| name.as_ref()))
         .collect();
     (union.into_iter().map(str::to_owned).collect(), true)
 }

@@ -169,8 +169,12 @@ fn json_payload_round_trips_through_the_parser() {
     let channels = vec![("current".to_string(), 10.25), ("temperature".to_string(), -3.0)];
     let text = to_json_payload(T0 + 0.5, &channels);
     assert_eq!(text, r#"{"ts":1700000000.5,"current":10.25,"temperature":-3}"#);
-    let parsed = parse(text.as_bytes(), &PayloadParams::default(), T0).unwrap();
-    assert_eq!((parsed[0].ts, &parsed[0].channels), (T0 + 0.5, &channels));
+    let params = PayloadParams::default();
+    let parsed = parse(text.as_bytes(), &params, T0).unwrap();
+    let got: Vec<(String, f64)> = (parsed[0].channels.iter())
+        .map(|(n, v)| (n.to_string(), *v))
+        .collect();
+    assert_eq!((parsed[0].ts, got), (T0 + 0.5, channels));
 }
 
 #[test]

@@ -8,8 +8,8 @@ fn set(names: &[&str]) -> ChannelSet {
     names.iter().map(|n| n.to_string()).collect()
 }
 
-fn update(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
-    pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect()
+fn update<'a>(pairs: &[(&'a str, f64)]) -> Vec<Channel<'a>> {
+    pairs.iter().map(|&(n, v)| (n.into(), v)).collect()
 }
 
 /// Feeds `(ts, update)` pairs; returns every reading as `(ts, values)` and the number

@@ -5,6 +5,7 @@
 //! waiting by silent sensors. All of it is [`Intake`]'s; the task and its connection
 //! are in [`super`].
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -39,11 +40,19 @@ pub(super) struct Intake {
 
 impl Intake {
     pub(super) fn on_publish(&mut self, topic: &str, payload: &[u8]) {
-        let Some(route_index) = self.routes.iter().position(|r| r.matches(topic)) else {
+        // The records borrow their route's params (channel names, no copies) while
+        // `self` counts, admits and forwards them: the routes are lent out meanwhile.
+        let routes = std::mem::take(&mut self.routes);
+        if let Some(route) = routes.iter().find(|r| r.matches(topic)) {
+            self.on_routed(route, topic, payload);
+        } else {
             self.bad_input("no_route", topic, "topic matches no source");
-            return;
-        };
-        let route = &self.routes[route_index];
+        }
+        self.routes = routes;
+    }
+
+    /// One message on a topic of `route`.
+    fn on_routed(&mut self, route: &Route, topic: &str, payload: &[u8]) {
         let topic_sensor = route.sensor_from_topic(topic);
         // Another `[cluster]` instance's sensor, named by the topic of a one-reading
         // payload: dropped before parsing, so its payload costs nothing more here and
@@ -61,7 +70,7 @@ impl Intake {
         let channel = route.channel_from_topic(topic);
         let (mut records, rejected) = match payload::read(payload, &route.params, now) {
             Ok(read) => (read.records, read.rejected),
-            Err(error) => (Vec::new(), vec![error]),
+            Err(error) => (Default::default(), vec![error]),
         };
         // A whole payload that was refused, or the batch elements that were: each
         // counted and logged on its own, and a batch's good elements still read below.
@@ -105,8 +114,8 @@ impl Intake {
                 );
                 continue;
             }
-            let names = record.channels.iter().map(|(name, _)| name.as_str());
-            let configured = self.routes[route_index].params.channels.as_deref();
+            let names = record.channels.iter().map(|(name, _)| name.as_ref());
+            let configured = route.params.channels.as_deref();
             let new_set = || first_channel_set(configured, &records, sensor, topic_sensor);
             let assemble = |id: &SensorId, set: &ChannelSet, held: &mut Held| {
                 held.update(id, set, record.ts, &record.channels, (hold, now))
@@ -193,9 +202,8 @@ impl Intake {
 }
 
 /// Names every record's channel after the topic (one channel per topic).
-fn rename_channels(records: &mut [payload::Parsed], name: &str) {
+fn rename_channels<'a>(records: &mut [payload::Parsed<'a>], name: &'a str) {
     for (channel, _) in records.iter_mut().flat_map(|r| r.channels.iter_mut()) {
-        channel.clear();
-        channel.push_str(name);
+        *channel = Cow::Borrowed(name);
     }
 }

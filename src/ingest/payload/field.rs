@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use serde_json::Value;
+use super::object::{Object, Val};
 
 /// Why a configured field is not usable.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -28,11 +28,10 @@ pub enum FieldError {
 pub struct Field {
     /// As configured.
     text: String,
-    /// The readable name: the key itself, or the pointer's last token, unescaped.
-    name: String,
-    /// The top-level key the field lies under (the key itself, or the pointer's first
-    /// token, unescaped): what automatic channel discovery must leave alone.
-    top: String,
+    /// The path from the top level, unescaped: the key itself, or the pointer's
+    /// tokens. Never empty. The first is the top-level key the field lies under (what
+    /// automatic channel discovery must leave alone), the last its readable name.
+    tokens: Vec<String>,
     /// Whether `text` is a JSON pointer.
     pointer: bool,
 }
@@ -63,16 +62,12 @@ impl Field {
         if pointer.split('/').any(bad) {
             return Err(FieldError::BadEscape(text.to_owned()));
         }
-        // `split` always yields at least one token.
-        let last = pointer.rsplit('/').next().unwrap_or_default();
-        let first = pointer.split('/').next().unwrap_or_default();
-        if last.is_empty() {
+        if pointer.ends_with('/') || pointer.is_empty() {
             return Err(FieldError::NoName(text.to_owned()));
         }
         Ok(Self {
             text: text.to_owned(),
-            name: unescape(last).into_owned(),
-            top: unescape(first).into_owned(),
+            tokens: pointer.split('/').map(|t| unescape(t).into_owned()).collect(),
             pointer: true,
         })
     }
@@ -82,28 +77,24 @@ impl Field {
     pub fn key(key: &str) -> Self {
         Self {
             text: key.to_owned(),
-            name: key.to_owned(),
-            top: key.to_owned(),
+            tokens: vec![key.to_owned()],
             pointer: false,
         }
     }
 
-    /// The value at this field of `obj`, if any.
-    pub fn get<'v>(&self, obj: &'v serde_json::Map<String, Value>) -> Option<&'v Value> {
-        if self.is_pointer() {
-            let (first, rest) = match self.text[1..].split_once('/') {
-                Some((first, rest)) => (first, Some(rest)),
-                None => (&self.text[1..], None),
+    /// The value at this field of `obj`, if any: the pointer's tokens followed through
+    /// objects and arrays (RFC 6901), without allocating.
+    pub(super) fn get<'o, 'a>(&self, obj: &'o Object<'a>) -> Option<&'o Val<'a>> {
+        let (first, rest) = self.tokens.split_first()?;
+        let mut at = obj.get(first)?;
+        for token in rest {
+            at = match at {
+                Val::Object(inner) => inner.get(token)?,
+                Val::Array(items) => items.get(array_index(token)?)?,
+                _ => return None,
             };
-            let top = obj.get(unescape(first).as_ref())?;
-            match rest {
-                // `pointer` wants the leading `/` of the remaining tokens.
-                Some(_) => top.pointer(&self.text[1 + first.len()..]),
-                None => Some(top),
-            }
-        } else {
-            obj.get(&self.text)
         }
+        Some(at)
     }
 
     /// Whether the field is a JSON pointer.
@@ -113,7 +104,7 @@ impl Field {
 
     /// The readable name: a key as it is, a pointer's last token.
     pub fn name(&self) -> &str {
-        &self.name
+        self.tokens.last().map_or("", String::as_str)
     }
 
     /// The field as configured.
@@ -123,7 +114,18 @@ impl Field {
 
     /// The top-level key the field lies under.
     pub fn top_key(&self) -> &str {
-        &self.top
+        self.tokens.first().map_or("", String::as_str)
+    }
+}
+
+/// An array index token (RFC 6901 §4): decimal digits, no leading zero but `0` itself.
+fn array_index(token: &str) -> Option<usize> {
+    let digits = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
+    let leading_zero = token.len() > 1 && token.starts_with('0');
+    if digits && !leading_zero {
+        token.parse().ok()
+    } else {
+        None
     }
 }
 
@@ -138,21 +140,25 @@ fn unescape(token: &str) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
+    use super::super::object::object;
     use super::*;
 
     #[test]
     fn keys_and_pointers_find_their_values_and_names() {
-        let doc = json!({"a/b": 1, "fields": {"temperature": 21.5, "x~y": 2, "deep": {"v": 3}}, "ts": 5});
-        let obj = doc.as_object().expect("object");
+        let text = r#"{"a/b": 1, "fields": {"temperature": 21.5, "x~y": 2, "deep": {"v": 3}},
+                       "list": [4, 5], "ts": 5}"#;
+        let obj = object(text).expect("an object");
         let cases = [
-            ("ts", "ts", "ts", Some(json!(5))),
-            ("a/b", "a/b", "a/b", Some(json!(1))),
-            ("/fields/temperature", "temperature", "fields", Some(json!(21.5))),
-            ("/fields/x~0y", "x~y", "fields", Some(json!(2))),
-            ("/a~1b", "a/b", "a/b", Some(json!(1))),
-            ("/fields/deep/v", "v", "fields", Some(json!(3))),
+            ("ts", "ts", "ts", Some(5.0)),
+            ("a/b", "a/b", "a/b", Some(1.0)),
+            ("/fields/temperature", "temperature", "fields", Some(21.5)),
+            ("/fields/x~0y", "x~y", "fields", Some(2.0)),
+            ("/a~1b", "a/b", "a/b", Some(1.0)),
+            ("/fields/deep/v", "v", "fields", Some(3.0)),
+            ("/list/1", "1", "list", Some(5.0)),
+            ("/list/01", "01", "list", None),
+            ("/list/2", "2", "list", None),
+            ("/ts/x", "x", "ts", None),
             ("/fields/missing", "missing", "fields", None),
             ("/nothing/here", "here", "nothing", None),
         ];
@@ -160,7 +166,7 @@ mod tests {
             let f = Field::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(f.name(), name, "{text}");
             assert_eq!(f.top_key(), top, "{text}");
-            assert_eq!(f.get(obj), want.as_ref(), "{text}");
+            assert_eq!(f.get(&obj), want.map(Val::Number).as_ref(), "{text}");
         }
     }
 

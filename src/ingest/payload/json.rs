@@ -1,28 +1,26 @@
 //! `format = "json"`: one object → one record, or a Telegraf batch → one record per
 //! element. Owns where the timestamp, sensor id and channels are found (configured keys
 //! or pointers, else discovery of the numeric top-level fields), the report of nested
-//! values discovery leaves out, and what counts as a batch.
+//! values discovery leaves out, and what counts as a batch. It reads the payload as a
+//! borrowed [`Object`], so a record's names and sensor id borrow from the payload.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
+use super::object::{Object, Val, object};
 use super::{
-    Field, Parsed, PayloadError, PayloadParams, Records, number, parse_json_value, timestamp, truncate,
-    wrong_type,
+    Channels, Field, Parsed, PayloadError, PayloadParams, Records, number, timestamp, truncate, wrong_type,
 };
 
 /// The one key of a Telegraf batch: its JSON serializer with `batch = true` sends
 /// `{"metrics": [<metric>, ...]}`, each metric shaped as an unbatched message.
 const BATCH_KEY: &str = "metrics";
 
-pub(super) fn parse(text: &str, p: &PayloadParams, now: f64) -> Result<Records, PayloadError> {
-    let obj = match parse_json_value(text)? {
-        Value::Object(obj) => obj,
-        other => return Err(wrong_type("<payload>", "a JSON object", &other)),
-    };
+pub(super) fn parse<'a>(text: &'a str, p: &'a PayloadParams, now: f64) -> Result<Records<'a>, PayloadError> {
+    let obj = object(text)?;
     match batch(&obj) {
         Some(elements) => Ok(parse_batch(elements, p, now)),
         None => Ok(Records {
-            records: vec![record(&obj, p, now)?],
+            records: smallvec::smallvec![record(&obj, p, now)?],
             rejected: Vec::new(),
         }),
     }
@@ -31,24 +29,24 @@ pub(super) fn parse(text: &str, p: &PayloadParams, now: f64) -> Result<Records, 
 /// The elements of a Telegraf batch: an object whose only key is `metrics`, holding an
 /// array. Nothing else is one, so a sensor's own `metrics` field beside its other
 /// fields is read as before.
-fn batch(obj: &Map<String, Value>) -> Option<&[Value]> {
+fn batch<'o, 'a>(obj: &'o Object<'a>) -> Option<&'o [Val<'a>]> {
     match obj.get(BATCH_KEY) {
-        Some(Value::Array(elements)) if obj.len() == 1 => Some(elements),
+        Some(Val::Array(elements)) if obj.len() == 1 => Some(elements),
         _ => None,
     }
 }
 
 /// Each element read as one unbatched message; an element that cannot be read is
 /// rejected on its own, named by its index, and the others are kept.
-fn parse_batch(elements: &[Value], p: &PayloadParams, now: f64) -> Records {
+fn parse_batch<'a>(elements: &[Val<'a>], p: &'a PayloadParams, now: f64) -> Records<'a> {
     let mut out = Records {
-        records: Vec::with_capacity(elements.len()),
+        records: smallvec::SmallVec::with_capacity(elements.len()),
         rejected: Vec::new(),
     };
     for (index, element) in elements.iter().enumerate() {
         let read = match element {
-            Value::Object(obj) => record(obj, p, now),
-            other => Err(wrong_type("<element>", "a JSON object", other)),
+            Val::Object(obj) => record(obj, p, now),
+            other => Err(wrong_type("<element>", "a JSON object", other.scalar())),
         };
         match read {
             Ok(record) => out.records.push(record),
@@ -62,10 +60,10 @@ fn parse_batch(elements: &[Value], p: &PayloadParams, now: f64) -> Records {
 }
 
 /// One metric object → one record.
-fn record(obj: &Map<String, Value>, p: &PayloadParams, now: f64) -> Result<Parsed, PayloadError> {
+fn record<'a>(obj: &Object<'a>, p: &'a PayloadParams, now: f64) -> Result<Parsed<'a>, PayloadError> {
     let ts_field = &p.timestamp_field;
     let ts = match ts_field.get(obj) {
-        Some(v) => timestamp(v, ts_field.as_str(), p.timestamp_unit, now)?,
+        Some(v) => timestamp(v.scalar(), ts_field.as_str(), p.timestamp_unit, now)?,
         None if p.require_timestamp => {
             return Err(PayloadError::MissingTimestamp {
                 field: ts_field.as_str().to_owned(),
@@ -89,12 +87,13 @@ fn record(obj: &Map<String, Value>, p: &PayloadParams, now: f64) -> Result<Parse
     })
 }
 
-/// The configured channels present, in the configured order; none present is an error.
-fn configured_channels(obj: &Map<String, Value>, list: &[Field]) -> Result<Vec<(String, f64)>, PayloadError> {
-    let mut channels = Vec::with_capacity(list.len());
+/// The configured channels present, in the configured order, named as configured;
+/// none present is an error.
+fn configured_channels<'a>(obj: &Object<'_>, list: &'a [Field]) -> Result<Channels<'a>, PayloadError> {
+    let mut channels = Channels::new();
     for field in list {
         if let Some(v) = field.get(obj) {
-            channels.push((field.name().to_owned(), number(v, field.as_str())?));
+            channels.push((Cow::Borrowed(field.name()), number(v.scalar(), field.as_str())?));
         }
     }
     if channels.is_empty() {
@@ -106,24 +105,22 @@ fn configured_channels(obj: &Map<String, Value>, list: &[Field]) -> Result<Vec<(
     Ok(channels)
 }
 
-/// `(channel, value)` pairs of one record.
-type Channels = Vec<(String, f64)>;
-
-/// Every numeric top-level field but the timestamp and sensor fields, sorted by name,
-/// and the first nested object or array that none of them selects.
-fn discovered_channels(
-    obj: &Map<String, Value>,
+/// Every numeric top-level field but the timestamp and sensor fields, sorted by name
+/// (as the object keeps its keys), and the first nested object or array that none of
+/// them selects.
+fn discovered_channels<'a>(
+    obj: &Object<'a>,
     p: &PayloadParams,
-) -> Result<(Channels, Option<String>), PayloadError> {
-    let mut channels = Vec::new();
+) -> Result<(Channels<'a>, Option<String>), PayloadError> {
+    let mut channels = Channels::new();
     let mut unselected = None;
-    for (name, v) in obj {
+    for (name, v) in obj.iter() {
         let selected = name == p.timestamp_field.top_key()
             || p.sensor_field.as_ref().is_some_and(|f| f.top_key() == name);
         match v {
             _ if selected => {}
-            Value::Number(_) => channels.push((name.clone(), number(v, name)?)),
-            Value::Object(_) | Value::Array(_) if unselected.is_none() => {
+            Val::Number(_) => channels.push((name.clone(), number(v.scalar(), name)?)),
+            Val::Object(_) | Val::Array(_) if unselected.is_none() => {
                 unselected = Some(truncate(name, 64).to_owned());
             }
             _ => {}
@@ -135,19 +132,16 @@ fn discovered_channels(
             None => PayloadError::NoChannels,
         });
     }
-    // Sort explicitly: serde_json's map keeps insertion order if any crate in the build
-    // enables its `preserve_order` feature.
-    channels.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((channels, unselected))
 }
 
-fn sensor_from(obj: &Map<String, Value>, field: &Field) -> Result<String, PayloadError> {
+fn sensor_from<'a>(obj: &Object<'a>, field: &Field) -> Result<Cow<'a, str>, PayloadError> {
     match field.get(obj) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) | None => Err(PayloadError::MissingSensor {
+        Some(Val::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(Val::String(_)) | None => Err(PayloadError::MissingSensor {
             field: field.as_str().to_owned(),
         }),
-        Some(other) => Err(wrong_type(field.as_str(), "a string", other)),
+        Some(other) => Err(wrong_type(field.as_str(), "a string", other.scalar())),
     }
 }
 
@@ -179,7 +173,13 @@ mod tests {
     fn outcome(payload: &str, p: &PayloadParams) -> (Vec<Got>, Vec<String>) {
         let read = read(payload.as_bytes(), p, NOW).unwrap_or_else(|e| panic!("{e}: {payload}"));
         let records = (read.records.iter())
-            .map(|r| (r.sensor.clone().unwrap_or_default(), r.ts, r.channels[0].1))
+            .map(|r| {
+                (
+                    r.sensor.clone().unwrap_or_default().into_owned(),
+                    r.ts,
+                    r.channels[0].1,
+                )
+            })
             .collect();
         let errors = (read.rejected.iter())
             .map(|e| format!("{}: {e}", e.kind()))
@@ -244,7 +244,7 @@ mod tests {
         let p = PayloadParams::default();
         let read = read(br#"{"ts":1700000000,"metrics":[1,2],"t":1.5}"#, &p, NOW).expect("read");
         assert_eq!(read.records.len(), 1);
-        assert_eq!(read.records[0].channels, vec![("t".to_owned(), 1.5)]);
+        assert_eq!(read.records[0].channels.as_slice(), [(Cow::from("t"), 1.5)]);
         assert_eq!(read.records[0].unselected.as_deref(), Some("metrics"));
         // All or nothing through `parse`: the first bad element rejects the payload.
         let batch = format!(r#"{{"metrics":[{},7]}}"#, metric("a", 1.0, 1_700_000_000));

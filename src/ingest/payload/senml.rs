@@ -6,12 +6,14 @@
 //! different times (RFC 8428 §5.1.3: voltage once, current at six times) yields partial
 //! updates, which ingest assembles into full readings.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
 use super::{
-    Parsed, PayloadError, PayloadParams, check_timestamp, finite, number, parse_json_value, wrong_type,
+    Parsed, PayloadError, PayloadParams, RecordList, Scalar, check_timestamp, finite, number,
+    parse_json_value, wrong_type,
 };
 
 /// RFC 8428 §4.5.3: times below 2**28 are relative to "now", others are absolute.
@@ -32,10 +34,10 @@ struct Group {
     channels: BTreeMap<String, f64>,
 }
 
-pub(super) fn parse(text: &str, p: &PayloadParams, now: f64) -> Result<Vec<Parsed>, PayloadError> {
+pub(super) fn parse<'a>(text: &str, p: &'a PayloadParams, now: f64) -> Result<RecordList<'a>, PayloadError> {
     let records = match parse_json_value(text)? {
         Value::Array(records) => records,
-        other => return Err(wrong_type("<payload>", "a SenML array", &other)),
+        other => return Err(wrong_type("<payload>", "a SenML array", Scalar::from(&other))),
     };
     let sensor_from_bn = p.sensor_field.as_ref().map(super::Field::as_str) == Some("bn");
     let mut base = Base::default();
@@ -44,24 +46,24 @@ pub(super) fn parse(text: &str, p: &PayloadParams, now: f64) -> Result<Vec<Parse
     let mut index: HashMap<(Option<String>, u64), usize> = HashMap::new();
     for (i, rec) in records.iter().enumerate() {
         let Value::Object(rec) = rec else {
-            return Err(wrong_type(&format!("[{i}]"), "a SenML record object", rec));
+            return Err(wrong_type(&format!("[{i}]"), "a SenML record object", rec.into()));
         };
         let path = |key: &str| format!("[{i}].{key}");
         if let Some(v) = rec.get("bn") {
             base.name = string(v, &path("bn"))?;
         }
         if let Some(v) = rec.get("bt") {
-            base.time = number(v, &path("bt"))?;
+            base.time = number(v.into(), &path("bt"))?;
         }
         if let Some(v) = rec.get("bv") {
-            base.value = number(v, &path("bv"))?;
+            base.value = number(v.into(), &path("bv"))?;
         }
         let Some(v) = rec.get("v") else {
             continue; // string/boolean/data/sum-only records carry no numeric value
         };
-        let value = finite(base.value + number(v, &path("v"))?, &path("v"))?;
+        let value = finite(base.value + number(v.into(), &path("v"))?, &path("v"))?;
         let t = match rec.get("t") {
-            Some(t) => base.time + number(t, &path("t"))?,
+            Some(t) => base.time + number(t.into(), &path("t"))?,
             None => base.time,
         };
         let ts = finite(if t < RELATIVE_TIME_LIMIT { now + t } else { t }, &path("t"))?;
@@ -102,10 +104,10 @@ pub(super) fn parse(text: &str, p: &PayloadParams, now: f64) -> Result<Vec<Parse
     // Stable sort keeps payload order among sensors sharing a time.
     groups.sort_by(|a, b| a.ts.total_cmp(&b.ts));
     let wanted = p.channels.as_deref();
-    let parsed: Vec<Parsed> = (groups.into_iter())
+    let parsed: RecordList<'a> = (groups.into_iter())
         .filter_map(|g| {
             Some(Parsed {
-                sensor: g.sensor,
+                sensor: g.sensor.map(Cow::Owned),
                 ts: g.ts,
                 channels: super::select_channels(g.channels, wanted)?,
                 unselected: None,
@@ -127,6 +129,6 @@ pub(super) fn parse(text: &str, p: &PayloadParams, now: f64) -> Result<Vec<Parse
 fn string(v: &Value, field: &str) -> Result<String, PayloadError> {
     match v {
         Value::String(s) => Ok(s.clone()),
-        other => Err(wrong_type(field, "a string", other)),
+        other => Err(wrong_type(field, "a string", other.into())),
     }
 }

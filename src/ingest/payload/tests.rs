@@ -20,18 +20,30 @@ fn with_channels(names: &[&str]) -> PayloadParams {
     }
 }
 
-fn ch(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
-    pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect()
+fn ch(pairs: &[(&str, f64)]) -> Channels<'static> {
+    pairs.iter().map(|(n, v)| (n.to_string().into(), *v)).collect()
+}
+
+/// A record with its own copies of the names, to compare with the expected ones (a
+/// record's lifetime is invariant: its lists are `SmallVec`s).
+fn owned(r: Parsed<'_>) -> Parsed<'static> {
+    let own = |s: Cow<'_, str>| Cow::Owned(s.into_owned());
+    Parsed {
+        sensor: r.sensor.map(own),
+        ts: r.ts,
+        channels: r.channels.into_iter().map(|(n, v)| (own(n), v)).collect(),
+        unselected: r.unselected,
+    }
 }
 
 struct Good {
     name: &'static str,
     params: PayloadParams,
     input: &'static str,
-    want: Vec<Parsed>,
+    want: Vec<Parsed<'static>>,
 }
 
-fn one(ts: f64, pairs: &[(&str, f64)]) -> Vec<Parsed> {
+fn one(ts: f64, pairs: &[(&str, f64)]) -> Vec<Parsed<'static>> {
     vec![Parsed {
         sensor: None,
         ts,
@@ -41,9 +53,9 @@ fn one(ts: f64, pairs: &[(&str, f64)]) -> Vec<Parsed> {
 }
 
 /// One record of a sensor named in the payload, stamped with the arrival time.
-fn of_sensor(sensor: &str, pairs: &[(&str, f64)]) -> Vec<Parsed> {
+fn of_sensor(sensor: &str, pairs: &[(&str, f64)]) -> Vec<Parsed<'static>> {
     vec![Parsed {
-        sensor: Some(sensor.into()),
+        sensor: Some(sensor.to_owned().into()),
         ..one(NOW, pairs).remove(0)
     }]
 }
@@ -193,6 +205,7 @@ fn good_payloads_parse_to_expected_records() {
     ];
     for case in cases {
         let got = parse(case.input.as_bytes(), &case.params, NOW);
+        let got = got.map(|records| records.into_iter().map(owned).collect::<Vec<_>>());
         assert_eq!(got, Ok(case.want), "case: {}", case.name);
     }
 }
@@ -350,11 +363,8 @@ fn a_payload_of_only_unselected_nested_fields_says_how_to_select_them() {
 
 #[test]
 fn overflow_error_names_the_key() {
-    let err = parse(
-        br#"{"ts": 1700000000, "big": -1e400}"#,
-        &PayloadParams::default(),
-        NOW,
-    );
+    let params = PayloadParams::default();
+    let err = parse(br#"{"ts": 1700000000, "big": -1e400}"#, &params, NOW);
     assert_eq!(err, Err(PayloadError::NotFinite { field: "big".into() }));
 }
 
@@ -404,9 +414,10 @@ proptest! {
         ts in 1.0e9f64..1.7e9, a in -1e300f64..1e300, b in any::<i64>(),
     ) {
         let text = format!(r#"{{"ts": {ts}, "b": {b}, "a": {a}}}"#);
-        let out = parse(text.as_bytes(), &PayloadParams::default(), NOW).unwrap();
+        let params = PayloadParams::default();
+        let out = parse(text.as_bytes(), &params, NOW).unwrap();
         prop_assert_eq!(out.len(), 1);
-        prop_assert_eq!(out[0].channels[0].0.as_str(), "a");
+        prop_assert_eq!(out[0].channels[0].0.as_ref(), "a");
         prop_assert!(out[0].channels.iter().all(|(_, v)| v.is_finite()));
     }
 }

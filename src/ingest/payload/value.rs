@@ -1,6 +1,6 @@
 //! JSON values → checked numbers and times, shared by the `json` and `senml` parsers:
 //! finite numbers, timestamps in [2000-01-01, now + 1 day], and the typed errors that
-//! name the field.
+//! name the field. Both parsers hand their values over as a [`Scalar`].
 
 use chrono::DateTime;
 use serde_json::Value;
@@ -8,19 +8,47 @@ use serde_json::Value;
 use super::{MAX_FUTURE_SECS, MIN_TIMESTAMP, PayloadError, truncate};
 use crate::reading::EpochUnit;
 
-/// Parses JSON, mapping serde_json's "number out of range" (e.g. `1e400`) to
-/// [`PayloadError::NotFinite`] named after the key just before it.
-pub(super) fn parse_json_value(text: &str) -> Result<Value, PayloadError> {
-    serde_json::from_str(text).map_err(|e| {
-        let message = e.to_string();
-        if message.starts_with("number out of range") {
-            PayloadError::NotFinite {
-                field: key_before(text, e.line(), e.column()),
-            }
-        } else {
-            PayloadError::NotJson { message }
+/// What the checks here see of a JSON value: its type, and a scalar's number or text.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Scalar<'v> {
+    Null,
+    Bool,
+    Number(f64),
+    String(&'v str),
+    Array,
+    Object,
+}
+
+impl<'v> From<&'v Value> for Scalar<'v> {
+    fn from(v: &'v Value) -> Self {
+        match v {
+            Value::Null => Self::Null,
+            Value::Bool(_) => Self::Bool,
+            // `as_f64` is never `None` without serde_json's `arbitrary_precision`.
+            Value::Number(n) => Self::Number(n.as_f64().unwrap_or(f64::NAN)),
+            Value::String(s) => Self::String(s),
+            Value::Array(_) => Self::Array,
+            Value::Object(_) => Self::Object,
         }
-    })
+    }
+}
+
+/// Parses JSON into a [`Value`]; errors as [`json_error`] maps them.
+pub(super) fn parse_json_value(text: &str) -> Result<Value, PayloadError> {
+    serde_json::from_str(text).map_err(|e| json_error(text, &e))
+}
+
+/// serde_json's "number out of range" (e.g. `1e400`) is [`PayloadError::NotFinite`]
+/// named after the key just before it; any other error is [`PayloadError::NotJson`].
+pub(super) fn json_error(text: &str, e: &serde_json::Error) -> PayloadError {
+    let message = e.to_string();
+    if message.starts_with("number out of range") {
+        PayloadError::NotFinite {
+            field: key_before(text, e.line(), e.column()),
+        }
+    } else {
+        PayloadError::NotJson { message }
+    }
 }
 
 /// Best-effort name of the object key preceding (line, column), both 1-based bytes.
@@ -42,10 +70,10 @@ fn key_before(text: &str, line: usize, column: usize) -> String {
 
 /// Reads a timestamp: a number or numeric string (an epoch in `unit`), or an RFC 3339
 /// string.
-pub(super) fn timestamp(v: &Value, field: &str, unit: EpochUnit, now: f64) -> Result<f64, PayloadError> {
+pub(super) fn timestamp(v: Scalar<'_>, field: &str, unit: EpochUnit, now: f64) -> Result<f64, PayloadError> {
     let ts = match v {
-        Value::Number(_) => unit.to_secs(number(v, field)?),
-        Value::String(s) => match s.trim().parse::<f64>() {
+        Scalar::Number(x) => unit.to_secs(finite(x, field)?),
+        Scalar::String(s) => match s.trim().parse::<f64>() {
             Ok(ts) => unit.to_secs(finite(ts, field)?),
             Err(_) => {
                 let dt = DateTime::parse_from_rfc3339(s.trim()).map_err(|_| PayloadError::BadTimestamp {
@@ -71,10 +99,10 @@ pub(super) fn check_timestamp(ts: f64, now: f64) -> Result<f64, PayloadError> {
 }
 
 /// A JSON number as a finite f64.
-pub(super) fn number(v: &Value, field: &str) -> Result<f64, PayloadError> {
-    match v.as_f64() {
-        Some(x) if v.is_number() => finite(x, field),
-        _ => Err(wrong_type(field, "a number", v)),
+pub(super) fn number(v: Scalar<'_>, field: &str) -> Result<f64, PayloadError> {
+    match v {
+        Scalar::Number(x) => finite(x, field),
+        other => Err(wrong_type(field, "a number", other)),
     }
 }
 
@@ -88,14 +116,14 @@ pub(super) fn finite(x: f64, field: &str) -> Result<f64, PayloadError> {
     }
 }
 
-pub(super) fn wrong_type(field: &str, expected: &'static str, got: &Value) -> PayloadError {
+pub(super) fn wrong_type(field: &str, expected: &'static str, got: Scalar<'_>) -> PayloadError {
     let got = match got {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Scalar::Null => "null",
+        Scalar::Bool => "a boolean",
+        Scalar::Number(_) => "a number",
+        Scalar::String(_) => "a string",
+        Scalar::Array => "an array",
+        Scalar::Object => "an object",
     };
     PayloadError::WrongType {
         field: field.to_owned(),

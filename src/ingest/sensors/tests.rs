@@ -2,6 +2,7 @@
 //! partial updates.
 
 use super::*;
+use crate::ingest::payload::Channel;
 
 fn admit(a: &mut Admission, sensor: &str, names: &[&str]) -> Result<(SensorId, ChannelSet), Refused> {
     let set = || (names.iter().map(|n| n.to_string()).collect(), false);
@@ -74,10 +75,10 @@ fn a_partial_update_is_admitted_with_the_sensors_whole_set() {
 
 #[test]
 fn a_new_sensors_set_is_configured_or_the_union_of_its_first_payload() {
-    let rec = |sensor: Option<&str>, names: &[&str]| Parsed {
-        sensor: sensor.map(str::to_owned),
+    let rec = |sensor: Option<&'static str>, names: &[&'static str]| Parsed {
+        sensor: sensor.map(Into::into),
         ts: 0.0,
-        channels: names.iter().map(|n| (n.to_string(), 1.0)).collect(),
+        channels: names.iter().map(|&n| (n.into(), 1.0)).collect(),
         unselected: None,
     };
     let pack = [
@@ -134,13 +135,13 @@ fn a_forgotten_sensor_frees_its_place_and_may_change_channels() {
 fn a_forgotten_sensor_holds_no_values() {
     let mut a = Admission::new(Partition::default(), 1, []);
     let whole = || (ChannelSet::from(vec!["a".to_string(), "b".to_string()]), false);
-    let update = |pairs: &[(&str, f64)]| -> Vec<(String, f64)> {
-        pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect()
+    let update = |pairs: &[(&'static str, f64)]| -> Vec<Channel<'static>> {
+        pairs.iter().map(|&(n, v)| (n.into(), v)).collect()
     };
     let full = update(&[("a", 1.0), ("b", 2.0)]);
     let only_a = update(&[("a", 3.0)]);
-    let take = |a: &mut Admission, ts: f64, u: &[(String, f64)]| {
-        let names = u.iter().map(|(n, _)| n.as_str());
+    let take = |a: &mut Admission, ts: f64, u: &[Channel<'_>]| {
+        let names = u.iter().map(|(n, _)| n.as_ref());
         a.admit("s", names, whole, |id, set, held| {
             held.update(id, set, ts, u, (60.0, ts))
         })
@@ -220,9 +221,9 @@ fn another_instances_sensors_are_refused_before_the_cap() {
 fn expiry_closes_only_the_rounds_of_sensors_silent_past_their_hold() {
     let mut a = Admission::new(Partition::default(), 10, []);
     let whole = || (ChannelSet::from(vec!["a".to_string(), "b".to_string()]), false);
-    let only_a = vec![("a".to_string(), 1.0)];
+    let only_a: [Channel<'_>; 1] = [("a".into(), 1.0)];
     for (sensor, arrived) in [("early", 100.0), ("late", 105.0)] {
-        let names = only_a.iter().map(|(n, _)| n.as_str());
+        let names = only_a.iter().map(|(n, _)| n.as_ref());
         a.admit(sensor, names, whole, |id, set, held| {
             held.update(id, set, 1.0e9, &only_a, (10.0, arrived))
         })
@@ -241,9 +242,9 @@ fn expiry_closes_only_the_rounds_of_sensors_silent_past_their_hold() {
 /// Admits a record of `(name, value)` pairs at `ts` for sensor `s` of a source
 /// without `channels`; returns its set and the readings' values.
 fn take(a: &mut Admission, ts: f64, pairs: &[(&str, f64)]) -> Result<(ChannelSet, Vec<Vec<f64>>), Refused> {
-    let u: Vec<(String, f64)> = pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect();
-    let names = u.iter().map(|(n, _)| n.as_str());
-    let first = || (u.iter().map(|(n, _)| n.clone()).collect(), true);
+    let u: Vec<Channel<'_>> = pairs.iter().map(|&(n, v)| (n.into(), v)).collect();
+    let names = u.iter().map(|(n, _)| n.as_ref());
+    let first = || (u.iter().map(|(n, _)| n.to_string()).collect(), true);
     a.admit("s", names, first, |id, set, held| {
         let out = held.update(id, set, ts, &u, (60.0, ts));
         (set.clone(), out.readings().map(|r| r.values).collect())
