@@ -124,9 +124,13 @@ impl Model {
         // The PCA baseline first: with the skip path its residual is the AE's input.
         self.pca
             .reconstruct_into(&ws.normalised, &mut ws.reconstruction, &mut ws.scratch);
-        let pca: f64 = (ws.normalised.iter().zip(&ws.reconstruction))
-            .map(|(x, r)| (x - r) * (x - r))
-            .sum();
+        // The PCA's and the trivial baseline's errors in one pass (two independent
+        // sums, each in the order it would have alone).
+        let (mut pca, mut mean) = (0.0, 0.0);
+        for ((x, r), m) in (ws.normalised.iter().zip(&ws.reconstruction)).zip(self.pca.mean()) {
+            pca += (x - r) * (x - r);
+            mean += (x - m) * (x - m);
+        }
         // The autoencoder's input: the PCA residual with the skip path, else the window.
         let input = if self.residual {
             ws.residual.clear();
@@ -141,11 +145,10 @@ impl Model {
             *e = (x - r) * (x - r);
         }
         let ae: f64 = ws.squared_error.iter().sum();
-        let mean = self.pca.mean_error(&ws.normalised);
         WindowScores {
             ae: ae / n,
             pca: pca / n,
-            mean,
+            mean: mean / n,
         }
     }
 

@@ -95,11 +95,10 @@ impl PcaModel {
         self.components.nrows()
     }
 
-    /// Mean squared distance of `x` from the training mean: the trivial baseline, a
-    /// "model" that always predicts the average window.
-    pub fn mean_error(&self, x: &[f64]) -> f64 {
-        let mean = self.mean.as_slice().expect("owned arrays are contiguous");
-        x.iter().zip(mean).map(|(x, m)| (x - m) * (x - m)).sum::<f64>() / x.len().max(1) as f64
+    /// The training mean window: what the trivial baseline, a "model" that always
+    /// predicts the average window, reconstructs every window as.
+    pub fn mean(&self) -> &[f64] {
+        self.mean.as_slice().expect("owned arrays are contiguous")
     }
 
     /// What the principal subspace leaves of each row of `data`: `x − reconstruction`
@@ -121,10 +120,26 @@ impl PcaModel {
         assert!(x.len() == n && out.len() == n, "pca input length mismatch");
         let mean = self.mean.as_slice().expect("owned arrays are contiguous");
         scratch.clear();
-        for row in self.components.rows() {
-            let row = row.to_slice().expect("owned arrays are contiguous");
-            let code: f64 = row.iter().zip(x).zip(mean).map(|((c, x), m)| c * (x - m)).sum();
-            scratch.push(code);
+        // Two components' codes in one pass: two independent sums, each added in the
+        // same order as alone (the same bits), instead of one latency-bound sum after
+        // the other.
+        let rows = self
+            .components
+            .as_slice()
+            .expect("components are fitted row-major");
+        let mut pairs = rows.chunks_exact(2 * n);
+        for pair in &mut pairs {
+            let (a, b) = pair.split_at(n);
+            let (mut code_a, mut code_b) = (0.0, 0.0);
+            for ((ca, cb), (x, m)) in a.iter().zip(b).zip(x.iter().zip(mean)) {
+                code_a += ca * (x - m);
+                code_b += cb * (x - m);
+            }
+            scratch.extend([code_a, code_b]);
+        }
+        let last = pairs.remainder();
+        if !last.is_empty() {
+            scratch.push(last.iter().zip(x).zip(mean).map(|((c, x), m)| c * (x - m)).sum());
         }
         out.copy_from_slice(mean);
         for (row, code) in self.components.rows().into_iter().zip(scratch.iter()) {
