@@ -10,7 +10,10 @@
 //!   comes back is as new as the first time.
 //! - When an alert has stayed raised for `accept_after` (reading time), it is accepted:
 //!   the held windows join the training buffer, a model is trained at once, and the
-//!   threshold and score references are rebuilt from the new model's errors. Until the
+//!   threshold and score references are rebuilt from the new model's errors. A young
+//!   model's alert (see below) is accepted sooner, once it has held as many windows as
+//!   the model learned from: a model that knows two minutes of a pump still settling
+//!   otherwise held its first alert for the whole hour (docs/quality.md, session 8). Until the
 //!   new model is installed the sensor is `accepted`: every window joins the buffer,
 //!   nothing else learns, and no alert is raised.
 //! - Retraining is checked every `retrain_every` windows. A young model is retrained at
@@ -122,7 +125,9 @@ impl Learning {
         self.held.clear();
     }
 
-    /// Whether an alert raised at `raised_at` is old enough at `ts` to be accepted.
+    /// Whether an alert raised at `raised_at` is old enough at `ts` to be accepted: it
+    /// has lasted `accept_after`, or, for a young model, it holds as many windows as the
+    /// buffer the model learned from.
     pub(super) fn due_for_acceptance(
         &self,
         raised_at: Option<f64>,
@@ -130,9 +135,23 @@ impl Learning {
         config: &DetectorConfig,
     ) -> bool {
         match (raised_at, config.learning.accept_after) {
-            (Some(at), Some(after)) => !self.accepted() && ts - at >= after.as_secs_f64(),
+            (Some(at), Some(after)) if !self.accepted() => {
+                ts - at >= after.as_secs_f64() || (self.young(config) && self.held.len() >= self.buffer.len())
+            }
             _ => false,
         }
+    }
+
+    /// Whether the model is young: retraining is on and the buffer holds fewer than
+    /// [`GROWN_CHECKS`] retrain periods of windows (retrained at every check). Without
+    /// retraining (a model trained once, as SKAB's protocol does) no model is young.
+    fn young(&self, config: &DetectorConfig) -> bool {
+        (config.training.retrain_every).is_some_and(|every| self.young_at(every))
+    }
+
+    /// Whether the buffer holds fewer than [`GROWN_CHECKS`] periods of `every` windows.
+    fn young_at(&self, every: usize) -> bool {
+        self.buffer.len() < GROWN_CHECKS * every
     }
 
     /// Accepts the raised alert: its windows become training data and a re-baseline
@@ -209,7 +228,7 @@ impl Learning {
         let Some(tolerance) = tolerance else {
             return true;
         };
-        if self.buffer.len() < GROWN_CHECKS * every || n == 0 {
+        if self.young_at(every) || n == 0 {
             return true;
         }
         let mean = sum / n as f64;

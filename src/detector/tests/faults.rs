@@ -117,6 +117,46 @@ fn a_lasting_shift_is_accepted_after_accept_after_secs() {
     assert_eq!(never[999].state, SensorState::Alert);
 }
 
+#[test]
+fn a_young_models_lasting_alert_is_accepted_once_it_holds_what_the_model_learned() {
+    // `accept_after_secs` far beyond the run: only the young-model rule can accept.
+    let run = |retrain_every: Option<usize>| {
+        let mut config = build_config("[learning]\naccept_after_secs = 100000");
+        config.alert.consecutive = 3;
+        config.threshold.default.quantile = crate::config::Quantile::try_from(1.0).unwrap();
+        config.training.retrain_every = retrain_every;
+        let mut d = Detector::new(config, 10);
+        let id = SensorId::new("s1");
+        let steps: Vec<Step> = (0..1000)
+            .map(|i| {
+                let mut r = build_reading(i);
+                if i >= 400 {
+                    r[1] += 40.0;
+                }
+                d.process_inline(&id, i as f64, &r, names).unwrap()
+            })
+            .collect();
+        events(&steps)
+    };
+    // Retrain checks every 100 windows and a buffer of 256 (under 4 periods): young. The
+    // shift raised at 402 is accepted when the alert holds as many windows as the
+    // buffer, 256 of them, not after the 100,000 s.
+    let young = run(Some(100));
+    let (at, kind, reason) = young[1];
+    assert_eq!(
+        (kind, reason),
+        (AlertEventKind::Cleared, Some(ClearReason::Accepted)),
+        "{young:?}"
+    );
+    assert!(
+        (402 + 250..=402 + 260).contains(&at),
+        "accepted at {at}: {young:?}"
+    );
+    // A model trained once (no retraining) is never young: the alert stays.
+    let once = run(None);
+    assert_eq!(once.len(), 1, "{once:?}");
+}
+
 /// Peak window-only `anomaly_score` of a +`by` spike on `vib` at readings 800..804,
 /// after a +40 shift from reading 400 was accepted (100 s after its raise).
 fn spike_after_accepted_shift(by: f64) -> f64 {
