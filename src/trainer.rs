@@ -56,8 +56,8 @@ pub fn train(job: &TrainJob, config: &ModelConfig) -> Result<Model, ModelError> 
     let pca = fit_pca(data.view(), config.pca_components.min(width - 1))?;
     let residual = config.skip.applies(job.channels);
     // A warm start fine-tunes on what is new (plus as much replayed older data, at most
-    // `FIT_ROWS` in all) instead of refitting the whole buffer: about half the cost of a NAB replay, and no loss of
-    // quality (docs/quality.md, session 4).
+    // `FIT_ROWS` in all) instead of refitting the whole buffer: about half the cost of a
+    // NAB replay, and no loss of quality (docs/quality.md, sessions 4 and 8).
     let warm = (job.warm.as_ref()).filter(|m| m.ae.n_inputs() == width && m.residual == residual);
     let data = match warm {
         Some(_) => {

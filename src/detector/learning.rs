@@ -13,9 +13,9 @@
 //!   threshold and score references are rebuilt from the new model's errors. A young
 //!   model's alert (see below) is accepted sooner, once it has held as many windows as
 //!   the model learned from: a model that knows two minutes of a pump still settling
-//!   otherwise held its first alert for the whole hour (docs/quality.md, session 8). Until the
-//!   new model is installed the sensor is `accepted`: every window joins the buffer,
-//!   nothing else learns, and no alert is raised.
+//!   otherwise held its first alert for the whole hour (docs/quality.md, session 8).
+//!   Until the new model is installed the sensor is `accepted`: every window joins the
+//!   buffer, nothing else learns, and no alert is raised.
 //! - Retraining is checked every `retrain_every` windows. A young model is retrained at
 //!   every check; a grown one only when its error has drifted (`drift_tolerance`): the
 //!   mean score of the learned windows since the last check against that of its first

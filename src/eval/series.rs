@@ -95,9 +95,9 @@ impl Series {
     }
 }
 
-/// Short strings kept in one buffer, in order: a time column as written, with one
-/// allocation instead of one a row (a replay of 365,000 rows spent 4 % of its time
-/// allocating and freeing them).
+/// Short strings kept in one buffer, in order: a table's cells, a time column as
+/// written, with one allocation instead of one a string (a replay of 365,000 rows spent
+/// 4 % of its time allocating and freeing its time texts).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Texts {
     text: String,
@@ -106,6 +106,14 @@ pub struct Texts {
 }
 
 impl Texts {
+    /// Empty, with room for `count` strings of `bytes` in all.
+    pub fn with_capacity(bytes: usize, count: usize) -> Self {
+        Self {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(count),
+        }
+    }
+
     /// String `i`.
     ///
     /// # Panics

@@ -118,7 +118,7 @@ impl PcaModel {
     pub fn reconstruct_into(&self, x: &[f64], out: &mut [f64], scratch: &mut Vec<f64>) {
         let n = self.n_inputs();
         assert!(x.len() == n && out.len() == n, "pca input length mismatch");
-        let mean = self.mean.as_slice().expect("owned arrays are contiguous");
+        let mean = self.mean();
         scratch.clear();
         // Two components' codes in one pass: two independent sums, each added in the
         // same order as alone (the same bits), instead of one latency-bound sum after

@@ -22,15 +22,13 @@ pub enum EmptyCell {
 pub struct Table {
     path: PathBuf,
     header: Vec<String>,
-    /// Every cell's text, one after another, row by row.
-    text: String,
-    /// Where each cell ends in `text` (a cell starts where the one before it ends).
-    ends: Vec<usize>,
+    /// Every cell's text, row by row, in one buffer.
+    cells: Texts,
     /// The data rows, in file order.
     rows: Vec<Row>,
 }
 
-/// A data row of a [`Table`]: its cells are `ends[first..first + len]`.
+/// A data row of a [`Table`]: its cells are `cells[first..first + len]`.
 #[derive(Debug)]
 struct Row {
     first: usize,
@@ -70,7 +68,7 @@ impl Table {
             .iter()
             .map(|h| h.trim().to_string())
             .collect();
-        let (text, ends, rows) = read_rows(&mut reader, path, &text, header.len())?;
+        let (cells, rows) = read_rows(&mut reader, path, &text, header.len())?;
         if rows.is_empty() {
             return Err(SeriesError::Empty {
                 path: path.into(),
@@ -80,8 +78,7 @@ impl Table {
         Ok(Table {
             path: path.into(),
             header,
-            text,
-            ends,
+            cells,
             rows,
         })
     }
@@ -131,9 +128,7 @@ impl Table {
             let message = format!("row has {} cells, the header {}", r.len, self.header.len());
             return Err(self.error(row, col, message));
         }
-        let i = r.first + col;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        Ok(self.text[start..self.ends[i]].trim())
+        Ok(self.cells.get(r.first + col).trim())
     }
 
     fn error(&self, row: usize, col: usize, message: String) -> SeriesError {
@@ -233,20 +228,18 @@ impl Table {
     }
 }
 
-/// The non-blank records after the header: their cells one after another in a string,
-/// where each cell ends, and the rows (see [`Table`]).
+/// The non-blank records after the header: their cells, and the rows (see [`Table`]).
 fn read_rows(
     reader: &mut csv::Reader<&[u8]>,
     path: &Path,
     file: &str,
     columns: usize,
-) -> Result<(String, Vec<usize>, Vec<Row>), SeriesError> {
+) -> Result<(Texts, Vec<Row>), SeriesError> {
     // Sized from the file's lines up front: growing them by doubling copied and
     // page-faulted tens of megabytes for a large file.
     let lines = file.bytes().filter(|&b| b == b'\n').count() + 1;
-    let (mut cells, mut ends, mut rows) = (
-        String::with_capacity(file.len()),
-        Vec::with_capacity(lines * columns),
+    let (mut cells, mut rows) = (
+        Texts::with_capacity(file.len(), lines * columns),
         Vec::with_capacity(lines),
     );
     let mut record = csv::StringRecord::new();
@@ -264,16 +257,15 @@ fn read_rows(
         }
         let line = record.position().map_or(0, |p| p.line());
         rows.push(Row {
-            first: ends.len(),
+            first: cells.len(),
             len: record.len(),
             line,
         });
         for cell in &record {
-            cells.push_str(cell);
-            ends.push(cells.len());
+            cells.push(cell);
         }
     }
-    Ok((cells, ends, rows))
+    Ok((cells, rows))
 }
 
 fn cell_error(path: &Path, line: u64, column: &str, message: String) -> SeriesError {
