@@ -12,8 +12,6 @@ pub use buffer::TrainingBuffer;
 
 use std::sync::Arc;
 
-use ndarray::{ArrayView2, Axis};
-
 use crate::config::ModelConfig;
 use crate::model::autoencoder::Autoencoder;
 use crate::model::normalise::Normaliser;
@@ -47,24 +45,28 @@ pub struct TrainJob {
 /// A [`ModelError`] if the parameters do not fit the window width or there is too
 /// little data.
 pub fn train(job: &TrainJob, config: &ModelConfig) -> Result<Model, ModelError> {
-    let windows = job.windows.to_array();
-    let width = windows.ncols();
+    let buffer = &job.windows;
+    let width = buffer.width();
     let params = config.ae_params(width)?;
-    let normaliser = Normaliser::fit(windows.view(), job.channels, config.normalise);
-    let data = normaliser.apply_batch(windows.view());
-    drop(windows);
-    let pca = fit_pca(data.view(), config.pca_components.min(width - 1))?;
+    let normaliser = Normaliser::fit_windows(buffer.windows(), job.channels, config.normalise);
+    // Only the windows fitted on are laid out (normalised, as `f64`), not the buffer.
+    let layout = |rows: &[usize]| buffer.select(rows, |raw, out| normaliser.apply_into(raw, out));
+    let pca = PcaModel::fit(
+        layout(&every_kth(buffer.len())).view(),
+        config.pca_components.min(width - 1),
+    )?;
     let residual = config.skip.applies(job.channels);
     // A warm start fine-tunes on what is new (plus as much replayed older data, at most
     // `FIT_ROWS` in all) instead of refitting the whole buffer: about half the cost of a
     // NAB replay, and no loss of quality (docs/quality.md, sessions 4 and 8).
     let warm = (job.warm.as_ref()).filter(|m| m.ae.n_inputs() == width && m.residual == residual);
     let data = match warm {
-        Some(_) => {
-            let rows = finetune_rows(data.nrows(), job.fresh, params.seed() ^ job.version);
-            data.select(Axis(0), &rows)
-        }
-        None => data,
+        Some(_) => layout(&finetune_rows(
+            buffer.len(),
+            job.fresh,
+            params.seed() ^ job.version,
+        )),
+        None => layout(&(0..buffer.len()).collect::<Vec<_>>()),
     };
     // With the skip path the autoencoder learns what the PCA leaves of each window.
     let data = if residual {
@@ -99,18 +101,8 @@ pub fn train(job: &TrainJob, config: &ModelConfig) -> Result<Model, ModelError> 
 /// session 8).
 const FIT_ROWS: usize = 2000;
 
-/// The PCA baseline (and skip path) fitted on at most [`FIT_ROWS`] of `data`'s rows,
-/// evenly spaced and ending with the newest.
-fn fit_pca(data: ArrayView2<'_, f64>, components: usize) -> Result<PcaModel, ModelError> {
-    let rows = every_kth(data.nrows());
-    if rows.len() == data.nrows() {
-        return PcaModel::fit(data, components);
-    }
-    PcaModel::fit(data.select(Axis(0), &rows).view(), components)
-}
-
 /// Every k-th index of `len`, ending with the last, for the smallest k that keeps at
-/// most [`FIT_ROWS`].
+/// most [`FIT_ROWS`]: the windows the PCA baseline (and skip path) is fitted on.
 fn every_kth(len: usize) -> Vec<usize> {
     let step = len.div_ceil(FIT_ROWS).max(1);
     let mut rows: Vec<usize> = (0..len).rev().step_by(step).collect();
@@ -193,7 +185,7 @@ mod tests {
             .collect();
         let data = ndarray::Array2::from_shape_fn((5000, 16), |(w, i)| series[w + i]);
         let all = PcaModel::fit(data.view(), 2).unwrap();
-        let some = fit_pca(data.view(), 2).unwrap();
+        let some = PcaModel::fit(data.select(ndarray::Axis(0), &every_kth(5000)).view(), 2).unwrap();
         let error = |pca: &PcaModel| {
             let (mut out, mut scratch) = (vec![0.0; 16], Vec::new());
             let mut total = 0.0;

@@ -36,20 +36,38 @@ impl Normaliser {
     ///
     /// If `channels` is zero or does not divide the row length (a programming error).
     pub fn fit(data: ArrayView2<'_, f64>, channels: usize, mode: NormaliseMode) -> Self {
-        assert!(channels > 0 && data.ncols() % channels == 0, "bad channel count");
-        let mut offset = Vec::with_capacity(channels);
-        let mut scale = Vec::with_capacity(channels);
-        for c in 0..channels {
-            // Logical order is row-major and rows hold whole readings, so every
-            // `channels`-th element from `c` belongs to channel `c`.
-            let values = data.iter().skip(c).step_by(channels).copied();
-            let (o, s) = match mode {
-                NormaliseMode::Zscore => zscore_stats(values),
-                NormaliseMode::Minmax => minmax_stats(values),
-            };
-            offset.push(o);
-            scale.push(s);
-        }
+        let rows = data
+            .rows()
+            .into_iter()
+            .map(|r| r.to_slice().expect("standard layout"));
+        Self::fit_windows(rows, channels, mode)
+    }
+
+    /// Fits channel statistics on raw training windows given as flattened slices (the
+    /// training buffer's `f32` values, without laying them out first).
+    ///
+    /// # Panics
+    ///
+    /// If `channels` is zero or does not divide a window's length (a programming error).
+    pub fn fit_windows<'a, T>(
+        windows: impl Iterator<Item = &'a [T]> + Clone,
+        channels: usize,
+        mode: NormaliseMode,
+    ) -> Self
+    where
+        T: Copy + Into<f64> + 'a,
+    {
+        assert!(channels > 0, "bad channel count");
+        let readings = move || {
+            windows.clone().flat_map(move |w| {
+                assert!(w.len() % channels == 0, "bad channel count");
+                w.chunks_exact(channels)
+            })
+        };
+        let (offset, scale) = match mode {
+            NormaliseMode::Zscore => zscore_stats(readings, channels),
+            NormaliseMode::Minmax => minmax_stats(readings(), channels),
+        };
         Self { mode, offset, scale }
     }
 
@@ -82,41 +100,63 @@ impl Normaliser {
             }
         }
     }
-
-    /// Normalises every row of `data`.
-    pub fn apply_batch(&self, data: ArrayView2<'_, f64>) -> ndarray::Array2<f64> {
-        let mut out = data.to_owned();
-        for mut row in out.rows_mut() {
-            let raw = row.to_vec();
-            self.apply_into(&raw, row.as_slice_mut().expect("owned rows are contiguous"));
-        }
-        out
-    }
 }
 
-fn zscore_stats(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (mut n, mut mean, mut m2) = (0.0, 0.0, 0.0);
-    // Welford: stable for large offsets such as 233 V ± 0.5.
-    for v in values {
+/// Per-channel `(offset, scale)` lists.
+type Stats = (Vec<f64>, Vec<f64>);
+
+/// Mean and inverse standard deviation per channel, by two passes over the readings
+/// (the sum, then the squared deviations from the mean): stable for large offsets such
+/// as 233 V ± 0.5, without a division per value.
+fn zscore_stats<'a, T, I>(readings: impl Fn() -> I, channels: usize) -> Stats
+where
+    T: Copy + Into<f64> + 'a,
+    I: Iterator<Item = &'a [T]>,
+{
+    let mut n = 0.0;
+    let mut mean = vec![0.0; channels];
+    for reading in readings() {
         n += 1.0;
-        let d = v - mean;
-        mean += d / n;
-        m2 += d * (v - mean);
+        mean.iter_mut().zip(reading).for_each(|(s, &v)| *s += v.into());
     }
-    let std = if n > 1.0 { (m2 / (n - 1.0)).sqrt() } else { 0.0 };
-    (mean, if std > MIN_SPREAD { 1.0 / std } else { 1.0 })
+    mean.iter_mut().for_each(|s| *s /= n);
+    let mut m2 = vec![0.0; channels];
+    for reading in readings() {
+        for ((m2, &v), mean) in m2.iter_mut().zip(reading).zip(&mean) {
+            let d = v.into() - mean;
+            *m2 += d * d;
+        }
+    }
+    let scale = m2.iter().map(|m2| {
+        let std = if n > 1.0 { (m2 / (n - 1.0)).sqrt() } else { 0.0 };
+        if std > MIN_SPREAD { 1.0 / std } else { 1.0 }
+    });
+    (mean, scale.collect())
 }
 
-fn minmax_stats(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    let range = hi - lo;
-    if range.is_nan() || range <= MIN_SPREAD {
-        // Constant channel: put it mid-scale so deviations either way stay visible.
-        return (lo - 0.5, 1.0);
+/// The training range per channel, widened by 10 % each side.
+fn minmax_stats<'a, T>(readings: impl Iterator<Item = &'a [T]>, channels: usize) -> Stats
+where
+    T: Copy + Into<f64> + 'a,
+{
+    let mut lo = vec![f64::INFINITY; channels];
+    let mut hi = vec![f64::NEG_INFINITY; channels];
+    for reading in readings {
+        for ((lo, hi), &v) in lo.iter_mut().zip(&mut hi).zip(reading) {
+            *lo = lo.min(v.into());
+            *hi = hi.max(v.into());
+        }
     }
-    (lo - 0.1 * range, 1.0 / (1.2 * range))
+    (lo.iter().zip(&hi))
+        .map(|(&lo, &hi)| {
+            let range = hi - lo;
+            if range.is_nan() || range <= MIN_SPREAD {
+                // Constant channel: put it mid-scale so deviations either way stay visible.
+                return (lo - 0.5, 1.0);
+            }
+            (lo - 0.1 * range, 1.0 / (1.2 * range))
+        })
+        .unzip()
 }
 
 #[cfg(test)]

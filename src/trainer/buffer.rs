@@ -169,7 +169,7 @@ impl TrainingBuffer {
     }
 
     /// Absolute start of every window, oldest first.
-    fn starts(&self) -> impl Iterator<Item = u64> + '_ {
+    fn starts(&self) -> impl Iterator<Item = u64> + Clone + '_ {
         let step = self.step as u64;
         (self.runs.iter()).flat_map(move |&(first, count)| (0..count as u64).map(move |i| first + i * step))
     }
@@ -191,15 +191,51 @@ impl TrainingBuffer {
             .map(move |start| self.window(start))
     }
 
-    /// The windows, oldest first, as `len × width`.
-    pub fn to_array(&self) -> Array2<f64> {
-        let mut out = Array2::zeros((self.len, self.width));
-        for (mut row, start) in out.rows_mut().into_iter().zip(self.starts()) {
+    /// Values per window.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Every window, oldest first, as stored (`f32`), without copying.
+    pub fn windows(&self) -> impl Iterator<Item = &[f32]> + Clone + '_ {
+        self.starts().map(|start| {
             let at = (start - self.base) as usize;
-            let values = &self.stream[at..at + self.width];
-            row.iter_mut().zip(values).for_each(|(o, &v)| *o = f64::from(v));
+            &self.stream[at..at + self.width]
+        })
+    }
+
+    /// The windows at `indices` (ascending, oldest = 0), widened to `f64` and each
+    /// passed through `map(raw, out)`, as `indices.len() × width`: a trainer lays out
+    /// only the windows it fits on, normalised on the way.
+    ///
+    /// # Panics
+    ///
+    /// If `indices` is not ascending or holds an index past the newest window.
+    pub fn select(&self, indices: &[usize], mut map: impl FnMut(&[f64], &mut [f64])) -> Array2<f64> {
+        assert!(indices.windows(2).all(|p| p[0] < p[1]), "indices ascend");
+        assert!(
+            indices.last().is_none_or(|&i| i < self.len),
+            "index past the newest window"
+        );
+        let mut out = Array2::zeros((indices.len(), self.width));
+        let mut raw = vec![0.0; self.width];
+        let mut wanted = indices.iter().peekable();
+        let mut rows = out.rows_mut().into_iter();
+        for (i, window) in self.windows().enumerate() {
+            if wanted.next_if_eq(&&i).is_none() {
+                continue;
+            }
+            raw.iter_mut().zip(window).for_each(|(r, &v)| *r = f64::from(v));
+            let mut row = rows.next().expect("one row per index");
+            map(&raw, row.as_slice_mut().expect("owned rows are contiguous"));
         }
         out
+    }
+
+    /// The windows, oldest first, as `len × width`.
+    pub fn to_array(&self) -> Array2<f64> {
+        let all: Vec<usize> = (0..self.len).collect();
+        self.select(&all, |raw, out| out.copy_from_slice(raw))
     }
 }
 
