@@ -35,7 +35,7 @@ mod value;
 
 pub use error::PayloadError;
 pub use field::{Field, FieldError};
-use value::{Scalar, check_timestamp, finite, number, parse_json_value, timestamp, wrong_type};
+use value::{check_timestamp, finite, number, timestamp, wrong_type};
 
 /// Default for [`PayloadParams::max_payload_bytes`]: 64 KiB, far above any sane
 /// telemetry message and small enough that a hostile one costs nothing.

@@ -1,6 +1,6 @@
-//! A `json` payload read without copying it: its top-level object as keys and scalars
-//! borrowed from the payload text, so a flat message of numbers (the common case)
-//! costs no heap allocation. Keys or strings with escapes are unescaped into owned
+//! A JSON payload read without copying it: a `json` payload's top-level object (or a
+//! `senml` pack's array) as keys and scalars borrowed from the payload text, so a flat
+//! message of numbers (the common case) costs no heap allocation. Keys or strings with escapes are unescaped into owned
 //! text, nested objects and arrays are boxed; both are rare on the hot path.
 //!
 //! Owns how JSON maps to [`Val`] and [`Object`] with the semantics `serde_json::Value`
@@ -97,6 +97,12 @@ impl<'a> Object<'a> {
 pub(super) fn object(text: &str) -> Result<Object<'_>, PayloadError> {
     let TopLevel(top) = serde_json::from_str(text).map_err(|e| json_error(text, &e))?;
     top
+}
+
+/// Reads a payload of any JSON value (a SenML pack is an array). Errors as
+/// [`json_error`] maps them.
+pub(super) fn value(text: &str) -> Result<Val<'_>, PayloadError> {
+    serde_json::from_str(text).map_err(|e| json_error(text, &e))
 }
 
 /// A payload's top level: its object (not boxed: the common case), or why it has none.

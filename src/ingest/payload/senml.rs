@@ -9,12 +9,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::Value;
-
-use super::{
-    Parsed, PayloadError, PayloadParams, RecordList, Scalar, check_timestamp, finite, number,
-    parse_json_value, wrong_type,
-};
+use super::object::{Val, value};
+use super::{Parsed, PayloadError, PayloadParams, RecordList, check_timestamp, finite, number, wrong_type};
 
 /// RFC 8428 §4.5.3: times below 2**28 are relative to "now", others are absolute.
 const RELATIVE_TIME_LIMIT: f64 = 268_435_456.0;
@@ -35,9 +31,9 @@ struct Group {
 }
 
 pub(super) fn parse<'a>(text: &str, p: &'a PayloadParams, now: f64) -> Result<RecordList<'a>, PayloadError> {
-    let records = match parse_json_value(text)? {
-        Value::Array(records) => records,
-        other => return Err(wrong_type("<payload>", "a SenML array", Scalar::from(&other))),
+    let records = match value(text)? {
+        Val::Array(records) => records,
+        other => return Err(wrong_type("<payload>", "a SenML array", other.scalar())),
     };
     let sensor_from_bn = p.sensor_field.as_ref().map(super::Field::as_str) == Some("bn");
     let mut base = Base::default();
@@ -45,25 +41,29 @@ pub(super) fn parse<'a>(text: &str, p: &'a PayloadParams, now: f64) -> Result<Re
     // (sensor, time bits) → index in `groups`; bits because f64 is not Hash.
     let mut index: HashMap<(Option<String>, u64), usize> = HashMap::new();
     for (i, rec) in records.iter().enumerate() {
-        let Value::Object(rec) = rec else {
-            return Err(wrong_type(&format!("[{i}]"), "a SenML record object", rec.into()));
+        let Val::Object(rec) = rec else {
+            return Err(wrong_type(
+                &format!("[{i}]"),
+                "a SenML record object",
+                rec.scalar(),
+            ));
         };
         let path = |key: &str| format!("[{i}].{key}");
         if let Some(v) = rec.get("bn") {
             base.name = string(v, &path("bn"))?;
         }
         if let Some(v) = rec.get("bt") {
-            base.time = number(v.into(), &path("bt"))?;
+            base.time = number(v.scalar(), &path("bt"))?;
         }
         if let Some(v) = rec.get("bv") {
-            base.value = number(v.into(), &path("bv"))?;
+            base.value = number(v.scalar(), &path("bv"))?;
         }
         let Some(v) = rec.get("v") else {
             continue; // string/boolean/data/sum-only records carry no numeric value
         };
-        let value = finite(base.value + number(v.into(), &path("v"))?, &path("v"))?;
+        let value = finite(base.value + number(v.scalar(), &path("v"))?, &path("v"))?;
         let t = match rec.get("t") {
-            Some(t) => base.time + number(t.into(), &path("t"))?,
+            Some(t) => base.time + number(t.scalar(), &path("t"))?,
             None => base.time,
         };
         let ts = finite(if t < RELATIVE_TIME_LIMIT { now + t } else { t }, &path("t"))?;
@@ -126,9 +126,9 @@ pub(super) fn parse<'a>(text: &str, p: &'a PayloadParams, now: f64) -> Result<Re
     }
 }
 
-fn string(v: &Value, field: &str) -> Result<String, PayloadError> {
+fn string(v: &Val<'_>, field: &str) -> Result<String, PayloadError> {
     match v {
-        Value::String(s) => Ok(s.clone()),
-        other => Err(wrong_type(field, "a string", other.into())),
+        Val::String(s) => Ok(s.to_string()),
+        other => Err(wrong_type(field, "a string", other.scalar())),
     }
 }

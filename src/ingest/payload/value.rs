@@ -3,7 +3,6 @@
 //! name the field. Both parsers hand their values over as a [`Scalar`].
 
 use chrono::DateTime;
-use serde_json::Value;
 
 use super::{MAX_FUTURE_SECS, MIN_TIMESTAMP, PayloadError, truncate};
 use crate::reading::EpochUnit;
@@ -17,25 +16,6 @@ pub(super) enum Scalar<'v> {
     String(&'v str),
     Array,
     Object,
-}
-
-impl<'v> From<&'v Value> for Scalar<'v> {
-    fn from(v: &'v Value) -> Self {
-        match v {
-            Value::Null => Self::Null,
-            Value::Bool(_) => Self::Bool,
-            // `as_f64` is never `None` without serde_json's `arbitrary_precision`.
-            Value::Number(n) => Self::Number(n.as_f64().unwrap_or(f64::NAN)),
-            Value::String(s) => Self::String(s),
-            Value::Array(_) => Self::Array,
-            Value::Object(_) => Self::Object,
-        }
-    }
-}
-
-/// Parses JSON into a [`Value`]; errors as [`json_error`] maps them.
-pub(super) fn parse_json_value(text: &str) -> Result<Value, PayloadError> {
-    serde_json::from_str(text).map_err(|e| json_error(text, &e))
 }
 
 /// serde_json's "number out of range" (e.g. `1e400`) is [`PayloadError::NotFinite`]
