@@ -174,21 +174,18 @@ impl TrainingBuffer {
         (self.runs.iter()).flat_map(move |&(first, count)| (0..count as u64).map(move |i| first + i * step))
     }
 
-    fn window(&self, start: u64) -> Vec<f64> {
+    /// The stored values of the window starting at absolute position `start`.
+    fn slice(&self, start: u64) -> &[f32] {
         let at = (start - self.base) as usize;
-        self.stream[at..at + self.width]
-            .iter()
-            .map(|&v| f64::from(v))
-            .collect()
+        &self.stream[at..at + self.width]
     }
 
     /// The newest `n` windows (fewer if fewer are held), oldest of them first, widened
     /// to `f64`.
     pub fn newest(&self, n: usize) -> impl Iterator<Item = Vec<f64>> + '_ {
         let n = n.min(self.len);
-        self.starts()
-            .skip(self.len - n)
-            .map(move |start| self.window(start))
+        let widen = |w: &[f32]| w.iter().map(|&v| f64::from(v)).collect();
+        self.windows().skip(self.len - n).map(widen)
     }
 
     /// Values per window.
@@ -198,10 +195,7 @@ impl TrainingBuffer {
 
     /// Every window, oldest first, as stored (`f32`), without copying.
     pub fn windows(&self) -> impl Iterator<Item = &[f32]> + Clone + '_ {
-        self.starts().map(|start| {
-            let at = (start - self.base) as usize;
-            &self.stream[at..at + self.width]
-        })
+        self.starts().map(|start| self.slice(start))
     }
 
     /// The windows at `indices` (ascending, oldest = 0), widened to `f64` and each
