@@ -14,8 +14,12 @@
 //!   model's alert (see below) is accepted sooner, once it has held as many windows as
 //!   the model learned from: a model that knows two minutes of a pump still settling
 //!   otherwise held its first alert for the whole hour (docs/quality.md, session 8).
-//!   Until the new model is installed the sensor is `accepted`: every window joins the
-//!   buffer, nothing else learns, and no alert is raised.
+//!   It is also accepted at a retrain check that finds it holding at least half a
+//!   retrain period of windows: the young model is retrained there anyway, and without
+//!   the alert's windows, half or more of what is new since the last check, it would
+//!   know no more of them than the model that raised the alert, so the alert would only
+//!   carry on. Until the new model is installed the sensor is `accepted`: every window
+//!   joins the buffer, nothing else learns, and no alert is raised.
 //! - Retraining is checked every `retrain_every` windows. A young model is retrained at
 //!   every check; a grown one only when its error has drifted (`drift_tolerance`): the
 //!   mean score of the learned windows since the last check against that of its first
@@ -126,8 +130,8 @@ impl Learning {
     }
 
     /// Whether an alert raised at `raised_at` is old enough at `ts` to be accepted: it
-    /// has lasted `accept_after`, or, for a young model, it holds as many windows as the
-    /// buffer the model learned from.
+    /// has lasted `accept_after`, or it is a young model's and
+    /// [`Self::young_alert_due`] says so.
     pub(super) fn due_for_acceptance(
         &self,
         raised_at: Option<f64>,
@@ -136,10 +140,27 @@ impl Learning {
     ) -> bool {
         match (raised_at, config.learning.accept_after) {
             (Some(at), Some(after)) if !self.accepted() => {
-                ts - at >= after.as_secs_f64() || (self.young(config) && self.held.len() >= self.buffer.len())
+                ts - at >= after.as_secs_f64() || self.young_alert_due(config)
             }
             _ => false,
         }
+    }
+
+    /// Whether a young model's raised alert is accepted on this window: it holds as
+    /// many windows as the buffer the model learned from, or this window is a retrain
+    /// check (the job would be due after it) and it holds at least half a retrain
+    /// period. With fewer at a check it waits for the next one: a fault raised late in
+    /// a period is not learned at once, and one that lasts is learned within a period
+    /// and a half of its raise.
+    fn young_alert_due(&self, config: &DetectorConfig) -> bool {
+        let Some(every) = config.training.retrain_every.filter(|_| self.young(config)) else {
+            return false;
+        };
+        // `keep` counts this window after the decision; a young model never skips a
+        // check, so its checks come every `every` windows.
+        let at_check = self.windows_since_job + 1 >= every;
+        let held = self.held.len();
+        held >= self.buffer.len() || (at_check && 2 * held >= every)
     }
 
     /// Whether the model is young: retraining is on and the buffer holds fewer than

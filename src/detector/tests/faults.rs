@@ -117,44 +117,69 @@ fn a_lasting_shift_is_accepted_after_accept_after_secs() {
     assert_eq!(never[999].state, SensorState::Alert);
 }
 
-#[test]
-fn a_young_models_lasting_alert_is_accepted_once_it_holds_what_the_model_learned() {
-    // `accept_after_secs` far beyond the run: only the young-model rule can accept.
-    let run = |retrain_every: Option<usize>| {
-        let mut config = build_config("[learning]\naccept_after_secs = 100000");
-        config.alert.consecutive = 3;
-        config.threshold.default.quantile = crate::config::Quantile::try_from(1.0).unwrap();
-        config.training.retrain_every = retrain_every;
-        let mut d = Detector::new(config, 10);
-        let id = SensorId::new("s1");
-        let steps: Vec<Step> = (0..1000)
-            .map(|i| {
-                let mut r = build_reading(i);
-                if i >= 400 {
-                    r[1] += 40.0;
-                }
-                d.process_inline(&id, i as f64, &r, names).unwrap()
-            })
-            .collect();
-        events(&steps)
-    };
-    // Retrain checks every 100 windows and a buffer of 256 (under 4 periods): young. The
-    // shift raised at 402 is accepted when the alert holds as many windows as the
-    // buffer, 256 of them, not after the 100,000 s.
-    let young = run(Some(100));
-    let (at, kind, reason) = young[1];
+/// Events of readings 0..1000 with a +40 shift on `vib` from reading `from`, checking
+/// retrains every `retrain_every` windows; `accept_after_secs` is far beyond the run, so
+/// only the young-model rules can accept.
+fn young_run(retrain_every: Option<usize>, from: usize) -> Vec<(usize, AlertEventKind, Option<ClearReason>)> {
+    let mut config = build_config("[learning]\naccept_after_secs = 100000");
+    config.alert.consecutive = 3;
+    config.threshold.default.quantile = crate::config::Quantile::try_from(1.0).unwrap();
+    config.training.retrain_every = retrain_every;
+    let mut d = Detector::new(config, 10);
+    let id = SensorId::new("s1");
+    let steps: Vec<Step> = (0..1000)
+        .map(|i| {
+            let mut r = build_reading(i);
+            if i >= from {
+                r[1] += 40.0;
+            }
+            d.process_inline(&id, i as f64, &r, names).unwrap()
+        })
+        .collect();
+    events(&steps)
+}
+
+/// Where the second event (the acceptance) is, after asserting that it is one.
+fn accepted_at(events: &[(usize, AlertEventKind, Option<ClearReason>)]) -> usize {
+    let (at, kind, reason) = events[1];
     assert_eq!(
         (kind, reason),
         (AlertEventKind::Cleared, Some(ClearReason::Accepted)),
-        "{young:?}"
+        "{events:?}"
     );
+    at
+}
+
+#[test]
+fn a_young_models_lasting_alert_is_accepted_once_it_holds_what_the_model_learned() {
+    // Retrain checks every 300 windows (the first model at reading 70, so checks at 370
+    // and 670) and a buffer of 256 (under 4 periods): young. The shift raised at 402 is
+    // accepted when the alert holds as many windows as the buffer, 256 of them, before
+    // the next check and long before the 100,000 s.
+    let young = young_run(Some(300), 400);
+    let at = accepted_at(&young);
     assert!(
         (402 + 250..=402 + 260).contains(&at),
         "accepted at {at}: {young:?}"
     );
     // A model trained once (no retraining) is never young: the alert stays.
-    let once = run(None);
+    let once = young_run(None, 400);
     assert_eq!(once.len(), 1, "{once:?}");
+}
+
+#[test]
+fn a_young_models_alert_is_accepted_at_a_retrain_check_once_it_holds_half_a_period() {
+    // Checks every 100 windows: readings 170, 270, 370, 470, 570. The shift raised at 402
+    // holds about 68 windows at the check of 470, at least half the period (50):
+    // accepted there instead of being left out of one more young model.
+    let early = young_run(Some(100), 400);
+    let at = accepted_at(&early);
+    assert!((465..=472).contains(&at), "accepted at {at}: {early:?}");
+    // Raised at 442 it holds about 28 at that check: it waits for the next, at 570
+    // (before the 256 windows of the buffer rule, at 698).
+    let late = young_run(Some(100), 440);
+    let at = accepted_at(&late);
+    assert!((565..=572).contains(&at), "accepted at {at}: {late:?}");
 }
 
 /// Peak window-only `anomaly_score` of a +`by` spike on `vib` at readings 800..804,
