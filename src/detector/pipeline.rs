@@ -197,6 +197,8 @@ impl Pipeline {
         let mut event = None;
         if let Some(model) = self.model.clone() {
             let judged = self.scoring.judge(&model, &self.raw, config);
+            self.learning
+                .scored(judged.quantile.is_some_and(|q| judged.value > q));
             let learned = self.learning.learns(judged.over);
             let censor = judged.over && !self.learning.accepted();
             let anomaly_score = self
@@ -316,7 +318,7 @@ impl Pipeline {
     }
 
     pub(super) fn maybe_job(&mut self, config: &DetectorConfig) -> Option<TrainJob> {
-        if !self.learning.job_due(self.model.is_some(), config) {
+        if !(self.learning).job_due(self.model.is_some(), self.scoring.quantile(), config) {
             return None;
         }
         Some(TrainJob {

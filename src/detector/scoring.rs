@@ -23,7 +23,7 @@ pub(super) struct Judged {
     /// The alert threshold: `threshold.margin` × `quantile`, at least the floor.
     pub(super) threshold: Option<f64>,
     /// The rolling quantile, from past scores only, once `threshold.min_scores` are in.
-    quantile: Option<f64>,
+    pub(super) quantile: Option<f64>,
     /// `value` is over `threshold`.
     pub(super) over: bool,
 }
