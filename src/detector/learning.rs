@@ -24,10 +24,10 @@
 //!   every check; a grown one only when its error has drifted (`drift_tolerance`): the
 //!   mean score of the learned windows since the last check against that of its first
 //!   period in force, or when far more of the windows it scored than the quantile lets
-//!   through were over the rolling quantile (a drift the model scores over the threshold,
-//!   which nothing learns). Most checks of a stationary signal then cost nothing (half of a
-//!   whole-NAB replay's CPU time went to retrains that changed nothing; docs/quality.md,
-//!   session 5).
+//!   through were over the rolling quantile (a drift the model scores over the
+//!   threshold, which nothing learns). Most checks of a stationary signal then cost
+//!   nothing (half of a whole-NAB replay's CPU time went to retrains that changed
+//!   nothing; docs/quality.md, session 5).
 
 use crate::config::DetectorConfig;
 use crate::trainer::TrainingBuffer;

@@ -197,8 +197,7 @@ impl Pipeline {
         let mut event = None;
         if let Some(model) = self.model.clone() {
             let judged = self.scoring.judge(&model, &self.raw, config);
-            self.learning
-                .scored(judged.quantile.is_some_and(|q| judged.value > q));
+            self.learning.scored(judged.beyond_quantile());
             let learned = self.learning.learns(judged.over);
             let censor = judged.over && !self.learning.accepted();
             let anomaly_score = self
@@ -318,7 +317,10 @@ impl Pipeline {
     }
 
     pub(super) fn maybe_job(&mut self, config: &DetectorConfig) -> Option<TrainJob> {
-        if !(self.learning).job_due(self.model.is_some(), self.scoring.quantile(), config) {
+        if !self
+            .learning
+            .job_due(self.model.is_some(), self.scoring.quantile(), config)
+        {
             return None;
         }
         Some(TrainJob {

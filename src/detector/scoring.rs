@@ -23,9 +23,16 @@ pub(super) struct Judged {
     /// The alert threshold: `threshold.margin` × `quantile`, at least the floor.
     pub(super) threshold: Option<f64>,
     /// The rolling quantile, from past scores only, once `threshold.min_scores` are in.
-    pub(super) quantile: Option<f64>,
+    quantile: Option<f64>,
     /// `value` is over `threshold`.
     pub(super) over: bool,
+}
+
+impl Judged {
+    /// Whether `value` is over the rolling quantile (not necessarily the threshold).
+    pub(super) fn beyond_quantile(&self) -> bool {
+        self.quantile.is_some_and(|q| self.value > q)
+    }
 }
 
 /// The `onset` strategy's state.
