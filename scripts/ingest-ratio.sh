@@ -15,7 +15,11 @@
 # Environment: SENSORS (50), WORKERS (limits.detector_workers, default 0 = auto),
 #              PHASES ("0 1 loss": which measurements to run),
 #              MOSQUITTO_EXTRA (lines appended to the broker's config, e.g.
-#              "max_queued_messages 100000").
+#              "max_queued_messages 100000"),
+#              PROTOCOL (the daemon's mqtt.protocol, 3 or 5; default 3),
+#              PIN (1: the broker, the publisher and the metrics watcher on CPU 0, the
+#              subscriber measured, bare or daemon, on CPU 1, so both subscribers get
+#              the same core and leave the load side the same one).
 set -euo pipefail
 
 REPS=${1:-3}
@@ -24,6 +28,7 @@ LOSS_SECS=${3:-30}
 SENSORS=${SENSORS:-50}
 WORKERS=${WORKERS:-0}
 PHASES=${PHASES:-"0 1 loss"}
+PROTOCOL=${PROTOCOL:-3}
 cd "$(dirname "$0")/.."
 
 cargo build --release --bin anomalyd --example ingest_load >&2
@@ -36,6 +41,14 @@ source scripts/lib/broker.sh
 # what a gateway runs.
 start_mosquitto "${MOSQUITTO_EXTRA:-}"
 MPORT=$(free_port)
+if [ "${PIN:-0}" = 1 ]; then
+    SIDE=(taskset -c 0)
+    SUB=(taskset -c 1)
+    taskset -pc 0 "${PIDS[0]}" >/dev/null
+else
+    SIDE=()
+    SUB=()
+fi
 
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -45,6 +58,7 @@ daemon_config() { # qos
 [mqtt]
 port = $PORT
 client_id = "ratio-daemon"
+protocol = $PROTOCOL
 persistent_session = false
 qos = $1
 
@@ -76,12 +90,12 @@ metric() { # name
 start_warm_daemon() { # qos
     rm -rf "$WORK/state"
     daemon_config "$1" >"$WORK/perf.toml"
-    "$BIN" --log warn run --config "$WORK/perf.toml" 2>>"$WORK/daemon.log" &
+    "${SUB[@]}" "$BIN" --log warn run --config "$WORK/perf.toml" 2>>"$WORK/daemon.log" &
     DAEMON=$!
     PIDS+=($DAEMON)
     for _ in $(seq 50); do curl -sf "127.0.0.1:$MPORT/metrics" >/dev/null && break; sleep 0.2; done
     sleep 0.5
-    "$LOAD" publish --port "$PORT" --sensors "$SENSORS" --rate 20000 --qos 1 \
+    "${SIDE[@]}" "$LOAD" publish --port "$PORT" --sensors "$SENSORS" --rate 20000 --qos 1 \
         --seconds $(( SENSORS * 400 / 20000 + 1 )) --ts_offset -100000 >/dev/null
     for _ in $(seq 300); do
         local n
@@ -98,22 +112,22 @@ stop_daemon() {
     wait "$DAEMON" || true
 }
 
-echo "# $(date -u +%FT%TZ) sensors=$SENSORS secs=$SECS workers=$WORKERS nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $(date -u +%FT%TZ) sensors=$SENSORS secs=$SECS workers=$WORKERS protocol=$PROTOCOL pin=${PIN:-0} nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg)"
 for qos in 0 1; do
     [[ " $PHASES " == *" $qos "* ]] || continue
     ratios=()
     for rep in $(seq "$REPS"); do
-        "$LOAD" count --port "$PORT" --filter 'perf/+/telemetry' --qos "$qos" >"$WORK/count.out" &
+        "${SUB[@]}" "$LOAD" count --port "$PORT" --filter 'perf/+/telemetry' --qos "$qos" >"$WORK/count.out" &
         COUNT=$!
         sleep 0.5
-        pub=$("$LOAD" publish --port "$PORT" --sensors "$SENSORS" --rate max --qos "$qos" --seconds "$SECS")
+        pub=$("${SIDE[@]}" "$LOAD" publish --port "$PORT" --sensors "$SENSORS" --rate max --qos "$qos" --seconds "$SECS")
         wait "$COUNT"
         bare=$(field rate "$(cat "$WORK/count.out")")
 
         start_warm_daemon "$qos"
-        "$LOAD" watch --metrics "127.0.0.1:$MPORT" >"$WORK/watch.out" &
+        "${SIDE[@]}" "$LOAD" watch --metrics "127.0.0.1:$MPORT" >"$WORK/watch.out" &
         WATCH=$!
-        pub2=$("$LOAD" publish --port "$PORT" --sensors "$SENSORS" --rate max --qos "$qos" --seconds "$SECS")
+        pub2=$("${SIDE[@]}" "$LOAD" publish --port "$PORT" --sensors "$SENSORS" --rate max --qos "$qos" --seconds "$SECS")
         wait "$WATCH"
         stop_daemon
         watch=$(cat "$WORK/watch.out")
@@ -129,19 +143,19 @@ if [[ " $PHASES " == *" loss "* ]]; then
     losses=()
     for rep in $(seq "$REPS"); do
         # The same load into the bare subscriber: the broker's and the machine's own loss.
-        "$LOAD" count --port "$PORT" --filter 'perf/+/telemetry' --qos 1 >"$WORK/count.out" &
+        "${SUB[@]}" "$LOAD" count --port "$PORT" --filter 'perf/+/telemetry' --qos 1 >"$WORK/count.out" &
         COUNT=$!
         sleep 0.5
-        pub=$("$LOAD" publish --port "$PORT" --sensors "$SENSORS" --rate 50000 --qos 1 --seconds "$LOSS_SECS")
+        pub=$("${SIDE[@]}" "$LOAD" publish --port "$PORT" --sensors "$SENSORS" --rate 50000 --qos 1 --seconds "$LOSS_SECS")
         wait "$COUNT"
         received=$(field received "$(cat "$WORK/count.out")")
         bare_loss=$(awk -v s="$(field sent "$pub")" -v r="$received" 'BEGIN {printf "%.5f", 100 * (1 - r / s)}')
         echo "steady qos=1 rep=$rep bare: sent=$(field sent "$pub") ($(field rate "$pub")/s) received=$received loss_pct=$bare_loss"
 
         start_warm_daemon 1
-        "$LOAD" watch --metrics "127.0.0.1:$MPORT" >"$WORK/watch.out" &
+        "${SIDE[@]}" "$LOAD" watch --metrics "127.0.0.1:$MPORT" >"$WORK/watch.out" &
         WATCH=$!
-        pub=$("$LOAD" publish --port "$PORT" --sensors "$SENSORS" --rate 50000 --qos 1 --seconds "$LOSS_SECS")
+        pub=$("${SIDE[@]}" "$LOAD" publish --port "$PORT" --sensors "$SENSORS" --rate 50000 --qos 1 --seconds "$LOSS_SECS")
         wait "$WATCH"
         stop_daemon
         watch=$(cat "$WORK/watch.out")
