@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anomalyd::config::{Config, DetectorConfig};
+use anomalyd::eval::inject::{self, InjectRun};
 use anomalyd::eval::nab::{self, ProfileResult};
 use anomalyd::eval::report::{self, VariantResult};
 use anomalyd::eval::run::{self, default_threads};
+use anomalyd::eval::series::{Series, read_series};
 use anyhow::{Context, bail};
 
 /// `anomalyd eval` arguments.
@@ -44,6 +46,11 @@ pub(crate) struct EvalArgs {
     /// report each seed, their mean and their spread.
     #[arg(long, default_value_t = 1)]
     seeds: u64,
+    /// A recording of normal operation (any CSV `replay` reads) to inject synthetic
+    /// faults into (repeatable); reports which kinds each detector catches, how soon,
+    /// and its false alarms on the recording as it is. Uses --config.
+    #[arg(long)]
+    inject: Vec<PathBuf>,
 }
 
 fn load(path: &Path) -> anyhow::Result<DetectorConfig> {
@@ -73,9 +80,18 @@ pub(crate) fn run(a: EvalArgs) -> anyhow::Result<()> {
     if a.corpus.is_some() != windows.is_some() {
         bail!("--corpus and --labels go together");
     }
-    if a.corpus.is_none() && a.skab.is_none() {
-        bail!("nothing to evaluate: give --corpus with --labels, --skab, or --scores with --labels");
+    if a.corpus.is_none() && a.skab.is_none() && a.inject.is_empty() {
+        bail!(
+            "nothing to evaluate: give --corpus with --labels, --skab, --inject, or --scores with --labels"
+        );
     }
+    let recordings: Vec<(String, Series)> = (a.inject.iter())
+        .map(|p| {
+            let series =
+                read_series(p, None, None).with_context(|| format!("cannot read {}", p.display()))?;
+            Ok((p.display().to_string(), series))
+        })
+        .collect::<anyhow::Result<_>>()?;
     let nab_base = load(&a.config)?;
     let skab_base = match &a.skab_config {
         Some(p) => load(p)?,
@@ -109,7 +125,16 @@ pub(crate) fn run(a: EvalArgs) -> anyhow::Result<()> {
         })
         .collect();
     let mut results = Vec::new();
+    let mut injected: Vec<Vec<(String, InjectRun)>> = vec![Vec::new(); recordings.len()];
     for (name, nab_cfg, skab_cfg) in pairs {
+        for ((file, series), runs) in recordings.iter().zip(&mut injected) {
+            let run = inject::run_inject(&nab_cfg, series, inject::Spec::default(), threads);
+            println!(
+                "{name} injected into {file}:\n{}",
+                inject::table(&[(name.clone(), run.clone())])
+            );
+            runs.push((name.clone(), run));
+        }
         let started = Instant::now();
         let nab = match (&a.corpus, &windows) {
             (Some(c), Some(w)) => Some(run::run_nab(&nab_cfg, c, w, threads)?),
@@ -128,7 +153,11 @@ pub(crate) fn run(a: EvalArgs) -> anyhow::Result<()> {
         print_variant(&r);
         results.push(r);
     }
-    let summary = (a.seeds > 1).then(|| report::seed_summary(&results));
+    for ((file, _), runs) in recordings.iter().zip(&injected) {
+        println!("Faults injected into {file}:\n{}", inject::table(runs));
+    }
+    let summary =
+        (a.seeds > 1 && (a.corpus.is_some() || a.skab.is_some())).then(|| report::seed_summary(&results));
     if let Some(md) = &summary {
         println!("{md}");
     }

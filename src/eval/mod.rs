@@ -5,6 +5,7 @@
 //! are pure functions over in-memory data; the loaders next to them do the file IO. The
 //! `anomalyd eval` and `anomalyd plot` commands drive this module.
 
+pub mod inject;
 pub mod nab;
 pub mod plot;
 pub mod replay;

@@ -60,41 +60,75 @@ pub fn replay_keeping(
     config: &DetectorConfig,
     sensor: &str,
 ) -> (Vec<ReplayRow>, ReplaySummary, Detector) {
-    let id = SensorId::new(sensor);
-    let mut detector = Detector::new(config.clone(), 1);
-    let mut rows = Vec::with_capacity(series.len());
-    let mut summary = ReplaySummary::default();
-    let mut last = ReplayRow {
-        score: None,
-        pca_score: None,
-        threshold: None,
-        anomaly_score: 0.0,
-        alert: false,
-        state: SensorState::WarmingUp,
-    };
-    let mut prev = f64::NEG_INFINITY;
-    for i in 0..series.len() {
-        let mut ts = series.ts[i];
-        if ts <= prev {
-            ts = prev + NUDGE_SECS;
-            summary.nudged += 1;
+    let mut replayer = Replayer::new(config, sensor, &series.channels);
+    let rows = (0..series.len())
+        .map(|i| replayer.step(i, series.ts[i], series.row(i)))
+        .collect();
+    let (summary, detector) = replayer.finish();
+    (rows, summary, detector)
+}
+
+/// A replay in progress, one row at a time: the detector, the output row carried from
+/// one input row to the next, and the counts. A clone forks the replay: `eval --inject`
+/// replays a clean recording once and each injected fault from a copy taken at its onset.
+#[derive(Clone, Debug)]
+pub struct Replayer {
+    id: SensorId,
+    channels: Vec<String>,
+    detector: Detector,
+    last: ReplayRow,
+    prev_ts: f64,
+    summary: ReplaySummary,
+}
+
+impl Replayer {
+    /// A replay of one sensor named `sensor` with these channels, before its first row.
+    pub fn new(config: &DetectorConfig, sensor: &str, channels: &[String]) -> Self {
+        Self {
+            id: SensorId::new(sensor),
+            channels: channels.to_vec(),
+            detector: Detector::new(config.clone(), 1),
+            last: ReplayRow {
+                score: None,
+                pca_score: None,
+                threshold: None,
+                anomaly_score: 0.0,
+                alert: false,
+                state: SensorState::WarmingUp,
+            },
+            prev_ts: f64::NEG_INFINITY,
+            summary: ReplaySummary::default(),
         }
-        prev = ts;
-        // read_series guarantees finiteness and channel count and the nudge above the
+    }
+
+    /// Feeds row `index` (for the log only) and returns its output row. The values must
+    /// be finite and as many as the channels (what [`Series`] guarantees); a timestamp
+    /// that does not advance is nudged after its predecessor.
+    pub fn step(&mut self, index: usize, ts: f64, values: &[f64]) -> ReplayRow {
+        let mut ts = ts;
+        if ts <= self.prev_ts {
+            ts = self.prev_ts + NUDGE_SECS;
+            self.summary.nudged += 1;
+        }
+        self.prev_ts = ts;
+        let last = &mut self.last;
+        last.anomaly_score = 0.0;
+        // The caller guarantees finiteness and channel count and the nudge above the
         // order, so only a programming error could make the detector refuse a row.
-        let step = match detector.process_inline(&id, ts, series.row(i), || series.channels.clone()) {
+        let channels = &self.channels;
+        let step = match self
+            .detector
+            .process_inline(&self.id, ts, values, || channels.clone())
+        {
             Ok(step) => step,
             Err(e) => {
-                tracing::warn!(row = i, error = %e, "Row refused by the detector.");
-                last.anomaly_score = 0.0;
-                rows.push(last.clone());
-                continue;
+                tracing::warn!(row = index, error = %e, "Row refused by the detector.");
+                return last.clone();
             }
         };
         last.state = step.state;
-        last.anomaly_score = 0.0;
         if let Some(s) = step.scored {
-            summary.scored += 1;
+            self.summary.scored += 1;
             last.score = Some(s.scores.ae);
             last.pca_score = Some(s.scores.pca);
             last.threshold = s.threshold;
@@ -102,13 +136,22 @@ pub fn replay_keeping(
         }
         if let Some(e) = &step.event {
             last.alert = e.event == AlertEventKind::Raised;
-            summary.raised += usize::from(last.alert);
-            summary.accepted += usize::from(e.reason == Some(ClearReason::Accepted));
+            self.summary.raised += usize::from(last.alert);
+            self.summary.accepted += usize::from(e.reason == Some(ClearReason::Accepted));
         }
-        rows.push(last.clone());
+        last.clone()
     }
-    summary.model_version = detector.pipeline(&id).map_or(0, |p| p.model_version());
-    (rows, summary, detector)
+
+    /// Alerts raised so far.
+    pub fn raised(&self) -> usize {
+        self.summary.raised
+    }
+
+    /// The counts so far and the detector as the last row left it.
+    pub fn finish(mut self) -> (ReplaySummary, Detector) {
+        self.summary.model_version = self.detector.pipeline(&self.id).map_or(0, |p| p.model_version());
+        (self.summary, self.detector)
+    }
 }
 
 /// Writes the replay CSV:

@@ -15,7 +15,7 @@ use crate::eval::series::read_series;
 use crate::eval::skab::{self, CpResult, PointMetrics};
 
 /// Runs `job` over `0..n` on `threads` workers; results come back in index order.
-fn parallel<T: Send>(n: usize, threads: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
+pub(crate) fn parallel<T: Send>(n: usize, threads: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let next = AtomicUsize::new(0);
     let out: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
     std::thread::scope(|s| {
