@@ -112,18 +112,14 @@ impl Learning {
         }
     }
 
-    /// Whether a scored window's errors join the threshold and the score references
-    /// (and the window the training buffer): only a window under the threshold, and
-    /// none during a re-baseline.
-    pub(super) fn learns(&self, over: bool) -> bool {
-        !over && !self.accepted()
-    }
-
     /// Counts a scored window, and whether it scored over the rolling quantile (for the
-    /// retrain check, see [`Self::retrain_at_check`]).
-    pub(super) fn scored(&mut self, beyond: bool) {
+    /// retrain check, see [`Self::retrain_at_check`]); returns whether its errors join
+    /// the threshold and the score references (and the window the training buffer):
+    /// only a window under the threshold (`over` false), and none during a re-baseline.
+    pub(super) fn scored(&mut self, over: bool, beyond: bool) -> bool {
         self.beyond.0 += 1;
         self.beyond.1 += usize::from(beyond);
+        !over && !self.accepted()
     }
 
     /// Files a window (scored or not) after the alert lifecycle has seen it: into the
@@ -331,7 +327,7 @@ mod tests {
         let mut jobs = 0;
         for _ in 0..n {
             l.keep(&[0.0; 4], true, false, Some(score));
-            l.scored(false);
+            assert!(l.scored(false, false));
             if l.job_due(true, 0.999, c) {
                 jobs += 1;
                 l.installed(true);
@@ -377,7 +373,7 @@ mod tests {
         let mut jobs = 0;
         for i in 0..10 {
             let beyond = i % 5 == 0;
-            l.scored(beyond);
+            assert_eq!(l.scored(beyond, beyond), !beyond);
             l.keep(&[0.0; 4], !beyond, false, Some(1.0));
             jobs += usize::from(l.job_due(true, quantile, &c));
         }

@@ -197,8 +197,7 @@ impl Pipeline {
         let mut event = None;
         if let Some(model) = self.model.clone() {
             let judged = self.scoring.judge(&model, &self.raw, config);
-            self.learning.scored(judged.beyond_quantile());
-            let learned = self.learning.learns(judged.over);
+            let learned = self.learning.scored(judged.over, judged.beyond_quantile());
             let censor = judged.over && !self.learning.accepted();
             let anomaly_score = self
                 .scoring

@@ -226,8 +226,9 @@ impl TrainingBuffer {
         out
     }
 
-    /// The windows, oldest first, as `len × width`.
-    pub fn to_array(&self) -> Array2<f64> {
+    /// The windows, oldest first, as `len × width` (the tests' view of what is stored).
+    #[cfg(test)]
+    fn to_array(&self) -> Array2<f64> {
         let all: Vec<usize> = (0..self.len).collect();
         self.select(&all, |raw, out| out.copy_from_slice(raw))
     }
