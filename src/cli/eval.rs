@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anomalyd::config::{Config, DetectorConfig};
-use anomalyd::eval::inject::{self, InjectRun};
+use anomalyd::eval::inject;
 use anomalyd::eval::nab::{self, ProfileResult};
 use anomalyd::eval::report::{self, VariantResult};
 use anomalyd::eval::run::{self, default_threads};
@@ -89,7 +89,11 @@ pub(crate) fn run(a: EvalArgs) -> anyhow::Result<()> {
         .map(|p| {
             let series =
                 read_series(p, None, None).with_context(|| format!("cannot read {}", p.display()))?;
-            Ok((p.display().to_string(), series))
+            // Named by the file alone: the report is committed, a path is the machine's.
+            let name = p
+                .file_name()
+                .map_or_else(|| p.display().to_string(), |f| f.to_string_lossy().into_owned());
+            Ok((name, series))
         })
         .collect::<anyhow::Result<_>>()?;
     let nab_base = load(&a.config)?;
@@ -125,16 +129,7 @@ pub(crate) fn run(a: EvalArgs) -> anyhow::Result<()> {
         })
         .collect();
     let mut results = Vec::new();
-    let mut injected: Vec<Vec<(String, InjectRun)>> = vec![Vec::new(); recordings.len()];
     for (name, nab_cfg, skab_cfg) in pairs {
-        for ((file, series), runs) in recordings.iter().zip(&mut injected) {
-            let run = inject::run_inject(&nab_cfg, series, inject::Spec::default(), threads);
-            println!(
-                "{name} injected into {file}:\n{}",
-                inject::table(&[(name.clone(), run.clone())])
-            );
-            runs.push((name.clone(), run));
-        }
         let started = Instant::now();
         let nab = match (&a.corpus, &windows) {
             (Some(c), Some(w)) => Some(run::run_nab(&nab_cfg, c, w, threads)?),
@@ -144,17 +139,24 @@ pub(crate) fn run(a: EvalArgs) -> anyhow::Result<()> {
             Some(dir) => Some(run::run_skab(&skab_cfg, dir, threads)?),
             None => None,
         };
+        let inject = (recordings.iter())
+            .map(|(file, series)| {
+                let run = inject::run_inject(&nab_cfg, series, inject::Spec::default(), threads);
+                (file.clone(), run)
+            })
+            .collect();
         let r = VariantResult {
             name,
             nab,
             skab,
+            inject,
             seconds: started.elapsed().as_secs_f64(),
         };
         print_variant(&r);
         results.push(r);
     }
-    for ((file, _), runs) in recordings.iter().zip(&injected) {
-        println!("Faults injected into {file}:\n{}", inject::table(runs));
+    if !recordings.is_empty() {
+        println!("{}", report::inject_tables(&results));
     }
     let summary =
         (a.seeds > 1 && (a.corpus.is_some() || a.skab.is_some())).then(|| report::seed_summary(&results));
@@ -185,6 +187,10 @@ fn with_seed(config: &DetectorConfig, seed: u64) -> DetectorConfig {
 }
 
 fn print_variant(r: &VariantResult) {
+    for (file, run) in &r.inject {
+        let one = [(r.name.clone(), run.clone())];
+        println!("{} injected into {file}:\n{}", r.name, inject::table(&one));
+    }
     if let Some(n) = &r.nab {
         print_nab(
             &format!(

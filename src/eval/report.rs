@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::config::{DetectorConfig, ScoreSource};
+use crate::eval::inject::{self, InjectRun};
 use crate::eval::run::{NabRun, SkabRun};
 use crate::model::autoencoder::{AutoencoderKind, Noise, Penalty};
 
@@ -17,6 +18,9 @@ pub struct VariantResult {
     pub nab: Option<NabRun>,
     /// SKAB results, if a SKAB directory was given.
     pub skab: Option<SkabRun>,
+    /// Faults injected into each recording of normal operation given (`--inject`),
+    /// by the recording's file name.
+    pub inject: Vec<(String, InjectRun)>,
     /// Wall time of this variant, seconds.
     pub seconds: f64,
 }
@@ -181,6 +185,27 @@ pub fn render(results: &[VariantResult], command: &str) -> String {
         }
         md.push('\n');
     }
+    md.push_str(&inject_tables(results));
+    md
+}
+
+/// One table per recording of normal operation faults were injected into: every
+/// variant's false alarms on it and faults caught ([`inject::table`]).
+pub fn inject_tables(results: &[VariantResult]) -> String {
+    let files: Vec<&str> = results
+        .first()
+        .map(|r| r.inject.iter().map(|(f, _)| f.as_str()).collect())
+        .unwrap_or_default();
+    let mut md = String::new();
+    for (i, file) in files.iter().enumerate() {
+        let runs: Vec<(String, InjectRun)> = (results.iter())
+            .filter_map(|r| r.inject.get(i).map(|(_, run)| (r.name.clone(), run.clone())))
+            .collect();
+        md.push_str(&format!(
+            "**Faults injected into {file}** (8 onsets a kind after the first quarter; caught / injected, median rows to the alert; clean: false alarms after the first quarter)\n\n{}\n",
+            inject::table(&runs)
+        ));
+    }
     md
 }
 
@@ -215,6 +240,37 @@ mod tests {
         splice(&path, "new\n").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, format!("intro\n{BEGIN}\nnew\n{END}\noutro\n"));
+    }
+
+    #[test]
+    fn each_recording_gets_a_table_of_every_variant() {
+        use crate::eval::inject::{Fault, FaultResult};
+        let run = |caught| InjectRun {
+            clean_alerts: 1,
+            clean_alert_share: 0.01,
+            faults: vec![FaultResult {
+                fault: Fault::Drift,
+                injected: 8,
+                caught,
+                delays: vec![50; caught],
+            }],
+        };
+        let variant = |name: &str, caught| VariantResult {
+            name: name.into(),
+            nab: None,
+            skab: None,
+            inject: vec![("a.csv".into(), run(caught)), ("b.csv".into(), run(caught + 1))],
+            seconds: 0.0,
+        };
+        let md = inject_tables(&[variant("ae", 2), variant("pca", 5)]);
+        assert_eq!(md.matches("**Faults injected into").count(), 2, "{md}");
+        let b = &md[md.find("into b.csv").expect("b's table")..];
+        assert!(b.contains("| ae | 1, 1.0 % | 3/8 (50) |"), "{md}");
+        assert!(b.contains("| pca | 1, 1.0 % | 6/8 (50) |"), "{md}");
+        assert_eq!(
+            render(&[variant("ae", 2)], "cmd").matches("into a.csv").count(),
+            1
+        );
     }
 
     #[test]
