@@ -24,6 +24,7 @@ pub mod detector;
 pub mod escape;
 pub mod eval;
 pub mod ingest;
+pub mod likelihood;
 pub mod metrics;
 pub mod model;
 pub mod mqtt;

@@ -16,23 +16,25 @@ use crate::threshold::RollingMax;
 #[derive(Clone, Debug)]
 pub struct AnomalyScorer {
     reference: RollingMax,
+    onset: OnsetFilter,
+}
+
+/// The onset rule: maps a ratio (1 = an event) to r / (1 + r) and reports it only if
+/// it beats the previous `onset_rows` values, an event once in `onset_rows` windows.
+#[derive(Clone, Debug)]
+pub struct OnsetFilter {
     onset_rows: usize,
     /// The last `onset_rows` raw values, for their maximum.
     recent: RollingMax,
     index: u64,
-    /// Index of the last reported event (a value at least as large as the reference).
+    /// Index of the last reported event (a ratio of at least 1).
     last_event: Option<u64>,
 }
 
-/// Guards the ratio against a reference of exactly zero (a flat signal).
-const MIN_REFERENCE: f64 = 1e-12;
-
-impl AnomalyScorer {
-    /// A scorer with no history, relative to the maximum of the last `history` errors,
-    /// counting only values that beat those of the previous `onset_rows` (0 = every value).
-    pub fn new(history: usize, onset_rows: usize) -> Self {
+impl OnsetFilter {
+    /// Counts only values that beat those of the previous `onset_rows` (0 = every value).
+    pub fn new(onset_rows: usize) -> Self {
         Self {
-            reference: RollingMax::new(history),
             onset_rows,
             // Unused when `onset_rows` is 0 (every value counts), but never empty.
             recent: RollingMax::new(onset_rows.max(1)),
@@ -41,21 +43,9 @@ impl AnomalyScorer {
         }
     }
 
-    /// The anomaly score of `error`, then learns `error` as history.
-    pub fn update(&mut self, error: f64) -> f64 {
-        self.update_learning(error, true)
-    }
-
-    /// The anomaly score of `error`; learns `error` as history only when `learn`.
-    pub fn update_learning(&mut self, error: f64, learn: bool) -> f64 {
-        let ratio = match self.reference.max() {
-            Some(reference) => error / reference.max(MIN_REFERENCE),
-            None => 0.0,
-        };
+    /// The reported score of `ratio`: r / (1 + r) at an onset, else 0.
+    pub fn report(&mut self, ratio: f64) -> f64 {
         let raw = ratio / (1.0 + ratio);
-        if learn {
-            self.reference.push(error);
-        }
         self.index += 1;
         if self.onset_rows == 0 {
             return raw;
@@ -77,6 +67,47 @@ impl AnomalyScorer {
             self.last_event = Some(self.index);
         }
         raw
+    }
+}
+
+/// Guards the ratio against a reference of exactly zero (a flat signal).
+const MIN_REFERENCE: f64 = 1e-12;
+
+impl AnomalyScorer {
+    /// A scorer with no history, relative to the maximum of the last `history` errors,
+    /// counting only values that beat those of the previous `onset_rows` (0 = every value).
+    pub fn new(history: usize, onset_rows: usize) -> Self {
+        Self {
+            reference: RollingMax::new(history),
+            onset: OnsetFilter::new(onset_rows),
+        }
+    }
+
+    /// The anomaly score of `error`, then learns `error` as history.
+    pub fn update(&mut self, error: f64) -> f64 {
+        self.update_learning(error, true)
+    }
+
+    /// The anomaly score of `error`; learns `error` as history only when `learn`.
+    pub fn update_learning(&mut self, error: f64, learn: bool) -> f64 {
+        self.update_gated(error, learn, true)
+    }
+
+    /// [`Self::update_learning`], with the ratio taken as 0 unless `pass`.
+    pub fn update_gated(&mut self, error: f64, learn: bool, pass: bool) -> f64 {
+        let ratio = if pass { self.ratio(error) } else { 0.0 };
+        if learn {
+            self.reference.push(error);
+        }
+        self.onset.report(ratio)
+    }
+
+    /// The ratio of `error` to the reference (0 without one); learns nothing.
+    pub fn ratio(&self, error: f64) -> f64 {
+        match self.reference.max() {
+            Some(reference) => error / reference.max(MIN_REFERENCE),
+            None => 0.0,
+        }
     }
 
     /// Forgets the reference history (the onset memory is kept).

@@ -187,6 +187,11 @@ pub struct OnsetScore {
     pub point: bool,
     /// Recent-range component (`None` = off).
     pub range: Option<RangeParams>,
+    /// Likelihood component: the tail probability that is an event (`None` = off).
+    pub likelihood_tail: Option<f64>,
+    /// Windows after an `anomaly_score` of at least 0.5 during which only a larger one is
+    /// reported (0 = off).
+    pub rest_rows: usize,
 }
 
 /// The recent-range component: a reading `margin` × range beyond the range of the

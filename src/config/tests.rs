@@ -126,6 +126,11 @@ fn range_problems_are_collected_in_one_pass() {
             "must be a number >= 0",
         ),
         (
+            "score.likelihood_tail",
+            "[score]\nlikelihood_tail = 0.5",
+            "must be a probability in [0, 0.5)",
+        ),
+        (
             "alert.severity_bands",
             "[alert]\nseverity_bands = [5.0, 2.0]",
             "must be two increasing numbers >= 1 (major, critical bounds of over_by), got [5.0, 2.0]",

@@ -8,9 +8,10 @@
 //! the policy says so.
 
 use crate::config::{DetectorConfig, ScoreStrategy, SensorThreshold};
+use crate::likelihood::Likelihood;
 use crate::model::{Model, WindowScores, Workspace};
 use crate::range::RecentRange;
-use crate::score::AnomalyScorer;
+use crate::score::{AnomalyScorer, OnsetFilter};
 use crate::threshold::{RollingMax, RollingQuantile};
 use crate::trainer::TrainingBuffer;
 
@@ -42,6 +43,43 @@ struct Onset {
     /// Reference of the newest reading's own error (`score.point`).
     point: Option<AnomalyScorer>,
     range: Option<RecentRange>,
+    /// The window error's likelihood (`score.likelihood_tail`), with its own onset rule.
+    likelihood: Option<(Likelihood, OnsetFilter)>,
+    /// After an `anomaly_score` of at least 0.5, only a larger one is reported for
+    /// `rest_rows` windows (`score.rest_rows`).
+    rest: Rest,
+}
+
+/// The rest period after an event (the idea of CAD OSE's detector in NAB): windows left
+/// in it and the score that started it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Rest {
+    rows: usize,
+    left: usize,
+    level: f64,
+}
+
+impl Rest {
+    fn new(rows: usize) -> Self {
+        Self {
+            rows,
+            ..Self::default()
+        }
+    }
+
+    /// `score`, or 0 when it falls in the rest period of a larger one.
+    fn report(&mut self, score: f64) -> f64 {
+        let resting = self.left > 0;
+        self.left = self.left.saturating_sub(1);
+        if resting && score <= self.level {
+            return 0.0;
+        }
+        if self.rows > 0 && score >= 0.5 {
+            self.left = self.rows;
+            self.level = score;
+        }
+        score
+    }
 }
 
 /// One sensor's scoring state.
@@ -71,6 +109,7 @@ impl Scoring {
         (self.threshold).reconfigure(config.threshold.window, self.limits.quantile.get());
         let (window, point) = self.references();
         let old_range = self.onset.as_mut().and_then(|o| o.range.take());
+        let old_likelihood = self.onset.as_mut().and_then(|o| o.likelihood.take());
         self.onset = new_onset(config.score, channels);
         if let Some(o) = self.onset.as_mut() {
             restore_references(o, window.as_ref(), point.as_ref());
@@ -79,6 +118,9 @@ impl Scoring {
                 if new.settings() == old.settings() {
                     o.range = Some(old);
                 }
+            }
+            if let (Some((new, _)), Some((old, _))) = (o.likelihood.as_mut(), &old_likelihood) {
+                new.keep_history(old);
             }
         }
     }
@@ -128,6 +170,9 @@ impl Scoring {
             };
         };
         let mut score = onset.window.update_learning(j.value, learn);
+        if let Some((likelihood, filter)) = onset.likelihood.as_mut() {
+            score = score.max(filter.report(likelihood.update(j.value, learn)));
+        }
         if let Some(point) = onset.point.as_mut() {
             let e = self.workspace.newest_z_error(channels);
             score = score.max(point.update_learning(e, learn));
@@ -137,7 +182,7 @@ impl Scoring {
         if onset.range.as_ref().is_some_and(|r| r.outside().contains(&true)) {
             score = 1.0;
         }
-        score
+        onset.rest.report(score)
     }
 
     /// After a new model: the strategy's references become the new model's errors on
@@ -174,6 +219,9 @@ impl Scoring {
         let channels = model.channels;
         if let Some(o) = self.onset.as_mut() {
             o.window.clear_history();
+            if let Some((l, _)) = o.likelihood.as_mut() {
+                l.clear_history();
+            }
             if let Some(p) = o.point.as_mut() {
                 p.clear_history();
             }
@@ -187,6 +235,9 @@ impl Scoring {
             if let Some(o) = self.onset.as_mut() {
                 if i + history >= held {
                     o.window.learn(value);
+                    if let Some((l, _)) = o.likelihood.as_mut() {
+                        l.learn(value);
+                    }
                     if let Some(p) = o.point.as_mut() {
                         p.learn(self.workspace.newest_z_error(channels));
                     }
@@ -273,5 +324,41 @@ fn new_onset(strategy: ScoreStrategy, channels: usize) -> Option<Onset> {
         range: o
             .range
             .map(|r| RecentRange::new(channels, r.rows.get(), r.margin)),
+        likelihood: o.likelihood_tail.map(|tail| {
+            (
+                Likelihood::new(o.history.get(), tail),
+                OnsetFilter::new(o.onset_rows),
+            )
+        }),
+        rest: Rest::new(o.rest_rows),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rest;
+
+    #[test]
+    fn in_the_rest_period_only_a_larger_score_is_reported() {
+        let mut rest = Rest::new(3);
+        assert_eq!(rest.report(0.4), 0.4);
+        assert_eq!(rest.report(0.6), 0.6);
+        // Under the event that started the rest period: not reported.
+        assert_eq!(rest.report(0.55), 0.0);
+        assert_eq!(rest.report(0.3), 0.0);
+        // Larger: reported, and it starts a rest period of its own.
+        assert_eq!(rest.report(0.8), 0.8);
+        for _ in 0..3 {
+            assert_eq!(rest.report(0.7), 0.0);
+        }
+        // Once the period has passed, anything is reported again.
+        assert_eq!(rest.report(0.7), 0.7);
+    }
+
+    #[test]
+    fn no_rest_period_when_off() {
+        let mut rest = Rest::new(0);
+        assert_eq!(rest.report(0.9), 0.9);
+        assert_eq!(rest.report(0.6), 0.6);
+    }
 }

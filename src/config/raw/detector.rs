@@ -166,6 +166,13 @@ pub struct RawScore {
     pub range_margin: f64,
     /// `onset`: readings the recent range is taken over. Default 5000.
     pub range_rows: usize,
+    /// `onset`: also score the window error's likelihood (its log against the mean and
+    /// standard deviation of the learned errors' logs, as a Gaussian tail); this tail
+    /// probability is an event (a score of 0.5). 0 disables. Default 0.0003.
+    pub likelihood_tail: f64,
+    /// `onset`: after an `anomaly_score` of at least 0.5, for this many windows only a
+    /// larger one is reported; 0 disables. Default 100.
+    pub rest_rows: usize,
 }
 
 /// `[learning]`.
@@ -276,6 +283,8 @@ impl Default for RawScore {
             point: "z".into(),
             range_margin: 0.05,
             range_rows: 5000,
+            likelihood_tail: 3e-4,
+            rest_rows: 100,
         }
     }
 }

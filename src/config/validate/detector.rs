@@ -290,6 +290,12 @@ fn score(raw: &RawConfig, p: &mut Problems) -> ScoreStrategy {
                 || format!("must be a number >= 0 (0 = off), got {}", s.range_margin),
             );
             let rows = nonzero(p, "score.range_rows", s.range_rows);
+            let tail = s.likelihood_tail;
+            p.check(
+                tail.is_finite() && (0.0..0.5).contains(&tail),
+                "score.likelihood_tail",
+                || format!("must be a probability in [0, 0.5) (0 = off), got {tail}"),
+            );
             let point = match s.point.as_str() {
                 "z" => true,
                 "off" => false,
@@ -306,6 +312,8 @@ fn score(raw: &RawConfig, p: &mut Problems) -> ScoreStrategy {
                     margin: s.range_margin,
                     rows,
                 }),
+                likelihood_tail: (tail.is_finite() && tail > 0.0 && tail < 0.5).then_some(tail),
+                rest_rows: s.rest_rows,
             })
         }
         other => {
