@@ -90,12 +90,7 @@ impl AnomalyScorer {
 
     /// The anomaly score of `error`; learns `error` as history only when `learn`.
     pub fn update_learning(&mut self, error: f64, learn: bool) -> f64 {
-        self.update_gated(error, learn, true)
-    }
-
-    /// [`Self::update_learning`], with the ratio taken as 0 unless `pass`.
-    pub fn update_gated(&mut self, error: f64, learn: bool, pass: bool) -> f64 {
-        let ratio = if pass { self.ratio(error) } else { 0.0 };
+        let ratio = self.ratio(error);
         if learn {
             self.reference.push(error);
         }
@@ -103,7 +98,7 @@ impl AnomalyScorer {
     }
 
     /// The ratio of `error` to the reference (0 without one); learns nothing.
-    pub fn ratio(&self, error: f64) -> f64 {
+    fn ratio(&self, error: f64) -> f64 {
         match self.reference.max() {
             Some(reference) => error / reference.max(MIN_REFERENCE),
             None => 0.0,
