@@ -15,8 +15,8 @@
 //! newest raw values first; the window of 32 readings already smooths the error, and
 //! averages of 5 or 10 scored lower on NAB (docs/quality.md, session 10).
 //!
-//! The history is not in snapshots: after a restart the component is silent until 30
-//! errors are learned, and the next model rebuilds it.
+//! The history's statistics are in snapshots (format 5); a sensor restored from an
+//! older snapshot has none, and its component is silent until 30 errors are learned.
 
 /// Values needed before the likelihood says anything.
 const MIN_HISTORY: u64 = 30;
@@ -27,8 +27,8 @@ const MIN_ERROR: f64 = 1e-300;
 const MIN_SD: f64 = 0.05;
 
 /// Mean and variance of learned values: the plain mean of the first `span`, then
-/// exponentially weighted with weight `1 / span`.
-#[derive(Clone, Debug)]
+/// exponentially weighted with weight `1 / span`. Kept in snapshots (format 5).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DecayingStats {
     span: u64,
     count: u64,
@@ -153,8 +153,18 @@ impl Likelihood {
 
     /// Takes `other`'s history (a reload that keeps the component).
     pub fn keep_history(&mut self, other: &Self) {
+        self.restore(&other.stats);
+    }
+
+    /// The history's statistics, for a snapshot.
+    pub fn stats(&self) -> &DecayingStats {
+        &self.stats
+    }
+
+    /// Takes saved statistics as the history, weighted by this component's own span.
+    pub fn restore(&mut self, stats: &DecayingStats) {
         let span = self.stats.span;
-        self.stats = other.stats.clone();
+        self.stats = stats.clone();
         self.stats.span = span;
     }
 }

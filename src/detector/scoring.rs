@@ -8,7 +8,7 @@
 //! the policy says so.
 
 use crate::config::{DetectorConfig, ScoreStrategy, SensorThreshold};
-use crate::likelihood::Likelihood;
+use crate::likelihood::{DecayingStats, Likelihood};
 use crate::model::{Model, WindowScores, Workspace};
 use crate::range::RecentRange;
 use crate::score::{AnomalyScorer, OnsetFilter};
@@ -291,6 +291,19 @@ impl Scoring {
         self.threshold = threshold;
         if let Some(o) = self.onset.as_mut() {
             restore_references(o, window, point);
+        }
+    }
+
+    /// The likelihood component's statistics, for a snapshot (`None`: it is off).
+    pub(super) fn likelihood_stats(&self) -> Option<DecayingStats> {
+        let (l, _) = self.onset.as_ref()?.likelihood.as_ref()?;
+        Some(l.stats().clone())
+    }
+
+    /// Restores [`Self::likelihood_stats`] into the likelihood component, if it is on.
+    pub(super) fn restore_likelihood(&mut self, stats: &DecayingStats) {
+        if let Some((l, _)) = self.onset.as_mut().and_then(|o| o.likelihood.as_mut()) {
+            l.restore(stats);
         }
     }
 

@@ -6,8 +6,9 @@
 //! model; retraining resumes once the buffer has `training.min_windows` new windows.
 //!
 //! Format 3 keeps the threshold as its block summaries and the score references as
-//! their rolling-maximum deques (a few KB per sensor). Format 2 (every score of both
-//! histories, oldest first) still loads: see [`legacy`].
+//! their rolling-maximum deques (a few KB per sensor); format 4 adds the model's skip
+//! path, format 5 the likelihood component's statistics. Formats 2 (every score of both
+//! histories, oldest first), 3 and 4 still load: see [`legacy`].
 
 mod legacy;
 
@@ -18,13 +19,14 @@ use serde::{Deserialize, Serialize};
 use super::{Detector, Pipeline};
 use crate::alert::{AlertParams, AlertState};
 use crate::config::{DetectorConfig, LearningConfig, ScoreStrategy, ThresholdConfig};
+use crate::likelihood::DecayingStats;
 use crate::model::Model;
 use crate::model::autoencoder::Autoencoder;
 use crate::reading::SensorId;
 use crate::threshold::{RollingMax, RollingQuantile};
 
 /// Format of [`DetectorSnapshot`]; bump when its shape changes.
-pub const SNAPSHOT_FORMAT: u32 = 4;
+pub const SNAPSHOT_FORMAT: u32 = 5;
 
 /// Everything the detector persists. Decodes format 2 too, converted (bincode only:
 /// the store's codec).
@@ -55,6 +57,9 @@ pub struct SensorSnapshot {
     pub scorer: Option<RollingMax>,
     /// Reference of the `score.point` component.
     pub point_scorer: Option<RollingMax>,
+    /// Statistics of the `score.likelihood_tail` component (`None`: off, or a snapshot
+    /// before format 5).
+    pub likelihood: Option<DecayingStats>,
     /// Per-channel EMA of past readings for `window.detrend = "ema"`; empty = not started.
     pub ema: Vec<f64>,
     /// Alert lifecycle state.
@@ -72,6 +77,7 @@ impl Pipeline {
             legacy_threshold: None,
             scorer,
             point_scorer,
+            likelihood: self.scoring.likelihood_stats(),
             ema: self.drift.ema(),
             alert: self.alert.clone(),
         }
@@ -105,6 +111,9 @@ impl Pipeline {
                 p.scoring.restore(t, s.scorer.as_ref(), s.point_scorer.as_ref());
             }
             None => (p.scoring).restore(s.threshold, s.scorer.as_ref(), s.point_scorer.as_ref()),
+        }
+        if let Some(stats) = &s.likelihood {
+            p.scoring.restore_likelihood(stats);
         }
         p.drift.restore(s.ema);
         p.alert = s.alert;

@@ -1,4 +1,6 @@
-//! Decoding [`DetectorSnapshot`]: the current format; format 3, whose models had no
+//! Decoding [`DetectorSnapshot`]: the current format; format 4, without the likelihood
+//! component's statistics (its sensors' component is silent until 30 errors are
+//! learned); format 3, whose models had no
 //! linear skip path (`Model::residual` is false for them, so a sensor configured for
 //! the skip path warms up a new model); and format 2 (before issue 12's compact
 //! threshold), whose threshold and reference histories were every score,
@@ -21,8 +23,10 @@ use crate::threshold::{RollingMax, RollingQuantile};
 
 /// The format before [`SNAPSHOT_FORMAT`] 3.
 const FORMAT_2: u32 = 2;
-/// The format before [`SNAPSHOT_FORMAT`] 4 (models without the skip-path flag).
+/// The format before 4 (models without the skip-path flag).
 const FORMAT_3: u32 = 3;
+/// The format before [`SNAPSHOT_FORMAT`] 5 (no likelihood statistics).
+const FORMAT_4: u32 = 4;
 
 /// A model in formats 2 and 3.
 #[derive(Deserialize, Serialize)]
@@ -43,6 +47,36 @@ impl From<ModelV3> for Model {
             ae: m.ae,
             pca: m.pca,
             residual: false,
+        }
+    }
+}
+
+/// One sensor in format 4.
+#[derive(Deserialize, Serialize)]
+pub(super) struct SensorSnapshotV4 {
+    pub(super) sensor: String,
+    pub(super) channels: Vec<String>,
+    pub(super) model: Option<Model>,
+    pub(super) threshold: RollingQuantile,
+    pub(super) scorer: Option<RollingMax>,
+    pub(super) point_scorer: Option<RollingMax>,
+    pub(super) ema: Vec<f64>,
+    pub(super) alert: AlertState,
+}
+
+impl From<SensorSnapshotV4> for SensorSnapshot {
+    fn from(s: SensorSnapshotV4) -> Self {
+        Self {
+            sensor: s.sensor,
+            channels: s.channels,
+            model: s.model,
+            threshold: s.threshold,
+            legacy_threshold: None,
+            scorer: s.scorer,
+            point_scorer: s.point_scorer,
+            likelihood: None,
+            ema: s.ema,
+            alert: s.alert,
         }
     }
 }
@@ -70,6 +104,7 @@ impl From<SensorSnapshotV3> for SensorSnapshot {
             legacy_threshold: None,
             scorer: s.scorer,
             point_scorer: s.point_scorer,
+            likelihood: None,
             ema: s.ema,
             alert: s.alert,
         }
@@ -109,6 +144,7 @@ impl From<SensorSnapshotV2> for SensorSnapshot {
             legacy_threshold: Some(s.threshold),
             scorer: rolling_max(&s.scorer),
             point_scorer: rolling_max(&s.point_scorer),
+            likelihood: None,
             ema: s.ema,
             alert: s.alert,
         }
@@ -136,13 +172,15 @@ impl<'de> Visitor<'de> for SnapshotVisitor {
             .ok_or_else(|| de::Error::invalid_length(0, &self))?;
         let sensors = match format {
             SNAPSHOT_FORMAT => seq.next_element::<Vec<SensorSnapshot>>()?,
+            FORMAT_4 => (seq.next_element::<Vec<SensorSnapshotV4>>()?)
+                .map(|v| v.into_iter().map(SensorSnapshot::from).collect()),
             FORMAT_3 => (seq.next_element::<Vec<SensorSnapshotV3>>()?)
                 .map(|v| v.into_iter().map(SensorSnapshot::from).collect()),
             FORMAT_2 => (seq.next_element::<Vec<SensorSnapshotV2>>()?)
                 .map(|v| v.into_iter().map(SensorSnapshot::from).collect()),
             other => {
                 return Err(de::Error::custom(format!(
-                    "detector snapshot format {other} is not supported, this build reads {SNAPSHOT_FORMAT}, {FORMAT_3} and {FORMAT_2}"
+                    "detector snapshot format {other} is not supported, this build reads {SNAPSHOT_FORMAT}, {FORMAT_4}, {FORMAT_3} and {FORMAT_2}"
                 )));
             }
         }
@@ -251,6 +289,42 @@ mod tests {
         let reread: DetectorSnapshot = codec().deserialize(&again).unwrap();
         assert_eq!(reread.sensors[0].threshold.len(), 150);
         assert!(reread.sensors[0].legacy_threshold.is_none());
+    }
+
+    #[test]
+    fn a_format_4_snapshot_loads_without_likelihood_statistics() {
+        let config = build_config("");
+        let mut d = Detector::new(config.clone(), 10);
+        let id = SensorId::new("s1");
+        feed(&mut d, &id, 0, 150);
+        let now = d.snapshot().sensors.remove(0);
+        assert!(
+            now.likelihood.is_some(),
+            "the default config scores the likelihood"
+        );
+        let old = SensorSnapshotV4 {
+            sensor: now.sensor.clone(),
+            channels: now.channels.clone(),
+            model: now.model.clone(),
+            threshold: now.threshold.clone(),
+            scorer: now.scorer.clone(),
+            point_scorer: now.point_scorer.clone(),
+            ema: now.ema.clone(),
+            alert: now.alert.clone(),
+        };
+        let bytes = codec().serialize(&(FORMAT_4, vec![old])).unwrap();
+        let snap: DetectorSnapshot = codec().deserialize(&bytes).unwrap();
+        assert_eq!(snap.format, SNAPSHOT_FORMAT);
+        assert!(snap.sensors[0].likelihood.is_none());
+        let mut back = Detector::new(config, 10);
+        assert_eq!(back.restore(snap), 1);
+        let p = back.pipeline(&id).unwrap();
+        assert_eq!(
+            p.model_version(),
+            now.model.as_ref().unwrap().version,
+            "model kept"
+        );
+        assert_eq!(p.threshold_len(), now.threshold.len());
     }
 
     #[test]

@@ -78,3 +78,26 @@ fn snapshot_keeps_point_history_and_detrend_state() {
     assert_eq!(again.sensors[0].point_scorer, s.point_scorer);
     assert_eq!(again.sensors[0].ema, s.ema);
 }
+
+#[test]
+fn snapshot_keeps_the_likelihood_statistics() {
+    let config = build_config("[score]\nlikelihood_tail = 0.001");
+    let mut a = Detector::new(config.clone(), 10);
+    let id = SensorId::new("s1");
+    feed(&mut a, &id, 0, 300);
+    let snap = a.snapshot();
+    let saved = snap.sensors[0].likelihood.clone().expect("likelihood saved");
+    assert!(saved.count() >= 30, "enough history to score: {saved:?}");
+    let mut b = Detector::new(config, 10);
+    assert_eq!(b.restore(snap), 1);
+    assert_eq!(b.snapshot().sensors[0].likelihood, Some(saved));
+    // Scored alike from the first full window after the restart.
+    let sa = feed(&mut a, &id, 300, 340);
+    let sb = feed(&mut b, &id, 300, 340);
+    let last = |s: &[Step]| s.last().unwrap().scored.unwrap().anomaly_score;
+    assert_eq!(last(&sa), last(&sb));
+    // Off: nothing saved.
+    let mut off = Detector::new(build_config("[score]\nlikelihood_tail = 0"), 10);
+    feed(&mut off, &id, 0, 300);
+    assert_eq!(off.snapshot().sensors[0].likelihood, None);
+}
