@@ -93,6 +93,7 @@ complete -c anomalyd -n "__fish_anomalyd_using_subcommand eval" -l skab-config -
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand eval" -l report -d 'Splice the results table into this Markdown file (e.g. docs/quality.md)' -r -F
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand eval" -l threads -d 'Worker threads (default: every core)' -r
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand eval" -l seeds -d 'Run every detector with this many seeds (`model.seed`, `model.seed + 1`, …) and report each seed, their mean and their spread' -r
+complete -c anomalyd -n "__fish_anomalyd_using_subcommand eval" -l inject -d 'A recording of normal operation (any CSV `replay` reads) to inject synthetic faults into (repeatable); reports which kinds each detector catches, how soon, and its false alarms on the recording as it is. Uses --config' -r -F
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand eval" -l log -d 'Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or `anomalyd=debug`. Without it RUST_LOG is used; else `info` (`warn` for `demo`, whose output is the alerts)' -r
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand eval" -l log-format -d 'Log line format on stderr: `text` (ANSI colour only on a terminal, syslog priority prefixes under journald) or `json` (one object per line)' -r -f -a "text\t'Human-readable lines (priority-prefixed under journald)'
 json\t'One JSON object per line'"

@@ -51,55 +51,32 @@ impl From<ModelV3> for Model {
     }
 }
 
+/// One sensor in formats 3 and 4, which differ only in their model: [`ModelV3`] (no
+/// skip-path flag) in format 3, [`Model`] in format 4. Neither has the likelihood's
+/// statistics.
+#[derive(Deserialize, Serialize)]
+pub(super) struct SensorSnapshotOld<M> {
+    pub(super) sensor: String,
+    pub(super) channels: Vec<String>,
+    pub(super) model: Option<M>,
+    pub(super) threshold: RollingQuantile,
+    pub(super) scorer: Option<RollingMax>,
+    pub(super) point_scorer: Option<RollingMax>,
+    pub(super) ema: Vec<f64>,
+    pub(super) alert: AlertState,
+}
+
 /// One sensor in format 4.
-#[derive(Deserialize, Serialize)]
-pub(super) struct SensorSnapshotV4 {
-    pub(super) sensor: String,
-    pub(super) channels: Vec<String>,
-    pub(super) model: Option<Model>,
-    pub(super) threshold: RollingQuantile,
-    pub(super) scorer: Option<RollingMax>,
-    pub(super) point_scorer: Option<RollingMax>,
-    pub(super) ema: Vec<f64>,
-    pub(super) alert: AlertState,
-}
-
-impl From<SensorSnapshotV4> for SensorSnapshot {
-    fn from(s: SensorSnapshotV4) -> Self {
-        Self {
-            sensor: s.sensor,
-            channels: s.channels,
-            model: s.model,
-            threshold: s.threshold,
-            legacy_threshold: None,
-            scorer: s.scorer,
-            point_scorer: s.point_scorer,
-            likelihood: None,
-            ema: s.ema,
-            alert: s.alert,
-        }
-    }
-}
-
+pub(super) type SensorSnapshotV4 = SensorSnapshotOld<Model>;
 /// One sensor in format 3.
-#[derive(Deserialize, Serialize)]
-pub(super) struct SensorSnapshotV3 {
-    pub(super) sensor: String,
-    pub(super) channels: Vec<String>,
-    pub(super) model: Option<ModelV3>,
-    pub(super) threshold: RollingQuantile,
-    pub(super) scorer: Option<RollingMax>,
-    pub(super) point_scorer: Option<RollingMax>,
-    pub(super) ema: Vec<f64>,
-    pub(super) alert: AlertState,
-}
+pub(super) type SensorSnapshotV3 = SensorSnapshotOld<ModelV3>;
 
-impl From<SensorSnapshotV3> for SensorSnapshot {
-    fn from(s: SensorSnapshotV3) -> Self {
+impl<M: Into<Model>> From<SensorSnapshotOld<M>> for SensorSnapshot {
+    fn from(s: SensorSnapshotOld<M>) -> Self {
         Self {
             sensor: s.sensor,
             channels: s.channels,
-            model: s.model.map(Model::from),
+            model: s.model.map(Into::into),
             threshold: s.threshold,
             legacy_threshold: None,
             scorer: s.scorer,
