@@ -22,7 +22,10 @@
 #
 # Usage: scripts/replay-rate.sh [REPS]   (default 3)
 # Environment: ANOMALYD_DATASETS (default ../shared/datasets beside the repo),
-#              BASELINE (an anomalyd binary to compare with), CPU (default 0).
+#              BASELINE (an anomalyd binary to compare with), BASELINE_CONFIG (the
+#              config the baseline runs with retraining off, default config/anomalyd.toml:
+#              a baseline from before a new config key needs the file of its own commit),
+#              CPU (default 0).
 set -euo pipefail
 
 REPS=${1:-3}
@@ -39,12 +42,17 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 # Retraining off: both keys must be found and set, or the figure would include training.
-sed -e 's/^retrain_every = [0-9]*/retrain_every = 0/' \
-    -e 's/^accept_after_secs = [0-9]*/accept_after_secs = 0/' \
-    config/anomalyd.toml >"$WORK/no-retrain.toml"
-for key in retrain_every accept_after_secs; do
-    grep -q "^$key = 0 " "$WORK/no-retrain.toml" || { echo "cannot set $key = 0" >&2; exit 1; }
-done
+no_retrain() { # config → stdout
+    local out
+    out=$(sed -e 's/^retrain_every = [0-9]*/retrain_every = 0/' \
+        -e 's/^accept_after_secs = [0-9]*/accept_after_secs = 0/' "$1")
+    for key in retrain_every accept_after_secs; do
+        grep -q "^$key = 0 " <<<"$out" || { echo "cannot set $key = 0 in $1" >&2; return 1; }
+    done
+    printf '%s\n' "$out"
+}
+no_retrain config/anomalyd.toml >"$WORK/no-retrain.toml"
+no_retrain "${BASELINE_CONFIG:-config/anomalyd.toml}" >"$WORK/no-retrain-base.toml"
 
 python3 - "$NAB" "$WORK/nab.csv" <<'EOF'
 import csv, datetime, pathlib, sys
@@ -61,9 +69,9 @@ EOF
 ROWS=$(($(wc -l <"$WORK/nab.csv") - 1))
 echo "input: $ROWS rows (all of NAB, re-timed); config: config/anomalyd.toml with retraining off" >&2
 
-run() { # binary → "wall_s cpu_s"
+run() { # binary config → "wall_s cpu_s"
     /usr/bin/time -f '%e %U %S' -o "$WORK/time" taskset -c "$CPU" "$1" replay \
-        --config "$WORK/no-retrain.toml" --input "$WORK/nab.csv" --output /dev/null 2>"$WORK/stderr" \
+        --config "$2" --input "$WORK/nab.csv" --output /dev/null 2>"$WORK/stderr" \
         || { cat "$WORK/stderr" >&2; exit 1; }
     grep -q "model version 1," "$WORK/stderr" || { echo "expected one model: $(cat "$WORK/stderr")" >&2; exit 1; }
     awk '{print $1, $2 + $3}' "$WORK/time"
@@ -73,14 +81,14 @@ rate() { awk -v n="$ROWS" -v s="$1" 'BEGIN {printf "%.0f", n / s}'; }
 
 : >"$WORK/this"
 : >"$WORK/base"
-measure() { # label binary file
-    read -r wall cpu < <(run "$2")
-    echo "$wall $cpu" >>"$3"
+measure() { # label binary config file
+    read -r wall cpu < <(run "$2" "$3")
+    echo "$wall $cpu" >>"$4"
     echo "run $i $1 $wall s wall, $cpu s CPU: $(rate "$wall") readings/s ($(rate "$cpu") per CPU second)"
 }
 for i in $(seq "$REPS"); do
-    measure "this build:" "$BIN" "$WORK/this"
-    [ -z "${BASELINE:-}" ] || measure "baseline:  " "$BASELINE" "$WORK/base"
+    measure "this build:" "$BIN" "$WORK/no-retrain.toml" "$WORK/this"
+    [ -z "${BASELINE:-}" ] || measure "baseline:  " "$BASELINE" "$WORK/no-retrain-base.toml" "$WORK/base"
 done
 summary() { # label file
     local wall cpu

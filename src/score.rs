@@ -24,7 +24,8 @@ pub struct AnomalyScorer {
 #[derive(Clone, Debug)]
 pub struct OnsetFilter {
     onset_rows: usize,
-    /// The last `onset_rows` raw values, for their maximum.
+    /// The keys of the last `onset_rows` values (the raw values themselves, or any
+    /// strictly increasing function of them), for their maximum.
     recent: RollingMax,
     index: u64,
     /// Index of the last reported event (a ratio of at least 1).
@@ -45,16 +46,24 @@ impl OnsetFilter {
 
     /// The reported score of `ratio`: r / (1 + r) at an onset, else 0.
     pub fn report(&mut self, ratio: f64) -> f64 {
-        let raw = ratio / (1.0 + ratio);
+        self.report_with(ratio / (1.0 + ratio), || ratio)
+    }
+
+    /// [`Self::report`] of the ratio `ratio()`, given `key`, any strictly increasing
+    /// function of it: the onset test compares keys, and `ratio` is called only for a
+    /// key that beats the previous ones (a costly ratio is then rarely computed).
+    pub fn report_with(&mut self, key: f64, ratio: impl FnOnce() -> f64) -> f64 {
         self.index += 1;
         if self.onset_rows == 0 {
-            return raw;
+            let ratio = ratio();
+            return ratio / (1.0 + ratio);
         }
-        let beaten = self.recent.max().is_none_or(|max| raw > max);
-        self.recent.push(raw);
+        let beaten = self.recent.max().is_none_or(|max| key > max);
+        self.recent.push(key);
         if !beaten {
             return 0.0;
         }
+        let ratio = ratio();
         // An event (a value over the reference) is reported once: its growth over the
         // next `onset_rows` windows is the same event, not a new one.
         if ratio >= 1.0 {
@@ -66,7 +75,7 @@ impl OnsetFilter {
             }
             self.last_event = Some(self.index);
         }
-        raw
+        ratio / (1.0 + ratio)
     }
 }
 

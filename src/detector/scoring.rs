@@ -171,7 +171,7 @@ impl Scoring {
         };
         let mut score = onset.window.update_learning(j.value, learn);
         if let Some((likelihood, filter)) = onset.likelihood.as_mut() {
-            score = score.max(filter.report(likelihood.update(j.value, learn)));
+            score = score.max(likelihood.score(j.value, learn, filter));
         }
         if let Some(point) = onset.point.as_mut() {
             let e = self.workspace.newest_z_error(channels);
