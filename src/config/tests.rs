@@ -241,6 +241,30 @@ fn the_skab_config_is_the_defaults_but_for_training() {
     );
 }
 
+/// The two shipped files read alike too: every section but `[training]`, comments
+/// included, after each file's opening comment.
+#[test]
+fn the_skab_config_has_the_shipped_text_but_for_training() {
+    fn body(text: &str) -> Vec<&str> {
+        let mut in_training = false;
+        (text.lines())
+            .skip_while(|l| l.starts_with('#'))
+            .filter(|l| {
+                if l.starts_with('[') {
+                    in_training = l.starts_with("[training]");
+                }
+                !in_training
+            })
+            .collect()
+    }
+    let shipped = body(include_str!("../../config/anomalyd.toml"));
+    let skab = body(include_str!("../../config/skab.toml"));
+    for (line, (a, b)) in shipped.iter().zip(&skab).enumerate() {
+        assert_eq!(a, b, "line {line} after the opening comment differs");
+    }
+    assert_eq!(shipped.len(), skab.len());
+}
+
 #[test]
 fn removed_keys_say_what_replaced_them() {
     for (text, want) in [
