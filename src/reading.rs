@@ -45,6 +45,12 @@ impl fmt::Display for SensorId {
     }
 }
 
+/// A reading's values, one per channel: inline up to 4 channels, so such a reading
+/// crosses ingest, the worker queue and the reorder buffer without a heap allocation
+/// (wider sensors allocate, as every reading did before). Four keeps a [`Reading`]
+/// under 128 bytes, the size of every slot of the worker queues.
+pub type Values = smallvec::SmallVec<[f64; 4]>;
+
 /// One timestamped multi-channel reading of one sensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reading {
@@ -56,7 +62,7 @@ pub struct Reading {
     pub channels: ChannelSet,
     /// One value per channel, in the sensor's channel order. Finite by construction
     /// (the parsers reject NaN and infinities).
-    pub values: Vec<f64>,
+    pub values: Values,
 }
 
 /// The unit of a unix-epoch number: what a payload's numeric timestamp or a CSV cell

@@ -1,7 +1,7 @@
 //! Heap allocations of ingest's hot path, counted: a known sensor's flat JSON message
-//! parsed and admitted allocates nothing, and assembled into a reading allocates only
-//! the reading's values (what crosses the queue to the detector). Its own test binary:
-//! the counting allocator is global.
+//! parsed, admitted and assembled into a reading allocates nothing (a reading's values
+//! are inline up to four channels; a wider one allocates them once). Its own test
+//! binary: the counting allocator is global.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -90,7 +90,7 @@ fn ingest(
 }
 
 #[test]
-fn a_known_sensors_flat_json_message_allocates_only_its_readings_values() {
+fn a_known_sensors_flat_json_message_does_not_allocate() {
     let by_id = PayloadParams {
         sensor_field: Some(Field::key("id")),
         ..PayloadParams::default()
@@ -113,9 +113,17 @@ fn a_known_sensors_flat_json_message_allocates_only_its_readings_values() {
         assert_eq!(parse_admit, 0, "{name}: parse and admit");
         let (assembled, readings) = allocations(|| ingest(&mut admission, params, payload, "pump-1", true));
         assert_eq!(readings, 1, "{name}");
-        assert_eq!(
-            assembled, 1,
-            "{name}: parse, admit and assemble: the reading's values"
-        );
+        assert_eq!(assembled, 0, "{name}: parse, admit and assemble");
     }
+}
+
+/// Past four channels a reading's values no longer fit inline: one allocation.
+#[test]
+fn a_reading_of_more_than_four_channels_allocates_its_values_once() {
+    let wide = br#"{"ts":1700000000.1,"a":1.0,"b":2.0,"c":3.0,"d":4.0,"e":5.0}"#;
+    let params = PayloadParams::default();
+    let mut admission = Admission::new(Partition::default(), 10, []);
+    allocations(|| ingest(&mut admission, &params, wide, "pump-1", true));
+    let (assembled, readings) = allocations(|| ingest(&mut admission, &params, wide, "pump-1", true));
+    assert_eq!((assembled, readings), (1, 1));
 }

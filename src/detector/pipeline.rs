@@ -14,6 +14,7 @@ use crate::alert::{AlertEvent, AlertEventKind, AlertState, ChannelContribution, 
 use crate::config::DetectorConfig;
 use crate::model::Model;
 use crate::reading::SensorId;
+use crate::reading::Values;
 use crate::trainer::TrainJob;
 use crate::window::{Push, Window, WindowParams, WindowReject};
 
@@ -126,7 +127,7 @@ impl Pipeline {
             Ok(()) => {
                 let late = self.reorder.insert(Held {
                     ts,
-                    values: values.to_vec(),
+                    values: Values::from_slice(values),
                     arrived,
                 });
                 Ok(if late { Offered::Reordered } else { Offered::Held })

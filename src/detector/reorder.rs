@@ -26,6 +26,8 @@
 
 use std::collections::VecDeque;
 
+use crate::reading::Values;
+
 /// Timestamps of released readings remembered to recognise resends. Covers a broker's
 /// in-flight window up to this depth (Mosquitto's default is 20, EMQX's 32); costs
 /// 8 bytes each per sensor.
@@ -37,7 +39,7 @@ pub(crate) struct Held {
     /// Reading time, seconds.
     pub(crate) ts: f64,
     /// One value per channel (before drift removal).
-    pub(crate) values: Vec<f64>,
+    pub(crate) values: Values,
     /// When it arrived, in the caller's clock (seconds); only [`Reorder::release_waited`]
     /// looks at it.
     pub(crate) arrived: f64,
@@ -130,7 +132,7 @@ mod tests {
     fn held(ts: f64, arrived: f64) -> Held {
         Held {
             ts,
-            values: vec![ts],
+            values: Values::from_slice(&[ts]),
             arrived,
         }
     }

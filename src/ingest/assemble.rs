@@ -34,7 +34,7 @@
 //! set ([`Held::regroup`]).
 
 use super::payload::Channel;
-use crate::reading::{ChannelSet, Reading, SensorId};
+use crate::reading::{ChannelSet, Reading, SensorId, Values};
 
 /// Default `[[sources]] hold_secs`: a minute covers a SenML pack's spread, fields left out
 /// of a message or two, and channels on topics of their own published on a common
@@ -107,7 +107,7 @@ impl Held {
         channels: &[Channel<'_>],
         (hold, arrived): (f64, f64),
     ) -> Assembled {
-        let reading = |ts: f64, values: Vec<f64>| Reading {
+        let reading = |ts: f64, values: Values| Reading {
             sensor: sensor.clone(),
             ts,
             channels: set.clone(),
@@ -218,7 +218,7 @@ impl Held {
 
     /// Closes the open round: the reading at its time, when every missing channel's
     /// last value is at most `hold` older; `Err(())` when one is not.
-    fn close(&mut self, hold: f64) -> Option<Result<Vec<f64>, ()>> {
+    fn close(&mut self, hold: f64) -> Option<Result<Values, ()>> {
         if self.fresh_count == 0 {
             return None;
         }
@@ -227,7 +227,7 @@ impl Held {
         self.fresh.fill(false);
         self.fresh_count = 0;
         Some(if complete {
-            Ok(self.values.clone())
+            Ok(Values::from_slice(&self.values))
         } else {
             Err(())
         })

@@ -76,7 +76,7 @@ mod tests {
             sensor: SensorId::new(sensor),
             ts,
             channels: vec!["a".to_string()].into(),
-            values: vec![ts],
+            values: crate::reading::Values::from_slice(&[ts]),
         }
     }
 

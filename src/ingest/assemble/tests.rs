@@ -25,7 +25,7 @@ fn run(set: &ChannelSet, hold: f64, updates: &[(f64, &[(&str, f64)])]) -> (Vec<(
         for r in out.readings() {
             assert!(std::sync::Arc::ptr_eq(&r.channels, set), "the sensor's set");
             assert_eq!(r.values.len(), set.len(), "never another channel count");
-            readings.push((r.ts - T0, r.values));
+            readings.push((r.ts - T0, r.values.to_vec()));
         }
     }
     (readings, incomplete)
@@ -142,7 +142,7 @@ fn silent(updates: &[(f64, &[(&str, f64)])], hold: f64, checks: &[f64]) -> Vec<C
         .map(|&now| {
             let out = held.expire(&id, &set, T0 + now);
             let incomplete = out.incomplete;
-            let readings = out.readings().map(|r| (r.ts - T0, r.values)).collect();
+            let readings = out.readings().map(|r| (r.ts - T0, r.values.to_vec())).collect();
             (now, readings, incomplete)
         })
         .collect()

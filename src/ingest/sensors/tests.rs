@@ -247,7 +247,7 @@ fn take(a: &mut Admission, ts: f64, pairs: &[(&str, f64)]) -> Result<(ChannelSet
     let first = || (u.iter().map(|(n, _)| n.to_string()).collect(), true);
     a.admit("s", names, first, |id, set, held| {
         let out = held.update(id, set, ts, &u, (60.0, ts));
-        (set.clone(), out.readings().map(|r| r.values).collect())
+        (set.clone(), out.readings().map(|r| r.values.to_vec()).collect())
     })
 }
 
