@@ -124,8 +124,9 @@ impl Likelihood {
     }
 
     /// The ratio of `error` (0 while fewer than 30 errors are learned); learns it when
-    /// `learn`.
-    pub fn update(&mut self, error: f64, learn: bool) -> f64 {
+    /// `learn`. The plain form of [`Self::score`], which the tests hold it to.
+    #[cfg(test)]
+    fn update(&mut self, error: f64, learn: bool) -> f64 {
         let x = error.max(MIN_ERROR).ln();
         let ratio = self.z(x).map_or(0.0, |z| self.ratio_at(z));
         if learn {

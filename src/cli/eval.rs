@@ -189,7 +189,7 @@ fn with_seed(config: &DetectorConfig, seed: u64) -> DetectorConfig {
 fn print_variant(r: &VariantResult) {
     for (file, run) in &r.inject {
         let one = [(r.name.clone(), run.clone())];
-        println!("{} injected into {file}:\n{}", r.name, inject::table(&one));
+        println!("{} injected into {file}:\n{}", r.name, report::inject_table(&one));
     }
     if let Some(n) = &r.nab {
         print_nab(

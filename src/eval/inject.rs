@@ -4,14 +4,16 @@
 //! which kinds of fault the shipped defaults catch, how soon, and how often they alarm
 //! on the recording as it is.
 //!
-//! The clean recording is replayed once. At each onset (spread evenly over the part of
-//! the file after the first quarter, moved to a row where the clean replay is quiet:
-//! scoring, no alert, and none raised over the fault's span) the replay is forked, the
-//! fault is written into one channel of the following rows, and the fork is stepped over
-//! the fault and a grace period after it. A fault is caught when the fork raises an
+//! The clean recording is replayed to find the onsets (spread evenly over the part of
+//! the file after the first quarter, each moved to a row where the clean replay is
+//! quiet: scoring, no alert, and none raised over the fault's span; a test that needs
+//! the replay's future, hence the first pass). A second clean replay is forked at each
+//! onset, the fault is written into one channel of the following rows, and the fork is
+//! stepped over the fault and a grace period after it. A fault is caught when the fork raises an
 //! alert within that span; the clean replay raised none there, so the fault caused it.
 //! Fault sizes are in units of the channel's standard deviation over the whole clean
 //! recording, so "2σ" is a value inside the channel's normal range, at the wrong time.
+//! [`crate::eval::report::inject_table`] renders the results.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -215,10 +217,19 @@ pub fn run_inject(config: &DetectorConfig, series: &Series, spec: Spec, threads:
     let jobs: Vec<(usize, Fault)> = (0..onsets.len())
         .flat_map(|p| kinds.iter().map(move |&f| (p, f)))
         .collect();
+    let sigmas: Vec<f64> = (0..series.channels.len())
+        .map(|c| channel_std(series, c))
+        .collect();
     let outcomes = parallel(jobs.len(), threads, |j| {
         let (p, fault) = jobs[j];
         let channel = p % series.channels.len();
-        inject_one(&forks[p], series, onsets[p], channel, fault, spec, p as u64)
+        let at = Place {
+            onset: onsets[p],
+            span: fault.span(spec.rows),
+            sigma: sigmas[channel],
+            n,
+        };
+        inject_one(&forks[p], series, at, channel, fault, spec, p as u64)
     });
     let faults = kinds
         .iter()
@@ -243,36 +254,28 @@ pub fn run_inject(config: &DetectorConfig, series: &Series, spec: Spec, threads:
     }
 }
 
-/// Steps a copy of `fork` (the clean replay up to `onset`) over the fault written into
-/// `channel` and the grace rows after it; the rows from onset to the first alert, if
-/// one was raised.
+/// Steps a copy of `fork` (the clean replay up to the fault's onset) over the fault
+/// at `at`, written into `channel`, and the grace rows after it; the rows from onset to
+/// the first alert, if one was raised.
 fn inject_one(
     fork: &Replayer,
     series: &Series,
-    onset: usize,
+    at: Place,
     channel: usize,
     fault: Fault,
     spec: Spec,
     seed: u64,
 ) -> Option<usize> {
     let mut replayer = fork.clone();
-    let n = series.len();
     let width = series.channels.len();
-    let span = fault.span(spec.rows);
-    let at = Place {
-        onset,
-        span,
-        sigma: channel_std(series, channel),
-        n,
-    };
     let clean = |row: usize| series.values[row * width + channel];
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut values = vec![0.0; width];
     let before = replayer.raised();
     for k in 0..spec.rows + spec.grace {
-        let row = onset + k;
+        let row = at.onset + k;
         values.copy_from_slice(series.row(row));
-        if k < span {
+        if k < at.span {
             values[channel] = fault.value(clean, at, k, &mut rng);
         }
         replayer.step(row, series.ts[row], &values);
@@ -281,55 +284,6 @@ fn inject_one(
         }
     }
     None
-}
-
-/// A Markdown table of injection runs, one row per `(detector, run)`: the clean
-/// recording's false alarms, then each fault's caught / injected and median delay.
-/// Detectors named `<name> (seed N)` also get a row of their mean over the seeds.
-pub fn table(runs: &[(String, InjectRun)]) -> String {
-    let Some((_, first)) = runs.first() else {
-        return String::new();
-    };
-    let kinds: Vec<Fault> = first.faults.iter().map(|r| r.fault).collect();
-    let mut out = String::from("| detector | clean: alerts, % rows in alert |");
-    for k in &kinds {
-        out += &format!(" {} |", k.name());
-    }
-    out += &format!("\n|---|---|{}\n", "---|".repeat(kinds.len()));
-    let mut groups: Vec<(&str, Vec<&InjectRun>)> = Vec::new();
-    for (name, run) in runs {
-        out += &format!(
-            "| {name} | {}, {:.1} % |",
-            run.clean_alerts,
-            100.0 * run.clean_alert_share
-        );
-        for r in &run.faults {
-            let delay = r.median_delay().map_or("–".into(), |d| format!("{d:.0}"));
-            out += &format!(" {}/{} ({delay}) |", r.caught, r.injected);
-        }
-        out += "\n";
-        let base = name.split(" (seed ").next().unwrap_or(name);
-        match groups.iter_mut().find(|(b, _)| *b == base) {
-            Some((_, g)) => g.push(run),
-            None => groups.push((base, vec![run])),
-        }
-    }
-    for (base, group) in groups.iter().filter(|(_, g)| g.len() > 1) {
-        let m = group.len() as f64;
-        let alerts = group.iter().map(|r| r.clean_alerts as f64).sum::<f64>() / m;
-        let share = group.iter().map(|r| r.clean_alert_share).sum::<f64>() / m;
-        out += &format!(
-            "| **{base}, mean of {}** | {alerts:.1}, {:.1} % |",
-            group.len(),
-            100.0 * share
-        );
-        for (i, _) in kinds.iter().enumerate() {
-            let rate = group.iter().map(|r| r.faults[i].rate()).sum::<f64>() / m;
-            out += &format!(" {:.0} % |", 100.0 * rate);
-        }
-        out += "\n";
-    }
-    out
 }
 
 /// Standard deviation of one channel over the whole recording.

@@ -70,7 +70,7 @@ pub fn replay_keeping(
 
 /// A replay in progress, one row at a time: the detector, the output row carried from
 /// one input row to the next, and the counts. A clone forks the replay: `eval --inject`
-/// replays a clean recording once and each injected fault from a copy taken at its onset.
+/// steps each injected fault from a copy of the clean replay taken at its onset.
 #[derive(Clone, Debug)]
 pub struct Replayer {
     id: SensorId,

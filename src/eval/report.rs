@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::config::{DetectorConfig, ScoreSource};
-use crate::eval::inject::{self, InjectRun};
+use crate::eval::inject::{Fault, InjectRun};
 use crate::eval::run::{NabRun, SkabRun};
 use crate::model::autoencoder::{AutoencoderKind, Noise, Penalty};
 
@@ -79,18 +79,25 @@ const SKAB_PUBLISHED: [(&str, f64, f64, f64); 4] = [
     ("LSTM-AE", 0.74, 29.96, 25.92),
 ];
 
+/// Items named `<detector> (seed N)` (or just `<detector>`) grouped by detector, in
+/// order of first appearance.
+fn by_detector<'a, T>(items: impl Iterator<Item = (&'a str, T)>) -> Vec<(&'a str, Vec<T>)> {
+    let mut groups: Vec<(&str, Vec<T>)> = Vec::new();
+    for (name, item) in items {
+        let base = name.split(" (seed ").next().unwrap_or(name);
+        match groups.iter_mut().find(|(b, _)| *b == base) {
+            Some((_, g)) => g.push(item),
+            None => groups.push((base, vec![item])),
+        }
+    }
+    groups
+}
+
 /// With several seeds per detector (results named `<detector> (seed N)`), one row per
 /// detector: each seed's NAB standard score and SKAB F1 / FAR, their means and spreads
 /// (max − min), as Markdown.
 pub fn seed_summary(results: &[VariantResult]) -> String {
-    let mut groups: Vec<(&str, Vec<&VariantResult>)> = Vec::new();
-    for r in results {
-        let name = r.name.split(" (seed ").next().unwrap_or(&r.name);
-        match groups.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, v)) => v.push(r),
-            None => groups.push((name, vec![r])),
-        }
-    }
+    let groups = by_detector(results.iter().map(|r| (r.name.as_str(), r)));
     let stats = |xs: &[f64], digits: usize| -> String {
         if xs.is_empty() {
             return String::new();
@@ -190,7 +197,7 @@ pub fn render(results: &[VariantResult], command: &str) -> String {
 }
 
 /// One table per recording of normal operation faults were injected into: every
-/// variant's false alarms on it and faults caught ([`inject::table`]).
+/// variant's false alarms on it and faults caught ([`inject_table`]).
 pub fn inject_tables(results: &[VariantResult]) -> String {
     let files: Vec<&str> = results
         .first()
@@ -203,10 +210,54 @@ pub fn inject_tables(results: &[VariantResult]) -> String {
             .collect();
         md.push_str(&format!(
             "**Faults injected into {file}** (8 onsets a kind after the first quarter; caught / injected, median rows to the alert; clean: false alarms after the first quarter)\n\n{}\n",
-            inject::table(&runs)
+            inject_table(&runs)
         ));
     }
     md
+}
+
+/// A Markdown table of injection runs, one row per `(detector, run)`: the clean
+/// recording's false alarms, then each fault's caught / injected and median delay.
+/// Detectors named `<name> (seed N)` also get a row of their mean over the seeds.
+pub fn inject_table(runs: &[(String, InjectRun)]) -> String {
+    let Some((_, first)) = runs.first() else {
+        return String::new();
+    };
+    let kinds: Vec<Fault> = first.faults.iter().map(|r| r.fault).collect();
+    let mut out = String::from("| detector | clean: alerts, % rows in alert |");
+    for k in &kinds {
+        out += &format!(" {} |", k.name());
+    }
+    out += &format!("\n|---|---|{}\n", "---|".repeat(kinds.len()));
+    for (name, run) in runs {
+        out += &format!(
+            "| {name} | {}, {:.1} % |",
+            run.clean_alerts,
+            100.0 * run.clean_alert_share
+        );
+        for r in &run.faults {
+            let delay = r.median_delay().map_or("–".into(), |d| format!("{d:.0}"));
+            out += &format!(" {}/{} ({delay}) |", r.caught, r.injected);
+        }
+        out += "\n";
+    }
+    let groups = by_detector(runs.iter().map(|(name, run)| (name.as_str(), run)));
+    for (base, group) in groups.iter().filter(|(_, g)| g.len() > 1) {
+        let m = group.len() as f64;
+        let alerts = group.iter().map(|r| r.clean_alerts as f64).sum::<f64>() / m;
+        let share = group.iter().map(|r| r.clean_alert_share).sum::<f64>() / m;
+        out += &format!(
+            "| **{base}, mean of {}** | {alerts:.1}, {:.1} % |",
+            group.len(),
+            100.0 * share
+        );
+        for (i, _) in kinds.iter().enumerate() {
+            let rate = group.iter().map(|r| r.faults[i].rate()).sum::<f64>() / m;
+            out += &format!(" {:.0} % |", 100.0 * rate);
+        }
+        out += "\n";
+    }
+    out
 }
 
 const BEGIN: &str = "<!-- eval:begin (written by `anomalyd eval --report`) -->";
@@ -231,6 +282,7 @@ pub fn splice(path: &Path, block: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::inject::FaultResult;
 
     #[test]
     fn splice_replaces_only_the_generated_block() {
@@ -244,7 +296,6 @@ mod tests {
 
     #[test]
     fn each_recording_gets_a_table_of_every_variant() {
-        use crate::eval::inject::{Fault, FaultResult};
         let run = |caught| InjectRun {
             clean_alerts: 1,
             clean_alert_share: 0.01,
@@ -271,6 +322,30 @@ mod tests {
             render(&[variant("ae", 2)], "cmd").matches("into a.csv").count(),
             1
         );
+    }
+
+    #[test]
+    fn the_table_gives_each_seed_and_their_mean() {
+        let run = |caught| InjectRun {
+            clean_alerts: 2,
+            clean_alert_share: 0.05,
+            faults: vec![FaultResult {
+                fault: Fault::Shift,
+                injected: 4,
+                caught,
+                delays: (0..caught).map(|k| 10 * (k + 1)).collect(),
+            }],
+        };
+        let md = inject_table(&[("ae (seed 1)".into(), run(1)), ("ae (seed 2)".into(), run(3))]);
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(
+            lines[0],
+            "| detector | clean: alerts, % rows in alert | level shift 2σ |"
+        );
+        assert_eq!(lines[2], "| ae (seed 1) | 2, 5.0 % | 1/4 (10) |");
+        assert_eq!(lines[3], "| ae (seed 2) | 2, 5.0 % | 3/4 (20) |");
+        assert_eq!(lines[4], "| **ae, mean of 2** | 2.0, 5.0 % | 50 % |");
+        assert_eq!(lines.len(), 5);
     }
 
     #[test]

@@ -125,27 +125,3 @@ fn median_delay_is_the_middle_of_the_caught() {
     assert_eq!(r.median_delay(), Some(4.0));
     assert_eq!(r.rate(), 0.8);
 }
-
-#[test]
-fn the_table_gives_each_seed_and_their_mean() {
-    let run = |caught| InjectRun {
-        clean_alerts: 2,
-        clean_alert_share: 0.05,
-        faults: vec![FaultResult {
-            fault: Fault::Shift,
-            injected: 4,
-            caught,
-            delays: (0..caught).map(|k| 10 * (k + 1)).collect(),
-        }],
-    };
-    let md = table(&[("ae (seed 1)".into(), run(1)), ("ae (seed 2)".into(), run(3))]);
-    let lines: Vec<&str> = md.lines().collect();
-    assert_eq!(
-        lines[0],
-        "| detector | clean: alerts, % rows in alert | level shift 2σ |"
-    );
-    assert_eq!(lines[2], "| ae (seed 1) | 2, 5.0 % | 1/4 (10) |");
-    assert_eq!(lines[3], "| ae (seed 2) | 2, 5.0 % | 3/4 (20) |");
-    assert_eq!(lines[4], "| **ae, mean of 2** | 2.0, 5.0 % | 50 % |");
-    assert_eq!(lines.len(), 5);
-}
