@@ -17,6 +17,18 @@ pub struct ChannelContribution {
     pub share: f64,
 }
 
+/// A channel whose value has not changed for far longer than it ever stayed flat
+/// before ([`crate::detector::stuck`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StuckChannel {
+    /// Channel name, as configured for the sensor.
+    pub channel: String,
+    /// Readings in a row with the same value, up to the triggering one.
+    pub rows: u32,
+    /// The longest flat stretch the channel had before.
+    pub longest_before: u32,
+}
+
 /// The alert message published on the alert topic (JSON).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {
@@ -58,6 +70,10 @@ pub struct AlertEvent {
     /// from the JSON when none did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outside_range: Vec<String>,
+    /// Channels stuck at one value (`[alert] stuck_rows`); absent from the JSON when
+    /// none is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stuck: Vec<StuckChannel>,
     /// Version of the autoencoder that scored the window.
     pub model_version: u64,
     /// Per-channel error breakdown, in channel order.

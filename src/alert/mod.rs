@@ -19,7 +19,7 @@ mod topic;
 
 use serde::{Deserialize, Serialize};
 
-pub use event::{AlertEvent, ChannelContribution, channel_contributions, rfc3339};
+pub use event::{AlertEvent, ChannelContribution, StuckChannel, channel_contributions, rfc3339};
 pub use severity::{Severity, SeverityBands};
 pub use topic::{render_topic, sanitize_topic_level};
 
@@ -34,6 +34,9 @@ pub struct AlertParams {
     pub cooldown: u32,
     /// `over_by` bounds of the severities (`[alert] severity_bands`).
     pub severity: SeverityBands,
+    /// Readings a channel must stay unchanged for to be stuck (`[alert] stuck_rows`,
+    /// [`crate::detector::stuck`]); 0 = off.
+    pub stuck_rows: u32,
 }
 
 /// What an alert event announces.

@@ -10,6 +10,7 @@ fn params(consecutive: u32, clear_after: u32, cooldown: u32) -> AlertParams {
         clear_after,
         cooldown,
         severity: SeverityBands::default(),
+        stuck_rows: 0,
     }
 }
 
@@ -124,6 +125,7 @@ fn build_event() -> AlertEvent {
         pca_score: None,
         anomaly_score: 0.9,
         outside_range: Vec::new(),
+        stuck: Vec::new(),
         model_version: 3,
         channels: channel_contributions(&["a", "b"], &[0.0, 0.0, 1.0, 1.0], &[1.0, 0.0, 1.0, 2.0]),
         window_start: 1_714_564_790.0,

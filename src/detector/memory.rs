@@ -57,7 +57,16 @@ pub fn pipeline_bytes(config: &DetectorConfig, channels: usize) -> usize {
         ScoreStrategy::Ratio => 0,
     };
     let workspace = F * 6 * width;
-    PER_SENSOR + workspace + window + reorder + training + threshold + score + model_bytes(config, width)
+    let stuck = std::mem::size_of::<super::stuck::Run>() * channels;
+    PER_SENSOR
+        + workspace
+        + window
+        + reorder
+        + training
+        + threshold
+        + score
+        + stuck
+        + model_bytes(config, width)
 }
 
 /// The lowest quantile any sensor uses (the threshold's merged list grows as q falls).

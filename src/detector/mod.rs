@@ -32,6 +32,7 @@ mod reorder;
 mod reorder_tests;
 mod scoring;
 mod snapshot;
+pub mod stuck;
 #[cfg(test)]
 mod tests;
 
@@ -130,6 +131,9 @@ pub struct Scored {
     pub anomaly_score: f64,
     /// The thresholded score is over the threshold.
     pub over: bool,
+    /// A channel is stuck at one value ([`stuck`]): the window counts as over the
+    /// threshold for learning and for the alert, whatever its score.
+    pub stuck: bool,
     /// The window's errors were learned (see the learning policy).
     pub learned: bool,
     /// Model generation that scored it.

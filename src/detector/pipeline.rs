@@ -8,9 +8,12 @@ use super::drift::Drift;
 use super::learning::{Installed, Learning};
 use super::reorder::{Held, Reorder};
 use super::scoring::{Judged, Scoring};
+use super::stuck::Stuck;
 use super::{Offered, Release, Scored, SensorState, Step, memory};
 use crate::alert::severity::{IdFamily, alert_id};
-use crate::alert::{AlertEvent, AlertEventKind, AlertState, ChannelContribution, ClearReason, Severity};
+use crate::alert::{
+    AlertEvent, AlertEventKind, AlertState, ChannelContribution, ClearReason, Severity, StuckChannel,
+};
 use crate::config::DetectorConfig;
 use crate::model::Model;
 use crate::reading::SensorId;
@@ -31,6 +34,8 @@ pub struct Pipeline {
     pub(super) model: Option<Arc<Model>>,
     pub(super) drift: Drift,
     pub(super) scoring: Scoring,
+    /// Each channel's run of unchanged readings.
+    pub(super) stuck: Stuck,
     pub(super) learning: Learning,
     pub(super) alert: AlertState,
     /// Why the last alert was cleared, if one was.
@@ -55,6 +60,7 @@ impl Pipeline {
             model: None,
             drift: Drift::new(config, &channel_names),
             scoring: Scoring::new(config, sensor.as_str(), channel_names.len()),
+            stuck: Stuck::default(),
             learning: Learning::new(config, width, params.stride * params.channels),
             alert: AlertState::default(),
             last_clear: None,
@@ -175,6 +181,7 @@ impl Pipeline {
         }
         self.drift.commit(values);
         self.scoring.observe(values);
+        self.stuck.observe(values);
         let (scored, event, train) = match push {
             Push::Ready => self.on_window(ts, config),
             _ => (None, None, None),
@@ -198,8 +205,11 @@ impl Pipeline {
         let mut event = None;
         if let Some(model) = self.model.clone() {
             let judged = self.scoring.judge(&model, &self.raw, config);
-            let learned = self.learning.scored(judged.over, judged.beyond_quantile());
-            let censor = judged.over && !self.learning.accepted();
+            let stuck = self.stuck.any(config.alert.stuck_rows);
+            // A stuck channel's window is anomalous however well it reconstructs.
+            let over = judged.over || stuck;
+            let learned = self.learning.scored(over, judged.beyond_quantile());
+            let censor = over && !self.learning.accepted();
             let anomaly_score = self
                 .scoring
                 .finish(&judged, self.channel_names.len(), learned, censor);
@@ -208,6 +218,7 @@ impl Pipeline {
                 threshold: judged.threshold,
                 anomaly_score,
                 over: judged.over,
+                stuck,
                 learned,
                 model_version: model.version,
             };
@@ -241,9 +252,10 @@ impl Pipeline {
         {
             self.alert.clear(&config.alert);
             self.learning.accept();
+            self.stuck.accept(config.alert.stuck_rows);
             (AlertEventKind::Cleared, Some(ClearReason::Accepted))
         } else {
-            match self.alert.update(&config.alert, s.over, ts)? {
+            match self.alert.update(&config.alert, s.over || s.stuck, ts)? {
                 AlertEventKind::Cleared => {
                     self.learning.recovered();
                     (AlertEventKind::Cleared, Some(ClearReason::Recovered))
@@ -264,7 +276,9 @@ impl Pipeline {
                 (raise.0.unwrap_or(ts), raise.1.unwrap_or(Severity::Minor))
             }
             AlertEventKind::Raised => {
-                let severity = config.alert.severity.classify(over_by);
+                // A stuck channel is a fault for certain, whatever the error says.
+                let floor = if s.stuck { Severity::Major } else { Severity::Minor };
+                let severity = config.alert.severity.classify(over_by).max(floor);
                 self.alert.set_severity(severity);
                 (ts, severity)
             }
@@ -286,6 +300,7 @@ impl Pipeline {
             pca_score: Some(j.scores.pca),
             anomaly_score: s.anomaly_score,
             outside_range,
+            stuck: self.stuck_channels(config),
             model_version: model.version,
             channels,
             window_start: self.window.start_ts(),
@@ -314,6 +329,17 @@ impl Pipeline {
             .map(|(_, name)| name.clone())
             .collect();
         (channels, outside_range)
+    }
+
+    /// The channels stuck now, by name.
+    fn stuck_channels(&self, config: &DetectorConfig) -> Vec<StuckChannel> {
+        (self.stuck.channels(config.alert.stuck_rows))
+            .map(|(c, run)| StuckChannel {
+                channel: self.channel_names[c].clone(),
+                rows: run.rows(),
+                longest_before: run.longest(),
+            })
+            .collect()
     }
 
     pub(super) fn maybe_job(&mut self, config: &DetectorConfig) -> Option<TrainJob> {

@@ -7,8 +7,9 @@
 //!
 //! Format 3 keeps the threshold as its block summaries and the score references as
 //! their rolling-maximum deques (a few KB per sensor); format 4 adds the model's skip
-//! path, format 5 the likelihood component's statistics. Formats 2 (every score of both
-//! histories, oldest first), 3 and 4 still load: see [`legacy`].
+//! path, format 5 the likelihood component's statistics, format 6 each channel's run of
+//! unchanged readings (the stuck check). Formats 2 (every score of both histories,
+//! oldest first), 3, 4 and 5 still load: see [`legacy`].
 
 mod legacy;
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::stuck::Stuck;
 use super::{Detector, Pipeline};
 use crate::alert::{AlertParams, AlertState};
 use crate::config::{DetectorConfig, LearningConfig, ScoreStrategy, ThresholdConfig};
@@ -26,7 +28,7 @@ use crate::reading::SensorId;
 use crate::threshold::{RollingMax, RollingQuantile};
 
 /// Format of [`DetectorSnapshot`]; bump when its shape changes.
-pub const SNAPSHOT_FORMAT: u32 = 5;
+pub const SNAPSHOT_FORMAT: u32 = 6;
 
 /// Everything the detector persists. Decodes format 2 too, converted (bincode only:
 /// the store's codec).
@@ -64,6 +66,9 @@ pub struct SensorSnapshot {
     pub ema: Vec<f64>,
     /// Alert lifecycle state.
     pub alert: AlertState,
+    /// Each channel's run of unchanged readings (empty: a snapshot before format 6; its
+    /// channels are judged again once their value has changed).
+    pub stuck: Stuck,
 }
 
 impl Pipeline {
@@ -80,6 +85,7 @@ impl Pipeline {
             likelihood: self.scoring.likelihood_stats(),
             ema: self.drift.ema(),
             alert: self.alert.clone(),
+            stuck: self.stuck.clone(),
         }
     }
 }
@@ -117,6 +123,7 @@ impl Pipeline {
         }
         p.drift.restore(s.ema);
         p.alert = s.alert;
+        p.stuck = s.stuck;
         let misfit = had_model && p.model.is_none();
         (p, misfit)
     }

@@ -55,6 +55,13 @@ fn the_schema_accepts_each_event_kind_and_refuses_what_integrators_could_not_use
                 m.insert("reason".into(), json!("accepted"));
             }),
         ),
+        (
+            "raised by a stuck channel",
+            with(&raised, |m| {
+                let stuck = json!([{ "channel": "a", "rows": 65, "longest_before": 1 }]);
+                m.insert("stuck".into(), stuck);
+            }),
+        ),
         ("stale", stale.clone()),
         (
             "fresh",
@@ -75,6 +82,12 @@ fn the_schema_accepts_each_event_kind_and_refuses_what_integrators_could_not_use
             with(&raised, |m| drop(m.insert("severity".into(), json!("huge")))),
         ),
         ("no severity", with(&stale, |m| drop(m.remove("severity")))),
+        (
+            "stuck channel without its earlier longest",
+            with(&raised, |m| {
+                drop(m.insert("stuck".into(), json!([{ "channel": "a", "rows": 65 }])))
+            }),
+        ),
         (
             "undocumented field",
             with(&raised, |m| drop(m.insert("extra".into(), json!(1)))),

@@ -142,6 +142,10 @@ pub struct RawAlert {
     /// Seconds without a reading (wall clock, in the daemon) after which a sensor is
     /// `stale`; 0 = off. Default 0.
     pub stale_after_secs: f64,
+    /// Readings a channel's value must stay unchanged for (and for twice its longest
+    /// earlier flat stretch) to count as stuck, which is over the threshold; 0 = off.
+    /// Default 64.
+    pub stuck_rows: u32,
 }
 
 /// `[score]`: the scoring strategy and its parameters.
@@ -270,6 +274,7 @@ impl Default for RawAlert {
             cooldown: 100,
             severity_bands: vec![2.0, 5.0],
             stale_after_secs: 0.0,
+            stuck_rows: 64,
         }
     }
 }

@@ -269,6 +269,7 @@ fn alert(raw: &RawConfig, p: &mut Problems) -> AlertParams {
         clear_after: a.clear_after.max(1),
         cooldown: a.cooldown,
         severity,
+        stuck_rows: a.stuck_rows,
     }
 }
 

@@ -1,4 +1,6 @@
-//! Decoding [`DetectorSnapshot`]: the current format; format 4, without the likelihood
+//! Decoding [`DetectorSnapshot`]: the current format; format 5, without the channels'
+//! runs of unchanged readings (a restored channel is judged stuck again once its value
+//! has changed); format 4, without the likelihood
 //! component's statistics (its sensors' component is silent until 30 errors are
 //! learned); format 3, whose models had no
 //! linear skip path (`Model::residual` is false for them, so a sensor configured for
@@ -15,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{DetectorSnapshot, SNAPSHOT_FORMAT, SensorSnapshot};
 use crate::alert::AlertState;
+use crate::detector::stuck::Stuck;
+use crate::likelihood::DecayingStats;
 use crate::model::Model;
 use crate::model::autoencoder::Autoencoder;
 use crate::model::normalise::Normaliser;
@@ -25,8 +29,10 @@ use crate::threshold::{RollingMax, RollingQuantile};
 const FORMAT_2: u32 = 2;
 /// The format before 4 (models without the skip-path flag).
 const FORMAT_3: u32 = 3;
-/// The format before [`SNAPSHOT_FORMAT`] 5 (no likelihood statistics).
+/// The format before 5 (no likelihood statistics).
 const FORMAT_4: u32 = 4;
+/// The format before [`SNAPSHOT_FORMAT`] 6 (no runs of unchanged readings).
+const FORMAT_5: u32 = 5;
 
 /// A model in formats 2 and 3.
 #[derive(Deserialize, Serialize)]
@@ -84,6 +90,40 @@ impl<M: Into<Model>> From<SensorSnapshotOld<M>> for SensorSnapshot {
             likelihood: None,
             ema: s.ema,
             alert: s.alert,
+            stuck: Stuck::default(),
+        }
+    }
+}
+
+/// One sensor in format 5: [`SensorSnapshot`] without its `stuck` runs.
+#[derive(Deserialize, Serialize)]
+pub(super) struct SensorSnapshotV5 {
+    pub(super) sensor: String,
+    pub(super) channels: Vec<String>,
+    pub(super) model: Option<Model>,
+    pub(super) threshold: RollingQuantile,
+    pub(super) scorer: Option<RollingMax>,
+    pub(super) point_scorer: Option<RollingMax>,
+    pub(super) likelihood: Option<DecayingStats>,
+    pub(super) ema: Vec<f64>,
+    pub(super) alert: AlertState,
+}
+
+impl From<SensorSnapshotV5> for SensorSnapshot {
+    fn from(s: SensorSnapshotV5) -> Self {
+        Self {
+            likelihood: s.likelihood,
+            ..SensorSnapshotOld {
+                sensor: s.sensor,
+                channels: s.channels,
+                model: s.model,
+                threshold: s.threshold,
+                scorer: s.scorer,
+                point_scorer: s.point_scorer,
+                ema: s.ema,
+                alert: s.alert,
+            }
+            .into()
         }
     }
 }
@@ -124,6 +164,7 @@ impl From<SensorSnapshotV2> for SensorSnapshot {
             likelihood: None,
             ema: s.ema,
             alert: s.alert,
+            stuck: Stuck::default(),
         }
     }
 }
@@ -149,6 +190,8 @@ impl<'de> Visitor<'de> for SnapshotVisitor {
             .ok_or_else(|| de::Error::invalid_length(0, &self))?;
         let sensors = match format {
             SNAPSHOT_FORMAT => seq.next_element::<Vec<SensorSnapshot>>()?,
+            FORMAT_5 => (seq.next_element::<Vec<SensorSnapshotV5>>()?)
+                .map(|v| v.into_iter().map(SensorSnapshot::from).collect()),
             FORMAT_4 => (seq.next_element::<Vec<SensorSnapshotV4>>()?)
                 .map(|v| v.into_iter().map(SensorSnapshot::from).collect()),
             FORMAT_3 => (seq.next_element::<Vec<SensorSnapshotV3>>()?)
@@ -157,7 +200,7 @@ impl<'de> Visitor<'de> for SnapshotVisitor {
                 .map(|v| v.into_iter().map(SensorSnapshot::from).collect()),
             other => {
                 return Err(de::Error::custom(format!(
-                    "detector snapshot format {other} is not supported, this build reads {SNAPSHOT_FORMAT}, {FORMAT_4}, {FORMAT_3} and {FORMAT_2}"
+                    "detector snapshot format {other} is not supported, this build reads {SNAPSHOT_FORMAT}, {FORMAT_5}, {FORMAT_4}, {FORMAT_3} and {FORMAT_2}"
                 )));
             }
         }
@@ -268,17 +311,32 @@ mod tests {
         assert!(reread.sensors[0].legacy_threshold.is_none());
     }
 
+    /// A sensor fed 150 readings under the test config, and its snapshot now.
+    fn saved() -> SensorSnapshot {
+        let mut d = Detector::new(build_config(""), 10);
+        feed(&mut d, &SensorId::new("s1"), 0, 150);
+        d.snapshot().sensors.remove(0)
+    }
+
+    /// `old` written as `format` and read back; a fresh detector restores it with the
+    /// model and threshold of `now`. Returns the sensor as read.
+    fn read_back<T: Serialize>(format: u32, old: T, now: &SensorSnapshot) -> SensorSnapshot {
+        let bytes = codec().serialize(&(format, vec![old])).unwrap();
+        let mut snap: DetectorSnapshot = codec().deserialize(&bytes).unwrap();
+        assert_eq!(snap.format, SNAPSHOT_FORMAT);
+        let mut back = Detector::new(build_config(""), 10);
+        assert_eq!(back.restore(snap.clone()), 1);
+        let p = back.pipeline(&SensorId::new("s1")).unwrap();
+        let version = now.model.as_ref().unwrap().version;
+        assert_eq!(p.model_version(), version, "model kept");
+        assert_eq!(p.threshold_len(), now.threshold.len());
+        snap.sensors.remove(0)
+    }
+
     #[test]
     fn a_format_4_snapshot_loads_without_likelihood_statistics() {
-        let config = build_config("");
-        let mut d = Detector::new(config.clone(), 10);
-        let id = SensorId::new("s1");
-        feed(&mut d, &id, 0, 150);
-        let now = d.snapshot().sensors.remove(0);
-        assert!(
-            now.likelihood.is_some(),
-            "the default config scores the likelihood"
-        );
+        let now = saved();
+        assert!(now.likelihood.is_some(), "the test config scores the likelihood");
         let old = SensorSnapshotV4 {
             sensor: now.sensor.clone(),
             channels: now.channels.clone(),
@@ -289,19 +347,27 @@ mod tests {
             ema: now.ema.clone(),
             alert: now.alert.clone(),
         };
-        let bytes = codec().serialize(&(FORMAT_4, vec![old])).unwrap();
-        let snap: DetectorSnapshot = codec().deserialize(&bytes).unwrap();
-        assert_eq!(snap.format, SNAPSHOT_FORMAT);
-        assert!(snap.sensors[0].likelihood.is_none());
-        let mut back = Detector::new(config, 10);
-        assert_eq!(back.restore(snap), 1);
-        let p = back.pipeline(&id).unwrap();
-        assert_eq!(
-            p.model_version(),
-            now.model.as_ref().unwrap().version,
-            "model kept"
-        );
-        assert_eq!(p.threshold_len(), now.threshold.len());
+        assert!(read_back(FORMAT_4, old, &now).likelihood.is_none());
+    }
+
+    #[test]
+    fn a_format_5_snapshot_loads_without_runs_and_keeps_the_likelihood() {
+        let now = saved();
+        assert_ne!(now.stuck, Stuck::default(), "the runs are saved");
+        let old = SensorSnapshotV5 {
+            likelihood: now.likelihood.clone(),
+            sensor: now.sensor.clone(),
+            channels: now.channels.clone(),
+            model: now.model.clone(),
+            threshold: now.threshold.clone(),
+            scorer: now.scorer.clone(),
+            point_scorer: now.point_scorer.clone(),
+            ema: now.ema.clone(),
+            alert: now.alert.clone(),
+        };
+        let read = read_back(FORMAT_5, old, &now);
+        assert_eq!(read.likelihood, now.likelihood);
+        assert_eq!(read.stuck, Stuck::default());
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The detector's unit tests, by theme: a sensor's life ([`lifecycle`]), snapshots
-//! ([`snapshot`]), the anomaly score's components ([`scoring`]) and faults, recovery and
-//! acceptance ([`faults`]). The helpers here (a small config, a two-channel test signal,
-//! [`feed`]) are shared with the other test modules of `detector`.
+//! ([`snapshot`]), the anomaly score's components ([`scoring`]), faults, recovery and
+//! acceptance ([`faults`]) and stuck channels ([`stuck`]). The helpers here (a small
+//! config, a two-channel test signal, [`feed`]) are shared with the other test modules
+//! of `detector`.
 
 mod faults;
 mod lifecycle;
 mod scoring;
 mod snapshot;
+mod stuck;
 
 use super::*;
 use crate::config::Config;
