@@ -111,16 +111,20 @@ pub enum AnomalyKind {
     FrequencyChange,
     /// 10–40 s: vibration moves against current; each channel stays in its range.
     BrokenCorrelation,
+    /// 10–40 s: vibration repeats the value it had when the anomaly began (a frozen
+    /// sensor): in range, and a flat stretch reconstructs well.
+    Stuck,
 }
 
 impl AnomalyKind {
     /// Every kind, in rotation order.
-    pub const ALL: [AnomalyKind; 5] = [
+    pub const ALL: [AnomalyKind; 6] = [
         Self::Spike,
         Self::LevelShift,
         Self::Drift,
         Self::FrequencyChange,
         Self::BrokenCorrelation,
+        Self::Stuck,
     ];
 
     /// snake_case name, e.g. `"level_shift"`.
@@ -131,6 +135,7 @@ impl AnomalyKind {
             Self::Drift => "drift",
             Self::FrequencyChange => "frequency_change",
             Self::BrokenCorrelation => "broken_correlation",
+            Self::Stuck => "stuck",
         }
     }
 
@@ -177,6 +182,8 @@ struct Sensor {
     temp: f64,
     next_anomaly: f64,
     active: Option<Injection>,
+    /// The vibration a [`AnomalyKind::Stuck`] anomaly repeats, from its first tick.
+    frozen: Option<f64>,
     /// Anomalies started so far; drives the kind rotation.
     started: usize,
 }
@@ -216,10 +223,10 @@ impl Simulator {
                     temp_base,
                     next_anomaly: first,
                     active: None,
-                    // Sensors start the rotation two kinds apart (2 and 5 are coprime,
-                    // so five sensors start with five different kinds): the first three
-                    // show a spike, a drift and a broken correlation, so a one-minute
-                    // demo shows the multivariate kind too.
+                    // Sensors start the rotation two kinds apart: the first three show
+                    // a spike, a drift and a broken correlation, so a one-minute demo
+                    // shows the multivariate kind too.
+                    frozen: None,
                     started: 2 * i,
                 }
             })
@@ -258,6 +265,7 @@ impl Sensor {
     fn schedule(&mut self, t: f64, dt: f64, every: f64) -> Option<Injection> {
         if self.active.as_ref().is_some_and(|a| t >= a.end) {
             self.active = None;
+            self.frozen = None;
         }
         if self.active.is_some() || t < self.next_anomaly {
             return None;
@@ -306,6 +314,7 @@ impl Sensor {
                 }
                 AnomalyKind::LevelShift => temperature += 8.0,
                 AnomalyKind::Drift => temperature += 12.0 * progress,
+                AnomalyKind::Stuck => vibration = *self.frozen.get_or_insert(vibration),
                 AnomalyKind::FrequencyChange | AnomalyKind::BrokenCorrelation => {}
             }
         }

@@ -248,9 +248,18 @@ fn print_alert(payload: &[u8], seen: &mut Seen) {
             )
         })
         .unwrap_or_default();
+    let stuck: String = (v["stuck"].as_array().into_iter().flatten())
+        .map(|s| {
+            let channel = crate::escape::Escaped(s["channel"].as_str().unwrap_or("?"));
+            format!(
+                "  stuck: {channel} ({} readings)",
+                s["rows"].as_u64().unwrap_or(0)
+            )
+        })
+        .collect();
     let time = v["ts_rfc3339"].as_str().unwrap_or("").get(11..19).unwrap_or("");
     println!(
-        "{time}  {:<8} {:<8} {:<10} score {:.4} vs threshold {:.4} (×{:.1})  top channel: {top}  model v{}",
+        "{time}  {:<8} {:<8} {:<10} score {:.4} vs threshold {:.4} (×{:.1})  top channel: {top}{stuck}  model v{}",
         event.to_uppercase(),
         v["severity"].as_str().unwrap_or(""),
         crate::escape::Escaped(v["sensor"].as_str().unwrap_or("?")),

@@ -150,6 +150,31 @@ fn vibration_tracks_current_except_when_correlation_is_broken() {
     assert!(corr(true) < -0.5, "broken correlation {}", corr(true));
 }
 
+#[test]
+fn a_stuck_vibration_repeats_one_value_and_moves_again_after() {
+    let (ticks, injections) = run_ticks(build_params(11), 12_000);
+    let stuck: Vec<&Injection> = injections
+        .iter()
+        .filter(|i| i.kind == AnomalyKind::Stuck)
+        .collect();
+    assert!(!stuck.is_empty(), "{injections:?}");
+    for s in stuck {
+        let of_sensor = |from: f64, to: f64| -> Vec<f64> {
+            let ticks = ticks
+                .iter()
+                .filter(|t| t.0 == s.sensor && t.1 >= from && t.1 < to);
+            ticks.map(|t| value(t, "vibration")).collect()
+        };
+        let during = of_sensor(s.start, s.end);
+        assert!(
+            during.len() > 1 && during.iter().all(|&v| v == during[0]),
+            "{s:?}"
+        );
+        let after = of_sensor(s.end, s.end + 2.0);
+        assert!(after.iter().all(|&v| v != during[0]), "moves again: {s:?}");
+    }
+}
+
 fn pearson(xy: &[(f64, f64)]) -> f64 {
     let n = xy.len() as f64;
     let (mx, my) = xy
