@@ -1,5 +1,5 @@
-//! The detector's model: a dense MLP autoencoder written by hand on ndarray (f64,
-//! seeded, deterministic).
+//! The detector's model: a dense MLP autoencoder written by hand on ndarray (f64
+//! weights and scoring, an f32 training pass; seeded, deterministic).
 //!
 //! It maps a normalised, flattened window to a reconstruction of the same width through
 //! a narrow latent code; the detector scores a window by its reconstruction error. Three
@@ -25,6 +25,7 @@
 mod avx2;
 mod net;
 mod params;
+mod scalar;
 mod train;
 mod workspace;
 

@@ -36,7 +36,7 @@ pub(super) fn forward_row(layer: &Layer, input: &[f64], output: &mut [f64]) {
 /// If `input` is shorter than `n_in` or `output` than `n_out`.
 #[inline]
 #[target_feature(enable = "avx2")]
-pub(super) fn affine_row(layer: &Layer, input: &[f64], output: &mut [f64]) {
+fn affine_row(layer: &Layer, input: &[f64], output: &mut [f64]) {
     let (n_in, n_out) = (layer.n_in, layer.n_out);
     let input = &input[..n_in];
     let output = &mut output[..n_out];

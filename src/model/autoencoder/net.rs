@@ -1,5 +1,6 @@
-//! The network itself: layer storage, seeded initialisation, the allocation-free scoring
-//! path and batched forward passes. Training's batched kernels live in `workspace`.
+//! The network itself: layer storage (`f64`), seeded initialisation, the allocation-free
+//! scoring path and batched forward passes. Training's batched kernels, in the training
+//! float type, live in `workspace`.
 
 use ndarray::{Array2, ArrayView2};
 use rand::rngs::SmallRng;
@@ -32,7 +33,7 @@ impl Layer {
 
     /// The pre-activations `output = W input + b` of one row.
     #[inline(always)]
-    pub(super) fn affine_row(&self, input: &[f64], output: &mut [f64]) {
+    fn affine_row(&self, input: &[f64], output: &mut [f64]) {
         let input = &input[..self.n_in];
         for ((row, &bias), o) in self
             .w
@@ -65,11 +66,12 @@ impl Layer {
     }
 }
 
-/// Per-layer gradients (same layout as [`Layer`]).
+/// Per-layer gradients or optimiser moments (same layout as [`Layer`]): `f64` for Adam,
+/// the training type for the pass's gradients.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct LayerGrad {
-    pub(crate) w: Vec<f64>,
-    pub(crate) b: Vec<f64>,
+pub(crate) struct LayerGrad<F = f64> {
+    pub(crate) w: Vec<F>,
+    pub(crate) b: Vec<F>,
 }
 
 /// A dense MLP autoencoder: input → hidden… → latent → mirrored hidden… → output.

@@ -1,6 +1,8 @@
 //! Training: mini-batch Adam with seeded shuffling, input corruption for the denoising
 //! kind, and early stopping on a held-out tail that restores the best weights. The
-//! batched forward pass and backprop run in a [`Workspace`] allocated once per fit.
+//! batched forward pass and backprop run in a [`Workspace`] allocated once per fit, in
+//! the training float type ([`Real`]); the weights Adam updates, and its moments, are
+//! `f64`.
 
 use ndarray::{ArrayView2, Axis};
 use rand::rngs::SmallRng;
@@ -10,6 +12,7 @@ use rand_distr::StandardNormal;
 
 use super::net::{Autoencoder, Layer, LayerGrad};
 use super::params::{Activation, AutoencoderKind, AutoencoderValidParams, Loss, Noise};
+use super::scalar::Real;
 use super::workspace::{Objective, Workspace};
 use crate::model::ModelError;
 
@@ -61,7 +64,7 @@ impl Adam {
         }
     }
 
-    fn step(&mut self, layers: &mut [Layer], grads: &[LayerGrad]) {
+    fn step(&mut self, layers: &mut [Layer], grads: &[LayerGrad<Real>]) {
         self.t = self.t.saturating_add(1);
         let c1 = 1.0 - BETA1.powi(self.t);
         let c2 = 1.0 - BETA2.powi(self.t);
@@ -73,9 +76,11 @@ impl Adam {
     }
 }
 
-/// Adam update with the bias corrections folded into `step` (the paper's efficient form).
-fn update(p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64], step: f64) {
+/// Adam update with the bias corrections folded into `step` (the paper's efficient form),
+/// in `f64` from the pass's gradients.
+fn update(p: &mut [f64], g: &[Real], m: &mut [f64], v: &mut [f64], step: f64) {
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let g = f64::from(g);
         *m = BETA1 * *m + (1.0 - BETA1) * g;
         *v = BETA2 * *v + (1.0 - BETA2) * g * g;
         *p -= step * *m / (v.sqrt() + ADAM_EPS);
@@ -118,7 +123,7 @@ impl Autoencoder {
         let mut rng = SmallRng::seed_from_u64(params.seed() ^ TRAIN_SEED_SALT);
         let mut adam = Adam::new(&self.layers, params.learning_rate());
         let mut order: Vec<usize> = (0..train.nrows()).collect();
-        let mut ws = Workspace::new(self, params.batch_size().min(train.nrows()));
+        let mut ws: Workspace = Workspace::new(self, params.batch_size().min(train.nrows()));
         let obj = Objective {
             loss: params.loss(),
             penalty: params.penalty(),
@@ -138,8 +143,9 @@ impl Autoencoder {
                 ws.load(train, chunk.iter().copied());
                 let (target, input) = ws.target_and_input();
                 corruption.apply(target, input, &mut rng);
-                let value = ws.run(self, obj, true);
+                let value = ws.run(obj, true);
                 adam.step(&mut self.layers, ws.grads());
+                ws.set_weights(&self.layers);
                 total += value * chunk.len() as f64;
             }
             report.epochs_run += 1;
@@ -147,7 +153,7 @@ impl Autoencoder {
             if n_val == 0 {
                 continue;
             }
-            let v = ws.objective(self, val, obj);
+            let v = ws.objective(val, obj);
             if best.as_ref().is_none_or(|(b, _)| v < *b) {
                 best = Some((v, self.layers.clone()));
                 since_best = 0;
@@ -228,7 +234,7 @@ impl Corruption {
 
     /// Fills the network input of one batch from its clean rows: a corrupted copy when
     /// denoising, else a plain copy.
-    fn apply(&self, clean: &[f64], input: &mut [f64], rng: &mut SmallRng) {
+    fn apply(&self, clean: &[Real], input: &mut [Real], rng: &mut SmallRng) {
         match self {
             Self::None => input.copy_from_slice(clean),
             Self::Gaussian(table) => table.add(clean, input, rng),
@@ -240,12 +246,12 @@ impl Corruption {
 }
 
 /// Gaussian corruption noise: `NOISE_DRAWS` normal draws made once per fit, rescaled to
-/// mean 0 and the configured standard deviation exactly, and each element's noise one
+/// mean 0 and the configured standard deviation exactly (then rounded to [`Real`]), and each element's noise one
 /// of them picked by 12 random bits (five elements per 64-bit draw). Drawing a normal
 /// variate for every element of every batch was a tenth of a whole-NAB eval; a table of
 /// 4,096 values is as good a corruption (the noise only has to keep the autoencoder
 /// from copying its input) at a fifth of the random bits and no rejection sampling.
-struct NoiseTable(Vec<f64>);
+struct NoiseTable(Vec<Real>);
 
 /// Entries of a [`NoiseTable`]; a power of two, indexed by `NOISE_BITS` bits.
 const NOISE_BITS: u32 = 12;
@@ -253,16 +259,15 @@ const NOISE_DRAWS: usize = 1 << NOISE_BITS;
 
 impl NoiseTable {
     fn new(std: f64, rng: &mut SmallRng) -> Self {
-        let mut draws: Vec<f64> = (0..NOISE_DRAWS).map(|_| rng.sample(StandardNormal)).collect();
+        let draws: Vec<f64> = (0..NOISE_DRAWS).map(|_| rng.sample(StandardNormal)).collect();
         let n = NOISE_DRAWS as f64;
         let mean = draws.iter().sum::<f64>() / n;
         let sd = (draws.iter().map(|d| (d - mean) * (d - mean)).sum::<f64>() / n).sqrt();
-        draws.iter_mut().for_each(|d| *d = (*d - mean) / sd * std);
-        Self(draws)
+        Self(draws.iter().map(|d| ((d - mean) / sd * std) as Real).collect())
     }
 
     /// `input = clean + noise`, element by element.
-    fn add(&self, clean: &[f64], input: &mut [f64], rng: &mut SmallRng) {
+    fn add(&self, clean: &[Real], input: &mut [Real], rng: &mut SmallRng) {
         const PER_DRAW: usize = (u64::BITS / NOISE_BITS) as usize;
         const MASK: u64 = NOISE_DRAWS as u64 - 1;
         for (xs, cs) in input.chunks_mut(PER_DRAW).zip(clean.chunks(PER_DRAW)) {
@@ -287,7 +292,7 @@ mod tests {
         let clean = vec![1.0; n];
         let mut input = vec![0.0; n];
         table.add(&clean, &mut input, &mut rng);
-        let noise: Vec<f64> = input.iter().map(|x| x - 1.0).collect();
+        let noise: Vec<f64> = input.iter().map(|&x| f64::from(x) - 1.0).collect();
         let mean = noise.iter().sum::<f64>() / n as f64;
         let sd = (noise.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
         assert!(

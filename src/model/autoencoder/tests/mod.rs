@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
 use super::net::{Autoencoder as Net, LayerGrad};
+use super::scalar::{Real, Scalar};
 use super::workspace::{Objective, Workspace};
 use super::*;
 use crate::model::ModelError;
@@ -65,9 +66,10 @@ fn build_params(n: usize, hidden: Vec<usize>, latent: usize) -> AutoencoderParam
     AutoencoderParams::new(n).hidden(hidden).latent(latent)
 }
 
-/// The training objective of `x` reconstructed towards itself, in one batch.
+/// The training objective of `x` reconstructed towards itself, in one batch, with the
+/// training kernels run in `f64`.
 fn objective(net: &Net, x: ArrayView2<f64>, loss: Loss, penalty: Option<(Penalty, f64)>) -> f64 {
-    Workspace::new(net, x.nrows()).objective(net, x, Objective { loss, penalty })
+    Workspace::<f64>::new(net, x.nrows()).objective(x, Objective { loss, penalty })
 }
 
 #[test]
