@@ -3,9 +3,15 @@
 //!
 //! linfa fits; scoring uses the extracted mean and component matrix with plain loops so
 //! that a window is scored without allocating (linfa's `predict` allocates per call).
+//!
+//! linfa's PCA is a truncated SVD by LOBPCG, and each of its iterations multiplies the
+//! whole `rows × inputs` matrix twice. The principal directions depend on the rows only
+//! through their scatter matrix, so many rows are first compacted into `2 × inputs`
+//! rows with the same scatter ([`compact_rows`]); linfa fits those.
 
 use linfa::Dataset;
 use linfa::traits::Fit;
+use linfa_linalg::cholesky::CholeskyInplace;
 use linfa_linalg::eigh::{EigSort, Eigh};
 use linfa_reduction::Pca;
 use ndarray::{Array1, Array2, ArrayView2};
@@ -57,7 +63,7 @@ impl PcaModel {
         // NAB's 58 files). The panic is caught so that no input can take the detector
         // down, and the exact dense eigen-decomposition of the covariance (tiny here:
         // inputs × inputs) takes over.
-        let dataset = Dataset::from(data.to_owned());
+        let dataset = Dataset::from(compact_rows(data, &mean).unwrap_or_else(|| data.to_owned()));
         quiet_linfa_panics();
         let fitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             Pca::params(components).fit(&dataset)
@@ -66,7 +72,7 @@ impl PcaModel {
             let comps = pca.components().clone();
             if comps.iter().all(|v| v.is_finite()) {
                 return Ok(Self {
-                    mean: pca.mean().clone(),
+                    mean,
                     components: comps,
                 });
             }
@@ -153,6 +159,31 @@ impl PcaModel {
 
 /// The top `k` principal axes from the dense eigen-decomposition of the covariance, as
 /// rows; `None` if the solver fails.
+/// Rows compacted when there are at least this many times as many rows as inputs: below
+/// it the scatter matrix costs about what the iterations it saves do.
+const COMPACT_FROM: usize = 4;
+
+/// `2 × inputs` rows with the scatter of `data`'s centred rows, or `None` when `data` has
+/// too few rows to gain (or the factorisation fails). With `S = Xcᵀ Xc` and its Cholesky
+/// factor `S + εI = L Lᵀ`, the rows of `Lᵀ` and of `−Lᵀ`, scaled by `1/√2`, have
+/// `RᵀR = S + εI`: the same eigenvectors as `S` (the `ε`, a hair of the trace that makes
+/// a rank-deficient `S` factorable, moves every eigenvalue alike and no eigenvector), and
+/// a mean of exactly zero, so linfa's centring leaves them alone.
+fn compact_rows(data: ArrayView2<'_, f64>, mean: &Array1<f64>) -> Option<Array2<f64>> {
+    let (rows, inputs) = data.dim();
+    if rows < COMPACT_FROM * inputs {
+        return None;
+    }
+    let centred = &data - mean;
+    let mut scatter = centred.t().dot(&centred);
+    let jitter = 1e-10 * scatter.diag().sum() / inputs as f64 + f64::MIN_POSITIVE;
+    scatter.diag_mut().mapv_inplace(|v| v + jitter);
+    let lower = scatter.cholesky_into().ok()?;
+    let half = lower.t().mapv(|v| v * std::f64::consts::FRAC_1_SQRT_2);
+    let compact = ndarray::concatenate![ndarray::Axis(0), half, -&half];
+    compact.iter().all(|v| v.is_finite()).then_some(compact)
+}
+
 fn exact_components(data: ArrayView2<'_, f64>, mean: &Array1<f64>, k: usize) -> Option<Array2<f64>> {
     let centred = &data - mean;
     let cov = centred.t().dot(&centred) / (data.nrows() as f64 - 1.0);
@@ -222,6 +253,44 @@ mod tests {
             mean,
         };
         assert!(mse(&model, data.view()) < 1e-10);
+    }
+
+    /// Sliding windows of a noisy sine: nearly collinear rows, as NAB's are.
+    fn sliding_windows(rows: usize, width: usize) -> Array2<f64> {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let signal: Vec<f64> = (0..rows + width)
+            .map(|t| (t as f64 * 0.05).sin() + 0.05 * rng.gen_range(-1.0..1.0))
+            .collect();
+        Array2::from_shape_fn((rows, width), |(r, c)| signal[r + c])
+    }
+
+    #[test]
+    fn compacted_rows_keep_the_scatter_with_zero_mean() {
+        let data = sliding_windows(400, 16);
+        let mean = data.mean_axis(ndarray::Axis(0)).unwrap();
+        let compact = compact_rows(data.view(), &mean).expect("400 rows of 16 are compacted");
+        assert_eq!(compact.dim(), (32, 16));
+        let centred = &data - &mean;
+        let scatter = centred.t().dot(&centred);
+        let largest = scatter.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        let diff = &compact.t().dot(&compact) - &scatter;
+        assert!(diff.iter().all(|d| d.abs() <= 1e-8 * largest), "{diff}");
+        let compact_mean = compact.mean_axis(ndarray::Axis(0)).unwrap();
+        assert!(compact_mean.iter().all(|&m| m.abs() < 1e-12), "{compact_mean}");
+        assert!(
+            compact_rows(data.slice(ndarray::s![..63, ..]), &mean).is_none(),
+            "too few rows"
+        );
+    }
+
+    #[test]
+    fn the_pca_of_compacted_rows_spans_the_exact_principal_subspace() {
+        let data = sliding_windows(2000, 32);
+        let model = PcaModel::fit(data.view(), 2).unwrap();
+        let exact = exact_components(data.view(), &model.mean, 2).unwrap();
+        // The projectors onto the two subspaces agree (the components' signs may not).
+        let diff = &model.components.t().dot(&model.components) - &exact.t().dot(&exact);
+        assert!(diff.iter().all(|d| d.abs() < 1e-6), "{diff}");
     }
 
     #[test]
