@@ -1,5 +1,5 @@
-//! What integrators rely on in the alert payload: the schema in docs/, staleness
-//! events and their retained state, and the MQTT 5 properties of alerts.
+//! What integrators rely on in the alert payload: the schema in docs/, a stuck channel's
+//! alert, staleness events and their retained state, and the MQTT 5 properties of alerts.
 
 use std::time::Duration;
 
@@ -135,6 +135,43 @@ fn stale_config(w: &World, secs: f64, extra: &str) -> String {
         .replacen("[alert]\n", &format!("[alert]\nstale_after_secs = {secs}\n"), 1);
     assert_ne!(config, w.config, "no [alert] table in the harness config");
     config + extra
+}
+
+/// A channel frozen at one value raises an alert that names it, valid against the schema,
+/// though its windows reconstruct well: the error threshold cannot fire here (its floor
+/// is far above any window's error), so only the stuck check can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_channel_raises_a_major_alert_that_names_it() {
+    let mut w = World::new("stuck", 4).await;
+    w.config = (w.config)
+        .replace("floor = 1.5", "floor = 1e9")
+        .replace("[alert]\n", "[alert]\nstuck_rows = 20\n");
+    let _daemon = w.daemon();
+    let mut probe = w.probe().await;
+    probe.wait_online(WAIT).await;
+    let topic = w.telemetry("s1");
+    let mut sig = Signal::new(now() - 5000.0);
+    warm_up(&mut probe, &topic, "s1", &mut sig).await;
+    for _ in 0..40 {
+        let mut reading: Value = serde_json::from_str(&sig.next(0.0)).expect("signal JSON");
+        reading["b"] = json!(0.25);
+        probe.send(&topic, reading.to_string()).await;
+    }
+    let raised = probe
+        .wait_for(WAIT, "an alert for the stuck channel", |m| is_alert(m, "raised"))
+        .await
+        .json();
+    assert_valid_alert(&raised);
+    assert_eq!(raised["severity"], "major", "{raised}");
+    // Stuck from its 21st reading; `consecutive = 2` raises on the 22nd.
+    let stuck = &raised["stuck"];
+    assert_eq!(
+        (stuck[0]["channel"].as_str(), stuck[0]["rows"].as_u64()),
+        (Some("b"), Some(22)),
+        "{raised}"
+    );
+    assert!(stuck[0]["longest_before"].as_u64() >= Some(1), "{raised}");
+    assert_eq!(stuck.as_array().map(Vec::len), Some(1), "{raised}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
