@@ -331,8 +331,13 @@ impl Pipeline {
         (channels, outside_range)
     }
 
-    /// The channels stuck now, by name.
-    fn stuck_channels(&self, config: &DetectorConfig) -> Vec<StuckChannel> {
+    /// How many channels are stuck now ([`super::stuck`]).
+    pub fn stuck_count(&self, config: &DetectorConfig) -> usize {
+        self.stuck.channels(config.alert.stuck_rows).count()
+    }
+
+    /// The channels stuck now, by name, with their runs.
+    pub fn stuck_channels(&self, config: &DetectorConfig) -> Vec<StuckChannel> {
         (self.stuck.channels(config.alert.stuck_rows))
             .map(|(c, run)| StuckChannel {
                 channel: self.channel_names[c].clone(),

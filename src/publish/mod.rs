@@ -72,6 +72,9 @@ pub struct SensorState {
     /// No reading for `[alert] stale_after_secs` (wall clock); always false when
     /// staleness is off.
     pub stale: bool,
+    /// Channels stuck at one value now (`[alert] stuck_rows`); absent when none is.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stuck: Vec<String>,
     /// Time of the reading that changed the state, unix seconds.
     pub ts: f64,
 }

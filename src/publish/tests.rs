@@ -12,6 +12,7 @@ fn sensor_state_serialises_with_snake_case_state() {
         threshold_ready: false,
         window_ready: false,
         stale: false,
+        stuck: Vec::new(),
         ts: 1.5,
     };
     let v: serde_json::Value = serde_json::from_slice(&serde_json::to_vec(&s).expect("json")).expect("parse");
@@ -21,6 +22,15 @@ fn sensor_state_serialises_with_snake_case_state() {
     assert!(
         v.get("last_clear").is_none(),
         "absent before the first clear: {v}"
+    );
+    assert!(v.get("stuck").is_none(), "absent when no channel is stuck: {v}");
+    let stuck = SensorState {
+        stuck: vec!["b".into()],
+        ..s.clone()
+    };
+    assert_eq!(
+        serde_json::to_value(&stuck).expect("json")["stuck"],
+        serde_json::json!(["b"])
     );
     let accepted = SensorState {
         state: crate::detector::SensorState::Accepted,

@@ -141,7 +141,7 @@ fn stale_config(w: &World, secs: f64, extra: &str) -> String {
 /// though its windows reconstruct well: the error threshold cannot fire here (its floor
 /// is far above any window's error), so only the stuck check can.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stuck_channel_raises_a_major_alert_that_names_it() {
+async fn a_stuck_channel_raises_a_major_alert_and_the_retained_state_names_it() {
     let mut w = World::new("stuck", 4).await;
     w.config = (w.config)
         .replace("floor = 1.5", "floor = 1e9")
@@ -172,6 +172,18 @@ async fn a_stuck_channel_raises_a_major_alert_that_names_it() {
     );
     assert!(stuck[0]["longest_before"].as_u64() >= Some(1), "{raised}");
     assert_eq!(stuck.as_array().map(Vec::len), Some(1), "{raised}");
+    // The retained state names it while it lasts, and not once "b" moves again.
+    probe
+        .wait_for(WAIT, "a retained state naming the stuck channel", |m| {
+            is_state(m, "s1", |s| s["stuck"] == json!(["b"]))
+        })
+        .await;
+    feed(&probe, &topic, &mut sig, 5, 0.0).await;
+    probe
+        .wait_for(WAIT, "a retained state without it", |m| {
+            is_state(m, "s1", |s| s.get("stuck").is_none())
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

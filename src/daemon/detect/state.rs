@@ -25,6 +25,8 @@ pub(super) struct Published {
     window_ready: bool,
     window_resets: u64,
     stale: bool,
+    /// Channels stuck at one value.
+    stuck: usize,
 }
 
 impl Running {
@@ -103,6 +105,7 @@ impl Running {
             window_ready: p.window_ready(),
             window_resets: p.window_resets(),
             stale: (self.staleness.as_ref()).is_some_and(|s| s.is_stale(sensor)),
+            stuck: p.stuck_count(self.detector.config()),
         };
         let before = self.published.insert(sensor.clone(), now);
         if before == Some(now) {
@@ -128,6 +131,9 @@ impl Running {
             threshold_ready,
             window_ready: now.window_ready,
             stale: now.stale,
+            stuck: (p.stuck_channels(self.detector.config()).into_iter())
+                .map(|c| c.channel)
+                .collect(),
             ts,
         };
         let _ = self.shared.outbound_tx.send(Outbound::State(msg)).await;
