@@ -338,11 +338,14 @@ impl Pipeline {
 
     /// The channels stuck now, by name, with their runs.
     pub fn stuck_channels(&self, config: &DetectorConfig) -> Vec<StuckChannel> {
+        // The runs follow the readings, which are as wide as the channel names.
         (self.stuck.channels(config.alert.stuck_rows))
-            .map(|(c, run)| StuckChannel {
-                channel: self.channel_names[c].clone(),
-                rows: run.rows(),
-                longest_before: run.longest(),
+            .filter_map(|(c, run)| {
+                Some(StuckChannel {
+                    channel: self.channel_names.get(c)?.clone(),
+                    rows: run.rows(),
+                    longest_before: run.longest(),
+                })
             })
             .collect()
     }
