@@ -6,8 +6,8 @@
 //!
 //! linfa's PCA is a truncated SVD by LOBPCG, and each of its iterations multiplies the
 //! whole `rows × inputs` matrix twice. The principal directions depend on the rows only
-//! through their scatter matrix, so many rows are first compacted into `2 × inputs`
-//! rows with the same scatter ([`compact_rows`]); linfa fits those.
+//! through their covariance matrix, so many rows are first compacted into `2 × inputs`
+//! rows with the same covariance ([`compact_rows`]); linfa fits those.
 
 use linfa::Dataset;
 use linfa::traits::Fit;
@@ -163,22 +163,25 @@ impl PcaModel {
 /// it the scatter matrix costs about what the iterations it saves do.
 const COMPACT_FROM: usize = 4;
 
-/// `2 × inputs` rows with the scatter of `data`'s centred rows, or `None` when `data` has
-/// too few rows to gain (or the factorisation fails). With `S = Xcᵀ Xc` and its Cholesky
-/// factor `S + εI = L Lᵀ`, the rows of `Lᵀ` and of `−Lᵀ`, scaled by `1/√2`, have
-/// `RᵀR = S + εI`: the same eigenvectors as `S` (the `ε`, a hair of the trace that makes
-/// a rank-deficient `S` factorable, moves every eigenvalue alike and no eigenvector), and
-/// a mean of exactly zero, so linfa's centring leaves them alone.
+/// `2 × inputs` rows with the covariance of `data`'s rows, or `None` when `data` has too
+/// few rows to gain (or the factorisation fails). With `C = Xcᵀ Xc / (rows − 1)` and its
+/// Cholesky factor `C + εI = L Lᵀ`, the rows of `Lᵀ` and of `−Lᵀ`, scaled by `1/√2`, have
+/// `RᵀR = C + εI`: the principal directions of `data` (the `ε`, a hair of the trace that
+/// makes a rank-deficient `C` factorable, moves every eigenvalue alike and no
+/// eigenvector), and a mean of exactly zero, so linfa's centring leaves them alone. The
+/// covariance rather than the scatter `Xcᵀ Xc`: the same eigenvectors, with eigenvalues
+/// the size of a normalised window's variance instead of `rows` times it, which linfa's
+/// absolute tolerance reaches in fewer iterations.
 fn compact_rows(data: ArrayView2<'_, f64>, mean: &Array1<f64>) -> Option<Array2<f64>> {
     let (rows, inputs) = data.dim();
     if rows < COMPACT_FROM * inputs {
         return None;
     }
     let centred = &data - mean;
-    let mut scatter = centred.t().dot(&centred);
-    let jitter = 1e-10 * scatter.diag().sum() / inputs as f64 + f64::MIN_POSITIVE;
-    scatter.diag_mut().mapv_inplace(|v| v + jitter);
-    let lower = scatter.cholesky_into().ok()?;
+    let mut cov = centred.t().dot(&centred) / (rows - 1) as f64;
+    let jitter = 1e-10 * cov.diag().sum() / inputs as f64 + f64::MIN_POSITIVE;
+    cov.diag_mut().mapv_inplace(|v| v + jitter);
+    let lower = cov.cholesky_into().ok()?;
     let half = lower.t().mapv(|v| v * std::f64::consts::FRAC_1_SQRT_2);
     let compact = ndarray::concatenate![ndarray::Axis(0), half, -&half];
     compact.iter().all(|v| v.is_finite()).then_some(compact)
@@ -265,15 +268,15 @@ mod tests {
     }
 
     #[test]
-    fn compacted_rows_keep_the_scatter_with_zero_mean() {
+    fn compacted_rows_keep_the_covariance_with_zero_mean() {
         let data = sliding_windows(400, 16);
         let mean = data.mean_axis(ndarray::Axis(0)).unwrap();
         let compact = compact_rows(data.view(), &mean).expect("400 rows of 16 are compacted");
         assert_eq!(compact.dim(), (32, 16));
         let centred = &data - &mean;
-        let scatter = centred.t().dot(&centred);
-        let largest = scatter.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
-        let diff = &compact.t().dot(&compact) - &scatter;
+        let cov = centred.t().dot(&centred) / 399.0;
+        let largest = cov.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        let diff = &compact.t().dot(&compact) - &cov;
         assert!(diff.iter().all(|d| d.abs() <= 1e-8 * largest), "{diff}");
         let compact_mean = compact.mean_axis(ndarray::Axis(0)).unwrap();
         assert!(compact_mean.iter().all(|&m| m.abs() < 1e-12), "{compact_mean}");
