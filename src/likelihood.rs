@@ -135,11 +135,12 @@ impl Likelihood {
         ratio
     }
 
-    /// [`Self::update`] through the onset rule `filter`: the ratio is a strictly
-    /// increasing function of `z`, so the filter compares the `z`s, and the Gaussian tail
-    /// (two logarithms and an exponential, 4 % of a replay when computed for every
-    /// window) is computed only for a window that beats the previous ones. The reported
-    /// scores are those of `filter.report(self.update(error, learn))`.
+    /// `update` (the plain form, which the tests keep) through the onset rule `filter`:
+    /// the ratio is a strictly increasing function of `z`, so the filter compares the
+    /// `z`s, and the Gaussian tail (two logarithms and an exponential, 4 % of a replay
+    /// when computed for every window) is computed only for a window that beats the
+    /// previous ones. The reported scores are those of
+    /// `filter.report(self.update(error, learn))`.
     pub fn score(&mut self, error: f64, learn: bool, filter: &mut OnsetFilter) -> f64 {
         let x = error.max(MIN_ERROR).ln();
         let score = match self.z(x) {

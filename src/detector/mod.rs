@@ -3,9 +3,10 @@
 //! `replay` and `eval` all drive this code; nothing about scoring exists anywhere else.
 //!
 //! Each stage is a type that owns its state and makes its decisions: `drift`
-//! (`[window] detrend`), `scoring` (`[threshold]`, `[score]`), `learning` (what is
-//! learned, when a model is due, acceptance; `[learning]`, `[training]`) and the alert
-//! lifecycle in [`crate::alert`]. The sensor's [`SensorState`] is an output of the core.
+//! (`[window] detrend`), `scoring` (`[threshold]`, `[score]`), [`stuck`] (a channel
+//! frozen at one value, `[alert] stuck_rows`: over the threshold whatever the error),
+//! `learning` (what is learned, when a model is due, acceptance; `[learning]`,
+//! `[training]`) and the alert lifecycle in [`crate::alert`]. The sensor's [`SensorState`] is an output of the core.
 //!
 //! Readings enter in one of two ways. [`Detector::process`] takes a reading that is
 //! known to be in timestamp order (replay and eval, whose input is) and returns its

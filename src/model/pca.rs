@@ -7,7 +7,7 @@
 //! linfa's PCA is a truncated SVD by LOBPCG, and each of its iterations multiplies the
 //! whole `rows × inputs` matrix twice. The principal directions depend on the rows only
 //! through their covariance matrix, so many rows are first compacted into `2 × inputs`
-//! rows with the same covariance ([`compact_rows`]); linfa fits those.
+//! rows with the same covariance (`compact_rows`); linfa fits those.
 
 use linfa::Dataset;
 use linfa::traits::Fit;
