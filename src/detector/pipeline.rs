@@ -331,9 +331,11 @@ impl Pipeline {
         (channels, outside_range)
     }
 
-    /// How many channels are stuck now ([`super::stuck`]).
-    pub fn stuck_count(&self, config: &DetectorConfig) -> usize {
-        self.stuck.channels(config.alert.stuck_rows).count()
+    /// Which channels are stuck now ([`super::stuck`]), channel `c` as bit `c % 64`: a
+    /// change in the set changes the mask (for up to 64 channels, `limits.max_channels`'
+    /// default).
+    pub fn stuck_mask(&self, config: &DetectorConfig) -> u64 {
+        (self.stuck.channels(config.alert.stuck_rows)).fold(0, |m, (c, _)| m | 1 << (c % 64))
     }
 
     /// The channels stuck now, by name, with their runs.

@@ -25,8 +25,8 @@ pub(super) struct Published {
     window_ready: bool,
     window_resets: u64,
     stale: bool,
-    /// Channels stuck at one value.
-    stuck: usize,
+    /// Channels stuck at one value ([`crate::detector::Pipeline::stuck_mask`]).
+    stuck: u64,
 }
 
 impl Running {
@@ -105,7 +105,7 @@ impl Running {
             window_ready: p.window_ready(),
             window_resets: p.window_resets(),
             stale: (self.staleness.as_ref()).is_some_and(|s| s.is_stale(sensor)),
-            stuck: p.stuck_count(self.detector.config()),
+            stuck: p.stuck_mask(self.detector.config()),
         };
         let before = self.published.insert(sensor.clone(), now);
         if before == Some(now) {
