@@ -206,7 +206,8 @@ impl Pipeline {
         if let Some(model) = self.model.clone() {
             let judged = self.scoring.judge(&model, &self.raw, config);
             let stuck = self.stuck.any(config.alert.stuck_rows);
-            // A stuck channel's window is anomalous however well it reconstructs.
+            // A stuck channel's window is anomalous however well it reconstructs: over
+            // the threshold for the learning policy and the alert lifecycle alike.
             let over = judged.over || stuck;
             let learned = self.learning.scored(over, judged.beyond_quantile());
             let censor = over && !self.learning.accepted();
@@ -223,7 +224,7 @@ impl Pipeline {
                 model_version: model.version,
             };
             if !self.learning.accepted() && judged.threshold.is_some() {
-                event = self.advance_alert(&model, &judged, &s, ts, config);
+                event = self.advance_alert(&model, &judged, &s, over, ts, config);
             }
             scored = Some(s);
         }
@@ -234,13 +235,15 @@ impl Pipeline {
         (scored, event, self.maybe_job(config))
     }
 
-    /// Feeds the window to the alert lifecycle; accepts a raised alert that is old
-    /// enough. Returns the event this window causes.
+    /// Feeds the window (`over`: its score over the threshold, or a channel stuck) to the
+    /// alert lifecycle; accepts a raised alert that is old enough. Returns the event this
+    /// window causes.
     pub(super) fn advance_alert(
         &mut self,
         model: &Model,
         j: &Judged,
         s: &Scored,
+        over: bool,
         ts: f64,
         config: &DetectorConfig,
     ) -> Option<AlertEvent> {
@@ -255,7 +258,7 @@ impl Pipeline {
             self.stuck.accept(config.alert.stuck_rows);
             (AlertEventKind::Cleared, Some(ClearReason::Accepted))
         } else {
-            match self.alert.update(&config.alert, s.over || s.stuck, ts)? {
+            match self.alert.update(&config.alert, over, ts)? {
                 AlertEventKind::Cleared => {
                     self.learning.recovered();
                     (AlertEventKind::Cleared, Some(ClearReason::Recovered))

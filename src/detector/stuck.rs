@@ -91,7 +91,7 @@ impl Stuck {
 
     /// Whether any channel is stuck under `min_rows` (`[alert] stuck_rows`; 0 = off).
     pub fn any(&self, min_rows: u32) -> bool {
-        self.runs.iter().any(|r| r.stuck(min_rows))
+        self.channels(min_rows).next().is_some()
     }
 
     /// The stuck channels' indices and runs.
