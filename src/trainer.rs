@@ -48,7 +48,8 @@ pub fn train(job: &TrainJob, config: &ModelConfig) -> Result<Model, ModelError> 
     let buffer = &job.windows;
     let width = buffer.width();
     let params = config.ae_params(width)?;
-    let normaliser = Normaliser::fit_windows(buffer.windows(), job.channels, config.normalise);
+    let readings = buffer.counted_readings(job.channels);
+    let normaliser = Normaliser::fit_counted(readings, job.channels, config.normalise);
     // Only the windows fitted on are laid out (normalised, as `f64`), not the buffer.
     let layout = |rows: &[usize]| buffer.select(rows, |raw, out| normaliser.apply_into(raw, out));
     let pca = PcaModel::fit(

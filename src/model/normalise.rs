@@ -43,8 +43,7 @@ impl Normaliser {
         Self::fit_windows(rows, channels, mode)
     }
 
-    /// Fits channel statistics on raw training windows given as flattened slices (the
-    /// training buffer's `f32` values, without laying them out first).
+    /// Fits channel statistics on raw training windows given as flattened slices.
     ///
     /// # Panics
     ///
@@ -58,15 +57,34 @@ impl Normaliser {
         T: Copy + Into<f64> + 'a,
     {
         assert!(channels > 0, "bad channel count");
-        let readings = move || {
-            windows.clone().flat_map(move |w| {
-                assert!(w.len() % channels == 0, "bad channel count");
-                w.chunks_exact(channels)
-            })
-        };
+        let readings = windows.flat_map(move |w| {
+            assert!(w.len() % channels == 0, "bad channel count");
+            w.chunks_exact(channels).map(|r| (r, 1))
+        });
+        Self::fit_counted(readings, channels, mode)
+    }
+
+    /// Fits channel statistics on readings, each given with the number of training
+    /// windows it appears in (the training buffer's distinct `f32` readings: sliding
+    /// windows hold each reading up to `size` times, and the statistics are those of the
+    /// windows, at 1/`size` of the work).
+    ///
+    /// # Panics
+    ///
+    /// If `channels` is zero or a reading is not `channels` long (a programming error).
+    pub fn fit_counted<'a, T>(
+        readings: impl Iterator<Item = (&'a [T], u32)> + Clone,
+        channels: usize,
+        mode: NormaliseMode,
+    ) -> Self
+    where
+        T: Copy + Into<f64> + 'a,
+    {
+        assert!(channels > 0, "bad channel count");
+        let readings = readings.inspect(move |(r, _)| assert_eq!(r.len(), channels, "bad channel count"));
         let (offset, scale) = match mode {
             NormaliseMode::Zscore => zscore_stats(readings, channels),
-            NormaliseMode::Minmax => minmax_stats(readings(), channels),
+            NormaliseMode::Minmax => minmax_stats(readings, channels),
         };
         Self { mode, offset, scale }
     }
@@ -105,26 +123,29 @@ impl Normaliser {
 /// Per-channel `(offset, scale)` lists.
 type Stats = (Vec<f64>, Vec<f64>);
 
-/// Mean and inverse standard deviation per channel, by two passes over the readings
-/// (the sum, then the squared deviations from the mean): stable for large offsets such
-/// as 233 V ± 0.5, without a division per value.
-fn zscore_stats<'a, T, I>(readings: impl Fn() -> I, channels: usize) -> Stats
+/// Mean and inverse standard deviation per channel of readings counted `count` times
+/// each, by two passes (the weighted sum, then the weighted squared deviations from the
+/// mean): stable for large offsets such as 233 V ± 0.5, without a division per value.
+fn zscore_stats<'a, T>(readings: impl Iterator<Item = (&'a [T], u32)> + Clone, channels: usize) -> Stats
 where
     T: Copy + Into<f64> + 'a,
-    I: Iterator<Item = &'a [T]>,
 {
     let mut n = 0.0;
     let mut mean = vec![0.0; channels];
-    for reading in readings() {
-        n += 1.0;
-        mean.iter_mut().zip(reading).for_each(|(s, &v)| *s += v.into());
+    for (reading, count) in readings.clone() {
+        let w = f64::from(count);
+        n += w;
+        mean.iter_mut()
+            .zip(reading)
+            .for_each(|(s, &v)| *s += w * v.into());
     }
     mean.iter_mut().for_each(|s| *s /= n);
     let mut m2 = vec![0.0; channels];
-    for reading in readings() {
+    for (reading, count) in readings {
+        let w = f64::from(count);
         for ((m2, &v), mean) in m2.iter_mut().zip(reading).zip(&mean) {
             let d = v.into() - mean;
-            *m2 += d * d;
+            *m2 += w * d * d;
         }
     }
     let scale = m2.iter().map(|m2| {
@@ -135,13 +156,13 @@ where
 }
 
 /// The training range per channel, widened by 10 % each side.
-fn minmax_stats<'a, T>(readings: impl Iterator<Item = &'a [T]>, channels: usize) -> Stats
+fn minmax_stats<'a, T>(readings: impl Iterator<Item = (&'a [T], u32)>, channels: usize) -> Stats
 where
     T: Copy + Into<f64> + 'a,
 {
     let mut lo = vec![f64::INFINITY; channels];
     let mut hi = vec![f64::NEG_INFINITY; channels];
-    for reading in readings {
+    for (reading, _) in readings.filter(|&(_, count)| count > 0) {
         for ((lo, hi), &v) in lo.iter_mut().zip(&mut hi).zip(reading) {
             *lo = lo.min(v.into());
             *hi = hi.max(v.into());
@@ -172,6 +193,30 @@ mod tests {
         let mut out = [0.0; 4];
         n.apply_into(&[2.0, 20.0, 2.0, 20.0], &mut out);
         assert!(out[0].abs() < 1e-12 && out[1].abs() < 1e-12, "{out:?}");
+    }
+
+    #[test]
+    fn counted_readings_fit_as_the_windows_they_stand_for() {
+        // Windows of 3 readings sliding by one over 6 two-channel readings: the readings
+        // counted 1, 2, 3, 3, 2, 1 times give the windows' statistics.
+        let readings: Vec<[f64; 2]> = (0..6).map(|t| [233.0 + t as f64 * 0.1, (t * t) as f64]).collect();
+        let windows: Vec<Vec<f64>> = (0..4).map(|w| readings[w..w + 3].concat()).collect();
+        let counts = [1, 2, 3, 3, 2, 1];
+        for mode in [NormaliseMode::Zscore, NormaliseMode::Minmax] {
+            let want = Normaliser::fit_windows(windows.iter().map(Vec::as_slice), 2, mode);
+            let counted = readings.iter().map(<[f64; 2]>::as_slice).zip(counts);
+            let got = Normaliser::fit_counted(counted, 2, mode);
+            for (g, w) in (got.offset.iter().chain(&got.scale)).zip(want.offset.iter().chain(&want.scale)) {
+                assert!((g - w).abs() <= 1e-12 * w.abs(), "{mode:?}: {got:?} vs {want:?}");
+            }
+        }
+        // A reading no window holds any more counts for nothing, not even its range.
+        let stale = [[-50.0, 1e6]];
+        let counted = (stale.iter().map(<[f64; 2]>::as_slice).zip([0]))
+            .chain(readings.iter().map(<[f64; 2]>::as_slice).zip(counts));
+        let got = Normaliser::fit_counted(counted, 2, NormaliseMode::Minmax);
+        let want = Normaliser::fit_windows(windows.iter().map(Vec::as_slice), 2, NormaliseMode::Minmax);
+        assert_eq!(got, want);
     }
 
     #[test]

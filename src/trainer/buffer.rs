@@ -188,6 +188,39 @@ impl TrainingBuffer {
         self.windows().skip(self.len - n).map(widen)
     }
 
+    /// The stored readings (`channels` values each), oldest first, each with the number
+    /// of held windows that contain it (0 for the few no window needs any more): the
+    /// windows' values without their repetition, for statistics over the windows at
+    /// 1/`size` of the work.
+    ///
+    /// # Panics
+    ///
+    /// If `channels` does not divide the window width and step (a programming error).
+    pub fn counted_readings(&self, channels: usize) -> impl Iterator<Item = (&[f32], u32)> + Clone + '_ {
+        assert!(
+            channels > 0 && self.width % channels == 0 && self.step % channels == 0,
+            "bad channel count"
+        );
+        // Every run starts at a multiple of the step or width from the stream's first
+        // value, so readings are `channels`-aligned. +1 where a window starts, −1 past
+        // its end, summed.
+        let (width, step) = (self.width / channels, self.step / channels);
+        let mut delta = vec![0i64; self.stream.len() / channels + 1];
+        for &(first, count) in &self.runs {
+            let first = (first - self.base) as usize / channels;
+            for start in (first..).step_by(step).take(count) {
+                delta[start] += 1;
+                delta[start + width] -= 1;
+            }
+        }
+        let mut covering = 0i64;
+        let counts = delta.into_iter().map(move |d| {
+            covering += d;
+            u32::try_from(covering).expect("a reading's window count fits u32")
+        });
+        self.stream.chunks_exact(channels).zip(counts.collect::<Vec<_>>())
+    }
+
     /// Values per window.
     pub fn width(&self) -> usize {
         self.width
@@ -338,6 +371,44 @@ mod tests {
         }
         assert_eq!(b.stream.capacity(), reserved, "no reallocation for 4 breaks");
         assert!(4 * b.stream.capacity() <= TrainingBuffer::footprint(capacity, width, step));
+    }
+
+    #[test]
+    fn counted_readings_hold_each_windowed_value_as_often_as_the_windows_do() {
+        // Sliding windows at stride 2 with breaks (every 7th window skipped), evictions
+        // and a cleared start: per channel, the counted readings give the windows'
+        // value counts and sums exactly (the values are small integers).
+        let (size, channels, stride, capacity) = (5, 2, 2, 40);
+        let (width, step) = (size * channels, stride * channels);
+        let mut b = TrainingBuffer::new(capacity, width, step);
+        let window = |w: usize| {
+            let reading = |t: usize| (0..channels).map(move |c| ((t * 3 + c * 5) % 17) as f64);
+            (w * stride..w * stride + size)
+                .flat_map(reading)
+                .collect::<Vec<f64>>()
+        };
+        b.push(&window(1000));
+        b.clear();
+        for w in (0..150).filter(|w| w % 7 != 3) {
+            b.push(&window(w));
+        }
+        assert!(b.runs.len() > 1 && b.len() == capacity);
+        let mut want = vec![(0u32, 0.0); channels];
+        for win in b.windows() {
+            for (i, &v) in win.iter().enumerate() {
+                want[i % channels].0 += 1;
+                want[i % channels].1 += f64::from(v);
+            }
+        }
+        let mut got = vec![(0u32, 0.0); channels];
+        for (reading, count) in b.counted_readings(channels) {
+            for (g, &v) in got.iter_mut().zip(reading) {
+                g.0 += count;
+                g.1 += f64::from(count) * f64::from(v);
+            }
+        }
+        assert_eq!(got, want);
+        assert_eq!(want[0].0 as usize, capacity * size);
     }
 
     #[test]
