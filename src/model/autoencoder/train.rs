@@ -64,7 +64,29 @@ impl Adam {
         }
     }
 
+    /// One update of every weight and bias from the batch's gradients, on the AVX2 build
+    /// when the CPU has it (a square root and a division per parameter: twice the lanes).
     fn step(&mut self, layers: &mut [Layer], grads: &[LayerGrad<Real>]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked on the line above), which is the
+            // only requirement for calling a `#[target_feature(enable = "avx2")]` fn.
+            return unsafe { self.step_avx2(layers, grads) };
+        }
+        self.step_portable(layers, grads);
+    }
+
+    /// [`Self::step_portable`] compiled for AVX2: the same operations (IEEE square root
+    /// and division, no FMA), so the same bits.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn step_avx2(&mut self, layers: &mut [Layer], grads: &[LayerGrad<Real>]) {
+        self.step_portable(layers, grads);
+    }
+
+    /// [`Self::step`] for any CPU (inlined into [`Self::step_avx2`]).
+    #[inline(always)]
+    fn step_portable(&mut self, layers: &mut [Layer], grads: &[LayerGrad<Real>]) {
         self.t = self.t.saturating_add(1);
         let c1 = 1.0 - BETA1.powi(self.t);
         let c2 = 1.0 - BETA2.powi(self.t);
@@ -78,6 +100,7 @@ impl Adam {
 
 /// Adam update with the bias corrections folded into `step` (the paper's efficient form),
 /// in `f64` from the pass's gradients.
+#[inline(always)]
 fn update(p: &mut [f64], g: &[Real], m: &mut [f64], v: &mut [f64], step: f64) {
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         let g = f64::from(g);
@@ -283,6 +306,56 @@ impl NoiseTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dispatched_adam_steps_are_bit_identical_to_the_portable_path() {
+        // A seed must train the same weights whichever CPU runs it. Layer lengths that
+        // are and are not multiples of the vector width; gradients over many scales.
+        let mut rng = SmallRng::seed_from_u64(11);
+        let layer = |n_in: usize, n_out: usize, rng: &mut SmallRng| Layer {
+            n_in,
+            n_out,
+            w: (0..n_in * n_out).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+            b: (0..n_out).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+            act: Activation::Tanh,
+        };
+        let start = vec![
+            layer(32, 7, &mut rng),
+            layer(7, 3, &mut rng),
+            layer(3, 32, &mut rng),
+        ];
+        let grads: Vec<Vec<LayerGrad<Real>>> = (0..20)
+            .map(|_| {
+                (start.iter())
+                    .map(|l| {
+                        let mut g = |n: usize| -> Vec<Real> {
+                            (0..n)
+                                .map(|_| rng.gen_range(-1.0..1.0) * 10f32.powi(rng.gen_range(-6..3)))
+                                .collect()
+                        };
+                        LayerGrad {
+                            w: g(l.w.len()),
+                            b: g(l.b.len()),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let (mut dispatched, mut portable) = (start.clone(), start.clone());
+        let (mut a, mut b) = (Adam::new(&start, 0.003), Adam::new(&start, 0.003));
+        for g in &grads {
+            a.step(&mut dispatched, g);
+            b.step_portable(&mut portable, g);
+        }
+        let bits = |ls: &[Layer]| -> Vec<u64> {
+            ls.iter()
+                .flat_map(|l| l.w.iter().chain(&l.b))
+                .map(|v| v.to_bits())
+                .collect()
+        };
+        assert_eq!(bits(&dispatched), bits(&portable));
+        assert_ne!(bits(&dispatched), bits(&start), "the steps moved the weights");
+    }
 
     #[test]
     fn gaussian_noise_has_the_configured_spread_and_independent_elements() {
