@@ -239,6 +239,11 @@ mod tests {
         let scores: Vec<f64> = (0..20)
             .map(|w| model.score(&drifting_pair(level, w), &mut ws).ae)
             .collect();
+        // The autoencoder's score alone (a history rebuild's) is the same number.
+        for (w, s) in scores.iter().enumerate() {
+            let alone = model.ae_score(&drifting_pair(level, w), &mut ws);
+            assert_eq!(alone.to_bits(), s.to_bits(), "window {w}, skip {skip}");
+        }
         scores.iter().sum::<f64>() / 20.0
     }
 

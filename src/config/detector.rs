@@ -59,6 +59,20 @@ impl ScoreSource {
             Self::AePca => 0.5 * (s.ae + s.pca),
         }
     }
+
+    /// This source's score of a raw window under `model`, computing only what it needs
+    /// (the autoencoder's alone for [`Self::Ae`]: the same bits as picking it).
+    pub fn of_window(
+        self,
+        model: &crate::model::Model,
+        raw: &[f64],
+        ws: &mut crate::model::Workspace,
+    ) -> f64 {
+        match self {
+            Self::Ae => model.ae_score(raw, ws),
+            _ => self.pick(&model.score(raw, ws)),
+        }
+    }
 }
 
 /// Validated `[training]`.

@@ -230,8 +230,7 @@ impl Scoring {
             self.threshold = RollingQuantile::new(window, self.limits.quantile.get());
         }
         for (i, w) in buffer.newest(held + skip).take(held).enumerate() {
-            let s = model.score(&w, &mut self.workspace);
-            let value = config.threshold.score.pick(&s);
+            let value = config.threshold.score.of_window(model, &w, &mut self.workspace);
             if let Some(o) = self.onset.as_mut() {
                 if i + history >= held {
                     o.window.learn(value);

@@ -115,12 +115,7 @@ impl Model {
     /// Scores a raw flattened window with both models. Leaves the autoencoder's
     /// per-input squared errors in `ws.squared_error` for [`Self::channel_errors`].
     pub fn score(&self, raw: &[f64], ws: &mut Workspace) -> WindowScores {
-        let k = raw.len();
-        let n = k.max(1) as f64;
-        ws.normalised.resize(k, 0.0);
-        ws.reconstruction.resize(k, 0.0);
-        ws.squared_error.resize(k, 0.0);
-        self.normaliser.apply_into(raw, &mut ws.normalised);
+        let n = self.normalise(raw, ws);
         // The PCA baseline first: with the skip path its residual is the AE's input.
         self.pca
             .reconstruct_into(&ws.normalised, &mut ws.reconstruction, &mut ws.scratch);
@@ -132,9 +127,44 @@ impl Model {
             mean += (x - m) * (x - m);
         }
         // The autoencoder's input: the PCA residual with the skip path, else the window.
-        let input = if self.residual {
+        if self.residual {
             ws.residual.clear();
             (ws.residual).extend(ws.normalised.iter().zip(&ws.reconstruction).map(|(x, r)| x - r));
+        }
+        WindowScores {
+            ae: self.ae_error(ws) / n,
+            pca: pca / n,
+            mean: mean / n,
+        }
+    }
+
+    /// The autoencoder's score of a raw flattened window alone, as [`Self::score`]
+    /// gives it (the same bits), without the baselines' unless the skip path needs
+    /// the PCA's: rebuilding a score history after a retrain scores thousands of
+    /// windows.
+    pub fn ae_score(&self, raw: &[f64], ws: &mut Workspace) -> f64 {
+        if self.residual {
+            return self.score(raw, ws).ae;
+        }
+        let n = self.normalise(raw, ws);
+        self.ae_error(ws) / n
+    }
+
+    /// Sizes the workspace for `raw` and normalises it into `ws.normalised`; returns
+    /// the number of inputs the mean errors divide by.
+    fn normalise(&self, raw: &[f64], ws: &mut Workspace) -> f64 {
+        let k = raw.len();
+        ws.normalised.resize(k, 0.0);
+        ws.reconstruction.resize(k, 0.0);
+        ws.squared_error.resize(k, 0.0);
+        self.normaliser.apply_into(raw, &mut ws.normalised);
+        k.max(1) as f64
+    }
+
+    /// The autoencoder's summed squared error of its input (`ws.residual` with the skip
+    /// path, else `ws.normalised`), leaving the per-input errors in `ws.squared_error`.
+    fn ae_error(&self, ws: &mut Workspace) -> f64 {
+        let input = if self.residual {
             &ws.residual
         } else {
             &ws.normalised
@@ -144,12 +174,7 @@ impl Model {
         for ((e, x), r) in ws.squared_error.iter_mut().zip(input).zip(&ws.reconstruction) {
             *e = (x - r) * (x - r);
         }
-        let ae: f64 = ws.squared_error.iter().sum();
-        WindowScores {
-            ae: ae / n,
-            pca: pca / n,
-            mean: mean / n,
-        }
+        ws.squared_error.iter().sum()
     }
 
     /// Per-channel mean squared error and share of the total, from the last
