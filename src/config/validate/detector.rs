@@ -135,6 +135,7 @@ fn model(raw: &RawConfig, p: &mut Problems) -> ModelConfig {
         .epochs(m.epochs)
         .validation_fraction(m.validation_fraction)
         .patience(m.patience)
+        .min_improvement(m.min_improvement)
         .seed(m.seed);
     // The model owns its range checks; config only maps them onto the `model.` keys.
     match template.clone().check() {

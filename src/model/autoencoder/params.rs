@@ -141,13 +141,14 @@ pub struct AutoencoderValidParams {
     epochs: usize,
     validation_fraction: f64,
     patience: usize,
+    min_improvement: f64,
     seed: u64,
 }
 
 impl AutoencoderParams {
     /// Defaults for `n_inputs` inputs: hidden `[16]`, latent 4, tanh, linear output, MSE,
     /// undercomplete, learning rate 1e-3, batch 32, 20 epochs, validation fraction 0.1,
-    /// patience 3, seed 42.
+    /// patience 3, any validation improvement counting, seed 42.
     pub fn new(n_inputs: usize) -> Self {
         Self(AutoencoderValidParams {
             n_inputs,
@@ -162,6 +163,7 @@ impl AutoencoderParams {
             epochs: 20,
             validation_fraction: 0.1,
             patience: 3,
+            min_improvement: 0.0,
             seed: 42,
         })
     }
@@ -235,6 +237,13 @@ impl AutoencoderParams {
     /// Epochs without a validation improvement before training stops; 0 never stops early.
     pub fn patience(mut self, epochs: usize) -> Self {
         self.0.patience = epochs;
+        self
+    }
+
+    /// Least relative fall of the validation objective that counts as an improvement
+    /// for early stopping (`0.01`: an epoch must lower the best by 1 %); 0 counts any.
+    pub fn min_improvement(mut self, fraction: f64) -> Self {
+        self.0.min_improvement = fraction;
         self
     }
 
@@ -329,6 +338,13 @@ impl AutoencoderParams {
                 format!("validation fraction must be in [0, 1), got {vf}"),
             ));
         }
+        let mi = p.min_improvement;
+        if !(0.0..1.0).contains(&mi) {
+            errors.push((
+                "min_improvement",
+                format!("min improvement must be in [0, 1), got {mi}"),
+            ));
+        }
         if errors.is_empty() {
             Ok(self.0)
         } else {
@@ -385,6 +401,10 @@ impl AutoencoderValidParams {
     /// Early-stopping patience in epochs (0: never stop early).
     pub fn patience(&self) -> usize {
         self.patience
+    }
+    /// Least relative validation improvement that resets the patience.
+    pub fn min_improvement(&self) -> f64 {
+        self.min_improvement
     }
     /// Random seed.
     pub fn seed(&self) -> u64 {

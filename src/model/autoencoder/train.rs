@@ -113,12 +113,13 @@ fn update(p: &mut [f64], g: &[Real], m: &mut [f64], v: &mut [f64], step: f64) {
 impl Autoencoder {
     /// Trains from the current weights, so a second call is a warm start. Uses the
     /// training hyper-parameters of `params` (loss, kind, learning rate, batch size,
-    /// epochs, validation fraction, patience, seed); the architecture is the model's own.
+    /// epochs, validation fraction, patience, min improvement, seed); the architecture is
+    /// the model's own.
     ///
     /// The last `floor(rows · validation_fraction)` rows (at least one when the fraction
     /// is positive) are held out; after each epoch the validation objective is measured on
-    /// them, training stops after `patience` epochs without improvement, and the best
-    /// weights are restored. Training rows are shuffled each epoch by a seeded rng.
+    /// them, training stops after `patience` epochs that did not lower the best by at
+    /// least the `min_improvement` fraction, and the best weights are restored. Training rows are shuffled each epoch by a seeded rng.
     /// Sparse: the penalty on the latent code is part of the objective. Denoising: each
     /// batch is corrupted afresh, the target is the clean input. With [`Loss::Bce`] the
     /// data must lie in [0, 1].
@@ -177,7 +178,10 @@ impl Autoencoder {
                 continue;
             }
             let v = ws.objective(val, obj);
-            if best.as_ref().is_none_or(|(b, _)| v < *b) {
+            if best
+                .as_ref()
+                .is_none_or(|(b, _)| v < *b * (1.0 - params.min_improvement()))
+            {
                 best = Some((v, self.layers.clone()));
                 since_best = 0;
             } else {

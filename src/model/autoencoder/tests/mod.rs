@@ -130,6 +130,36 @@ fn undercomplete_autoencoder_beats_pca_on_a_curved_manifold() {
     assert!(ae_err < 0.5 * pca_err, "ae {ae_err} vs pca {pca_err}");
 }
 
+#[test]
+fn early_stopping_waits_only_for_improvements_of_the_least_size() {
+    // The same fit, counting any validation improvement or only falls of 5 % or more:
+    // the second stops sooner, and still keeps its best weights.
+    let train = build_manifold(600, 16, 31);
+    let fit = |min_improvement: f64| {
+        let params = build_params(16, vec![16], 2)
+            .learning_rate(3e-3)
+            .epochs(200)
+            .patience(3)
+            .min_improvement(min_improvement)
+            .check()
+            .unwrap();
+        let mut ae = Autoencoder::new(&params);
+        ae.fit(&params, train.view()).unwrap()
+    };
+    let (any, large) = (fit(0.0), fit(0.05));
+    assert!(
+        large.epochs_run < any.epochs_run,
+        "{} epochs with 5 %, {} with any",
+        large.epochs_run,
+        any.epochs_run
+    );
+    assert!(
+        large.epochs_run > 3,
+        "the first epochs improve by far more than 5 %"
+    );
+    assert!(large.val_loss.unwrap() >= any.val_loss.unwrap());
+}
+
 fn mean_abs_code(kind: AutoencoderKind, x: &Array2<f64>) -> (f64, f64) {
     let params = build_params(16, vec![16], 8)
         .kind(kind)

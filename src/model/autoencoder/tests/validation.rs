@@ -50,6 +50,16 @@ fn check_rejects_each_bad_parameter_by_name() {
             base().validation_fraction(-0.1),
             "validation fraction",
         ),
+        (
+            "whole improvement",
+            base().min_improvement(1.0),
+            "min improvement",
+        ),
+        (
+            "nan improvement",
+            base().min_improvement(f64::NAN),
+            "min improvement",
+        ),
     ];
     for (name, params, needle) in cases {
         match params.check() {
