@@ -36,30 +36,11 @@ impl Normaliser {
     ///
     /// If `channels` is zero or does not divide the row length (a programming error).
     pub fn fit(data: ArrayView2<'_, f64>, channels: usize, mode: NormaliseMode) -> Self {
-        let rows = data
-            .rows()
-            .into_iter()
-            .map(|r| r.to_slice().expect("standard layout"));
-        Self::fit_windows(rows, channels, mode)
-    }
-
-    /// Fits channel statistics on raw training windows given as flattened slices.
-    ///
-    /// # Panics
-    ///
-    /// If `channels` is zero or does not divide a window's length (a programming error).
-    pub fn fit_windows<'a, T>(
-        windows: impl Iterator<Item = &'a [T]> + Clone,
-        channels: usize,
-        mode: NormaliseMode,
-    ) -> Self
-    where
-        T: Copy + Into<f64> + 'a,
-    {
         assert!(channels > 0, "bad channel count");
-        let readings = windows.flat_map(move |w| {
-            assert!(w.len() % channels == 0, "bad channel count");
-            w.chunks_exact(channels).map(|r| (r, 1))
+        let readings = data.rows().into_iter().flat_map(move |r| {
+            let window = r.to_slice().expect("standard layout");
+            assert!(window.len() % channels == 0, "bad channel count");
+            window.chunks_exact(channels).map(|reading| (reading, 1))
         });
         Self::fit_counted(readings, channels, mode)
     }
@@ -200,10 +181,10 @@ mod tests {
         // Windows of 3 readings sliding by one over 6 two-channel readings: the readings
         // counted 1, 2, 3, 3, 2, 1 times give the windows' statistics.
         let readings: Vec<[f64; 2]> = (0..6).map(|t| [233.0 + t as f64 * 0.1, (t * t) as f64]).collect();
-        let windows: Vec<Vec<f64>> = (0..4).map(|w| readings[w..w + 3].concat()).collect();
+        let windows = ndarray::Array2::from_shape_fn((4, 6), |(w, i)| readings[w + i / 2][i % 2]);
         let counts = [1, 2, 3, 3, 2, 1];
         for mode in [NormaliseMode::Zscore, NormaliseMode::Minmax] {
-            let want = Normaliser::fit_windows(windows.iter().map(Vec::as_slice), 2, mode);
+            let want = Normaliser::fit(windows.view(), 2, mode);
             let counted = readings.iter().map(<[f64; 2]>::as_slice).zip(counts);
             let got = Normaliser::fit_counted(counted, 2, mode);
             for (g, w) in (got.offset.iter().chain(&got.scale)).zip(want.offset.iter().chain(&want.scale)) {
@@ -215,7 +196,7 @@ mod tests {
         let counted = (stale.iter().map(<[f64; 2]>::as_slice).zip([0]))
             .chain(readings.iter().map(<[f64; 2]>::as_slice).zip(counts));
         let got = Normaliser::fit_counted(counted, 2, NormaliseMode::Minmax);
-        let want = Normaliser::fit_windows(windows.iter().map(Vec::as_slice), 2, NormaliseMode::Minmax);
+        let want = Normaliser::fit(windows.view(), 2, NormaliseMode::Minmax);
         assert_eq!(got, want);
     }
 
