@@ -8,7 +8,7 @@
 
 mod buffer;
 
-pub use buffer::TrainingBuffer;
+pub use buffer::{Stamp, TrainingBuffer};
 
 use std::sync::Arc;
 

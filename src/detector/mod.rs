@@ -47,6 +47,7 @@ use crate::trainer::TrainJob;
 use crate::window::WindowReject;
 
 pub use pipeline::Pipeline;
+pub use scoring::Rescored;
 
 pub use limits::Evicted;
 pub use reorder::RESEND_MEMORY;
@@ -296,8 +297,15 @@ impl Detector {
     /// Installs a trained model (or records that training failed, with `None`), so the
     /// sensor may ask again later.
     pub fn install(&mut self, sensor: &SensorId, model: Option<Model>) {
+        self.install_rescored(sensor, model, None);
+    }
+
+    /// [`Self::install`] with the new model's scores of its job's windows, computed
+    /// where the job ran ([`Rescored::new`]), so the score history is not rebuilt
+    /// from scratch here.
+    pub fn install_rescored(&mut self, sensor: &SensorId, model: Option<Model>, rescored: Option<&Rescored>) {
         if let Some(p) = self.pipelines.get_mut(sensor) {
-            p.install(model, &self.config);
+            p.install(model, rescored, &self.config);
         }
     }
 
@@ -335,7 +343,10 @@ impl Detector {
             if let Err(e) = &model {
                 tracing::warn!(sensor = %sensor.escaped(), error = %e, "Training failed; keeping the old model.");
             }
-            self.install(sensor, model.ok());
+            // Rescored as the daemon's training thread does, so both paths rebuild alike.
+            let source = self.config.threshold.score;
+            let rescored = (model.as_ref().ok()).map(|m| Rescored::new(&job.windows, m, source));
+            self.install_rescored(sensor, model.ok(), rescored.as_ref());
         }
         Ok(step)
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::drift::Drift;
 use super::learning::{Installed, Learning};
 use super::reorder::{Held, Reorder};
-use super::scoring::{Judged, Scoring};
+use super::scoring::{Judged, Rescored, Scoring};
 use super::stuck::Stuck;
 use super::{Offered, Release, Scored, SensorState, Step, memory};
 use crate::alert::severity::{IdFamily, alert_id};
@@ -374,7 +374,12 @@ impl Pipeline {
 
     /// Installs a trained model (`None`: training failed) and rebuilds what depends on
     /// the model in force.
-    pub(super) fn install(&mut self, model: Option<Model>, config: &DetectorConfig) {
+    pub(super) fn install(
+        &mut self,
+        model: Option<Model>,
+        rescored: Option<&Rescored>,
+        config: &DetectorConfig,
+    ) {
         // A job of the set before a warm-up restart ([`Detector::regroup`]): not this
         // pipeline's, and a model of another width cannot score its windows.
         if model
@@ -390,7 +395,7 @@ impl Pipeline {
         let m = Arc::new(m);
         let rebaseline = (kind == Installed::Rebaseline).then(|| self.learning.alert_windows());
         self.scoring
-            .rebuild(&m, self.learning.buffer(), config, rebaseline);
+            .rebuild(&m, self.learning.buffer(), config, rebaseline, rescored);
         self.model = Some(m);
     }
 }

@@ -5,15 +5,71 @@
 //! Scoring is split in two so the learning policy can decide in between:
 //! [`Scoring::judge`] reads only past data (the threshold before this score joins it);
 //! [`Scoring::finish`] computes the anomaly score and learns the window's errors when
-//! the policy says so.
+//! the policy says so. A new model rebuilds the score history ([`Scoring::rebuild`])
+//! from its scores of the training windows, most of them worked out where it trained
+//! ([`Rescored`]).
 
-use crate::config::{DetectorConfig, ScoreStrategy, SensorThreshold};
+use crate::config::{DetectorConfig, ScoreSource, ScoreStrategy, SensorThreshold};
 use crate::likelihood::{DecayingStats, Likelihood};
 use crate::model::{Model, WindowScores, Workspace};
 use crate::range::RecentRange;
 use crate::score::{AnomalyScorer, OnsetFilter};
 use crate::threshold::{RollingMax, RollingQuantile};
-use crate::trainer::TrainingBuffer;
+use crate::trainer::{Stamp, TrainingBuffer};
+
+/// A new model's scores of its training job's windows, worked out where the job ran (the
+/// daemon's training thread), so that installing the model does not rescore up to
+/// `training.buffer` windows on the detector's task while readings of other sensors
+/// wait. [`Scoring::rebuild`] takes what it needs for the windows the buffer still holds
+/// and scores only those pushed since the job.
+#[derive(Clone, Debug)]
+pub struct Rescored {
+    /// The job's windows: which buffer state `values` belong to.
+    stamp: Stamp,
+    /// The score they are of (a reload may change `threshold.score` meanwhile).
+    source: ScoreSource,
+    /// Per job window, oldest first: the thresholded score and the newest reading's
+    /// squared z-score (the point reference's error).
+    values: Vec<(f64, f64)>,
+}
+
+impl Rescored {
+    /// Scores every window of `windows` (a job's) with `model`, as the rebuild would.
+    pub fn new(windows: &TrainingBuffer, model: &Model, source: ScoreSource) -> Self {
+        let mut ws = Workspace::default();
+        let mut raw = Vec::with_capacity(windows.width());
+        let values = (windows.windows())
+            .map(|w| {
+                raw.clear();
+                raw.extend(w.iter().map(|&v| f64::from(v)));
+                window_values(model, &raw, source, &mut ws)
+            })
+            .collect();
+        Self {
+            stamp: windows.stamp(),
+            source,
+            values,
+        }
+    }
+
+    /// The values of `buffer`'s oldest windows, those it held when the job was made
+    /// (each index is the buffer's); `None` when `buffer` is not that job's buffer or
+    /// `source` not the score they are of.
+    fn covering(&self, buffer: &TrainingBuffer, source: ScoreSource) -> Option<&[(f64, f64)]> {
+        (source == self.source).then_some(())?;
+        let new = usize::try_from(buffer.pushed_since(self.stamp)?).ok()?;
+        let covered = buffer.len().saturating_sub(new);
+        let start = self.values.len().checked_sub(covered)?;
+        Some(&self.values[start..])
+    }
+}
+
+/// A window's thresholded score under `model` and its newest reading's squared z-score:
+/// what a rebuild learns of it.
+fn window_values(model: &Model, raw: &[f64], source: ScoreSource, ws: &mut Workspace) -> (f64, f64) {
+    let value = source.of_window(model, raw, ws);
+    (value, ws.newest_z_error(model.channels))
+}
 
 /// A window's errors against the threshold in force, before anything learns them.
 #[derive(Clone, Copy, Debug)]
@@ -191,13 +247,15 @@ impl Scoring {
     /// newest `alert_windows` of the buffer, the accepted alert's own windows: the new
     /// model learns them, but the change they hold (the step from the old normal to
     /// the new one) is not a normal error, and as a reference it would mute every later
-    /// event smaller than it (docs/quality.md, session 6).
+    /// event smaller than it (docs/quality.md, session 6). The windows `rescored`
+    /// covers are not scored again.
     pub(super) fn rebuild(
         &mut self,
         model: &Model,
         buffer: &TrainingBuffer,
         config: &DetectorConfig,
         rebaseline: Option<usize>,
+        rescored: Option<&Rescored>,
     ) {
         let history = match config.score {
             ScoreStrategy::Onset(o) => o.history.get(),
@@ -216,7 +274,20 @@ impl Scoring {
         // At least one window stays, whatever the alert held.
         let skip = rebaseline.unwrap_or(0).min(buffer.len().saturating_sub(1));
         let held = (buffer.len() - skip).min(n);
-        let channels = model.channels;
+        // The held windows' values: those the job scored, then the newer ones.
+        let first = buffer.len() - skip - held;
+        let known = (rescored.and_then(|r| r.covering(buffer, config.threshold.score))).unwrap_or(&[]);
+        let known = known.get(first..).unwrap_or(&[]);
+        let known = &known[..known.len().min(held)];
+        let mut values = known.to_vec();
+        for w in buffer.newest(held + skip - known.len()).take(held - known.len()) {
+            values.push(window_values(
+                model,
+                &w,
+                config.threshold.score,
+                &mut self.workspace,
+            ));
+        }
         if let Some(o) = self.onset.as_mut() {
             o.window.clear_history();
             if let Some((l, _)) = o.likelihood.as_mut() {
@@ -229,8 +300,7 @@ impl Scoring {
         if threshold_too {
             self.threshold = RollingQuantile::new(window, self.limits.quantile.get());
         }
-        for (i, w) in buffer.newest(held + skip).take(held).enumerate() {
-            let value = config.threshold.score.of_window(model, &w, &mut self.workspace);
+        for (i, (value, z)) in values.into_iter().enumerate() {
             if let Some(o) = self.onset.as_mut() {
                 if i + history >= held {
                     o.window.learn(value);
@@ -238,7 +308,7 @@ impl Scoring {
                         l.learn(value);
                     }
                     if let Some(p) = o.point.as_mut() {
-                        p.learn(self.workspace.newest_z_error(channels));
+                        p.learn(z);
                     }
                 }
             }
@@ -348,7 +418,52 @@ fn new_onset(strategy: ScoreStrategy, channels: usize) -> Option<Onset> {
 
 #[cfg(test)]
 mod tests {
-    use super::Rest;
+    use super::{Rescored, Rest};
+    use crate::config::ScoreSource;
+    use crate::trainer::TrainingBuffer;
+
+    #[test]
+    fn a_jobs_values_line_up_with_the_windows_the_buffer_still_holds() {
+        // A full buffer of 10 one-value windows; the job is a clone. Each job window's
+        // value is its own index, so a covered buffer window must get its value back.
+        let mut buffer = TrainingBuffer::new(10, 1, 1);
+        let mut pushed = 0.0;
+        let mut push = |b: &mut TrainingBuffer, n: usize| {
+            for _ in 0..n {
+                b.push(&[pushed]);
+                pushed += 1.0;
+            }
+        };
+        push(&mut buffer, 13);
+        let job = buffer.clone();
+        let values: Vec<(f64, f64)> = job.windows().map(|w| (f64::from(w[0]), 0.0)).collect();
+        let rescored = Rescored {
+            stamp: job.stamp(),
+            source: ScoreSource::Ae,
+            values,
+        };
+        for more in [0, 3, 9, 10, 12] {
+            let mut now = job.clone();
+            push(&mut now, more);
+            let covered = rescored
+                .covering(&now, ScoreSource::Ae)
+                .expect("the job's own buffer");
+            assert_eq!(covered.len(), 10usize.saturating_sub(more), "{more} pushed since");
+            for (v, w) in covered.iter().zip(now.windows()) {
+                assert_eq!(v.0, f64::from(w[0]), "{more} pushed since");
+            }
+        }
+        // Another buffer, or this one cleared, is not the job's.
+        let mut other = TrainingBuffer::new(10, 1, 1);
+        push(&mut other, 13);
+        assert!(rescored.covering(&other, ScoreSource::Ae).is_none());
+        let mut cleared = job.clone();
+        cleared.clear();
+        push(&mut cleared, 13);
+        assert!(rescored.covering(&cleared, ScoreSource::Ae).is_none());
+        // Nor are they the scores of another source.
+        assert!(rescored.covering(&job, ScoreSource::Pca).is_none());
+    }
 
     #[test]
     fn in_the_rest_period_only_a_larger_score_is_reported() {

@@ -2,6 +2,7 @@
 //! as one `f32` value stream with runs of overlapping windows.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ndarray::Array2;
 
@@ -31,6 +32,27 @@ pub struct TrainingBuffer {
     /// Values between consecutive windows (stride × channels).
     step: usize,
     capacity: usize,
+    /// Which stream this is (see [`Stamp`]): new for a new or cleared buffer, shared
+    /// by clones.
+    id: u64,
+    /// Windows ever pushed into this stream.
+    pushes: u64,
+}
+
+/// Which state of which buffer a clone holds: a training job's windows are a clone, and
+/// the buffer goes on taking windows while the job trains, so what the job computed
+/// for its windows can be matched to the windows the buffer still holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    id: u64,
+    pushes: u64,
+}
+
+/// Source of buffer ids, unique in the process.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
 impl TrainingBuffer {
@@ -45,7 +67,24 @@ impl TrainingBuffer {
             width,
             step: step.max(1),
             capacity: capacity.max(1),
+            id: next_id(),
+            pushes: 0,
         }
+    }
+
+    /// This state of this buffer.
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            id: self.id,
+            pushes: self.pushes,
+        }
+    }
+
+    /// Windows pushed since the buffer was in state `earlier`; `None` if it never was
+    /// (another buffer, or this one cleared since).
+    pub fn pushed_since(&self, earlier: Stamp) -> Option<u64> {
+        (earlier.id == self.id).then_some(())?;
+        self.pushes.checked_sub(earlier.pushes)
     }
 
     /// Forgets every window and frees their memory (an alert's hold-back is cleared
@@ -55,6 +94,8 @@ impl TrainingBuffer {
         self.stream = Vec::new();
         self.runs = VecDeque::new();
         self.len = 0;
+        self.id = next_id();
+        self.pushes = 0;
     }
 
     /// Windows held.
@@ -116,6 +157,7 @@ impl TrainingBuffer {
             _ => self.runs.push_back((start, 1)),
         }
         self.len += 1;
+        self.pushes += 1;
         if self.len > self.capacity {
             self.evict_oldest();
             self.compact();

@@ -9,6 +9,7 @@ use tracing::{info, warn};
 
 use super::Running;
 use crate::config::ModelConfig;
+use crate::detector::Rescored;
 use crate::ingest::sensors::Note;
 use crate::metrics::{labels, names};
 use crate::model::Model;
@@ -21,6 +22,8 @@ pub(crate) struct Trained {
     sensor: SensorId,
     /// `None` when training failed (logged on the blocking thread).
     model: Option<Model>,
+    /// The model's scores of the job's windows, computed on the blocking thread too.
+    rescored: Option<Rescored>,
     /// Channels of the job's windows: a job of the set before a warm-up restart
     /// ([`crate::detector::Detector::regroup`]) is no longer the sensor's.
     channels: usize,
@@ -34,6 +37,7 @@ impl Running {
     /// were dropped, and the resident set reached ~700 MB.
     pub(super) fn spawn_training(&self, job: TrainJob) {
         let config: ModelConfig = self.detector.config().model.clone();
+        let source = self.detector.config().threshold.score;
         let trained_tx = self.trained_tx.clone();
         let gate = Arc::clone(&self.shared.train_gate);
         metrics::gauge!(names::TRAINING_BACKLOG).increment(1.0);
@@ -57,9 +61,11 @@ impl Running {
                         None
                     }
                 };
+                let rescored = (model.as_ref()).map(|m| Rescored::new(&job.windows, m, source));
                 Trained {
                     sensor: job.sensor,
                     model,
+                    rescored,
                     channels: job.channels,
                     took: started.elapsed(),
                 }
@@ -101,7 +107,7 @@ impl Running {
         if let Some(version) = version {
             info!(sensor = %t.sensor.escaped(), version, took_ms = t.took.as_millis() as u64, "Model installed.");
         }
-        self.detector.install(&t.sensor, t.model);
+        (self.detector).install_rescored(&t.sensor, t.model, t.rescored.as_ref());
         self.fixed(&t.sensor, open);
         // The reading time of the state update is the wall clock here: no reading caused it.
         self.publish_state(&t.sensor, crate::reading::unix_now()).await;

@@ -183,3 +183,60 @@ fn detrend_and_strategy_keys_parse() {
     assert!(Config::from_toml_str("[score]\npoint = \"bogus\"").is_err());
     assert!(Config::from_toml_str("[score]\nstrategy = \"bogus\"").is_err());
 }
+
+#[test]
+fn a_model_rescored_where_it_trained_scores_as_one_rebuilt_on_install() {
+    // The daemon's path: the job trains elsewhere while the sensor's buffer takes more
+    // windows, and the model comes back with its scores of the job's windows. What
+    // follows is bit for bit what a rebuild from scratch gives; the scores of another
+    // sensor's job are not taken for this one's.
+    let config = build_config("");
+    let source = config.threshold.score;
+    let (mut a, mut b, mut c) = (
+        Detector::new(config.clone(), 10),
+        Detector::new(config.clone(), 10),
+        Detector::new(config, 10),
+    );
+    let id = SensorId::new("s1");
+    let mut job = None;
+    let mut i = 0;
+    while job.is_none() {
+        for d in [&mut b, &mut c] {
+            d.process(&id, i as f64, &build_reading(i), names).unwrap();
+        }
+        job = a.process(&id, i as f64, &build_reading(i), names).unwrap().train;
+        i += 1;
+    }
+    let job = job.unwrap();
+    let model = crate::trainer::train(&job, &a.config().model).unwrap();
+    for j in i..i + 40 {
+        for d in [&mut a, &mut b, &mut c] {
+            assert!(
+                d.process(&id, j as f64, &build_reading(j), names)
+                    .unwrap()
+                    .train
+                    .is_none()
+            );
+        }
+    }
+    let rescored = Rescored::new(&job.windows, &model, source);
+    a.install(&id, Some(model.clone()));
+    b.install_rescored(&id, Some(model.clone()), Some(&rescored));
+    // c's buffer is its own: a's job's scores do not fit it.
+    c.install_rescored(&id, Some(model), Some(&rescored));
+    let bits = |d: &mut Detector| -> Vec<(u64, Option<u64>)> {
+        feed(d, &id, i + 40, i + 140)
+            .iter()
+            .filter_map(|s| s.scored)
+            .map(|s| (s.anomaly_score.to_bits(), s.threshold.map(f64::to_bits)))
+            .collect()
+    };
+    let want = bits(&mut a);
+    assert_eq!(want.len(), 100);
+    assert!(
+        want.iter().any(|&(s, _)| f64::from_bits(s) > 0.0),
+        "the references score"
+    );
+    assert_eq!(bits(&mut b), want);
+    assert_eq!(bits(&mut c), want);
+}
