@@ -37,13 +37,8 @@ impl Rescored {
     /// Scores every window of `windows` (a job's) with `model`, as the rebuild would.
     pub fn new(windows: &TrainingBuffer, model: &Model, source: ScoreSource) -> Self {
         let mut ws = Workspace::default();
-        let mut raw = Vec::with_capacity(windows.width());
-        let values = (windows.windows())
-            .map(|w| {
-                raw.clear();
-                raw.extend(w.iter().map(|&v| f64::from(v)));
-                window_values(model, &raw, source, &mut ws)
-            })
+        let values = (windows.newest(windows.len()))
+            .map(|w| window_values(model, &w, source, &mut ws))
             .collect();
         Self {
             stamp: windows.stamp(),

@@ -45,63 +45,43 @@ pub(super) trait Scalar:
     fn exp(self) -> Self;
 }
 
-impl Scalar for f64 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-    #[inline(always)]
-    fn from_f64(v: f64) -> Self {
-        v
-    }
-    #[inline(always)]
-    fn to_f64(self) -> f64 {
-        self
-    }
-    #[inline(always)]
-    fn abs(self) -> Self {
-        self.abs()
-    }
-    #[inline(always)]
-    fn max(self, other: Self) -> Self {
-        self.max(other)
-    }
-    #[inline(always)]
-    fn tanh(self) -> Self {
-        fastmath::tanh(self)
-    }
-    #[inline(always)]
-    fn exp(self) -> Self {
-        fastmath::exp(self)
-    }
+/// One [`Scalar`] impl for a float type: its own operations, and the `fastmath`
+/// functions of its width.
+macro_rules! impl_scalar {
+    ($t:ty, $tanh:path, $exp:path) => {
+        impl Scalar for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            #[inline(always)]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                f64::from(self)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                self.abs()
+            }
+            #[inline(always)]
+            fn max(self, other: Self) -> Self {
+                self.max(other)
+            }
+            #[inline(always)]
+            fn tanh(self) -> Self {
+                $tanh(self)
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                $exp(self)
+            }
+        }
+    };
 }
 
-impl Scalar for f32 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-    #[inline(always)]
-    fn from_f64(v: f64) -> Self {
-        v as f32
-    }
-    #[inline(always)]
-    fn to_f64(self) -> f64 {
-        self.into()
-    }
-    #[inline(always)]
-    fn abs(self) -> Self {
-        self.abs()
-    }
-    #[inline(always)]
-    fn max(self, other: Self) -> Self {
-        self.max(other)
-    }
-    #[inline(always)]
-    fn tanh(self) -> Self {
-        fastmath::tanh_f32(self)
-    }
-    #[inline(always)]
-    fn exp(self) -> Self {
-        fastmath::exp_f32(self)
-    }
-}
+impl_scalar!(f64, fastmath::tanh, fastmath::exp);
+impl_scalar!(f32, fastmath::tanh_f32, fastmath::exp_f32);
 
 /// [`Activation::apply_slice`] in `F`: one `match` for the slice so each arm vectorises.
 #[inline(always)]
