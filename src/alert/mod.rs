@@ -2,7 +2,8 @@
 //!
 //! Owns the per-sensor state machine ([`AlertState`]: raise after `consecutive`
 //! windows over threshold, clear after `clear_after` windows under it, no raise during
-//! `cooldown` windows after a clear; acceptance clears through [`AlertState::clear`]
+//! `cooldown` windows after a clear; a clear as subsided when the fault's error falls
+//! well below its peak, [`subside`]; acceptance clears through [`AlertState::clear`]
 //! when the learning policy says so), the JSON event the publisher sends
 //! ([`AlertEvent`]), the per-channel error breakdown ([`channel_contributions`]), and
 //! topic rendering ([`render_topic`], [`sanitize_topic_level`]). [`severity`] owns the
@@ -15,6 +16,7 @@
 mod event;
 pub mod severity;
 pub mod stale;
+mod subside;
 mod topic;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,10 @@ pub struct AlertParams {
     /// Readings a channel must stay unchanged for to be stuck (`[alert] stuck_rows`,
     /// [`crate::detector::stuck`]); 0 = off.
     pub stuck_rows: u32,
+    /// Fraction of a raised episode's peak level under which its score must stay for
+    /// `clear_after` windows to clear as subsided (`[alert] subside`, [`subside`]);
+    /// 0 = off.
+    pub subside: f64,
 }
 
 /// What an alert event announces.
@@ -58,6 +64,24 @@ pub enum ClearReason {
     /// The alert lasted `[learning] accept_after_secs`: what it saw is the new normal
     /// and the detector re-baselined on it.
     Accepted,
+    /// The error fell under `[alert] subside` of the episode's peak for `clear_after`
+    /// windows but not under the threshold: the fault ended, the sensor has not come
+    /// back to what it learned. No new alert unless the error rises over the level it
+    /// subsided to.
+    Subsided,
+}
+
+/// What one window did to the alert lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertStep {
+    /// An alert was raised.
+    Raised,
+    /// The raised alert cleared: `clear_after` windows under the threshold.
+    Recovered,
+    /// The raised alert cleared as subsided; a hold is in force.
+    Subsided,
+    /// A hold ended: `clear_after` windows under the threshold after a subsided clear.
+    Settled,
 }
 
 /// Per-sensor alert state; serialisable so snapshots keep a raised alert raised.
@@ -78,17 +102,24 @@ pub struct AlertState {
     /// older snapshots: such a clear says `minor`).
     #[serde(default)]
     severity: Option<Severity>,
+    /// The episode's level and any hold after a subsided clear (not persisted).
+    #[serde(skip)]
+    subside: subside::Subside,
 }
 
 impl AlertState {
-    /// Feeds one scored window (`over`: its score exceeded the threshold) and returns
-    /// the event this window triggers, if any.
+    /// Feeds one scored window (`over`: its score exceeded the threshold; `score`: the
+    /// thresholded score, infinite for a stuck channel) and returns what it did.
     ///
     /// Windows over threshold during the cooldown still count toward `consecutive`,
     /// so an anomaly that persists through the cooldown is raised as soon as it ends;
-    /// a flapping signal is raised at most once per clear + cooldown.
-    pub fn update(&mut self, p: &AlertParams, over: bool, ts: f64) -> Option<AlertEventKind> {
-        if over {
+    /// a flapping signal is raised at most once per clear + cooldown. During a hold
+    /// (after a subsided clear) only scores over the held level count toward a raise.
+    pub fn update(&mut self, p: &AlertParams, over: bool, score: f64, ts: f64) -> Option<AlertStep> {
+        let clear_after = p.clear_after.max(1);
+        let settled = !self.raised && self.subside.held_window(over, clear_after);
+        let counts = over && (self.raised || !self.subside.blocks_raise(score));
+        if counts {
             self.over_run = self.over_run.saturating_add(1);
             self.under_run = 0;
         } else {
@@ -96,23 +127,32 @@ impl AlertState {
             self.over_run = 0;
         }
         if self.raised {
-            if self.under_run >= p.clear_after.max(1) {
+            if self.under_run >= clear_after {
                 self.clear(p);
-                return Some(AlertEventKind::Cleared);
+                return Some(AlertStep::Recovered);
+            }
+            if p.subside > 0.0 && self.subside.raised_window(score, p.subside, clear_after) {
+                // The severity stays for the episode: an acceptance of it says the same.
+                self.raised = false;
+                self.under_run = 0;
+                self.over_run = 0;
+                self.subside.begin_hold();
+                return Some(AlertStep::Subsided);
             }
             return None;
         }
         if self.cooldown_left > 0 {
             self.cooldown_left -= 1;
-            return None;
+            return settled.then_some(AlertStep::Settled);
         }
         if self.over_run >= p.consecutive.max(1) {
             self.raised = true;
             self.raised_at = Some(ts);
             self.over_run = 0;
-            return Some(AlertEventKind::Raised);
+            self.subside.start();
+            return Some(AlertStep::Raised);
         }
-        None
+        settled.then_some(AlertStep::Settled)
     }
 
     /// Clears a raised alert whatever the signal does (acceptance), with the usual
@@ -120,6 +160,7 @@ impl AlertState {
     pub fn clear(&mut self, p: &AlertParams) {
         self.raised = false;
         self.raised_at = None;
+        self.subside.start();
         self.severity = None;
         self.cooldown_left = p.cooldown;
         self.under_run = 0;
@@ -136,14 +177,26 @@ impl AlertState {
         self.raised
     }
 
+    /// Whether an episode is under way: an alert raised, or a hold after it subsided.
+    /// Its windows are held for the learning policy either way.
+    pub fn in_episode(&self) -> bool {
+        self.raised || self.subside.holding()
+    }
+
+    /// Reading time of the raise that began the episode under way (see
+    /// [`Self::in_episode`]): what acceptance is timed from.
+    pub fn episode_since(&self) -> Option<f64> {
+        self.raised_at.filter(|_| self.in_episode())
+    }
+
     /// Records the severity of the raise just made (kept until the clear).
     pub fn set_severity(&mut self, severity: Severity) {
         self.severity = Some(severity).filter(|_| self.raised);
     }
 
-    /// Severity of the raise, while raised.
+    /// Severity of the raise, while its episode is under way (see [`Self::in_episode`]).
     pub fn severity(&self) -> Option<Severity> {
-        self.severity.filter(|_| self.raised)
+        self.severity.filter(|_| self.in_episode())
     }
 }
 

@@ -11,6 +11,7 @@ fn params(consecutive: u32, clear_after: u32, cooldown: u32) -> AlertParams {
         cooldown,
         severity: SeverityBands::default(),
         stuck_rows: 0,
+        subside: 0.0,
     }
 }
 
@@ -19,11 +20,15 @@ fn run(p: &AlertParams, signal: &str) -> String {
     let mut s = AlertState::default();
     signal
         .chars()
-        .map(|c| match s.update(p, c == '1', 0.0) {
-            Some(AlertEventKind::Raised) => 'R',
-            Some(AlertEventKind::Cleared) => 'C',
-            None => '.',
-        })
+        .map(
+            |c| match s.update(p, c == '1', if c == '1' { 2.0 } else { 0.5 }, 0.0) {
+                Some(AlertStep::Raised) => 'R',
+                Some(AlertStep::Recovered) => 'C',
+                Some(AlertStep::Subsided) => 'S',
+                Some(AlertStep::Settled) => 'E',
+                None => '.',
+            },
+        )
         .collect()
 }
 
@@ -97,15 +102,111 @@ fn state_reports_raised_until_cleared() {
     let p = params(1, 1, 0);
     let mut s = AlertState::default();
     assert!(!s.is_raised());
-    s.update(&p, true, 10.0);
+    s.update(&p, true, 2.0, 10.0);
     assert!(s.is_raised());
     assert_eq!(s.raised_at(), Some(10.0));
     s.set_severity(Severity::Critical);
     assert_eq!(s.severity(), Some(Severity::Critical));
-    s.update(&p, false, 11.0);
+    s.update(&p, false, 0.5, 11.0);
     assert!(!s.is_raised());
     assert_eq!(s.raised_at(), None);
     assert_eq!(s.severity(), None);
+}
+
+/// Feeds scores against a threshold of 1 and renders steps as `run` does.
+fn run_scores(p: &AlertParams, scores: &[f64]) -> (String, AlertState) {
+    let mut s = AlertState::default();
+    let steps = scores
+        .iter()
+        .map(|&v| match s.update(p, v > 1.0, v, 0.0) {
+            Some(AlertStep::Raised) => 'R',
+            Some(AlertStep::Recovered) => 'C',
+            Some(AlertStep::Subsided) => 'S',
+            Some(AlertStep::Settled) => 'E',
+            None => '.',
+        })
+        .collect();
+    (steps, s)
+}
+
+fn subsiding(subside: f64) -> AlertParams {
+    AlertParams {
+        subside,
+        ..params(3, 4, 100)
+    }
+}
+
+/// A fault at 10 that falls back to 3, still three times the threshold.
+fn fault_then_offset() -> Vec<f64> {
+    let mut v = vec![0.5; 5];
+    v.extend([10.0; 30]);
+    v.extend([3.0; 20]);
+    v
+}
+
+#[test]
+fn a_fault_that_falls_well_below_its_peak_clears_as_subsided_and_holds() {
+    let (steps, s) = run_scores(&subsiding(0.4), &fault_then_offset());
+    // Raised at the third window over; the level is 10, so 3 < 4 counts as low from
+    // window 35 and the fourth low window (38) clears.
+    assert_eq!(steps.find('R'), Some(7), "{steps}");
+    assert_eq!(steps.find('S'), Some(38), "{steps}");
+    assert_eq!(steps.matches(['R', 'S', 'C']).count(), 2, "{steps}");
+    assert!(!s.is_raised());
+    assert!(
+        s.in_episode(),
+        "the hold keeps the episode for the learning policy"
+    );
+    assert_eq!(s.episode_since(), Some(0.0));
+    assert_eq!(s.raised_at(), None);
+}
+
+#[test]
+fn without_subside_the_same_fault_stays_raised() {
+    let (steps, s) = run_scores(&subsiding(0.0), &fault_then_offset());
+    assert_eq!(steps.matches(['R', 'S', 'C']).count(), 1, "{steps}");
+    assert!(s.is_raised());
+}
+
+#[test]
+fn a_score_over_the_held_level_raises_again_without_a_cooldown() {
+    let mut scores = fault_then_offset();
+    scores.extend([3.0, 3.5, 3.6, 3.7]);
+    let (steps, s) = run_scores(&subsiding(0.4), &scores);
+    assert_eq!(steps.rfind('R'), Some(58), "{steps}");
+    assert!(s.is_raised());
+}
+
+#[test]
+fn a_hold_ends_when_the_score_stays_under_the_threshold() {
+    let mut scores = fault_then_offset();
+    scores.extend([0.5; 4]);
+    scores.extend([1.5; 10]);
+    let (steps, s) = run_scores(&subsiding(0.4), &scores);
+    assert_eq!(steps.find('E'), Some(58), "{steps}");
+    // After the hold, the usual cooldown is not in force: 1.5 is over the threshold and
+    // raises after `consecutive` windows.
+    assert_eq!(steps.rfind('R'), Some(61), "{steps}");
+    assert!(s.is_raised(), "the new raise begins a new episode");
+}
+
+#[test]
+fn a_stuck_window_never_subsides() {
+    let mut scores = vec![0.5; 5];
+    scores.extend([10.0; 30]);
+    scores.extend([f64::INFINITY; 20]);
+    let (steps, s) = run_scores(&subsiding(0.4), &scores);
+    assert!(!steps.contains('S'), "{steps}");
+    assert!(s.is_raised());
+}
+
+#[test]
+fn acceptance_clears_a_hold() {
+    let p = subsiding(0.4);
+    let (_, mut s) = run_scores(&p, &fault_then_offset());
+    s.clear(&p);
+    assert!(!s.in_episode());
+    assert_eq!(s.episode_since(), None);
 }
 
 fn build_event() -> AlertEvent {

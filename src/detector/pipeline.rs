@@ -12,7 +12,8 @@ use super::stuck::Stuck;
 use super::{Offered, Release, Scored, SensorState, Step, memory};
 use crate::alert::severity::{IdFamily, alert_id};
 use crate::alert::{
-    AlertEvent, AlertEventKind, AlertState, ChannelContribution, ClearReason, Severity, StuckChannel,
+    AlertEvent, AlertEventKind, AlertState, AlertStep, ChannelContribution, ClearReason, Severity,
+    StuckChannel,
 };
 use crate::config::DetectorConfig;
 use crate::model::Model;
@@ -231,7 +232,7 @@ impl Pipeline {
         let learned = scored.as_ref().is_none_or(|s| s.learned);
         let score = scored.as_ref().map(|s| config.threshold.score.pick(&s.scores));
         self.learning
-            .keep(&self.raw, learned, self.alert.is_raised(), score);
+            .keep(&self.raw, learned, self.alert.in_episode(), score);
         (scored, event, self.maybe_job(config))
     }
 
@@ -248,22 +249,29 @@ impl Pipeline {
         config: &DetectorConfig,
     ) -> Option<AlertEvent> {
         // Read before the lifecycle moves: a clear forgets the raise it ends.
-        let raise = (self.alert.raised_at(), self.alert.severity());
+        let raise = (self.alert.episode_since(), self.alert.severity());
         let (kind, reason) = if self
             .learning
-            .due_for_acceptance(self.alert.raised_at(), ts, config)
+            .due_for_acceptance(self.alert.episode_since(), ts, config)
         {
             self.alert.clear(&config.alert);
             self.learning.accept();
             self.stuck.accept(config.alert.stuck_rows);
             (AlertEventKind::Cleared, Some(ClearReason::Accepted))
         } else {
-            match self.alert.update(&config.alert, over, ts)? {
-                AlertEventKind::Cleared => {
+            // A stuck channel's window is over whatever its error: it never subsides.
+            let score = if s.stuck { f64::INFINITY } else { j.value };
+            match self.alert.update(&config.alert, over, score, ts)? {
+                AlertStep::Recovered => {
                     self.learning.recovered();
                     (AlertEventKind::Cleared, Some(ClearReason::Recovered))
                 }
-                AlertEventKind::Raised => (AlertEventKind::Raised, None),
+                AlertStep::Subsided => (AlertEventKind::Cleared, Some(ClearReason::Subsided)),
+                AlertStep::Settled => {
+                    self.learning.recovered();
+                    return None;
+                }
+                AlertStep::Raised => (AlertEventKind::Raised, None),
             }
         };
         // Checked by the caller: events come only once the threshold is ready.
@@ -293,7 +301,7 @@ impl Pipeline {
             event: kind,
             severity,
             reason,
-            learning: kind == AlertEventKind::Cleared,
+            learning: kind == AlertEventKind::Cleared && reason != Some(ClearReason::Subsided),
             ts,
             ts_rfc3339: crate::alert::rfc3339(ts),
             score: j.value,

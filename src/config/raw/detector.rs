@@ -149,6 +149,10 @@ pub struct RawAlert {
     /// earlier flat stretch) to count as stuck, which is over the threshold; 0 = off.
     /// Default 64.
     pub stuck_rows: u32,
+    /// An alert also clears, as subsided, when its score stays under this fraction of
+    /// the episode's peak level for `clear_after` windows; no new alert then unless the
+    /// score rises over the level it subsided to; 0 = off. Default 0.4.
+    pub subside: f64,
 }
 
 /// `[score]`: the scoring strategy and its parameters.
@@ -283,6 +287,7 @@ impl Default for RawAlert {
             severity_bands: vec![2.0, 5.0],
             stale_after_secs: 0.0,
             stuck_rows: 64,
+            subside: 0.4,
         }
     }
 }

@@ -9,7 +9,13 @@ use crate::alert::{AlertEventKind, ClearReason};
 /// Three windows raise, and the threshold is the largest recent score, so the test
 /// signal's own periodic peaks do not alarm.
 fn run_faults(learning: &str, to: usize, fault: impl Fn(usize) -> bool) -> Vec<Step> {
+    run_shifts(learning, 0.4, to, |i| if fault(i) { 40.0 } else { 0.0 })
+}
+
+/// As [`run_faults`], with `shift(i)` added to reading i's `vib` and `[alert] subside`.
+fn run_shifts(learning: &str, subside: f64, to: usize, shift: impl Fn(usize) -> f64) -> Vec<Step> {
     let mut config = build_config(&format!("[learning]\n{learning}"));
+    config.alert.subside = subside;
     config.alert.consecutive = 3;
     config.threshold.default.quantile = crate::config::Quantile::try_from(1.0).unwrap();
     let mut d = Detector::new(config, 10);
@@ -17,9 +23,7 @@ fn run_faults(learning: &str, to: usize, fault: impl Fn(usize) -> bool) -> Vec<S
     (0..to)
         .map(|i| {
             let mut r = build_reading(i);
-            if fault(i) {
-                r[1] += 40.0;
-            }
+            r[1] += shift(i);
             d.process_inline(&id, i as f64, &r, names).unwrap()
         })
         .collect()
@@ -115,6 +119,46 @@ fn a_lasting_shift_is_accepted_after_accept_after_secs() {
     let never = run_faults("accept_after_secs = 0", 1000, |i| i >= 400);
     assert_eq!(events(&never).len(), 1, "{:?}", events(&never));
     assert_eq!(never[999].state, SensorState::Alert);
+}
+
+#[test]
+fn a_fault_that_subsides_to_an_offset_clears_as_subsided_and_is_accepted_on_time() {
+    // +40 for 100 readings, then +12 (over the threshold, far under 0.4 of the fault's
+    // error) to the end.
+    let shift = |i: usize| match i {
+        400..500 => 40.0,
+        500.. => 12.0,
+        _ => 0.0,
+    };
+    let steps = run_shifts("accept_after_secs = 300", 0.4, 1000, shift);
+    let ev = events(&steps);
+    let kinds: Vec<_> = ev.iter().map(|e| (e.1, e.2)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (AlertEventKind::Raised, None),
+            (AlertEventKind::Cleared, Some(ClearReason::Subsided)),
+            (AlertEventKind::Cleared, Some(ClearReason::Accepted)),
+        ],
+        "{ev:?}"
+    );
+    let (subsided, accepted) = (ev[1].0, ev[2].0);
+    assert!((500..520).contains(&subsided), "subsided at {subsided}: {ev:?}");
+    assert_eq!(
+        accepted, 702,
+        "accepted 300 s of reading time after the raise at 402"
+    );
+    let id = |i: usize| steps[i].event.as_ref().unwrap().alert_id.clone();
+    assert_eq!(id(402), id(subsided));
+    assert_eq!(id(402), id(accepted), "one episode, one alert id");
+    // In the hold: no alert, nothing over the threshold learned.
+    let held = steps[subsided + 50].scored.unwrap();
+    assert!(held.over && !held.learned, "{held:?}");
+    assert!(steps[subsided + 50].event.is_none());
+    // Without subside the offset keeps the alert raised until it is accepted.
+    let plain = events(&run_shifts("accept_after_secs = 300", 0.0, 1000, shift));
+    assert_eq!(plain.len(), 2, "{plain:?}");
+    assert_eq!(plain[1].2, Some(ClearReason::Accepted));
 }
 
 /// Events of readings 0..1000 with a +40 shift on `vib` from reading `from`, checking
