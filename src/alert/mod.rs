@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use event::{AlertEvent, ChannelContribution, StuckChannel, channel_contributions, rfc3339};
 pub use severity::{Severity, SeverityBands};
+pub use subside::Subside;
 pub use topic::{render_topic, sanitize_topic_level};
 
 /// Alert lifecycle settings, counted in scored windows.
@@ -102,9 +103,10 @@ pub struct AlertState {
     /// older snapshots: such a clear says `minor`).
     #[serde(default)]
     severity: Option<Severity>,
-    /// The episode's level and any hold after a subsided clear (not persisted).
+    /// The episode's level and any hold after a subsided clear. Snapshots keep it in
+    /// their own field (format 7), so this struct reads as it did in every format.
     #[serde(skip)]
-    subside: subside::Subside,
+    subside: Subside,
 }
 
 impl AlertState {
@@ -187,6 +189,16 @@ impl AlertState {
     /// [`Self::in_episode`]): what acceptance is timed from.
     pub fn episode_since(&self) -> Option<f64> {
         self.raised_at.filter(|_| self.in_episode())
+    }
+
+    /// The episode's level and hold, for a snapshot.
+    pub fn subside(&self) -> &Subside {
+        &self.subside
+    }
+
+    /// Restores the episode's level and hold from a snapshot.
+    pub fn restore_subside(&mut self, subside: Subside) {
+        self.subside = subside;
     }
 
     /// Records the severity of the raise just made (kept until the clear).

@@ -10,8 +10,10 @@
 //! score rises over that level (the fault coming back) or a stuck channel says so. The
 //! hold ends when the score has been under the threshold for `clear_after` windows (the
 //! sensor recovered), at a new raise, or when the learning policy accepts the episode.
-//! Not persisted in snapshots: a restored sensor starts without an episode level or a
-//! hold.
+//! Snapshots keep it beside the alert state (format 7), so a restart during a hold
+//! keeps the hold.
+
+use serde::{Deserialize, Serialize};
 
 /// Weight of the newest score in the episode's level (an average over about ten windows).
 const SMOOTHING: f64 = 0.2;
@@ -20,9 +22,10 @@ const SMOOTHING: f64 = 0.2;
 /// as a level the sensor settled at.
 const STEADY: f64 = 0.5;
 
-/// The subside tracking of one sensor's alert.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(super) struct Subside {
+/// The subside tracking of one sensor's alert: the raised episode's level and peak, and
+/// the hold after a subsided clear.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Subside {
     /// Exponential average of the thresholded score while raised.
     level: Option<f64>,
     /// Highest `level` of the raised episode.

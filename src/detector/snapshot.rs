@@ -8,8 +8,9 @@
 //! Format 3 keeps the threshold as its block summaries and the score references as
 //! their rolling-maximum deques (a few KB per sensor); format 4 adds the model's skip
 //! path, format 5 the likelihood component's statistics, format 6 each channel's run of
-//! unchanged readings (the stuck check). Formats 2 (every score of both histories,
-//! oldest first), 3, 4 and 5 still load: see [`legacy`].
+//! unchanged readings (the stuck check), format 7 the alert's episode level and any hold
+//! after it subsided. Formats 2 (every score of both histories, oldest first), 3, 4, 5
+//! and 6 still load: see [`legacy`].
 
 mod legacy;
 
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::stuck::Stuck;
 use super::{Detector, Pipeline};
-use crate::alert::{AlertParams, AlertState};
+use crate::alert::{AlertParams, AlertState, Subside};
 use crate::config::{DetectorConfig, LearningConfig, ScoreStrategy, ThresholdConfig};
 use crate::likelihood::DecayingStats;
 use crate::model::Model;
@@ -28,7 +29,7 @@ use crate::reading::SensorId;
 use crate::threshold::{RollingMax, RollingQuantile};
 
 /// Format of [`DetectorSnapshot`]; bump when its shape changes.
-pub const SNAPSHOT_FORMAT: u32 = 6;
+pub const SNAPSHOT_FORMAT: u32 = 7;
 
 /// Everything the detector persists. Decodes format 2 too, converted (bincode only:
 /// the store's codec).
@@ -69,6 +70,9 @@ pub struct SensorSnapshot {
     /// Each channel's run of unchanged readings (empty: a snapshot before format 6; its
     /// channels are judged again once their value has changed).
     pub stuck: Stuck,
+    /// The alert's episode level and any hold after a subsided clear (empty: a snapshot
+    /// before format 7).
+    pub subside: Subside,
 }
 
 impl Pipeline {
@@ -86,6 +90,7 @@ impl Pipeline {
             ema: self.drift.ema(),
             alert: self.alert.clone(),
             stuck: self.stuck.clone(),
+            subside: self.alert.subside().clone(),
         }
     }
 }
@@ -123,6 +128,7 @@ impl Pipeline {
         }
         p.drift.restore(s.ema);
         p.alert = s.alert;
+        p.alert.restore_subside(s.subside);
         p.stuck = s.stuck;
         let misfit = had_model && p.model.is_none();
         (p, misfit)

@@ -1,4 +1,6 @@
-//! Decoding [`DetectorSnapshot`]: the current format; format 5, without the channels'
+//! Decoding [`DetectorSnapshot`]: the current format; format 6, without the alert's
+//! episode level and hold (a sensor restored during a hold raises again if its error is
+//! over the threshold); format 5, without the channels'
 //! runs of unchanged readings (a restored channel is judged stuck again once its value
 //! has changed); format 4, without the likelihood
 //! component's statistics (its sensors' component is silent until 30 errors are
@@ -16,7 +18,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::{DetectorSnapshot, SNAPSHOT_FORMAT, SensorSnapshot};
-use crate::alert::AlertState;
+use crate::alert::{AlertState, Subside};
 use crate::detector::stuck::Stuck;
 use crate::likelihood::DecayingStats;
 use crate::model::Model;
@@ -31,8 +33,10 @@ const FORMAT_2: u32 = 2;
 const FORMAT_3: u32 = 3;
 /// The format before 5 (no likelihood statistics).
 const FORMAT_4: u32 = 4;
-/// The format before [`SNAPSHOT_FORMAT`] 6 (no runs of unchanged readings).
+/// The format before 6 (no runs of unchanged readings).
 const FORMAT_5: u32 = 5;
+/// The format before [`SNAPSHOT_FORMAT`] 7 (no alert episode level or hold).
+const FORMAT_6: u32 = 6;
 
 /// A model in formats 2 and 3.
 #[derive(Deserialize, Serialize)]
@@ -91,6 +95,7 @@ impl<M: Into<Model>> From<SensorSnapshotOld<M>> for SensorSnapshot {
             ema: s.ema,
             alert: s.alert,
             stuck: Stuck::default(),
+            subside: Subside::default(),
         }
     }
 }
@@ -124,6 +129,40 @@ impl From<SensorSnapshotV5> for SensorSnapshot {
                 alert: s.alert,
             }
             .into()
+        }
+    }
+}
+
+/// One sensor in format 6: [`SensorSnapshot`] without the alert's `subside`.
+#[derive(Deserialize, Serialize)]
+pub(super) struct SensorSnapshotV6 {
+    pub(super) sensor: String,
+    pub(super) channels: Vec<String>,
+    pub(super) model: Option<Model>,
+    pub(super) threshold: RollingQuantile,
+    pub(super) scorer: Option<RollingMax>,
+    pub(super) point_scorer: Option<RollingMax>,
+    pub(super) likelihood: Option<DecayingStats>,
+    pub(super) ema: Vec<f64>,
+    pub(super) alert: AlertState,
+    pub(super) stuck: Stuck,
+}
+
+impl From<SensorSnapshotV6> for SensorSnapshot {
+    fn from(s: SensorSnapshotV6) -> Self {
+        Self {
+            sensor: s.sensor,
+            channels: s.channels,
+            model: s.model,
+            threshold: s.threshold,
+            legacy_threshold: None,
+            scorer: s.scorer,
+            point_scorer: s.point_scorer,
+            likelihood: s.likelihood,
+            ema: s.ema,
+            alert: s.alert,
+            stuck: s.stuck,
+            subside: Subside::default(),
         }
     }
 }
@@ -165,6 +204,7 @@ impl From<SensorSnapshotV2> for SensorSnapshot {
             ema: s.ema,
             alert: s.alert,
             stuck: Stuck::default(),
+            subside: Subside::default(),
         }
     }
 }
@@ -190,6 +230,8 @@ impl<'de> Visitor<'de> for SnapshotVisitor {
             .ok_or_else(|| de::Error::invalid_length(0, &self))?;
         let sensors = match format {
             SNAPSHOT_FORMAT => seq.next_element::<Vec<SensorSnapshot>>()?,
+            FORMAT_6 => (seq.next_element::<Vec<SensorSnapshotV6>>()?)
+                .map(|v| v.into_iter().map(SensorSnapshot::from).collect()),
             FORMAT_5 => (seq.next_element::<Vec<SensorSnapshotV5>>()?)
                 .map(|v| v.into_iter().map(SensorSnapshot::from).collect()),
             FORMAT_4 => (seq.next_element::<Vec<SensorSnapshotV4>>()?)
@@ -200,7 +242,7 @@ impl<'de> Visitor<'de> for SnapshotVisitor {
                 .map(|v| v.into_iter().map(SensorSnapshot::from).collect()),
             other => {
                 return Err(de::Error::custom(format!(
-                    "detector snapshot format {other} is not supported, this build reads {SNAPSHOT_FORMAT}, {FORMAT_5}, {FORMAT_4}, {FORMAT_3} and {FORMAT_2}"
+                    "detector snapshot format {other} is not supported, this build reads {SNAPSHOT_FORMAT}, {FORMAT_6}, {FORMAT_5}, {FORMAT_4}, {FORMAT_3} and {FORMAT_2}"
                 )));
             }
         }
@@ -371,9 +413,30 @@ mod tests {
     }
 
     #[test]
+    fn a_format_6_snapshot_loads_without_an_alert_hold_and_keeps_the_runs() {
+        let now = saved();
+        let old = SensorSnapshotV6 {
+            sensor: now.sensor.clone(),
+            channels: now.channels.clone(),
+            model: now.model.clone(),
+            threshold: now.threshold.clone(),
+            scorer: now.scorer.clone(),
+            point_scorer: now.point_scorer.clone(),
+            likelihood: now.likelihood.clone(),
+            ema: now.ema.clone(),
+            alert: now.alert.clone(),
+            stuck: now.stuck.clone(),
+        };
+        let read = read_back(FORMAT_6, old, &now);
+        assert_eq!(read.stuck, now.stuck);
+        assert_eq!(read.likelihood, now.likelihood);
+        assert_eq!(read.subside, Subside::default());
+    }
+
+    #[test]
     fn an_unknown_format_is_refused_by_number() {
-        let bytes = codec().serialize(&(7_u32, Vec::<u8>::new())).unwrap();
+        let bytes = codec().serialize(&(8_u32, Vec::<u8>::new())).unwrap();
         let err = codec().deserialize::<DetectorSnapshot>(&bytes).unwrap_err();
-        assert!(err.to_string().contains("format 7 is not supported"), "{err}");
+        assert!(err.to_string().contains("format 8 is not supported"), "{err}");
     }
 }

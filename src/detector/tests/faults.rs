@@ -14,14 +14,35 @@ fn run_faults(learning: &str, to: usize, fault: impl Fn(usize) -> bool) -> Vec<S
 
 /// As [`run_faults`], with `shift(i)` added to reading i's `vib` and `[alert] subside`.
 fn run_shifts(learning: &str, subside: f64, to: usize, shift: impl Fn(usize) -> f64) -> Vec<Step> {
+    run_restarting(learning, subside, to, None, shift)
+}
+
+/// As [`run_shifts`], with the detector restarted from its snapshot before reading
+/// `restart.0`; `restart.1` drops the alert's hold from the snapshot (as a format 6
+/// snapshot has none).
+fn run_restarting(
+    learning: &str,
+    subside: f64,
+    to: usize,
+    restart: Option<(usize, bool)>,
+    shift: impl Fn(usize) -> f64,
+) -> Vec<Step> {
     let mut config = build_config(&format!("[learning]\n{learning}"));
     config.alert.subside = subside;
     config.alert.consecutive = 3;
     config.threshold.default.quantile = crate::config::Quantile::try_from(1.0).unwrap();
-    let mut d = Detector::new(config, 10);
+    let mut d = Detector::new(config.clone(), 10);
     let id = SensorId::new("s1");
     (0..to)
         .map(|i| {
+            if let Some((at, forget)) = restart.filter(|r| r.0 == i) {
+                let mut snap = d.snapshot();
+                if forget {
+                    snap.sensors[0].subside = crate::alert::Subside::default();
+                }
+                d = Detector::new(config.clone(), 10);
+                assert_eq!(d.restore(snap), 1, "restarted at {at}");
+            }
             let mut r = build_reading(i);
             r[1] += shift(i);
             d.process_inline(&id, i as f64, &r, names).unwrap()
@@ -159,6 +180,29 @@ fn a_fault_that_subsides_to_an_offset_clears_as_subsided_and_is_accepted_on_time
     let plain = events(&run_shifts("accept_after_secs = 300", 0.0, 1000, shift));
     assert_eq!(plain.len(), 2, "{plain:?}");
     assert_eq!(plain[1].2, Some(ClearReason::Accepted));
+}
+
+#[test]
+fn a_hold_survives_a_restart() {
+    let shift = |i: usize| match i {
+        400..500 => 40.0,
+        500.. => 12.0,
+        _ => 0.0,
+    };
+    let raises = |restart| {
+        let steps = run_restarting("accept_after_secs = 0", 0.4, 800, restart, shift);
+        let ev = events(&steps);
+        assert_eq!(ev[1].2, Some(ClearReason::Subsided), "{ev:?}");
+        ev.iter().filter(|e| e.1 == AlertEventKind::Raised).count()
+    };
+    assert_eq!(raises(None), 1);
+    assert_eq!(raises(Some((600, false))), 1, "the snapshot keeps the hold");
+    // The window refills after the restart, then the offset raises a new alert.
+    assert_eq!(
+        raises(Some((600, true))),
+        2,
+        "without the hold the offset alerts again"
+    );
 }
 
 /// Events of readings 0..1000 with a +40 shift on `vib` from reading `from`, checking
