@@ -41,8 +41,8 @@ pub struct AlertParams {
     /// [`crate::detector::stuck`]); 0 = off.
     pub stuck_rows: u32,
     /// Fraction of a raised episode's peak level under which its score must stay for
-    /// `clear_after` windows to clear as subsided (`[alert] subside`, [`subside`]);
-    /// 0 = off.
+    /// `cooldown` windows (at least `clear_after`) to clear as subsided (`[alert]
+    /// subside`, [`subside`]); 0 = off.
     pub subside: f64,
 }
 
@@ -65,8 +65,8 @@ pub enum ClearReason {
     /// The alert lasted `[learning] accept_after_secs`: what it saw is the new normal
     /// and the detector re-baselined on it.
     Accepted,
-    /// The error fell under `[alert] subside` of the episode's peak for `clear_after`
-    /// windows but not under the threshold: the fault ended, the sensor has not come
+    /// The error stayed under `[alert] subside` of the episode's peak for `cooldown`
+    /// windows (at least `clear_after`) but not under the threshold: the fault ended, the sensor has not come
     /// back to what it learned. No new alert unless the error rises over the level it
     /// subsided to.
     Subsided,
@@ -133,7 +133,10 @@ impl AlertState {
                 self.clear(p);
                 return Some(AlertStep::Recovered);
             }
-            if p.subside > 0.0 && self.subside.raised_window(score, p.subside, clear_after) {
+            // As long a quiet spell as separates two alerts: a dip of an ongoing fault is
+            // not its end.
+            let quiet = clear_after.max(p.cooldown);
+            if p.subside > 0.0 && self.subside.raised_window(score, p.subside, quiet) {
                 // The severity stays for the episode: an acceptance of it says the same.
                 self.raised = false;
                 self.under_run = 0;

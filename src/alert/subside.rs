@@ -5,7 +5,9 @@
 //! during the fault but stays over the threshold, so the alert would stay raised until
 //! the learning policy accepts it. [`Subside`] follows the raised episode's level (an
 //! exponential average of the thresholded score) and its peak; once the score has been
-//! under `[alert] subside` × that peak for `clear_after` windows, and is not still
+//! under `[alert] subside` × that peak for as long a quiet spell as separates two alerts
+//! (`cooldown` windows, at least `clear_after`: a dip of an ongoing fault, such as a
+//! broken correlation whose channels cross, is not its end), and is not still
 //! falling (the newest at least half the run's mean), the alert clears as subsided, and the sensor *holds* the level it subsided to: no new alert unless a
 //! score rises over that level (the fault coming back) or a stuck channel says so. The
 //! hold ends when the score has been under the threshold for `clear_after` windows (the
@@ -49,9 +51,9 @@ impl Subside {
     }
 
     /// Feeds a window of the raised episode; true once its score has stayed under
-    /// `fraction` of the episode's peak level for `clear_after` windows. A score that is
+    /// `fraction` of the episode's peak level for `run` windows. A score that is
     /// not finite (a stuck channel) never counts as subsided.
-    pub(super) fn raised_window(&mut self, score: f64, fraction: f64, clear_after: u32) -> bool {
+    pub(super) fn raised_window(&mut self, score: f64, fraction: f64, run: u32) -> bool {
         if !score.is_finite() {
             self.reset_run();
             return false;
@@ -69,7 +71,7 @@ impl Subside {
         // Steady, not still falling: a fault leaving the window lowers the error reading
         // by reading down to the threshold, and that ends as a recovery.
         let mean = self.low_sum / f64::from(self.low_run.max(1));
-        self.low_run >= clear_after && score >= STEADY * mean
+        self.low_run >= run && score >= STEADY * mean
     }
 
     fn reset_run(&mut self) {

@@ -132,7 +132,7 @@ fn run_scores(p: &AlertParams, scores: &[f64]) -> (String, AlertState) {
 fn subsiding(subside: f64) -> AlertParams {
     AlertParams {
         subside,
-        ..params(3, 4, 100)
+        ..params(3, 4, 8)
     }
 }
 
@@ -148,9 +148,9 @@ fn fault_then_offset() -> Vec<f64> {
 fn a_fault_that_falls_well_below_its_peak_clears_as_subsided_and_holds() {
     let (steps, s) = run_scores(&subsiding(0.4), &fault_then_offset());
     // Raised at the third window over; the level is 10, so 3 < 4 counts as low from
-    // window 35 and the fourth low window (38) clears.
+    // window 35, and the cooldown's eighth low window (42) clears.
     assert_eq!(steps.find('R'), Some(7), "{steps}");
-    assert_eq!(steps.find('S'), Some(38), "{steps}");
+    assert_eq!(steps.find('S'), Some(42), "{steps}");
     assert_eq!(steps.matches(['R', 'S', 'C']).count(), 2, "{steps}");
     assert!(!s.is_raised());
     assert!(
@@ -188,6 +188,18 @@ fn a_hold_ends_when_the_score_stays_under_the_threshold() {
     // raises after `consecutive` windows.
     assert_eq!(steps.rfind('R'), Some(61), "{steps}");
     assert!(s.is_raised(), "the new raise begins a new episode");
+}
+
+#[test]
+fn a_dip_shorter_than_the_cooldown_does_not_subside() {
+    let mut scores = vec![0.5; 5];
+    for _ in 0..4 {
+        scores.extend([10.0; 20]);
+        scores.extend([2.0; 7]);
+    }
+    let (steps, s) = run_scores(&subsiding(0.4), &scores);
+    assert_eq!(steps.matches(['R', 'S', 'C']).count(), 1, "{steps}");
+    assert!(s.is_raised());
 }
 
 #[test]

@@ -150,7 +150,8 @@ pub struct RawAlert {
     /// Default 64.
     pub stuck_rows: u32,
     /// An alert also clears, as subsided, when its score stays under this fraction of
-    /// the episode's peak level for `clear_after` windows; no new alert then unless the
+    /// the episode's peak level for `cooldown` windows (at least `clear_after`); no new
+    /// alert then unless the
     /// score rises over the level it subsided to; 0 = off. Default 0.4.
     pub subside: f64,
 }
