@@ -232,6 +232,52 @@ async fn a_returning_fault_alerts_again_and_a_lasting_one_is_accepted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_that_subsides_to_an_offset_clears_as_subsided_and_its_return_alerts_again() {
+    let mut w = World::new("subside", 10).await;
+    // Far beyond the test: only the subside rule can clear the offset.
+    w.config.push_str("\n[learning]\naccept_after_secs = 100000\n");
+    let mut d = w.daemon();
+    let mut probe = w.probe().await;
+    probe.wait_online(WAIT).await;
+    let topic = w.telemetry("pump-4");
+    let mut sig = Signal::new(now() - 5000.0);
+    warm_up(&mut probe, &topic, "pump-4", &mut sig).await;
+    feed(&probe, &topic, &mut sig, 12, SHIFT).await;
+    let raised = probe
+        .wait_for(WAIT, "the fault raised", |m| is_alert(m, "raised"))
+        .await
+        .json();
+    // A fifth of the fault's offset: its error a few percent of the fault's, still far
+    // over the threshold.
+    feed(&probe, &topic, &mut sig, 40, SHIFT / 2.5).await;
+    let subsided = probe
+        .wait_for(WAIT, "the fault subsided", |m| is_alert(m, "cleared"))
+        .await
+        .json();
+    support::schema::assert_valid_alert(&subsided);
+    assert_eq!(subsided["reason"], "subsided", "{subsided}");
+    assert_eq!(subsided["alert_id"], raised["alert_id"], "{subsided}");
+    assert_eq!(subsided["learning"], false, "{subsided}");
+    assert!(subsided["over_by"].as_f64().unwrap() > 1.0, "{subsided}");
+    probe
+        .wait_for(WAIT, "the retained state says subsided", |m| {
+            is_state(m, "pump-4", |s| {
+                s["last_clear"] == "subsided" && s["state"] == "normal"
+            })
+        })
+        .await;
+    // The full fault again: over the level it subsided to, a new alert.
+    feed(&probe, &topic, &mut sig, 12, SHIFT).await;
+    let again = probe
+        .wait_for(WAIT, "the fault raised again", |m| is_alert(m, "raised"))
+        .await
+        .json();
+    support::schema::assert_valid_alert(&again);
+    assert_ne!(again["alert_id"], raised["alert_id"], "{again}");
+    assert!(d.alive());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_written_by_replay_lets_the_daemon_score_at_once() {
     let w = World::new("warmstart", 10).await;
     // History of pump-1, one reading a second, ending ten minutes ago; the columns are
