@@ -155,7 +155,7 @@ _anomalyd() {
             return 0
             ;;
         anomalyd__subcmd__eval)
-            opts="-h -V --config --corpus --labels --scores --skab --skab-config --compare --report --threads --seeds --inject --log --log-format --help --version"
+            opts="-h -V --config --corpus --labels --scores --skab --skab-config --compare --report --threads --seeds --inject --per-file --log --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -98,6 +98,7 @@ complete -c anomalyd -n "__fish_anomalyd_using_subcommand eval" -l log -d 'Log f
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand eval" -l log-format -d 'Log line format on stderr: `text` (ANSI colour only on a terminal, syslog priority prefixes under journald) or `json` (one object per line)' -r -f -a "text\t'Human-readable lines (priority-prefixed under journald)'
 json\t'One JSON object per line'"
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand eval" -l compare -d 'Run the three autoencoder kinds, PCA and a trivial baseline side by side'
+complete -c anomalyd -n "__fish_anomalyd_using_subcommand eval" -l per-file -d 'Also print NAB\'s standard score split by file: each detector\'s share of it in NAB points (the mean over its seeds) and the windows it hit, at its own swept threshold. Needs --corpus'
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand eval" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand eval" -s V -l version -d 'Print version'
 complete -c anomalyd -n "__fish_anomalyd_using_subcommand plot" -l input -d 'Replay output CSV' -r -F

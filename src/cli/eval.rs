@@ -51,6 +51,11 @@ pub(crate) struct EvalArgs {
     /// and its false alarms on the recording as it is. Uses --config.
     #[arg(long)]
     inject: Vec<PathBuf>,
+    /// Also print NAB's standard score split by file: each detector's share of it in
+    /// NAB points (the mean over its seeds) and the windows it hit, at its own swept
+    /// threshold. Needs --corpus.
+    #[arg(long)]
+    per_file: bool,
 }
 
 fn load(path: &Path) -> anyhow::Result<DetectorConfig> {
@@ -79,6 +84,9 @@ pub(crate) fn run(a: EvalArgs) -> anyhow::Result<()> {
     }
     if a.corpus.is_some() != windows.is_some() {
         bail!("--corpus and --labels go together");
+    }
+    if a.per_file && a.corpus.is_none() {
+        bail!("--per-file needs --corpus and --labels");
     }
     if a.corpus.is_none() && a.skab.is_none() && a.inject.is_empty() {
         bail!(
@@ -157,6 +165,12 @@ pub(crate) fn run(a: EvalArgs) -> anyhow::Result<()> {
     }
     if !recordings.is_empty() {
         println!("{}", report::inject_tables(&results));
+    }
+    if a.per_file {
+        println!(
+            "NAB standard score by file:\n{}",
+            report::per_file_table(&results)
+        );
     }
     let summary =
         (a.seeds > 1 && (a.corpus.is_some() || a.skab.is_some())).then(|| report::seed_summary(&results));

@@ -93,6 +93,43 @@ fn by_detector<'a, T>(items: impl Iterator<Item = (&'a str, T)>) -> Vec<(&'a str
     groups
 }
 
+/// NAB's standard score split by file (`eval --per-file`), as Markdown: one row per
+/// file, one column per detector with the mean of its seeds' shares in NAB points
+/// ([`crate::eval::nab::file_shares`], each run at its own swept threshold), and the
+/// windows its seeds hit of those they could; a last row of totals. Empty without NAB.
+pub fn per_file_table(results: &[VariantResult]) -> String {
+    let groups = by_detector(
+        results
+            .iter()
+            .filter_map(|r| r.nab.as_ref().map(|n| (r.name.as_str(), &n.per_file))),
+    );
+    let Some((_, first)) = groups.first() else {
+        return String::new();
+    };
+    let mut md = format!(
+        "| file | windows |{}\n|---|---|{}\n",
+        groups.iter().map(|(d, _)| format!(" {d} |")).collect::<String>(),
+        "---|".repeat(groups.len())
+    );
+    let mut totals = vec![0.0; groups.len()];
+    for (i, share) in first[0].iter().enumerate() {
+        md += &format!("| {} | {} |", share.name, share.windows);
+        for (g, (_, runs)) in groups.iter().enumerate() {
+            let points = runs.iter().map(|r| r[i].points).sum::<f64>() / runs.len() as f64;
+            let hit: usize = runs.iter().map(|r| r[i].hit).sum();
+            totals[g] += points;
+            md += &format!(" {points:.2} ({hit}/{}) |", share.windows * runs.len());
+        }
+        md.push('\n');
+    }
+    let windows: usize = first[0].iter().map(|s| s.windows).sum();
+    md += &format!("| **total** | {windows} |");
+    for t in totals {
+        md += &format!(" **{t:.2}** |");
+    }
+    md + "\n"
+}
+
 /// With several seeds per detector (results named `<detector> (seed N)`), one row per
 /// detector: each seed's NAB standard score and SKAB F1 / FAR, their means and spreads
 /// (max − min), as Markdown.
@@ -346,6 +383,40 @@ mod tests {
         assert_eq!(lines[3], "| ae (seed 2) | 2, 5.0 % | 3/4 (20) |");
         assert_eq!(lines[4], "| **ae, mean of 2** | 2.0, 5.0 % | 50 % |");
         assert_eq!(lines.len(), 5);
+    }
+
+    #[test]
+    fn the_per_file_table_averages_each_detectors_seeds() {
+        let share = |name: &str, hit, points| crate::eval::nab::FileShare {
+            name: name.into(),
+            windows: 2,
+            hit,
+            fp_rows: 0,
+            points,
+        };
+        let variant = |name: &str, a: f64, b: f64| VariantResult {
+            name: name.into(),
+            nab: Some(NabRun {
+                results: Vec::new(),
+                files: 2,
+                rows: 0,
+                per_file: vec![share("x/a.csv", 2, a), share("x/b.csv", 1, b)],
+            }),
+            skab: None,
+            inject: Vec::new(),
+            seconds: 0.0,
+        };
+        let md = per_file_table(&[
+            variant("ae (seed 1)", 40.0, 10.0),
+            variant("ae (seed 2)", 30.0, 20.0),
+            variant("pca", 20.0, 5.0),
+        ]);
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(lines[0], "| file | windows | ae | pca |");
+        assert_eq!(lines[2], "| x/a.csv | 2 | 35.00 (4/4) | 20.00 (2/2) |");
+        assert_eq!(lines[3], "| x/b.csv | 2 | 15.00 (2/4) | 5.00 (1/2) |");
+        assert_eq!(lines[4], "| **total** | 4 | **50.00** | **25.00** |");
+        assert_eq!(per_file_table(&[]), "");
     }
 
     #[test]

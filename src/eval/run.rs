@@ -55,6 +55,8 @@ pub struct NabRun {
     pub files: usize,
     /// Rows replayed.
     pub rows: usize,
+    /// Each file's share of the standard profile's score at its swept threshold.
+    pub per_file: Vec<nab::FileShare>,
 }
 
 /// Replays every labelled file of a NAB corpus (`corpus/<category>/<file>.csv`) and
@@ -75,14 +77,16 @@ pub fn run_nab(
     });
     let files: Vec<LabelledFile> = files.into_iter().collect::<Result<_, _>>()?;
     let rows = files.iter().map(|f| f.scores.len()).sum();
-    let results = nab::PROFILES
+    let results: Vec<ProfileResult> = nab::PROFILES
         .iter()
         .map(|p| nab::score_corpus(&files, p))
         .collect();
+    let per_file = nab::file_shares(&files, &nab::PROFILES[0], results[0].threshold);
     Ok(NabRun {
         results,
         files: files.len(),
         rows,
+        per_file,
     })
 }
 

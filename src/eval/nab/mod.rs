@@ -3,11 +3,13 @@
 //! [`score_corpus`] is pure: it takes per-row anomaly scores with windows already mapped to
 //! row ranges and returns the swept, normalised score for one [`Profile`]. The loaders
 //! in `load` ([`load_windows`], [`load_scores_dir`]) read NAB's label JSON and precomputed
-//! score CSVs.
+//! score CSVs; [`file_shares`] splits a score into each file's part.
 
 mod load;
+mod share;
 
 pub use load::{load_scores_dir, load_windows, read_scores_csv};
+pub use share::{FileShare, file_shares};
 
 use std::collections::HashMap;
 
