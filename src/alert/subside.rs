@@ -7,9 +7,10 @@
 //! exponential average of the thresholded score) and its peak; once the score has been
 //! under `[alert] subside` × that peak for as long a quiet spell as separates two alerts
 //! (`cooldown` windows, at least `clear_after`: a dip of an ongoing fault, such as a
-//! broken correlation whose channels cross, is not its end), and is not still
-//! falling (the newest at least half the run's mean), the alert clears as subsided, and the sensor *holds* the level it subsided to: no new alert unless a
-//! score rises over that level (the fault coming back) or a stuck channel says so. The
+//! broken correlation whose channels cross, is not its end), and is not still falling
+//! (the newest at least half the run's mean), the alert clears as subsided, and the
+//! sensor *holds* the level it subsided to: no new alert unless a score rises over that
+//! level (the fault coming back) or a stuck channel says so. The
 //! hold ends when the score has been under the threshold for `clear_after` windows (the
 //! sensor recovered), at a new raise, or when the learning policy accepts the episode.
 //! Snapshots keep it beside the alert state (format 7), so a restart during a hold

@@ -37,6 +37,11 @@ fn range_problems_are_collected_in_one_pass() {
         ),
         ("window.size", "[window]\nsize = 1", "must be at least 2, got 1"),
         (
+            "alert.subside",
+            "[alert]\nsubside = 1.5",
+            "must be in [0, 1), got 1.5",
+        ),
+        (
             "limits.max_memory_mb",
             "[limits]\nmax_memory_mb = 1\n[training]\nbuffer = 300000",
             "must be 0 (no budget) or hold one sensor",

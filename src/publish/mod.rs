@@ -59,7 +59,8 @@ pub struct SensorState {
     /// Where the sensor is in its lifecycle: `warming_up`, `normal`, `alert` or
     /// `accepted` (an alert was accepted as the new normal; re-baselining).
     pub state: crate::detector::SensorState,
-    /// Why the sensor's last alert was cleared (`recovered` or `accepted`), if it had one.
+    /// Why the sensor's last alert was cleared (`recovered`, `subsided` or `accepted`), if
+    /// it had one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_clear: Option<crate::alert::ClearReason>,
     /// Model generation, 0 before the first model.

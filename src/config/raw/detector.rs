@@ -152,7 +152,7 @@ pub struct RawAlert {
     /// An alert also clears, as subsided, when its score stays under this fraction of
     /// the episode's peak level for `cooldown` windows (at least `clear_after`); no new
     /// alert then unless the
-    /// score rises over the level it subsided to; 0 = off. Default 0.4.
+    /// score rises over the level it subsided to; 0 = off. Default 0.6.
     pub subside: f64,
 }
 
@@ -288,7 +288,7 @@ impl Default for RawAlert {
             severity_bands: vec![2.0, 5.0],
             stale_after_secs: 0.0,
             stuck_rows: 64,
-            subside: 0.4,
+            subside: 0.6,
         }
     }
 }
