@@ -97,6 +97,12 @@ impl Pipeline {
         self.alert.is_raised()
     }
 
+    /// Whether the sensor holds the level a fault subsided to (after a `subsided` clear,
+    /// until it recovers or the episode is accepted; see [`crate::alert::Subside`]).
+    pub fn holding(&self) -> bool {
+        self.alert.in_episode() && !self.alert.is_raised()
+    }
+
     /// Channel names, in reading order.
     pub fn channel_names(&self) -> &[String] {
         &self.channel_names

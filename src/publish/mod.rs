@@ -73,6 +73,11 @@ pub struct SensorState {
     /// No reading for `[alert] stale_after_secs` (wall clock); always false when
     /// staleness is off.
     pub stale: bool,
+    /// After a `subsided` clear: the sensor holds the level its fault subsided to (no
+    /// alert unless the error rises over it) until it recovers or the episode is
+    /// accepted; absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub holding: bool,
     /// Channels stuck at one value now (`[alert] stuck_rows`); absent when none is.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stuck: Vec<String>,

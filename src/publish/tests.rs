@@ -12,6 +12,7 @@ fn sensor_state_serialises_with_snake_case_state() {
         threshold_ready: false,
         window_ready: false,
         stale: false,
+        holding: false,
         stuck: Vec::new(),
         ts: 1.5,
     };
@@ -24,6 +25,22 @@ fn sensor_state_serialises_with_snake_case_state() {
         "absent before the first clear: {v}"
     );
     assert!(v.get("stuck").is_none(), "absent when no channel is stuck: {v}");
+    assert!(v.get("holding").is_none(), "absent when not holding: {v}");
+    let holding = SensorState {
+        last_clear: Some(crate::alert::ClearReason::Subsided),
+        holding: true,
+        state: crate::detector::SensorState::Normal,
+        ..s.clone()
+    };
+    let v = serde_json::to_value(&holding).expect("json");
+    assert_eq!(
+        (
+            v["state"].as_str(),
+            v["last_clear"].as_str(),
+            v["holding"].as_bool()
+        ),
+        (Some("normal"), Some("subsided"), Some(true))
+    );
     let stuck = SensorState {
         stuck: vec!["b".into()],
         ..s.clone()

@@ -262,7 +262,7 @@ async fn a_fault_that_subsides_to_an_offset_clears_as_subsided_and_its_return_al
     probe
         .wait_for(WAIT, "the retained state says subsided", |m| {
             is_state(m, "pump-4", |s| {
-                s["last_clear"] == "subsided" && s["state"] == "normal"
+                s["last_clear"] == "subsided" && s["state"] == "normal" && s["holding"] == true
             })
         })
         .await;

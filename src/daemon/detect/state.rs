@@ -25,6 +25,7 @@ pub(super) struct Published {
     window_ready: bool,
     window_resets: u64,
     stale: bool,
+    holding: bool,
     /// Channels stuck at one value ([`crate::detector::Pipeline::stuck_mask`]).
     stuck: u64,
 }
@@ -105,6 +106,7 @@ impl Running {
             window_ready: p.window_ready(),
             window_resets: p.window_resets(),
             stale: (self.staleness.as_ref()).is_some_and(|s| s.is_stale(sensor)),
+            holding: p.holding(),
             stuck: p.stuck_mask(self.detector.config()),
         };
         let before = self.published.insert(sensor.clone(), now);
@@ -131,6 +133,7 @@ impl Running {
             threshold_ready,
             window_ready: now.window_ready,
             stale: now.stale,
+            holding: now.holding,
             stuck: (p.stuck_channels(self.detector.config()).into_iter())
                 .map(|c| c.channel)
                 .collect(),
