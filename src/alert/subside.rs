@@ -10,11 +10,10 @@
 //! broken correlation whose channels cross, is not its end), and is not still falling
 //! (the newest at least half the run's mean), the alert clears as subsided, and the
 //! sensor *holds* the level it subsided to: no new alert unless a score rises over that
-//! level (the fault coming back) or a stuck channel says so. The
-//! hold ends when the score has been under the threshold for `clear_after` windows (the
-//! sensor recovered), at a new raise, or when the learning policy accepts the episode.
-//! Snapshots keep it beside the alert state (format 7), so a restart during a hold
-//! keeps the hold.
+//! level (the fault coming back) or a stuck channel says so. The hold ends when the
+//! score has been under the threshold for `clear_after` windows (the sensor recovered),
+//! at a new raise, or when the learning policy accepts the episode. Snapshots keep it
+//! beside the alert state (format 7), so a restart during a hold keeps the hold.
 
 use serde::{Deserialize, Serialize};
 
