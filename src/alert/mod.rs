@@ -185,7 +185,13 @@ impl AlertState {
     /// Whether an episode is under way: an alert raised, or a hold after it subsided.
     /// Its windows are held for the learning policy either way.
     pub fn in_episode(&self) -> bool {
-        self.raised || self.subside.holding()
+        self.raised || self.holding()
+    }
+
+    /// Whether the sensor holds the level a fault subsided to (no alert is raised then:
+    /// a raise ends the hold).
+    pub fn holding(&self) -> bool {
+        self.subside.holding()
     }
 
     /// Reading time of the raise that began the episode under way (see

@@ -100,7 +100,7 @@ impl Pipeline {
     /// Whether the sensor holds the level a fault subsided to (after a `subsided` clear,
     /// until it recovers or the episode is accepted; see [`crate::alert::Subside`]).
     pub fn holding(&self) -> bool {
-        self.alert.in_episode() && !self.alert.is_raised()
+        self.alert.holding()
     }
 
     /// Channel names, in reading order.

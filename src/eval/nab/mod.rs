@@ -198,24 +198,38 @@ pub fn score_at_threshold(files: &[LabelledFile], profile: &Profile, threshold: 
     sweep(files, profile, Some(threshold))
 }
 
+/// A file's scorable rows (those after the probationary period): each row's score, its
+/// weight under `profile` ([`row_weights`]) and the index of the file's window it falls
+/// in, if any. The sweep and [`file_shares`] both judge these.
+fn scorable_rows<'a>(
+    f: &'a LabelledFile,
+    profile: &Profile,
+) -> impl Iterator<Item = (f64, f64, Option<usize>)> + 'a {
+    let weights = row_weights(f.scores.len(), &f.windows, profile);
+    let start = probationary_rows(f.scores.len());
+    let mut w = 0;
+    (f.scores.iter().zip(weights).enumerate().skip(start)).map(move |(i, (&score, weight))| {
+        while w < f.windows.len() && f.windows[w].1 < i {
+            w += 1;
+        }
+        (
+            score,
+            weight,
+            f.windows.get(w).filter(|(l, _)| *l <= i).map(|_| w),
+        )
+    })
+}
+
 /// The threshold sweep behind [`score_corpus`]; with `fixed`, stops at that threshold and
 /// reports it instead of the best one.
 fn sweep(files: &[LabelledFile], profile: &Profile, fixed: Option<f64>) -> ProfileResult {
     let mut events = Vec::new();
     let mut n_windows = 0;
     for f in files {
-        let n = f.scores.len();
-        let weights = row_weights(n, &f.windows, profile);
-        let mut w = 0;
-        let start = probationary_rows(n);
-        for (i, (&score, &weight)) in f.scores.iter().zip(&weights).enumerate().skip(start) {
-            while w < f.windows.len() && f.windows[w].1 < i {
-                w += 1;
-            }
-            let window = f.windows.get(w).filter(|(l, _)| *l <= i).map(|_| n_windows + w);
+        for (score, weight, window) in scorable_rows(f, profile) {
             events.push(Event {
                 score,
-                window,
+                window: window.map(|w| n_windows + w),
                 weight,
             });
         }

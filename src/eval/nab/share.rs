@@ -1,14 +1,14 @@
 //! Each file's share of a NAB score at a given threshold: where a detector's points come
 //! from and where they go.
 //!
-//! [`file_shares`] applies the same rules as the corpus sweep (`super::sweep`): rows
-//! after the probationary period fire when their score is at least the threshold; a
-//! window earns the largest weight among its firing rows, or costs `a_fn`; a firing row
-//! outside every window costs its (discounted) weight. A file's share is its part of
-//! the normalised score, so the shares of a corpus add up to the corpus's score at that
-//! threshold.
+//! [`file_shares`] applies the same rules as the corpus sweep (`super::sweep`), over the
+//! same scorable rows (`super::scorable_rows`): rows after the probationary period fire
+//! when their score is at least the threshold; a window earns the largest weight among
+//! its firing rows, or costs `a_fn`; a firing row outside every window costs its
+//! (discounted) weight. A file's share is its part of the normalised score, so the
+//! shares of a corpus add up to the corpus's score at that threshold.
 
-use super::{LabelledFile, Profile, probationary_rows, row_weights};
+use super::{LabelledFile, Profile, scorable_rows};
 
 /// One file's part of a NAB score.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,21 +32,12 @@ pub fn file_shares(files: &[LabelledFile], profile: &Profile, threshold: f64) ->
     files
         .iter()
         .map(|f| {
-            let weights = row_weights(f.scores.len(), &f.windows, profile);
-            let start = probationary_rows(f.scores.len());
             let mut credit: Vec<Option<f64>> = vec![None; f.windows.len()];
             let mut raw = 0.0;
             let mut fp_rows = 0;
-            let mut w = 0;
-            for (i, (&score, &weight)) in f.scores.iter().zip(&weights).enumerate().skip(start) {
-                while w < f.windows.len() && f.windows[w].1 < i {
-                    w += 1;
-                }
-                if score < threshold {
-                    continue;
-                }
-                match f.windows.get(w).filter(|(l, _)| *l <= i) {
-                    Some(_) => credit[w] = Some(credit[w].map_or(weight, |c: f64| c.max(weight))),
+            for (_, weight, window) in scorable_rows(f, profile).filter(|r| r.0 >= threshold) {
+                match window {
+                    Some(w) => credit[w] = Some(credit[w].map_or(weight, |c: f64| c.max(weight))),
                     None => {
                         raw += weight;
                         fp_rows += 1;
