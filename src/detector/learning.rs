@@ -222,6 +222,12 @@ impl Learning {
         self.fresh_in_job
     }
 
+    /// Windows of the buffer the model in force never trained on, when the model of the
+    /// job just back is installed: those new in that job and those pushed since it.
+    pub(super) fn unseen_by_model(&self) -> usize {
+        self.fresh_in_job + self.pushed_since_job
+    }
+
     /// The training buffer.
     pub(super) fn buffer(&self) -> &TrainingBuffer {
         &self.buffer

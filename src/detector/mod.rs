@@ -3,7 +3,8 @@
 //! `replay` and `eval` all drive this code; nothing about scoring exists anywhere else.
 //!
 //! Each stage is a type that owns its state and makes its decisions: `drift`
-//! (`[window] detrend`), `scoring` (`[threshold]`, `[score]`), [`stuck`] (a channel
+//! (`[window] detrend`), `scoring` (`[threshold]`, `[score]`; `relearn` says when a new
+//! model's threshold is learned afresh), [`stuck`] (a channel
 //! frozen at one value, `[alert] stuck_rows`: over the threshold whatever the error),
 //! `learning` (what is learned, when a model is due, acceptance; `[learning]`,
 //! `[training]`) and the alert lifecycle in [`crate::alert`]. The sensor's [`SensorState`] is an output of the core.
@@ -28,6 +29,7 @@ mod learning;
 mod limits;
 pub mod memory;
 mod pipeline;
+mod relearn;
 mod reorder;
 #[cfg(test)]
 mod reorder_tests;

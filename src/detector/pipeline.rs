@@ -408,8 +408,16 @@ impl Pipeline {
         };
         let m = Arc::new(m);
         let rebaseline = (kind == Installed::Rebaseline).then(|| self.learning.alert_windows());
-        self.scoring
-            .rebuild(&m, self.learning.buffer(), config, rebaseline, rescored);
+        let previous = (self.model.as_deref()).map(|old| (old, self.learning.unseen_by_model()));
+        let relearned =
+            (self.scoring).rebuild(&m, self.learning.buffer(), config, rebaseline, rescored, previous);
+        if relearned {
+            tracing::debug!(
+                sensor = %self.sensor.escaped(),
+                version = m.version,
+                "Threshold relearned from the new model's errors: its error level moved more than twofold."
+            );
+        }
         self.model = Some(m);
     }
 }

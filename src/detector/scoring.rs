@@ -9,6 +9,7 @@
 //! from its scores of the training windows, most of them worked out where it trained
 //! ([`Rescored`]).
 
+use super::relearn;
 use crate::config::{DetectorConfig, ScoreSource, ScoreStrategy, SensorThreshold};
 use crate::likelihood::{DecayingStats, Likelihood};
 use crate::model::{Model, WindowScores, Workspace};
@@ -243,7 +244,12 @@ impl Scoring {
     /// model learns them, but the change they hold (the step from the old normal to
     /// the new one) is not a normal error, and as a reference it would mute every later
     /// event smaller than it (docs/quality.md, session 6). The windows `rescored`
-    /// covers are not scored again.
+    /// covers are not scored again. The threshold window is rebuilt in the same way,
+    /// from the new model's errors, when the new model's error level on the windows
+    /// both it and the `previous` model learned (that model, and how many of the
+    /// buffer's newest windows it never trained on) has moved out of
+    /// [`relearn::changed`]'s band: the old scores are in another model's units.
+    /// Returns whether that happened.
     pub(super) fn rebuild(
         &mut self,
         model: &Model,
@@ -251,14 +257,20 @@ impl Scoring {
         config: &DetectorConfig,
         rebaseline: Option<usize>,
         rescored: Option<&Rescored>,
-    ) {
+        previous: Option<(&Model, usize)>,
+    ) -> bool {
         let history = match config.score {
             ScoreStrategy::Onset(o) => o.history.get(),
             ScoreStrategy::Ratio => 0,
         };
-        let threshold_too = rebaseline.is_some();
+        let source = config.threshold.score;
+        let relearned = rebaseline.is_none()
+            && previous.is_some_and(|(old, unseen)| {
+                relearn::changed(old, model, buffer, unseen, source, &mut self.workspace)
+            });
+        let threshold_too = rebaseline.is_some() || relearned;
         if history == 0 && !threshold_too {
-            return;
+            return false;
         }
         let window = config.threshold.window;
         let n = if threshold_too {
@@ -311,6 +323,7 @@ impl Scoring {
                 self.threshold.push(value);
             }
         }
+        relearned
     }
 
     /// Scores in the threshold window.

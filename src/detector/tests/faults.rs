@@ -314,3 +314,36 @@ fn the_state_goes_from_warming_up_to_normal() {
     assert_eq!(steps[80].state, SensorState::WarmingUp);
     assert_eq!(steps[199].state, SensorState::Normal);
 }
+
+/// A square wave with a period of a day at a 5-minute cadence (288 readings, levels 20
+/// and 80) and a little deterministic noise, plus `shift` on readings 2100..2250.
+fn square_wave(i: usize, shift: f64) -> f64 {
+    let level = if i % 288 < 144 { 80.0 } else { 20.0 };
+    let fault = if (2100..2250).contains(&i) { shift } else { 0.0 };
+    level + fault + ((i * 7919) % 101) as f64 / 50.0 - 1.0
+}
+
+#[test]
+fn a_periodic_signal_alerts_on_a_shift_smaller_than_its_edges() {
+    // The shipped defaults. The first model learns 100 windows of the high level alone,
+    // so its errors on the first edges are in the thousands; the retrains learn the
+    // wave, and the threshold is relearned from their errors instead of keeping the
+    // first model's level for `threshold.window` windows (under which no fault smaller
+    // than an edge could ever be over it).
+    let config = crate::config::Config::from_toml_str("").unwrap().detector;
+    let mut d = Detector::new(config, 10);
+    let id = SensorId::new("wave");
+    let mut raised = Vec::new();
+    for i in 0..2300 {
+        let step = (d.process_inline(&id, i as f64 * 300.0, &[square_wave(i, 30.0)], || {
+            vec!["level".into()]
+        }))
+        .unwrap();
+        if step.event.is_some_and(|e| e.event == AlertEventKind::Raised) {
+            raised.push(i);
+        }
+    }
+    // Half an edge, raised within a window's length, and no alarm on the wave before it.
+    assert_eq!(raised.len(), 1, "raised at {raised:?}");
+    assert!((2100..2132).contains(&raised[0]), "raised at {raised:?}");
+}
