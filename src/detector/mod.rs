@@ -42,7 +42,7 @@ mod tests;
 use std::collections::HashMap;
 
 use crate::alert::AlertEvent;
-use crate::config::DetectorConfig;
+use crate::config::{DetectorConfig, ModelConfig, ScoreSource};
 use crate::model::{Model, WindowScores};
 use crate::reading::SensorId;
 use crate::trainer::TrainJob;
@@ -341,16 +341,27 @@ impl Detector {
     ) -> Result<Step, DetectError> {
         let mut step = self.process(sensor, ts, values, channel_names)?;
         if let Some(job) = step.train.take() {
-            let model = crate::trainer::train(&job, &self.config.model);
-            if let Err(e) = &model {
-                tracing::warn!(sensor = %sensor.escaped(), error = %e, "Training failed; keeping the old model.");
-            }
-            // Rescored as the daemon's training thread does, so both paths rebuild alike.
-            let source = self.config.threshold.score;
-            let rescored = (model.as_ref().ok()).map(|m| Rescored::new(&job.windows, m, source));
-            self.install_rescored(sensor, model.ok(), rescored.as_ref());
+            let (model, rescored) = run_job(&job, &self.config.model, self.config.threshold.score).unzip();
+            self.install_rescored(sensor, model, rescored.as_ref());
         }
         Ok(step)
+    }
+}
+
+/// Runs a training job as every driver does (inline in replay and eval, on a blocking
+/// thread in the daemon): trains, logs a failure (the sensor keeps its model and asks
+/// again later), and scores the job's windows with the new model where it trained
+/// ([`Rescored`]), so both paths rebuild alike and installing it does not rescore.
+pub fn run_job(job: &TrainJob, model: &ModelConfig, source: ScoreSource) -> Option<(Model, Rescored)> {
+    match crate::trainer::train(job, model) {
+        Ok(m) => {
+            let rescored = Rescored::new(&job.windows, &m, source);
+            Some((m, rescored))
+        }
+        Err(error) => {
+            tracing::warn!(sensor = %job.sensor.escaped(), %error, "Training failed; keeping the old model.");
+            None
+        }
     }
 }
 

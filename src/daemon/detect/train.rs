@@ -54,14 +54,7 @@ impl Running {
             }
             let trained = tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
-                let model = match crate::trainer::train(&job, &config) {
-                    Ok(m) => Some(m),
-                    Err(error) => {
-                        warn!(sensor = %job.sensor.escaped(), %error, "Training failed; keeping the old model.");
-                        None
-                    }
-                };
-                let rescored = (model.as_ref()).map(|m| Rescored::new(&job.windows, m, source));
+                let (model, rescored) = crate::detector::run_job(&job, &config, source).unzip();
                 Trained {
                     sensor: job.sensor,
                     model,
