@@ -411,10 +411,11 @@ impl Pipeline {
         let previous = (self.model.as_deref()).map(|old| (old, self.learning.unseen_by_model()));
         let relearned =
             (self.scoring).rebuild(&m, self.learning.buffer(), config, rebaseline, rescored, previous);
-        if relearned {
+        if let Some(ratio) = relearned {
             tracing::debug!(
                 sensor = %self.sensor.escaped(),
                 version = m.version,
+                ratio,
                 "Threshold relearned from the new model's errors: its error level moved more than twofold."
             );
         }

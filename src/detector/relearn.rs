@@ -19,17 +19,19 @@ use crate::trainer::TrainingBuffer;
 /// the ratio stayed within 0.89–1.16 (docs/quality.md, "Session 14").
 const BAND: f64 = 2.0;
 
-/// Most windows the ratio is measured on, evenly spaced: a ratio of sums needs no more,
-/// and it is computed on the detector's task when a model is installed.
-const SAMPLE: usize = 64;
+/// Windows the ratio is measured on: a ratio of sums needs no more, and it is computed
+/// on the detector's task when a model is installed. They are spread by a golden-ratio
+/// sequence, not at a fixed step, which a periodic signal could alias (a step of a
+/// quarter of its period samples four phases and may miss every edge).
+const SAMPLE: usize = 32;
 
 /// Fewest windows both models learned that a ratio is measured on.
 const MIN_KNOWN: usize = 32;
 
-/// Whether `new`'s error level differs from `old`'s, the model it replaces, by more than
-/// [`BAND`] either way, on the windows both learned: the buffer's windows but the newest
-/// `unseen`, which `old` never trained on. False when fewer than [`MIN_KNOWN`] such
-/// windows are held or `old` cannot score the buffer's windows.
+/// The ratio of `new`'s error level to `old`'s, the model it replaces, on the windows
+/// both learned (the buffer's windows but the newest `unseen`, which `old` never trained
+/// on), when it is outside [`BAND`] either way. `None` within it, when fewer than
+/// [`MIN_KNOWN`] such windows are held, or when `old` cannot score the buffer's windows.
 pub(super) fn changed(
     old: &Model,
     new: &Model,
@@ -37,26 +39,39 @@ pub(super) fn changed(
     unseen: usize,
     source: ScoreSource,
     ws: &mut Workspace,
-) -> bool {
+) -> Option<f64> {
     let width = buffer.width();
     if old.ae.n_inputs() != width || new.ae.n_inputs() != width || old.channels != new.channels {
-        return false;
+        return None;
     }
     let known = buffer.len().saturating_sub(unseen);
     if known < MIN_KNOWN {
-        return false;
+        return None;
     }
-    let step = known.div_ceil(SAMPLE).max(1);
+    let mut picked = sample(known);
     let (mut sum_old, mut sum_new) = (0.0, 0.0);
     let mut raw = Vec::with_capacity(width);
-    for w in buffer.windows().take(known).step_by(step) {
+    let windows = buffer.windows().take(known).enumerate();
+    for (_, w) in windows.filter(|(i, _)| picked.next_if_eq(i).is_some()) {
         raw.clear();
         raw.extend(w.iter().map(|&v| f64::from(v)));
         sum_old += source.of_window(old, &raw, ws);
         sum_new += source.of_window(new, &raw, ws);
     }
     let ratio = sum_new / sum_old;
-    ratio.is_finite() && !(1.0 / BAND..=BAND).contains(&ratio)
+    (ratio.is_finite() && !(1.0 / BAND..=BAND).contains(&ratio)).then_some(ratio)
+}
+
+/// Up to [`SAMPLE`] distinct indices below `len`, ascending: the fractional parts of
+/// multiples of the golden ratio, which spread evenly over any stretch without a period.
+fn sample(len: usize) -> std::iter::Peekable<std::vec::IntoIter<usize>> {
+    const PHI: f64 = 0.618_033_988_749_894_9;
+    let mut picked: Vec<usize> = (0..SAMPLE.min(len))
+        .map(|k| (((k as f64 * PHI).fract() * len as f64) as usize).min(len - 1))
+        .collect();
+    picked.sort_unstable();
+    picked.dedup();
+    picked.into_iter().peekable()
 }
 
 #[cfg(test)]
@@ -114,11 +129,28 @@ mod tests {
     fn a_model_that_learned_what_the_old_one_never_saw_has_changed() {
         let (old, new, both) = old_and_new();
         let mut ws = Workspace::default();
-        assert!(changed(&old, &new, &both, 0, ScoreSource::Ae, &mut ws));
+        assert!(changed(&old, &new, &both, 0, ScoreSource::Ae, &mut ws).is_some());
         // Either way round: the old model is as far below the new one's level.
-        assert!(changed(&new, &old, &both, 0, ScoreSource::Ae, &mut ws));
+        assert!(changed(&new, &old, &both, 0, ScoreSource::Ae, &mut ws).is_some());
         // A model against itself has not.
-        assert!(!changed(&new, &new, &both, 0, ScoreSource::Ae, &mut ws));
+        assert!(changed(&new, &new, &both, 0, ScoreSource::Ae, &mut ws).is_none());
+    }
+
+    #[test]
+    fn the_sample_spreads_over_every_phase_of_a_period() {
+        let picked: Vec<usize> = sample(4608).collect();
+        assert_eq!(picked.len(), SAMPLE);
+        assert!(picked.windows(2).all(|p| p[0] < p[1]), "{picked:?}");
+        // A fixed step of 4608 / 32 = 144 would see 2 of the 288 phases of a daily
+        // cycle at a 5-minute cadence; this leaves no gap of a window's length (32).
+        let mut phases: Vec<usize> = picked.iter().map(|i| i % 288).collect();
+        phases.sort_unstable();
+        phases.dedup();
+        let wrap = phases[0] + 288 - phases[phases.len() - 1];
+        let gaps = phases.windows(2).map(|p| p[1] - p[0]).chain([wrap]);
+        assert!(gaps.max().unwrap() <= 32, "{phases:?}");
+        // Fewer windows than the sample: each at most once.
+        assert_eq!(sample(5).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
     }
 
     #[test]
@@ -127,13 +159,13 @@ mod tests {
         let mut ws = Workspace::default();
         // All but 31 windows are new to the old model: too few to compare on.
         let unseen = both.len() - (MIN_KNOWN - 1);
-        assert!(!changed(&old, &new, &both, unseen, ScoreSource::Ae, &mut ws));
-        assert!(changed(&old, &new, &both, unseen - 1, ScoreSource::Ae, &mut ws));
+        assert!(changed(&old, &new, &both, unseen, ScoreSource::Ae, &mut ws).is_none());
+        assert!(changed(&old, &new, &both, unseen - 1, ScoreSource::Ae, &mut ws).is_some());
         // A buffer of another window width cannot be scored by either model.
         let mut wider = TrainingBuffer::new(100, SIZE + 1, 1);
         for end in SIZE + 1..=200 {
             wider.push(&(end - SIZE - 1..end).map(wave).collect::<Vec<_>>());
         }
-        assert!(!changed(&old, &new, &wider, 0, ScoreSource::Ae, &mut ws));
+        assert!(changed(&old, &new, &wider, 0, ScoreSource::Ae, &mut ws).is_none());
     }
 }

@@ -249,7 +249,7 @@ impl Scoring {
     /// both it and the `previous` model learned (that model, and how many of the
     /// buffer's newest windows it never trained on) has moved out of
     /// [`relearn::changed`]'s band: the old scores are in another model's units.
-    /// Returns whether that happened.
+    /// Returns the ratio of the two models' error levels when that happened.
     pub(super) fn rebuild(
         &mut self,
         model: &Model,
@@ -258,19 +258,21 @@ impl Scoring {
         rebaseline: Option<usize>,
         rescored: Option<&Rescored>,
         previous: Option<(&Model, usize)>,
-    ) -> bool {
+    ) -> Option<f64> {
         let history = match config.score {
             ScoreStrategy::Onset(o) => o.history.get(),
             ScoreStrategy::Ratio => 0,
         };
         let source = config.threshold.score;
-        let relearned = rebaseline.is_none()
-            && previous.is_some_and(|(old, unseen)| {
+        let relearned = (rebaseline.is_none())
+            .then_some(previous)
+            .flatten()
+            .and_then(|(old, unseen)| {
                 relearn::changed(old, model, buffer, unseen, source, &mut self.workspace)
             });
-        let threshold_too = rebaseline.is_some() || relearned;
+        let threshold_too = rebaseline.is_some() || relearned.is_some();
         if history == 0 && !threshold_too {
-            return false;
+            return relearned;
         }
         let window = config.threshold.window;
         let n = if threshold_too {
