@@ -122,11 +122,14 @@ impl<F: Scalar> Workspace<F> {
         assert_eq!(layers.len(), self.layers.len(), "layer count");
         for (dst, src) in self.layers.iter_mut().zip(layers) {
             assert_eq!((dst.n_in, dst.n_out), (src.n_in, src.n_out), "layer shape");
-            (dst.w.iter_mut().zip(&src.w)).for_each(|(d, &s)| *d = F::from_f64(s));
             (dst.b.iter_mut().zip(&src.b)).for_each(|(d, &s)| *d = F::from_f64(s));
-            for (o, row) in dst.w.chunks_exact(dst.n_in).enumerate() {
-                for (i, &v) in row.iter().enumerate() {
-                    dst.wt[i * dst.n_out + o] = v;
+            // Both layouts in one pass over the source: this runs after every optimiser
+            // step.
+            let rows = (dst.w.chunks_exact_mut(dst.n_in)).zip(src.w.chunks_exact(src.n_in));
+            for (o, (row, src_row)) in rows.enumerate() {
+                for (i, (d, &s)) in row.iter_mut().zip(src_row).enumerate() {
+                    *d = F::from_f64(s);
+                    dst.wt[i * dst.n_out + o] = *d;
                 }
             }
         }
@@ -233,9 +236,11 @@ impl<F: Scalar> Workspace<F> {
             let (below, above) = self.acts.split_at_mut(l + 1);
             let input = &below[l][..self.rows * layer.n_in];
             let output = &mut above[0][..self.rows * layer.n_out];
-            output
-                .chunks_exact_mut(layer.n_out)
-                .for_each(|y| y.copy_from_slice(&layer.b));
+            // An element loop, not `copy_from_slice`: a row is a few values, and the
+            // `memcpy` call for each showed in a whole-NAB profile.
+            for y in output.chunks_exact_mut(layer.n_out) {
+                y.iter_mut().zip(&layer.b).for_each(|(y, &b)| *y = b);
+            }
             add_scaled_rows(output, input, &layer.wt, layer.n_out);
             activate(layer.act, output);
         }
