@@ -20,16 +20,19 @@ fn run(p: &AlertParams, signal: &str) -> String {
     let mut s = AlertState::default();
     signal
         .chars()
-        .map(
-            |c| match s.update(p, c == '1', if c == '1' { 2.0 } else { 0.5 }, 0.0) {
-                Some(AlertStep::Raised) => 'R',
-                Some(AlertStep::Recovered) => 'C',
-                Some(AlertStep::Subsided) => 'S',
-                Some(AlertStep::Settled) => 'E',
-                None => '.',
-            },
-        )
+        .map(|c| glyph(s.update(p, c == '1', if c == '1' { 2.0 } else { 0.5 }, 0.0)))
         .collect()
+}
+
+/// One character per window: what it did to the lifecycle.
+fn glyph(step: Option<AlertStep>) -> char {
+    match step {
+        Some(AlertStep::Raised) => 'R',
+        Some(AlertStep::Recovered) => 'C',
+        Some(AlertStep::Subsided) => 'S',
+        Some(AlertStep::Settled) => 'E',
+        None => '.',
+    }
 }
 
 #[test]
@@ -118,13 +121,7 @@ fn run_scores(p: &AlertParams, scores: &[f64]) -> (String, AlertState) {
     let mut s = AlertState::default();
     let steps = scores
         .iter()
-        .map(|&v| match s.update(p, v > 1.0, v, 0.0) {
-            Some(AlertStep::Raised) => 'R',
-            Some(AlertStep::Recovered) => 'C',
-            Some(AlertStep::Subsided) => 'S',
-            Some(AlertStep::Settled) => 'E',
-            None => '.',
-        })
+        .map(|&v| glyph(s.update(p, v > 1.0, v, 0.0)))
         .collect();
     (steps, s)
 }

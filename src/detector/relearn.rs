@@ -49,15 +49,12 @@ pub(super) fn changed(
     if known < MIN_KNOWN {
         return None;
     }
-    let mut picked = sample(known);
+    let windows = buffer.select(&sample(known), |raw, out| out.copy_from_slice(raw));
     let (mut sum_old, mut sum_new) = (0.0, 0.0);
-    let mut raw = Vec::with_capacity(width);
-    let windows = buffer.windows().take(known).enumerate();
-    for (_, w) in windows.filter(|(i, _)| picked.next_if_eq(i).is_some()) {
-        raw.clear();
-        raw.extend(w.iter().map(|&v| f64::from(v)));
-        sum_old += source.of_window(old, &raw, ws);
-        sum_new += source.of_window(new, &raw, ws);
+    for w in windows.rows() {
+        let w = w.as_slice().expect("owned rows are contiguous");
+        sum_old += source.of_window(old, w, ws);
+        sum_new += source.of_window(new, w, ws);
     }
     let ratio = sum_new / sum_old;
     (ratio.is_finite() && !(1.0 / BAND..=BAND).contains(&ratio)).then_some(ratio)
@@ -65,14 +62,14 @@ pub(super) fn changed(
 
 /// Up to [`SAMPLE`] distinct indices below `len`, ascending: the fractional parts of
 /// multiples of the golden ratio, which spread evenly over any stretch without a period.
-fn sample(len: usize) -> std::iter::Peekable<std::vec::IntoIter<usize>> {
+fn sample(len: usize) -> Vec<usize> {
     const PHI: f64 = 0.618_033_988_749_894_9;
     let mut picked: Vec<usize> = (0..SAMPLE.min(len))
         .map(|k| (((k as f64 * PHI).fract() * len as f64) as usize).min(len - 1))
         .collect();
     picked.sort_unstable();
     picked.dedup();
-    picked.into_iter().peekable()
+    picked
 }
 
 #[cfg(test)]
@@ -139,7 +136,7 @@ mod tests {
 
     #[test]
     fn the_sample_spreads_over_every_phase_of_a_period() {
-        let picked: Vec<usize> = sample(4608).collect();
+        let picked = sample(4608);
         assert_eq!(picked.len(), SAMPLE);
         assert!(picked.windows(2).all(|p| p[0] < p[1]), "{picked:?}");
         // A fixed step of 4608 / 32 = 144 would see 2 of the 288 phases of a daily
@@ -151,7 +148,7 @@ mod tests {
         let gaps = phases.windows(2).map(|p| p[1] - p[0]).chain([wrap]);
         assert!(gaps.max().unwrap() <= 32, "{phases:?}");
         // Fewer windows than the sample: each at most once.
-        assert_eq!(sample(5).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+        assert_eq!(sample(5), vec![0, 1, 2, 3, 4]);
     }
 
     #[test]

@@ -151,8 +151,8 @@ pub struct RawAlert {
     pub stuck_rows: u32,
     /// An alert also clears, as subsided, when its score stays under this fraction of
     /// the episode's peak level for `cooldown` windows (at least `clear_after`); no new
-    /// alert then unless the
-    /// score rises over the level it subsided to; 0 = off. Default 0.6.
+    /// alert then unless the score rises over the level it subsided to; 0 = off.
+    /// Default 0.6.
     pub subside: f64,
 }
 

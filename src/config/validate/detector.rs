@@ -261,7 +261,8 @@ fn alert(raw: &RawConfig, p: &mut Problems) -> AlertParams {
     p.check(a.clear_after >= 1, "alert.clear_after", || {
         format!("must be at least 1, got {}", a.clear_after)
     });
-    p.check((0.0..1.0).contains(&a.subside), "alert.subside", || {
+    let subside_ok = (0.0..1.0).contains(&a.subside);
+    p.check(subside_ok, "alert.subside", || {
         format!("must be in [0, 1), got {}", a.subside)
     });
     let severity = SeverityBands::try_from(a.severity_bands.as_slice()).unwrap_or_else(|m| {
@@ -274,11 +275,7 @@ fn alert(raw: &RawConfig, p: &mut Problems) -> AlertParams {
         cooldown: a.cooldown,
         severity,
         stuck_rows: a.stuck_rows,
-        subside: if (0.0..1.0).contains(&a.subside) {
-            a.subside
-        } else {
-            0.0
-        },
+        subside: if subside_ok { a.subside } else { 0.0 },
     }
 }
 
