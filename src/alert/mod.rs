@@ -2,7 +2,8 @@
 //!
 //! Owns the per-sensor state machine ([`AlertState`]: raise after `consecutive`
 //! windows over threshold, clear after `clear_after` windows under it, no raise during
-//! `cooldown` windows after a clear; a clear as subsided when the fault's error falls
+//! `cooldown` windows after a clear unless the fault comes back worse than the cleared
+//! alert saw; a clear as subsided when the fault's error falls
 //! well below its peak, [`subside`]; acceptance clears through [`AlertState::clear`]
 //! when the learning policy says so), the JSON event the publisher sends
 //! ([`AlertEvent`]), the per-channel error breakdown ([`channel_contributions`]), and
@@ -33,7 +34,8 @@ pub struct AlertParams {
     pub consecutive: u32,
     /// Consecutive windows under threshold needed to clear (≥ 1; 0 behaves as 1).
     pub clear_after: u32,
-    /// Windows after a clear during which no new raise may happen.
+    /// Windows after a clear during which no new raise may happen, unless, after a
+    /// recovery, `consecutive` windows score over the cleared alert's largest score.
     pub cooldown: u32,
     /// `over_by` bounds of the severities (`[alert] severity_bands`).
     pub severity: SeverityBands,
@@ -107,6 +109,21 @@ pub struct AlertState {
     /// their own field (format 7), so this struct reads as it did in every format.
     #[serde(skip)]
     subside: Subside,
+    /// Largest score of the current run over the threshold (not in snapshots, nor
+    /// are the three below: after a restart they count from there, and the rest of a
+    /// cooldown is plain).
+    #[serde(skip)]
+    run_max: f64,
+    /// Largest score of the raised episode, the run that raised it included.
+    #[serde(skip)]
+    episode_max: f64,
+    /// During the cooldown after a recovered clear, the largest score of the episode
+    /// it ended.
+    #[serde(skip)]
+    cooldown_peak: Option<f64>,
+    /// Consecutive cooldown windows, up to the latest, over `cooldown_peak`.
+    #[serde(skip)]
+    stronger_run: u32,
 }
 
 impl AlertState {
@@ -115,22 +132,30 @@ impl AlertState {
     ///
     /// Windows over threshold during the cooldown still count toward `consecutive`,
     /// so an anomaly that persists through the cooldown is raised as soon as it ends;
-    /// a flapping signal is raised at most once per clear + cooldown. During a hold
-    /// (after a subsided clear) only scores over the held level count toward a raise.
+    /// a flapping signal is raised at most once per clear + cooldown. A fault that
+    /// comes back worse than anything the recovered alert saw (`consecutive` windows
+    /// over its largest score) is no flapping: it is raised at once, cooldown or not.
+    /// During a hold (after a subsided clear) only scores over the held level count
+    /// toward a raise.
     pub fn update(&mut self, p: &AlertParams, over: bool, score: f64, ts: f64) -> Option<AlertStep> {
         let clear_after = p.clear_after.max(1);
         let settled = !self.raised && self.subside.held_window(over, clear_after);
         let counts = over && (self.raised || !self.subside.blocks_raise(score));
         if counts {
+            self.run_max = self.run_max.max(score);
             self.over_run = self.over_run.saturating_add(1);
             self.under_run = 0;
         } else {
             self.under_run = self.under_run.saturating_add(1);
             self.over_run = 0;
+            self.run_max = 0.0;
         }
         if self.raised {
+            self.episode_max = self.episode_max.max(score);
             if self.under_run >= clear_after {
+                let peak = self.episode_max;
                 self.clear(p);
+                self.cooldown_peak = Some(peak).filter(|_| self.cooldown_left > 0);
                 return Some(AlertStep::Recovered);
             }
             // As long a quiet spell as separates two alerts: a dip of an ongoing fault is
@@ -148,16 +173,29 @@ impl AlertState {
         }
         if self.cooldown_left > 0 {
             self.cooldown_left -= 1;
+            let stronger = self.cooldown_peak.is_some_and(|peak| counts && score > peak);
+            self.stronger_run = if stronger { self.stronger_run + 1 } else { 0 };
+            if self.stronger_run >= p.consecutive.max(1) {
+                return Some(self.raise(ts));
+            }
             return settled.then_some(AlertStep::Settled);
         }
         if self.over_run >= p.consecutive.max(1) {
-            self.raised = true;
-            self.raised_at = Some(ts);
-            self.over_run = 0;
-            self.subside.start();
-            return Some(AlertStep::Raised);
+            return Some(self.raise(ts));
         }
         settled.then_some(AlertStep::Settled)
+    }
+
+    fn raise(&mut self, ts: f64) -> AlertStep {
+        self.raised = true;
+        self.raised_at = Some(ts);
+        self.over_run = 0;
+        self.cooldown_left = 0;
+        self.cooldown_peak = None;
+        self.stronger_run = 0;
+        self.episode_max = self.run_max;
+        self.subside.start();
+        AlertStep::Raised
     }
 
     /// Clears a raised alert whatever the signal does (acceptance), with the usual
@@ -168,6 +206,8 @@ impl AlertState {
         self.subside.start();
         self.severity = None;
         self.cooldown_left = p.cooldown;
+        self.cooldown_peak = None;
+        self.stronger_run = 0;
         self.under_run = 0;
         self.over_run = 0;
     }

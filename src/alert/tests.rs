@@ -116,6 +116,44 @@ fn state_reports_raised_until_cleared() {
     assert_eq!(s.severity(), None);
 }
 
+/// An episode over a threshold of 1 (largest score `peak`), cleared by two windows
+/// under, then `back` for five windows, inside a cooldown of 50.
+fn fault_cleared_then_back(peak: f64, back: f64) -> (String, AlertState) {
+    let mut scores = vec![0.5; 2];
+    scores.extend([2.0, peak, 2.0, 2.0]);
+    scores.extend([0.5; 2]);
+    scores.extend([back; 5]);
+    run_scores(&params(3, 2, 50), &scores)
+}
+
+#[test]
+fn a_fault_back_worse_than_the_cleared_alert_raises_inside_the_cooldown() {
+    let (steps, s) = fault_cleared_then_back(3.0, 4.0);
+    assert_eq!(steps, "....R..C..R..", "raised at the third window over 3");
+    assert!(s.is_raised());
+}
+
+#[test]
+fn a_fault_back_no_worse_than_the_cleared_alert_waits_out_the_cooldown() {
+    // The largest score of the episode counts, not its last: 2.5 is under the 3 it saw.
+    for back in [2.5, 3.0] {
+        let (steps, s) = fault_cleared_then_back(3.0, back);
+        assert_eq!(steps, "....R..C.....", "back at {back}");
+        assert!(!s.is_raised());
+    }
+}
+
+#[test]
+fn after_an_acceptance_the_cooldown_holds_whatever_the_score() {
+    // An accepted alert re-baselines the model: its scores are no measure of the next.
+    let p = params(1, 2, 5);
+    let mut s = AlertState::default();
+    assert_eq!(s.update(&p, true, 2.0, 0.0), Some(AlertStep::Raised));
+    s.clear(&p);
+    let steps: String = (0..6).map(|_| glyph(s.update(&p, true, 100.0, 0.0))).collect();
+    assert_eq!(steps, ".....R", "raised only when the cooldown ends");
+}
+
 /// Feeds scores against a threshold of 1 and renders steps as `run` does.
 fn run_scores(p: &AlertParams, scores: &[f64]) -> (String, AlertState) {
     let mut s = AlertState::default();

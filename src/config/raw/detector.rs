@@ -137,7 +137,9 @@ pub struct RawAlert {
     pub consecutive: u32,
     /// Consecutive windows under the threshold that clear it. Default 10.
     pub clear_after: u32,
-    /// Windows after a clear during which no new alert is raised. Default 100.
+    /// Windows after a clear during which no new alert is raised, unless, after a
+    /// recovered clear, `consecutive` windows score over the largest score of the alert
+    /// it cleared (a fault back worse is no flapping). Default 100.
     pub cooldown: u32,
     /// Bounds of `over_by` (score / threshold) at which an alert is `major` and
     /// `critical` instead of `minor`. Default `[2.0, 5.0]`.
