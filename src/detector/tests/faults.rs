@@ -79,6 +79,45 @@ fn a_fault_that_comes_back_alerts_again() {
     );
 }
 
+/// Readings 0..600 with `shift(i)` added to `vib`: three windows raise, `cooldown`
+/// windows follow a clear; the readings where the raises came.
+fn raises_with_cooldown(cooldown: u32, shift: impl Fn(usize) -> f64) -> Vec<usize> {
+    let mut config = build_config("");
+    config.alert.consecutive = 3;
+    config.alert.cooldown = cooldown;
+    config.threshold.default.quantile = crate::config::Quantile::try_from(1.0).unwrap();
+    let mut d = Detector::new(config, 10);
+    let id = SensorId::new("s1");
+    let steps: Vec<Step> = (0..600)
+        .map(|i| {
+            let mut r = build_reading(i);
+            r[1] += shift(i);
+            d.process_inline(&id, i as f64, &r, names).unwrap()
+        })
+        .collect();
+    let raises = events(&steps)
+        .into_iter()
+        .filter(|e| e.1 == AlertEventKind::Raised);
+    raises.map(|e| e.0).collect()
+}
+
+#[test]
+fn a_fault_back_worse_inside_the_cooldown_is_raised_at_once() {
+    // A fault of 10 (cleared at about 461), back from 470 at `by`.
+    let fault = |by: f64| {
+        move |i: usize| match i {
+            400..450 => 10.0,
+            470..520 => by,
+            _ => 0.0,
+        }
+    };
+    assert_eq!(raises_with_cooldown(100, fault(40.0)), vec![402, 472]);
+    // Back smaller, it is the flapping the cooldown is for: raised without a cooldown,
+    // not inside one.
+    assert_eq!(raises_with_cooldown(0, fault(5.0)), vec![402, 472]);
+    assert_eq!(raises_with_cooldown(100, fault(5.0)), vec![402]);
+}
+
 #[test]
 fn one_fault_raises_once_and_its_recovery_clears_it() {
     let steps = run_faults("", 800, |i| (400..600).contains(&i));
