@@ -146,9 +146,7 @@ async fn a_stuck_channel_raises_a_major_alert_and_the_retained_state_names_it() 
     w.config = (w.config)
         .replace("floor = 1.5", "floor = 1e9")
         .replace("[alert]\n", "[alert]\nstuck_rows = 20\n");
-    let _daemon = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (_daemon, mut probe) = w.start().await;
     let topic = w.telemetry("s1");
     let mut sig = Signal::new(now() - 5000.0);
     warm_up(&mut probe, &topic, "s1", &mut sig).await;
@@ -190,9 +188,7 @@ async fn a_stuck_channel_raises_a_major_alert_and_the_retained_state_names_it() 
 async fn a_silent_sensor_goes_stale_then_fresh_with_one_alert_id_and_the_state_shows_it() {
     let mut w = World::new("stale", 10).await;
     w.config = stale_config(&w, 1.0, "");
-    let d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (d, mut probe) = w.start().await;
     let (quiet, busy) = (w.telemetry("quiet"), w.telemetry("busy"));
     let mut sig = Signal::new(now() - 5000.0);
     let mut busy_sig = Signal::new(now() - 5000.0);
@@ -269,9 +265,7 @@ async fn an_alert_older_than_expiry_secs_is_counted_and_never_delivered() {
         .config
         .replacen("[alert]\n", "[alert]\nstale_after_secs = 1.5\n", 1)
         .replacen("[alerts]\n", "[alerts]\nexpiry_secs = 1\n", 1);
-    let d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (d, mut probe) = w.start().await;
     let mut sig = Signal::new(now() - 5000.0);
     feed(&probe, &w.telemetry("lost"), &mut sig, 2, 0.0).await;
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -277,9 +277,7 @@ async fn two_instances_score_each_sensor_once_and_alert_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resized_instance_leaves_the_snapshots_foreign_sensors_to_their_owner() {
     let w = World::new("cluster-resize", 20).await;
-    let mut single = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut single, mut probe) = w.start().await;
     let mut signals = first_models(&w, &mut probe).await;
     let code = single.terminate(Duration::from_secs(12)).await;
     assert_eq!(code, Some(0), "exit code; log:\n{}", single.log_text());

@@ -52,9 +52,7 @@ async fn oversize_message_is_counted(protocol: u8) {
     w.config = w
         .config
         .replacen("[mqtt]\n", &format!("[mqtt]\nprotocol = {protocol}\n"), 1);
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, mut probe) = w.start().await;
     let topic = w.telemetry("s1");
     publish_large(
         w.broker.port,
@@ -97,9 +95,7 @@ async fn hostile_sensor_ids_are_escaped_in_logs_and_metrics_and_never_share_a_to
         "\n[[sources]]\ntopic = \"{}/raw\"\nsensor_field = \"id\"\n",
         w.prefix
     ));
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, mut probe) = w.start().await;
     let raw = format!("{}/raw", w.prefix);
     let t = now() - 100.0;
     let reading =
@@ -256,9 +252,7 @@ async fn model_versions_strictly_increase_across_kill_9_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_telemetry_gap_clears_the_window_and_raises_no_false_alert() {
     let w = World::new("gap", 4).await;
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, mut probe) = w.start().await;
     let topic = w.telemetry("g1");
     let mut sig = Signal::new(now() - 50_000.0);
     warm_up(&mut probe, &topic, "g1", &mut sig).await;
@@ -300,9 +294,7 @@ async fn a_telemetry_gap_clears_the_window_and_raises_no_false_alert() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_final_snapshot_that_cannot_be_written_is_reported_and_exits_non_zero() {
     let w = World::new("finalsnap", 4).await;
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, mut probe) = w.start().await;
     let topic = w.telemetry("f1");
     let mut sig = Signal::new(now() - 5000.0);
     feed(&probe, &topic, &mut sig, 20, 0.0).await;
@@ -327,9 +319,7 @@ async fn a_final_snapshot_that_cannot_be_written_is_reported_and_exits_non_zero(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_of_another_window_shape_is_adapted_and_logged() {
     let mut w = World::new("shape", 4).await;
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, mut probe) = w.start().await;
     let topic = w.telemetry("w1");
     let mut sig = Signal::new(now() - 5000.0);
     feed(&probe, &topic, &mut sig, 80, 0.0).await;
@@ -361,9 +351,7 @@ const CAMPAIGN_SENSORS: [&str; 4] = ["c0", "c1", "c2", "c3"];
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restarts_while_four_sensors_stream_raise_no_false_alert_and_scoring_resumes() {
     let mut w = World::new("campaign", 10).await;
-    let d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (d, mut probe) = w.start().await;
     let mut sigs: Vec<Signal> = (0..CAMPAIGN_SENSORS.len())
         .map(|i| Signal::new(now() - 50_000.0 + i as f64 * 0.25))
         .collect();
@@ -436,9 +424,7 @@ async fn broker_restarts_while_four_sensors_stream_raise_no_false_alert_and_scor
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_readings_within_the_tolerance_are_scored_and_resends_are_duplicates() {
     let w = World::new("reorder", 4).await;
-    let d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (d, mut probe) = w.start().await;
     let topic = w.telemetry("r1");
     let t0 = now() - 1000.0;
     let reading =

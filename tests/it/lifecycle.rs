@@ -8,9 +8,7 @@ use support::{counter, metrics, now, wait_for_metrics};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn normal_telemetry_warms_up_without_alerts_then_anomaly_raises_and_recovery_clears() {
     let w = World::new("lifecycle", 10).await;
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, mut probe) = w.start().await;
     let topic = w.telemetry("pump-1");
     let mut sig = Signal::new(now() - 5000.0);
 
@@ -68,9 +66,7 @@ async fn normal_telemetry_warms_up_without_alerts_then_anomaly_raises_and_recove
 async fn garbage_of_every_kind_is_counted_and_the_good_sensor_still_alerts() {
     // Two sensors: `good`, then `junk`; a third is over the cap.
     let w = World::new("garbage", 2).await;
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, mut probe) = w.start().await;
     let good = w.telemetry("good");
     let junk = w.telemetry("junk");
     let mut sig = Signal::new(now() - 5000.0);
@@ -180,9 +176,7 @@ async fn a_returning_fault_alerts_again_and_a_lasting_one_is_accepted() {
     let mut w = World::new("learning", 10).await;
     // 30 s of reading time (30 readings here) turns a raised alert into the new normal.
     w.config.push_str("\n[learning]\naccept_after_secs = 30\n");
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, mut probe) = w.start().await;
     let topic = w.telemetry("pump-2");
     let mut sig = Signal::new(now() - 5000.0);
     warm_up(&mut probe, &topic, "pump-2", &mut sig).await;
@@ -236,9 +230,7 @@ async fn a_fault_that_subsides_to_an_offset_clears_as_subsided_and_its_return_al
     let mut w = World::new("subside", 10).await;
     // Far beyond the test: only the subside rule can clear the offset.
     w.config.push_str("\n[learning]\naccept_after_secs = 100000\n");
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, mut probe) = w.start().await;
     let topic = w.telemetry("pump-4");
     let mut sig = Signal::new(now() - 5000.0);
     warm_up(&mut probe, &topic, "pump-4", &mut sig).await;
@@ -307,9 +299,7 @@ async fn a_snapshot_written_by_replay_lets_the_daemon_score_at_once() {
     assert!(out.status.success(), "replay failed: {stderr}");
     assert!(stderr.contains("channels a,b"), "{stderr}");
 
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, mut probe) = w.start().await;
     // A cold sensor needs 8 + 64 readings for its model and 20 scores for its
     // threshold; this one needs only its window refilled after the gap.
     let mut sig = Signal::new(now() - 500.0);

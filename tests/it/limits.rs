@@ -26,9 +26,7 @@ async fn the_memory_budget_refuses_new_sensors_and_idle_ones_are_evicted() {
         "max_channels = 4\n",
         &format!("max_channels = 4\nmax_memory_mb = {budget_mb}\nsensor_idle_secs = 2\n"),
     );
-    let d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (d, mut probe) = w.start().await;
     let mut sig = Signal::new(now() - 5000.0);
     // `a` gets a model, `b` does not; `c` does not fit.
     warm_up(&mut probe, &w.telemetry("a"), "a", &mut sig).await;
@@ -104,9 +102,7 @@ async fn a_saturated_queue_costs_neither_the_keep_alive_nor_the_known_sensor() {
     w.config = w
         .config
         .replace("max_channels = 4\n", "max_channels = 4\nchannel_capacity = 1\n");
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, _probe) = w.start().await;
     let mut opts = rumqttc::MqttOptions::new("flood-flooder", "127.0.0.1", w.broker.port);
     opts.set_keep_alive(std::time::Duration::from_secs(30));
     let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 4096);

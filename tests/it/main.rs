@@ -57,6 +57,14 @@ impl World {
         Daemon::start(self.dir.path(), &self.config)
     }
 
+    /// Starts the daemon and a probe, and waits for the daemon's birth message.
+    async fn start(&self) -> (Daemon, Probe) {
+        let daemon = self.daemon();
+        let mut probe = self.probe().await;
+        probe.wait_online(WAIT).await;
+        (daemon, probe)
+    }
+
     async fn probe(&self) -> Probe {
         let p = &self.prefix;
         Probe::connect(

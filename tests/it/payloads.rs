@@ -25,9 +25,7 @@ async fn senml_packs_are_assembled_and_unselected_nested_fields_are_counted() {
          \n[[sources]]\ntopic = \"{p}/telegraf/+/modbus\"\ntimestamp_field = \"/timestamp\"\n\
          \n[[sources]]\ntopic = \"{p}/split/+\"\nchannels = [\"a\", \"b\"]\nhold_secs = 1\n"
     ));
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, probe) = w.start().await;
     let bt = 1.276020076001e9;
     probe.send(&format!("{p}/devices/d1/senml"), pack(bt)).await;
     probe.send(&format!("{p}/devices/d1/senml"), pack(bt + 6.0)).await;

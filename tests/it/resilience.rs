@@ -8,9 +8,7 @@ use support::{metrics, now};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_reconnects_and_an_alert_raised_during_the_outage_arrives_afterwards() {
     let mut w = World::new("outage", 10).await;
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, mut probe) = w.start().await;
     let topic = w.telemetry("press-3");
     let mut sig = Signal::new(now() - 5000.0);
     warm_up(&mut probe, &topic, "press-3", &mut sig).await;
@@ -64,9 +62,7 @@ async fn broker_restart_reconnects_and_an_alert_raised_during_the_outage_arrives
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_zero_with_a_snapshot_and_a_restart_alerts_without_warm_up() {
     let w = World::new("snapshot", 10).await;
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, mut probe) = w.start().await;
     let topic = w.telemetry("fan-2");
     let mut sig = Signal::new(now() - 5000.0);
     warm_up(&mut probe, &topic, "fan-2", &mut sig).await;
@@ -109,9 +105,7 @@ async fn sigterm_exits_zero_with_a_snapshot_and_a_restart_alerts_without_warm_up
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_snapshot_is_logged_and_ignored() {
     let w = World::new("corrupt", 10).await;
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, mut probe) = w.start().await;
     let topic = w.telemetry("valve-9");
     let mut sig = Signal::new(now() - 5000.0);
     feed(&probe, &topic, &mut sig, 20, 0.0).await;
@@ -158,9 +152,7 @@ async fn a_corrupt_snapshot_is_logged_and_ignored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_rejects_an_invalid_file_and_applies_a_valid_one() {
     let w = World::new("sighup", 10).await;
-    let mut d = w.daemon();
-    let mut probe = w.probe().await;
-    probe.wait_online(WAIT).await;
+    let (mut d, _probe) = w.start().await;
 
     std::fs::write(&d.config, "[threshold]\nquantile = 7\n").expect("write bad config");
     d.signal("HUP");
