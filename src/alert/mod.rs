@@ -142,20 +142,21 @@ impl AlertState {
         let settled = !self.raised && self.subside.held_window(over, clear_after);
         let counts = over && (self.raised || !self.subside.blocks_raise(score));
         if counts {
-            self.run_max = self.run_max.max(score);
+            // The first window of a run (after any reset of `over_run`) starts its maximum.
+            let before = if self.over_run == 0 { 0.0 } else { self.run_max };
+            self.run_max = before.max(score);
             self.over_run = self.over_run.saturating_add(1);
             self.under_run = 0;
         } else {
             self.under_run = self.under_run.saturating_add(1);
             self.over_run = 0;
-            self.run_max = 0.0;
         }
         if self.raised {
             self.episode_max = self.episode_max.max(score);
             if self.under_run >= clear_after {
                 let peak = self.episode_max;
                 self.clear(p);
-                self.cooldown_peak = Some(peak).filter(|_| self.cooldown_left > 0);
+                self.cooldown_peak = Some(peak);
                 return Some(AlertStep::Recovered);
             }
             // As long a quiet spell as separates two alerts: a dip of an ongoing fault is

@@ -27,10 +27,28 @@ fn run_restarting(
     restart: Option<(usize, bool)>,
     shift: impl Fn(usize) -> f64,
 ) -> Vec<Step> {
-    let mut config = build_config(&format!("[learning]\n{learning}"));
+    let mut config = fault_config(learning);
     config.alert.subside = subside;
+    run_config(&config, to, restart, shift)
+}
+
+/// The small test config with `learning` as the `[learning]` section: three windows
+/// raise, and the threshold is the largest recent score.
+fn fault_config(learning: &str) -> DetectorConfig {
+    let mut config = build_config(&format!("[learning]\n{learning}"));
     config.alert.consecutive = 3;
     config.threshold.default.quantile = crate::config::Quantile::try_from(1.0).unwrap();
+    config
+}
+
+/// Readings 0..`to` through a detector with `config`, `shift(i)` added to reading i's
+/// `vib`, restarted as [`run_restarting`] says.
+fn run_config(
+    config: &DetectorConfig,
+    to: usize,
+    restart: Option<(usize, bool)>,
+    shift: impl Fn(usize) -> f64,
+) -> Vec<Step> {
     let mut d = Detector::new(config.clone(), 10);
     let id = SensorId::new("s1");
     (0..to)
@@ -82,19 +100,9 @@ fn a_fault_that_comes_back_alerts_again() {
 /// Readings 0..600 with `shift(i)` added to `vib`: three windows raise, `cooldown`
 /// windows follow a clear; the readings where the raises came.
 fn raises_with_cooldown(cooldown: u32, shift: impl Fn(usize) -> f64) -> Vec<usize> {
-    let mut config = build_config("");
-    config.alert.consecutive = 3;
+    let mut config = fault_config("");
     config.alert.cooldown = cooldown;
-    config.threshold.default.quantile = crate::config::Quantile::try_from(1.0).unwrap();
-    let mut d = Detector::new(config, 10);
-    let id = SensorId::new("s1");
-    let steps: Vec<Step> = (0..600)
-        .map(|i| {
-            let mut r = build_reading(i);
-            r[1] += shift(i);
-            d.process_inline(&id, i as f64, &r, names).unwrap()
-        })
-        .collect();
+    let steps = run_config(&config, 600, None, shift);
     let raises = events(&steps)
         .into_iter()
         .filter(|e| e.1 == AlertEventKind::Raised);
@@ -248,21 +256,9 @@ fn a_hold_survives_a_restart() {
 /// retrains every `retrain_every` windows; `accept_after_secs` is far beyond the run, so
 /// only the young-model rules can accept.
 fn young_run(retrain_every: Option<usize>, from: usize) -> Vec<(usize, AlertEventKind, Option<ClearReason>)> {
-    let mut config = build_config("[learning]\naccept_after_secs = 100000");
-    config.alert.consecutive = 3;
-    config.threshold.default.quantile = crate::config::Quantile::try_from(1.0).unwrap();
+    let mut config = fault_config("accept_after_secs = 100000");
     config.training.retrain_every = retrain_every;
-    let mut d = Detector::new(config, 10);
-    let id = SensorId::new("s1");
-    let steps: Vec<Step> = (0..1000)
-        .map(|i| {
-            let mut r = build_reading(i);
-            if i >= from {
-                r[1] += 40.0;
-            }
-            d.process_inline(&id, i as f64, &r, names).unwrap()
-        })
-        .collect();
+    let steps = run_config(&config, 1000, None, |i| if i >= from { 40.0 } else { 0.0 });
     events(&steps)
 }
 
@@ -312,27 +308,14 @@ fn a_young_models_alert_is_accepted_at_a_retrain_check_once_it_holds_half_a_peri
 /// Peak window-only `anomaly_score` of a +`by` spike on `vib` at readings 800..804,
 /// after a +40 shift from reading 400 was accepted (100 s after its raise).
 fn spike_after_accepted_shift(by: f64) -> f64 {
-    let mut config =
-        build_config("[learning]\naccept_after_secs = 100\n[score]\npoint = \"off\"\nrange_margin = 0");
-    config.alert.consecutive = 3;
-    config.threshold.default.quantile = crate::config::Quantile::try_from(1.0).unwrap();
-    let mut d = Detector::new(config, 10);
-    let id = SensorId::new("s1");
-    let mut peak = 0.0_f64;
-    for i in 0..820 {
-        let mut r = build_reading(i);
-        if i >= 400 {
-            r[1] += 40.0;
-        }
-        if (800..804).contains(&i) {
-            r[1] += by;
-        }
-        let step = d.process_inline(&id, i as f64, &r, names).unwrap();
-        if i >= 800 {
-            peak = peak.max(step.scored.unwrap().anomaly_score);
-        }
-    }
-    peak
+    let config = fault_config("accept_after_secs = 100\n[score]\npoint = \"off\"\nrange_margin = 0");
+    let shift = |i: usize| match i {
+        800..804 => 40.0 + by,
+        400.. => 40.0,
+        _ => 0.0,
+    };
+    let steps = run_config(&config, 820, None, shift);
+    (steps[800..].iter()).fold(0.0_f64, |peak, s| peak.max(s.scored.unwrap().anomaly_score))
 }
 
 #[test]
